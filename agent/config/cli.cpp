@@ -1,0 +1,92 @@
+#include "agent/config/cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "agent/core/version.hpp"
+
+namespace pha {
+
+namespace {
+
+std::string describe(const SettingSpec& spec) {
+  std::string d = std::string(spec.help) + " [env " + std::string(spec.env) + "; ";
+  if (!spec.default_doc.empty()) {
+    d += "default " + std::string(spec.default_doc);
+  } else if (spec.required) {
+    d += "required";
+  } else {
+    d += "default " +
+         (spec.default_value.empty() ? std::string("empty") : std::string(spec.default_value));
+  }
+  return d + "; " + describe_allowed(spec) + "]";
+}
+
+}  // namespace
+
+std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* const* argv) {
+  CommandLine cl;
+  CLI::App app{
+      "proxmox-host-agent: keeps AccountDB's view of this Proxmox VE node's guests true.\n"
+      "Settings come from built-in defaults < env file < environment < flags;\n"
+      "secrets (passwords, tokens, the API key) are read from the environment or the\n"
+      "env file only, or from a file named by their *_FILE variant.",
+      kProgramName};
+  app.set_version_flag("--version", std::string(kProgramName) + " " + kVersion);
+  app.get_formatter()->column_width(40);
+
+  std::string env_file;
+  auto* env_file_opt =
+      app.add_option("--env-file", env_file, "Read settings from this file instead of ./.env")
+          ->type_name("PATH");
+  auto* check =
+      app.add_flag("--check-config")
+          ->description("Load and validate the settings, print 'config OK' or the errors, exit");
+  auto* print = app.add_flag("--print-config")
+                    ->description("Print the effective settings as JSON (secrets masked) and exit");
+  check->excludes(print);
+
+  for (const auto& spec : settings_table()) {
+    if (spec.flag.empty()) {
+      continue;
+    }
+    const std::string env(spec.env);
+    if (spec.kind == ValueKind::boolean) {
+      const std::string names =
+          std::string(spec.flag) + ",!--no-" + std::string(spec.flag.substr(2));
+      app.add_flag_function(
+          names, [&cl, env](std::int64_t count) { cl.values[env] = count > 0 ? "true" : "false"; },
+          describe(spec));
+    } else {
+      app.add_option_function<std::string>(
+             std::string(spec.flag), [&cl, env](const std::string& v) { cl.values[env] = v; },
+             describe(spec))
+          ->type_name(spec.kind == ValueKind::integer || spec.kind == ValueKind::decimal ? "N"
+                                                                                         : "VALUE");
+    }
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return CliExit{0, app.help(), ""};
+  } catch (const CLI::CallForAllHelp&) {
+    return CliExit{0, app.help("", CLI::AppFormatMode::All), ""};
+  } catch (const CLI::CallForVersion& e) {
+    return CliExit{0, std::string(e.what()) + "\n", ""};
+  } catch (const CLI::ParseError& e) {
+    return CliExit{
+        2, "",
+        std::string(kProgramName) + ": " + e.what() + "\nRun with --help for more information.\n"};
+  }
+  if (*env_file_opt) {
+    cl.env_file = env_file;
+  }
+  if (*check) {
+    cl.mode = Mode::check_config;
+  } else if (*print) {
+    cl.mode = Mode::print_config;
+  }
+  return cl;
+}
+
+}  // namespace pha

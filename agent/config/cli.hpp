@@ -1,0 +1,30 @@
+#pragma once
+// The command line: one flag per setting that has one (from the settings
+// table), plus the flags that select a mode.
+
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "agent/config/loader.hpp"
+
+namespace pha {
+
+enum class Mode { run, check_config, print_config };
+
+struct CommandLine {
+  Mode mode = Mode::run;
+  std::optional<std::string> env_file;  // --env-file
+  StringMap values;                     // setting env name -> raw text of its flag
+};
+
+// --help, --version and usage errors end the program with this.
+struct CliExit {
+  int code = 0;  // 0 for --help/--version, 2 for wrong usage
+  std::string out;
+  std::string err;
+};
+
+std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* const* argv);
+
+}  // namespace pha

@@ -1,0 +1,94 @@
+#pragma once
+// The agent's effective settings, typed. Filled only by the config layer
+// (settings_table.cpp describes every field); everything else reads it.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/core/url.hpp"
+
+namespace pha {
+
+enum class Strategy { priority, round_robin, weighted, least_connections };
+enum class LogFormat { text, json };
+
+struct AccountDbEndpoint {
+  Url url;
+  int priority = 1;  // lower = preferred group
+  int weight = 1;    // 0 = drain
+  bool operator==(const AccountDbEndpoint&) const = default;
+};
+
+struct Settings {
+  // Proxmox VE
+  Url proxmox_host;
+  std::string proxmox_user;
+  std::string proxmox_password;  // secret
+  std::string proxmox_token_id;
+  std::string proxmox_token_secret;  // secret
+  bool proxmox_verify_ssl = true;
+  std::string proxmox_ca_file;
+  std::vector<std::string> proxmox_fingerprints;  // upper-case colon hex
+  std::string node_name;                          // empty = auto
+  std::vector<Url> proxmox_hosts;
+  bool proxmox_discover_hosts = true;
+  int proxmox_timeout = 5;
+  int proxmox_connect_timeout = 2;
+  bool sync_qemu = true;
+  bool sync_lxc = true;
+  bool vm_details = true;
+  int vm_details_ttl = 3600;
+
+  // AccountDB
+  std::vector<AccountDbEndpoint> accountdb_endpoints;
+  std::string accountdb_api_key;  // secret
+  long long accountdb_node_id = 0;
+  int accountdb_timeout = 30;
+  Strategy accountdb_strategy = Strategy::priority;
+
+  // Sync
+  int update_interval = 300;
+  int heartbeat_interval = 60;
+  int whitelist_ttl = 300;
+  int whitelist_max_stale = 86400;
+  bool create_stopped_vms = false;
+  bool mark_missing_vms = true;
+  int missing_after_cycles = 3;
+  int full_resync_interval = 3600;  // 0 = never
+  double cpu_change_threshold = 5;
+
+  // Resilience
+  int health_check_interval = 30;
+  int circuit_breaker_threshold = 3;
+  int circuit_breaker_reset = 60;
+  int healthy_threshold = 2;
+  int host_cleanup_age = 300;
+  int primary_bonus = 50;
+  int retry_max_attempts = 3;
+  double retry_base_delay = 1;
+  int retry_max_delay = 120;
+
+  // The agent's HTTP API
+  std::string bind_address;
+  int port = 8000;
+  std::string agent_api_token;  // secret
+  bool agent_read_auth = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  int status_history_size = 10;
+
+  // Logging and state
+  std::string log_level;  // trace, debug, info, warning, error, critical
+  bool debug = false;
+  LogFormat log_format = LogFormat::text;
+  std::string state_dir;  // empty = no state is persisted
+
+  bool uses_token_auth() const { return !proxmox_token_id.empty(); }
+  // Secret values, for the log masking filter.
+  std::vector<std::string> secrets() const;
+};
+
+std::string_view to_string(Strategy s);
+
+}  // namespace pha

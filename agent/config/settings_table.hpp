@@ -1,0 +1,56 @@
+#pragma once
+// One table describes every setting: its environment variable, its flag,
+// default, allowed values, whether it is secret, and its help text. The CLI
+// flags, validation, --print-config, masking, .env.example, the README table
+// and the man page are all derived from it.
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "agent/config/settings.hpp"
+#include "agent/core/result.hpp"
+
+namespace pha {
+
+// How a value appears in --print-config JSON and in the docs.
+enum class ValueKind { text, boolean, integer, decimal };
+
+struct SettingSpec;
+// Parses `raw` into `out`; returns the normalised text of the value, or what is
+// allowed when `raw` is not.
+using ApplyFn = Result<std::string> (*)(const SettingSpec&, std::string_view raw, Settings& out);
+
+struct SettingSpec {
+  std::string_view env;
+  std::string_view flag;  // "" when the setting has no flag (secrets)
+  std::string_view section;
+  std::string_view default_value;  // as it would be written in the env file
+  std::string_view allowed;        // human text of what is allowed
+  std::string_view help;           // one line
+  ValueKind kind = ValueKind::text;
+  bool secret = false;    // no flag, masked everywhere, has a *_FILE variant
+  bool required = false;  // refused when empty after loading
+  double min = 0;         // integer and decimal kinds
+  double max = 0;
+  bool zero_allowed = false;  // 0 is valid outside [min, max] (e.g. 0 = never)
+  std::string_view choices;   // comma-separated, for enumerations
+  ApplyFn apply = nullptr;
+  // The default shown in docs when it is computed ("min(60, UPDATE_INTERVAL)").
+  std::string_view default_doc;
+};
+
+std::span<const SettingSpec> settings_table();
+const SettingSpec* find_setting(std::string_view env);
+
+// What the setting accepts, in words ("an integer from 10 to 86400").
+std::string describe_allowed(const SettingSpec& spec);
+
+// "<ENV>_FILE" for a secret.
+std::string file_variant(const SettingSpec& spec);
+
+// Keys of the old agent that are accepted and ignored with one warning.
+bool is_ignored_legacy_key(std::string_view key);
+
+}  // namespace pha

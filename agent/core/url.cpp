@@ -1,0 +1,125 @@
+#include "agent/core/url.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+
+#include "agent/core/text.hpp"
+
+namespace pha {
+
+namespace {
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+bool is_ipv6(std::string_view host) {
+  in6_addr addr{};
+  return inet_pton(AF_INET6, std::string(host).c_str(), &addr) == 1;
+}
+
+}  // namespace
+
+bool is_ip_literal(std::string_view host) {
+  in_addr v4{};
+  return inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 || is_ipv6(host);
+}
+
+std::string Url::str() const {
+  std::string out = scheme + "://";
+  if (host.find(':') != std::string::npos) {
+    out += "[" + host + "]";
+  } else {
+    out += host;
+  }
+  out += ":" + std::to_string(port) + path;
+  return out;
+}
+
+Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
+  text = trim(text);
+  if (text.empty()) {
+    return Error{"is empty"};
+  }
+  Url url;
+  const auto scheme_end = text.find("://");
+  if (scheme_end != std::string_view::npos) {
+    url.scheme = to_lower(text.substr(0, scheme_end));
+    text.remove_prefix(scheme_end + 3);
+  } else if (!defaults.scheme.empty()) {
+    url.scheme = std::string(defaults.scheme);
+  } else {
+    return Error{"needs a scheme (http:// or https://)"};
+  }
+  if (url.scheme != "http" && url.scheme != "https") {
+    return Error{"has scheme '" + url.scheme + "'; only http and https are allowed"};
+  }
+  if (text.find_first_of("?#") != std::string_view::npos) {
+    return Error{"must not have a query or fragment"};
+  }
+  const auto path_start = text.find('/');
+  std::string_view authority = text.substr(0, path_start);
+  std::string_view path = path_start == std::string_view::npos ? "" : text.substr(path_start);
+  if (authority.find('@') != std::string_view::npos) {
+    return Error{"must not contain user info (user@host)"};
+  }
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return Error{"has an unterminated IPv6 literal"};
+    }
+    url.host = std::string(authority.substr(1, close - 1));
+    if (!is_ipv6(url.host)) {
+      return Error{"has an invalid IPv6 literal '" + url.host + "'"};
+    }
+    const auto rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        return Error{"has junk after the IPv6 literal"};
+      }
+      port_text = rest.substr(1);
+      if (port_text.empty()) {
+        return Error{"has an empty port"};
+      }
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      if (authority.find(':') != colon) {
+        return Error{"has an IPv6 address without brackets (write [addr]:port)"};
+      }
+      port_text = authority.substr(colon + 1);
+      authority = authority.substr(0, colon);
+      if (port_text.empty()) {
+        return Error{"has an empty port"};
+      }
+    }
+    url.host = std::string(authority);
+    if (url.host.empty()) {
+      return Error{"has no host"};
+    }
+    if (!std::all_of(url.host.begin(), url.host.end(), is_host_char)) {
+      return Error{"has an invalid host name '" + url.host + "'"};
+    }
+  }
+  if (!port_text.empty()) {
+    const auto port = parse_int(port_text);
+    if (!port || *port < 1 || *port > 65535) {
+      return Error{"has an invalid port '" + std::string(port_text) + "' (1-65535)"};
+    }
+    url.port = static_cast<int>(*port);
+  } else if (defaults.port != 0) {
+    url.port = defaults.port;
+  } else {
+    url.port = url.scheme == "https" ? 443 : 80;
+  }
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  url.path = std::string(path);
+  return url;
+}
+
+}  // namespace pha

@@ -1,0 +1,34 @@
+#pragma once
+// Base URLs of the upstreams (Proxmox hosts, AccountDB endpoints).
+
+#include <string>
+#include <string_view>
+
+#include "agent/core/result.hpp"
+
+namespace pha {
+
+struct Url {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // a name, an IPv4 literal, or an IPv6 literal without brackets
+  int port = 0;
+  std::string path;  // "" or "/prefix", never a trailing slash
+
+  // scheme://host:port[/path], IPv6 hosts in brackets.
+  std::string str() const;
+  bool operator==(const Url&) const = default;
+};
+
+struct UrlDefaults {
+  std::string_view scheme;  // used when the text has no "scheme://"; empty = scheme required
+  int port = 0;             // used when the text has no port; 0 = the scheme's (80/443)
+};
+
+// Parses "scheme://host[:port][/path]" (or "host[:port]" when a default scheme
+// is given). Rejects user info, queries, fragments and schemes other than
+// http/https.
+Result<Url> parse_url(std::string_view text, UrlDefaults defaults);
+
+bool is_ip_literal(std::string_view host);
+
+}  // namespace pha

@@ -1,0 +1,111 @@
+// proxmox-host-agent: parse the settings, set up logging, run the Agent, and
+// map the outcome to an exit code (interface.md "Exit codes").
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "agent/app/agent.hpp"
+#include "agent/app/startup.hpp"
+#include "agent/config/docs.hpp"
+#include "agent/platform/files.hpp"
+#include "agent/platform/logging.hpp"
+#include "agent/platform/signals.hpp"
+
+extern char** environ;
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+pha::StringMap process_environment() {
+  pha::StringMap env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq != std::string_view::npos) {
+      env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+    }
+  }
+  return env;
+}
+
+void setup_logging(const pha::Settings& s) {
+  pha::log::Options options;
+  options.level = pha::log::parse_level(s.log_level);
+  options.format =
+      s.log_format == pha::LogFormat::json ? pha::log::Format::json : pha::log::Format::text;
+  options.journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  options.secrets = s.secrets();
+  pha::log::init(options);
+}
+
+int run(int argc, char** argv) {
+  pha::block_signals();
+  auto parsed = pha::parse_command_line(argc, argv);
+  if (auto* exit = std::get_if<pha::CliExit>(&parsed)) {
+    std::fputs(exit->out.c_str(), stdout);
+    std::fputs(exit->err.c_str(), stderr);
+    return exit->code;
+  }
+  const auto& cl = std::get<pha::CommandLine>(parsed);
+  pha::RealSystemAccess access;
+  auto outcome = pha::load_configuration(cl, process_environment(), access);
+  if (auto* errors = std::get_if<pha::ConfigErrors>(&outcome)) {
+    pha::print_config_errors(*errors);
+    return kExitConfig;
+  }
+  auto& config = std::get<pha::LoadedConfig>(outcome);
+  setup_logging(config.settings);
+  for (const auto& w : config.warnings) {
+    pha::log::warn("config_warning", w);
+  }
+  if (cl.mode == pha::Mode::print_config) {
+    std::puts(pha::print_config_json(config).dump(2).c_str());
+    return 0;
+  }
+  if (cl.mode == pha::Mode::check_config) {
+    std::puts("config OK");
+    return 0;
+  }
+
+  pha::SystemClock clock;
+  pha::Agent agent(std::move(config), clock);
+  pha::SignalWatcher watcher(
+      [&agent](int sig) {
+        pha::log::info("signal", "stop requested",
+                       {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+        agent.stop();
+      },
+      [&agent, &cl, &access] {
+        auto reloaded = pha::load_configuration(cl, process_environment(), access);
+        if (auto* errors = std::get_if<pha::ConfigErrors>(&reloaded)) {
+          for (const auto& e : errors->errors) {
+            pha::log::error("config_reload_rejected",
+                            "the new configuration is invalid; keeping the old one",
+                            {{"error", e}});
+          }
+          return;
+        }
+        auto& fresh = std::get<pha::LoadedConfig>(reloaded);
+        for (const auto& w : fresh.warnings) {
+          pha::log::warn("config_warning", w);
+        }
+        agent.reload(std::move(fresh));
+        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)");
+      });
+  return agent.run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    pha::log::critical("fatal", "unexpected failure", {{"error", e.what()}});
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: sets up the machine, checks formatting, builds with
+# warnings as errors, runs the whole suite, then builds and runs it again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== format check (clang-format)"
+bash scripts/format.sh --check
+
+# doctest filters split on ',' and ';' and CTest runs each test case through a
+# filter on its name: such a name would match nothing and pass without running.
+if grep -rn --include='*.cpp' -E 'TEST_CASE\("[^"]*[,;\\]' tests; then
+  echo "test names must not contain ',' ';' or '\\' (see above)" >&2
+  exit 1
+fi
+
+jobs=$(nproc)
+run_suite() {
+  local dir=$1
+  shift
+  echo "== configure + build ($dir)"
+  cmake -S . -B "$dir" -G Ninja -DPHA_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "== tests ($dir)"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPHA_SANITIZE=ON
+echo "== all tests passed (normal and sanitizer builds)"
