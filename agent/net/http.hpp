@@ -1,0 +1,66 @@
+#pragma once
+// Outgoing HTTP as the agent sees it: a request, and an outcome value that
+// every caller must look at. Every outcome is classified once, here, into a
+// failure kind of resilience.md ("Failure kinds").
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pha {
+
+enum class FailureKind { ok, network, timeout, tls, server, rate_limited, auth, client };
+
+std::string_view to_string(FailureKind k);
+// A failure that counts against the host or endpoint (its health, its breaker).
+bool is_host_failure(FailureKind k);
+// Whether retrying can help (network, timeout, server; rate_limited after Retry-After).
+bool is_retryable(FailureKind k);
+// The kind of a completed HTTP exchange, from its status alone: 2xx ok, 401/403
+// auth, 429 rate_limited, 5xx (and Proxmox's 595/596) server, 501 and other
+// 4xx client. (A 501 is Proxmox's "no such method": an API error.)
+FailureKind classify_status(int status);
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;  // full URL: scheme://host:port/path?query
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // 0 = the client's configured total timeout.
+  std::chrono::milliseconds timeout{0};
+  // Whether sending it twice is harmless (GET, HEAD, PUT to an existing id...).
+  // Only idempotent requests are retried quietly on a stale kept-alive connection.
+  bool idempotent = true;
+};
+
+struct HttpOutcome {
+  FailureKind kind = FailureKind::network;
+  int status = 0;      // 0 when no HTTP response arrived
+  std::string reason;  // the HTTP reason phrase (Proxmox puts its error message there)
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+  std::chrono::milliseconds elapsed{0};
+  std::string error;  // for failures: what went wrong, for an operator; never a secret
+  // False when the request surely did not reach the server (connection
+  // refused, DNS failure, TLS rejected before sending): a non-idempotent
+  // request may then be retried safely.
+  bool maybe_sent = false;
+  std::optional<std::chrono::seconds> retry_after;  // from a Retry-After header
+
+  bool ok() const { return kind == FailureKind::ok; }
+  std::string header(std::string_view lower_name) const;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // Sends one request (no retries across attempts: that is the retry layer's
+  // job). Thread-safe: several requests may be in flight at once.
+  virtual HttpOutcome send(const HttpRequest& request) = 0;
+};
+
+}  // namespace pha

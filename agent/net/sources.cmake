@@ -1,0 +1,2 @@
+# agent/net: HttpClient, the libcurl implementation, failure classification, retry.
+target_sources(pha_agent PRIVATE)
