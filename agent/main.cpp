@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "agent/app/agent.hpp"
+#include "agent/app/list_guests.hpp"
 #include "agent/app/startup.hpp"
 #include "agent/config/docs.hpp"
 #include "agent/platform/files.hpp"
@@ -70,9 +71,12 @@ int run(int argc, char** argv) {
     std::puts("config OK");
     return 0;
   }
+  if (cl.mode == pha::Mode::list_guests) {
+    return pha::run_list_guests(config.settings);
+  }
 
   pha::SystemClock clock;
-  pha::Agent agent(std::move(config), clock);
+  pha::Agent agent(std::move(config), clock, {cl.once, cl.dry_run});
   pha::SignalWatcher watcher(
       [&agent](int sig) {
         pha::log::info("signal", "stop requested",

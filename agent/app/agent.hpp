@@ -1,7 +1,6 @@
 #pragma once
-// The Agent wires the real pieces together and owns the threads and shutdown.
-// Today it holds the settings and runs until it is asked to stop; the sync
-// loop, the clients and the HTTP API hang off it as they arrive.
+// The Agent wires the real pieces together and owns the threads and shutdown:
+// the Proxmox and AccountDB clients, the sync engine and its loop.
 
 #include <mutex>
 
@@ -10,11 +9,19 @@
 
 namespace pha {
 
+class SyncEngine;
+class SyncLoop;
+
+struct RunOptions {
+  bool once = false;     // one cycle, its report as JSON on stdout
+  bool dry_run = false;  // send nothing that writes to AccountDB
+};
+
 class Agent {
  public:
-  Agent(LoadedConfig config, Clock& clock);
+  Agent(LoadedConfig config, Clock& clock, RunOptions options = {});
 
-  // Runs until stop(); returns the process exit code.
+  // Runs until stop() (or one cycle with `once`); returns the exit code.
   int run();
   // Safe from any thread; every wait ends at once.
   void stop();
@@ -27,7 +34,10 @@ class Agent {
   mutable std::mutex mutex_;
   LoadedConfig config_;
   Clock& clock_;
+  RunOptions options_;
   Interrupt interrupt_;
+  SyncEngine* engine_ = nullptr;  // set while run() runs
+  SyncLoop* loop_ = nullptr;
 };
 
 }  // namespace pha

@@ -12,6 +12,7 @@ LoadOutcome load_configuration(const CommandLine& cl, const StringMap& environme
   LoadInput input;
   input.environment = environment;
   input.cli = cl.values;
+  input.scope = cl.mode == Mode::list_guests ? Scope::proxmox_only : Scope::agent;
   if (cl.env_file) {
     auto text = access.read_file(*cl.env_file);
     if (!text) {

@@ -43,7 +43,24 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
           ->description("Load and validate the settings, print 'config OK' or the errors, exit");
   auto* print = app.add_flag("--print-config")
                     ->description("Print the effective settings as JSON (secrets masked) and exit");
+  auto* list =
+      app.add_flag("--list-guests")
+          ->description(
+              "Read this node's guests from Proxmox once, print them as JSON (AccountDB field "
+              "names) with "
+              "the request count, exit 0 (or 1 with the failure); needs only the Proxmox settings");
+  auto* once = app.add_flag("--once")->description(
+      "Run one sync cycle, print its report as JSON on stdout, exit 0 if it succeeded, 1 if not");
+  auto* dry_run = app.add_flag("--dry-run")
+                      ->description(
+                          "Sync as usual but send nothing that writes to AccountDB; the report "
+                          "says what would be sent");
+  once->excludes(check);
+  once->excludes(print);
+  once->excludes(list);
   check->excludes(print);
+  list->excludes(check);
+  list->excludes(print);
 
   for (const auto& spec : settings_table()) {
     if (spec.flag.empty()) {
@@ -81,10 +98,14 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
   if (*env_file_opt) {
     cl.env_file = env_file;
   }
+  cl.once = once->count() > 0;
+  cl.dry_run = dry_run->count() > 0;
   if (*check) {
     cl.mode = Mode::check_config;
   } else if (*print) {
     cl.mode = Mode::print_config;
+  } else if (*list) {
+    cl.mode = Mode::list_guests;
   }
   return cl;
 }

@@ -10,12 +10,14 @@
 
 namespace pha {
 
-enum class Mode { run, check_config, print_config };
+enum class Mode { run, check_config, print_config, list_guests };
 
 struct CommandLine {
   Mode mode = Mode::run;
   std::optional<std::string> env_file;  // --env-file
   StringMap values;                     // setting env name -> raw text of its flag
+  bool once = false;                    // --once
+  bool dry_run = false;                 // --dry-run
 };
 
 // --help, --version and usage errors end the program with this.

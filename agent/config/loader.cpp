@@ -92,7 +92,7 @@ LoadOutcome load_settings(const LoadInput& input, SystemAccess& access) {
     file = std::move(parsed.value());
   }
   return validate_settings(layer_settings(file ? &*file : nullptr, input.environment, input.cli),
-                           access);
+                           access, input.scope);
 }
 
 }  // namespace pha

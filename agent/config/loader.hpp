@@ -75,7 +75,12 @@ struct ConfigErrors {
 
 using LoadOutcome = std::variant<LoadedConfig, ConfigErrors>;
 
-LoadOutcome validate_settings(const LayeredSettings& layered, SystemAccess& access);
+// Which settings are required: all of them for the agent, only the Proxmox
+// ones for --list-guests (an operator's diagnostic that never talks to AccountDB).
+enum class Scope { agent, proxmox_only };
+
+LoadOutcome validate_settings(const LayeredSettings& layered, SystemAccess& access,
+                              Scope scope = Scope::agent);
 
 // Everything main needs in one call: parse the env file text (if any), layer, validate.
 struct LoadInput {
@@ -83,6 +88,7 @@ struct LoadInput {
   std::string env_file_text;
   StringMap environment;
   StringMap cli;
+  Scope scope = Scope::agent;
 };
 LoadOutcome load_settings(const LoadInput& input, SystemAccess& access);
 

@@ -14,8 +14,8 @@ constexpr std::string_view kMask = "***";
 
 class Validator {
  public:
-  Validator(const LayeredSettings& layered, SystemAccess& access)
-      : layered_(layered), access_(access) {}
+  Validator(const LayeredSettings& layered, SystemAccess& access, Scope scope)
+      : layered_(layered), access_(access), scope_(scope) {}
 
   LoadOutcome run() {
     apply_defaults();
@@ -121,7 +121,7 @@ class Validator {
   void check_required() {
     for (const auto& spec : settings_table()) {
       if (!spec.required || !out_.effective[std::string(spec.env)].text.empty() ||
-          failed(spec.env)) {
+          failed(spec.env) || (scope_ == Scope::proxmox_only && spec.section == "AccountDB")) {
         continue;
       }
       std::string how = "it is required; set it in the env file or the environment";
@@ -263,14 +263,15 @@ class Validator {
 
   const LayeredSettings& layered_;
   SystemAccess& access_;
+  Scope scope_;
   LoadedConfig out_;
   std::vector<std::string> errors_;
 };
 
 }  // namespace
 
-LoadOutcome validate_settings(const LayeredSettings& layered, SystemAccess& access) {
-  return Validator(layered, access).run();
+LoadOutcome validate_settings(const LayeredSettings& layered, SystemAccess& access, Scope scope) {
+  return Validator(layered, access, scope).run();
 }
 
 }  // namespace pha

@@ -18,6 +18,11 @@ void Interrupt::wake() {
   cv_.notify_all();
 }
 
+void Interrupt::clear_wake() {
+  std::lock_guard lock(mutex_);
+  woken_ = false;
+}
+
 void Interrupt::poke() {
   // Taking the lock orders this after a waiter's predicate check, so the
   // notification cannot fall between its check and its wait.

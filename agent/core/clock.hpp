@@ -24,6 +24,9 @@ class Interrupt {
   // Ends the current wait, or the next one if nobody waits; several wake()
   // calls before the waiter runs merge into one.
   void wake();
+  // Drops a pending wake-up (wakes that arrived while the work they asked
+  // for was already running are merged into it).
+  void clear_wake();
 
   // Blocks until stop, a wake-up or `expired()`. `expired` is re-checked
   // whenever poke() is called and at the real time `recheck`. Used by clocks.

@@ -30,3 +30,9 @@ std::string format_decimal(double v);
 bool constant_time_equals(std::string_view a, std::string_view b);
 
 }  // namespace pha
+
+namespace pha {
+// Percent-encodes everything but unreserved characters (RFC 3986), for query
+// strings and form bodies.
+std::string url_encode(std::string_view s);
+}  // namespace pha

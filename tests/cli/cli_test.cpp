@@ -190,6 +190,28 @@ TEST_CASE("--print-config prints only JSON on stdout - with sources - secrets ma
   CHECK(contains(r.err, "LOG_FORWARDING_ENABLED"));
 }
 
+TEST_CASE("--list-guests needs only the Proxmox settings and reports a failed read with exit 1") {
+  TempDir dir;
+  Env env = {{"PROXMOX_HOST", "127.0.0.1:1"},
+             {"PROXMOX_TOKEN_ID", "agent@pve!sync"},
+             {"PROXMOX_TOKEN_SECRET", "11111111-2222-3333-4444-555555555555"},
+             {"PROXMOX_NODE_NAME", "pve1"},
+             {"RETRY_MAX_ATTEMPTS", "1"},
+             {"STATE_DIR", dir.path()},
+             {"PATH", "/usr/bin:/bin"}};
+  auto r = run(env, {"--list-guests"}, dir.path());
+  CHECK(r.exit_code == 1);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["status"] == "error");
+  CHECK(j["kind"] == "network");
+  CHECK(contains(j["message"].get<std::string>(), "/nodes/pve1/qemu"));
+  CHECK_FALSE(contains(r.out + r.err, "11111111-2222"));
+  // Without Proxmox credentials it is a configuration error as usual.
+  auto no_creds = run(without(env, "PROXMOX_TOKEN_SECRET"), {"--list-guests"}, dir.path());
+  CHECK(no_creds.exit_code == kExitConfig);
+  CHECK(contains(no_creds.err, "PROXMOX_TOKEN_SECRET is not set"));
+}
+
 TEST_CASE("SIGTERM and SIGINT stop the agent promptly with exit 0") {
   for (int sig : {SIGTERM, SIGINT}) {
     CAPTURE(sig);

@@ -635,3 +635,21 @@ TEST_CASE("errors say where the value came from") {
   auto cli = load(minimal_env(), {{"PORT", "-1"}});
   CHECK(cli.has_error("PORT=-1 (from --port): expected an integer from 0 to 65535"));
 }
+
+TEST_CASE("the proxmox-only scope of --list-guests does not require the AccountDB settings") {
+  LayeredSettings layered;
+  layered.values["PROXMOX_TOKEN_ID"] = {"agent@pve!sync", {Source::env, "environment"}};
+  layered.values["PROXMOX_TOKEN_SECRET"] = {"secret-value", {Source::env, "environment"}};
+  test::FakeSystemAccess fs;
+  auto proxmox_only = validate_settings(layered, fs, Scope::proxmox_only);
+  CHECK(std::holds_alternative<LoadedConfig>(proxmox_only));
+  auto agent = validate_settings(layered, fs, Scope::agent);
+  REQUIRE(std::holds_alternative<ConfigErrors>(agent));
+  CHECK(std::get<ConfigErrors>(agent).errors.size() == 3);
+  // The Proxmox credentials stay required, and a bad AccountDB value is still an error.
+  layered.values.erase("PROXMOX_TOKEN_SECRET");
+  layered.values["ACCOUNTDB_NODE_ID"] = {"zero", {Source::env, "environment"}};
+  auto bad = validate_settings(layered, fs, Scope::proxmox_only);
+  REQUIRE(std::holds_alternative<ConfigErrors>(bad));
+  CHECK(std::get<ConfigErrors>(bad).errors.size() == 2);
+}

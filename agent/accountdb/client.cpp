@@ -1,0 +1,190 @@
+#include "agent/accountdb/client.hpp"
+
+#include <mutex>
+#include <random>
+
+#include "agent/core/text.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+namespace {
+
+constexpr std::size_t kMaxBodyShown = 300;
+
+std::string body_excerpt(const std::string& body) {
+  auto s = log::mask_secrets(body, {});
+  if (s.size() > kMaxBodyShown) {
+    s = s.substr(0, kMaxBodyShown) + "...";
+  }
+  return s;
+}
+
+template <class T, class Parse>
+AdbCall<T> parsed(AdbResult r, Parse parse, const std::string& what) {
+  AdbCall<T> out{std::move(r), std::nullopt};
+  if (!out.result.ok()) {
+    return out;
+  }
+  auto v = parse(out.result.body);
+  if (!v) {
+    out.result.kind = FailureKind::server;
+    out.result.message = what + ": the answer is not understood: " + v.error();
+    return out;
+  }
+  out.value = std::move(v.value());
+  return out;
+}
+
+}  // namespace
+
+std::string random_request_id() {
+  static std::mutex mutex;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t v = 0;
+  {
+    std::lock_guard lock(mutex);
+    v = rng();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    id[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+    v >>= 4;
+  }
+  return id;
+}
+
+AccountDbClient::AccountDbClient(AccountDbClientOptions options, AdbTransport transport,
+                                 std::function<std::string()> request_id)
+    : options_(std::move(options)),
+      transport_(std::move(transport)),
+      request_id_(request_id ? std::move(request_id) : random_request_id) {}
+
+std::string AccountDbClient::describe_failure(const std::string& call_id, const std::string& method,
+                                              const std::string& path, const HttpOutcome& o) const {
+  const std::string what = method + " " + path + " (call " + call_id + ")";
+  const std::string node = std::to_string(options_.node_id);
+  if (o.status == 401) {
+    return "AccountDB refused the API key for node " + node + " (401 " + body_excerpt(o.body) +
+           "): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID";
+  }
+  if (o.status == 404 && call_id == "A") {
+    return "AccountDB does not know node " + node + " (404 on " + what +
+           "): check ACCOUNTDB_NODE_ID";
+  }
+  if (o.status == 429) {
+    return what + ": rate limited by AccountDB (429" +
+           (o.retry_after ? ", Retry-After " + std::to_string(o.retry_after->count()) + " s"
+                          : std::string()) +
+           ")";
+  }
+  if (o.status == 400 || o.status == 422) {
+    return what + ": AccountDB refused the request as malformed (" + std::to_string(o.status) +
+           " " + body_excerpt(o.body) + "); this is a bug or a server version mismatch";
+  }
+  if (o.status != 0) {
+    return what + ": " + std::to_string(o.status) + " " + body_excerpt(o.body);
+  }
+  return what + " on " + options_.endpoint.str() + ": " +
+         log::mask_secrets(o.error, {options_.api_key});
+}
+
+AdbResult AccountDbClient::call(const std::string& call_id, const std::string& method,
+                                const std::string& path, const std::string& query,
+                                const std::string& body, bool idempotent) {
+  HttpRequest req;
+  req.method = method;
+  req.url = options_.endpoint.str() + path + "?" + (query.empty() ? "" : query + "&") +
+            "api_key=" + url_encode(options_.api_key);
+  req.idempotent = idempotent;
+  req.timeout = options_.timeout;
+  const auto id = request_id_();
+  req.headers.emplace_back("X-Request-ID", id);
+  req.headers.emplace_back("Accept", "application/json");
+  if (!body.empty()) {
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.body = body;
+  }
+  ++requests_;
+  auto o = transport_(req);
+  AdbResult r{o.kind, o.status, std::move(o.body), "", id};
+  // A 404 on A means the node id is unknown: as bad as a wrong key.
+  if (o.status == 404 && call_id == "A") {
+    r.kind = FailureKind::auth;
+  }
+  if (!r.ok()) {
+    o.body = r.body;
+    r.message = describe_failure(call_id, method, path, o);
+  }
+  const log::Fields fields = {{"call", call_id},
+                              {"method", method},
+                              {"path", path},
+                              {"status", o.status},
+                              {"kind", to_string(r.kind)},
+                              {"request_id", id},
+                              {"elapsed_ms", o.elapsed.count()}};
+  if (r.ok()) {
+    log::debug("accountdb_request", "AccountDB answered", fields);
+  } else if (r.kind == FailureKind::client) {
+    log::error("accountdb_request", r.message, fields);
+  } else {
+    log::warn("accountdb_request", r.message, fields);
+  }
+  return r;
+}
+
+AdbCall<AccountDbNode> AccountDbClient::connect() {
+  const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options_.node_id);
+  return parsed<AccountDbNode>(call("A", "GET", path, "", "", true), parse_node, "GET " + path);
+}
+
+AdbResult AccountDbClient::heartbeat() {
+  return call("B", "POST", "/proxmox-nodes/heartbeat",
+              "node_id=" + std::to_string(options_.node_id), "", true);
+}
+
+AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
+  const auto node = std::to_string(options_.node_id);
+  const auto c_path = "/vm-access/node/" + node + "/whitelist/agent";
+  auto c = call("C", "GET", c_path, "", "", true);
+  if (c.status != 404 && c.status != 405) {
+    return parsed<WhitelistAnswer>(
+        std::move(c),
+        [](const std::string& body) -> Result<WhitelistAnswer> {
+          auto v = parse_whitelist_c(body);
+          if (!v) {
+            return Error{v.error()};
+          }
+          return WhitelistAnswer{std::move(v.value()), "accountdb"};
+        },
+        "GET " + c_path);
+  }
+  // An older server without call C.
+  const auto d_path = "/proxmox-nodes/agent-whitelist/" + node;
+  return parsed<WhitelistAnswer>(
+      call("D", "GET", d_path, "", "", true),
+      [](const std::string& body) -> Result<WhitelistAnswer> {
+        auto v = parse_whitelist_d(body);
+        if (!v) {
+          return Error{v.error()};
+        }
+        return WhitelistAnswer{std::move(v.value()), "accountdb-legacy"};
+      },
+      "GET " + d_path);
+}
+
+AdbCall<std::vector<AccountDbRow>> AccountDbClient::guests() {
+  const auto path = "/proxmox-nodes/agent-vms/" + std::to_string(options_.node_id);
+  return parsed<std::vector<AccountDbRow>>(call("E", "GET", path, "", "", true), parse_rows,
+                                           "GET " + path);
+}
+
+AdbResult AccountDbClient::put_guest(std::int64_t id, const nlohmann::json& body) {
+  // A create (a PUT to -vmid) inserts a row each time it lands: not idempotent.
+  return call("F", "PUT", "/vms/agent/" + std::to_string(id),
+              "node_id=" + std::to_string(options_.node_id),
+              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), id > 0);
+}
+
+}  // namespace pha

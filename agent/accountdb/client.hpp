@@ -1,0 +1,87 @@
+#pragma once
+// The AccountDB client: calls A-F of accountdb.md exactly as the production
+// server speaks them. The API key travels only as the api_key query parameter
+// and never appears in a log line or an error message. Every request carries
+// an X-Request-ID, logged with its outcome.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/accountdb/types.hpp"
+#include "agent/core/url.hpp"
+#include "agent/net/http.hpp"
+
+namespace pha {
+
+struct AccountDbClientOptions {
+  Url endpoint;  // the base URL in use (the first endpoint until failover arrives)
+  std::string api_key;
+  std::int64_t node_id = 0;
+  std::chrono::milliseconds timeout{30'000};  // ACCOUNTDB_TIMEOUT
+};
+
+// Sends one request with the retry policy the caller wires in.
+using AdbTransport = std::function<HttpOutcome(const HttpRequest&)>;
+
+// One call's outcome, with a message for operators and the server's request id.
+struct AdbResult {
+  FailureKind kind = FailureKind::network;
+  int status = 0;
+  std::string body;
+  std::string message;     // empty on success; never holds the key
+  std::string request_id;  // the X-Request-ID sent
+  bool ok() const { return kind == FailureKind::ok; }
+};
+
+template <class T>
+struct AdbCall {
+  AdbResult result;
+  std::optional<T> value;  // set when result.ok() and the body was understood
+  bool ok() const { return result.ok() && value.has_value(); }
+};
+
+struct WhitelistAnswer {
+  std::set<std::int64_t> vmids;
+  std::string source;  // "accountdb" (C) or "accountdb-legacy" (D)
+};
+
+class AccountDbClient {
+ public:
+  AccountDbClient(AccountDbClientOptions options, AdbTransport transport,
+                  std::function<std::string()> request_id = {});
+
+  AdbCall<AccountDbNode> connect();             // A
+  AdbResult heartbeat();                        // B
+  AdbCall<WhitelistAnswer> whitelist();         // C, or D on an older server
+  AdbCall<std::vector<AccountDbRow>> guests();  // E
+  // F to /vms/agent/{id}; a create (negative id) is not idempotent.
+  AdbResult put_guest(std::int64_t id, const nlohmann::json& body);
+
+  const AccountDbClientOptions& options() const { return options_; }
+  void set_endpoint(Url endpoint) { options_.endpoint = std::move(endpoint); }
+  std::uint64_t requests() const { return requests_.load(); }
+
+ private:
+  AdbResult call(const std::string& call_id, const std::string& method, const std::string& path,
+                 const std::string& query, const std::string& body, bool idempotent);
+  std::string describe_failure(const std::string& call_id, const std::string& method,
+                               const std::string& path, const HttpOutcome& o) const;
+
+  AccountDbClientOptions options_;
+  AdbTransport transport_;
+  std::function<std::string()> request_id_;
+  std::atomic<std::uint64_t> requests_{0};
+};
+
+// A 16-hex-digit request id from a thread-safe random source.
+std::string random_request_id();
+
+}  // namespace pha

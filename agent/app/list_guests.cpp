@@ -1,0 +1,57 @@
+#include "agent/app/list_guests.hpp"
+
+#include <cstdio>
+
+#include "agent/app/upstreams.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+nlohmann::json guest_read_report(const GuestRead& read) {
+  if (!read.ok) {
+    return {{"status", "error"},
+            {"kind", to_string(read.kind)},
+            {"message", read.error},
+            {"requests", read.requests}};
+  }
+  nlohmann::json guests = nlohmann::json::array();
+  for (const auto& g : read.guests) {
+    const auto record = to_record(g);
+    auto j = to_accountdb_json(record);
+    j["type"] = record.type;
+    guests.push_back(std::move(j));
+  }
+  nlohmann::json report = {{"status", "ok"},
+                           {"node", read.node},
+                           {"source", read.source},
+                           {"complete", read.complete},
+                           {"count", read.guests.size()},
+                           {"requests", read.requests},
+                           {"elapsed_ms", read.elapsed.count()},
+                           {"guests", std::move(guests)},
+                           {"rejected", read.rejected}};
+  if (!read.hint.empty()) {
+    report["hint"] = read.hint;
+  }
+  return report;
+}
+
+int run_list_guests(const Settings& settings) {
+  SystemClock clock;
+  Interrupt interrupt;
+  ProxmoxUpstream upstream(settings, clock, interrupt);
+  const auto read = upstream.client().read_guests();
+  if (read.ok) {
+    log::info("guests_read", "read the node's guests",
+              {{"node", read.node}, {"count", read.guests.size()}, {"requests", read.requests}});
+    if (!read.hint.empty()) {
+      log::warn("guests_hint", read.hint);
+    }
+  } else {
+    log::error("guests_read_failed", read.error, {{"kind", to_string(read.kind)}});
+  }
+  std::puts(guest_read_report(read).dump(2).c_str());
+  return read.ok ? 0 : 1;
+}
+
+}  // namespace pha

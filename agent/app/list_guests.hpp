@@ -1,0 +1,20 @@
+#pragma once
+// --list-guests: read this node's guests from Proxmox once and print them, an
+// operator's diagnostic of the Proxmox half of the agent.
+
+#include <nlohmann/json.hpp>
+
+#include "agent/config/settings.hpp"
+#include "agent/proxmox/client.hpp"
+
+namespace pha {
+
+// The report of one read: {"node", "source", "complete", "count", "requests",
+// "elapsed_ms", "guests": [AccountDB fields + "type"], "rejected", "hint"}, or
+// {"status": "error", "kind", "message", "requests"} when the read failed.
+nlohmann::json guest_read_report(const GuestRead& read);
+
+// Runs the mode; returns the exit code (0, or 1 when the read failed).
+int run_list_guests(const Settings& settings);
+
+}  // namespace pha

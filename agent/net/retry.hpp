@@ -1,0 +1,101 @@
+#pragma once
+// Retries with backoff, per resilience.md ("Retry with backoff"): pure
+// functions of the attempt number with the random source passed in, a
+// thread-safe retry budget per upstream (gRPC retry throttling), one decision
+// function that every retrying caller uses, and a small executor for a request
+// that has a single target.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "agent/core/clock.hpp"
+#include "agent/net/http.hpp"
+
+namespace pha {
+
+struct RetryPolicy {
+  using Duration = std::chrono::milliseconds;
+  int max_attempts = 3;         // RETRY_MAX_ATTEMPTS, the first attempt included
+  Duration base_delay{1000};    // RETRY_BASE_DELAY
+  Duration max_delay{120'000};  // RETRY_MAX_DELAY
+  double jitter = 0.2;          // ±20 % (gRPC)
+};
+
+// Delay before retry `retry_number` (1 = the first retry):
+// min(max_delay, base_delay × 2^(n-1)) scaled by (1 + jitter × (2 × random - 1)),
+// so ±jitter around the nominal value, and never less than `retry_after`.
+// `random` is a number in [0, 1); 0.5 gives the nominal delay.
+RetryPolicy::Duration backoff_delay(const RetryPolicy& policy, int retry_number, double random,
+                                    std::optional<RetryPolicy::Duration> retry_after = {});
+
+// The schedule of reconnect probes to AccountDB after it was found down: base
+// 5 s, factor 2, capped at `max_delay` (RETRY_MAX_DELAY), ±20 % jitter. It
+// never gives up: every probe after the cap waits about `max_delay`.
+RetryPolicy reconnect_policy(RetryPolicy::Duration max_delay);
+RetryPolicy::Duration reconnect_delay(RetryPolicy::Duration max_delay, int probe_number,
+                                      double random);
+
+// gRPC retry throttling, one per upstream: a bucket of 10 tokens, each failure
+// takes 1, each success gives back 0.1 (never above 10); retries are allowed
+// only while it holds more than 5. Thread-safe. Kept in thousandths of a token
+// so that ten successes give back exactly one token.
+class RetryBudget {
+ public:
+  RetryBudget() = default;
+  RetryBudget(double max_tokens, double token_ratio);
+
+  void on_success();
+  void on_failure();
+  // Success for ok, failure for the retryable kinds (network, timeout,
+  // server, rate_limited); tls, auth and client say nothing about overload.
+  void record(FailureKind kind);
+  bool allows_retry() const;
+  double tokens() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::int64_t max_milli_ = 10'000;
+  std::int64_t ratio_milli_ = 100;
+  std::int64_t milli_ = 10'000;
+};
+
+struct RetryDecision {
+  bool retry = false;
+  RetryPolicy::Duration delay{0};
+  std::string why;  // for the debug log and the tests
+};
+
+// Whether to make attempt `attempts_done + 1` after `last` failed, and after
+// what delay. The rules, in order:
+// - ok, tls, auth and client are never retried (is_retryable);
+// - a non-idempotent request is retried only when it surely did not reach the
+//   server (`!last.maybe_sent`) or the server refused it with 429; after a
+//   timeout, a reset or a 5xx it may have been applied, so it is left alone;
+// - at most `policy.max_attempts` attempts, and only while `budget` allows;
+// - rate_limited waits max(Retry-After, 1 s);
+// - network and timeout moving to a target not tried yet in this operation
+//   (`next_target_is_new`) retry at once;
+// - everything else waits backoff_delay(retry n = attempts_done), never less
+//   than a Retry-After.
+RetryDecision decide(const RetryPolicy& policy, const RetryBudget& budget, int attempts_done,
+                     const HttpRequest& request, const HttpOutcome& last, bool next_target_is_new,
+                     double random);
+
+// Sends `request` to its one target with retries: each outcome feeds `budget`,
+// decide() rules, the delay is waited through `clock` on `interrupt`. A stop
+// request ends a wait at once and returns the last outcome. A wake-up does not
+// cut a backoff short; it is passed on to the caller's next wait. Each retry
+// is logged at debug level (event http_retry; upstream, attempt = the number
+// of the attempt about to be made, kind, status, delay_ms, why; never the URL
+// or a header). `random` returns numbers in [0, 1).
+HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
+                            const RetryPolicy& policy, RetryBudget& budget, Clock& clock,
+                            Interrupt& interrupt, const std::function<double()>& random,
+                            std::string_view upstream = {});
+
+}  // namespace pha

@@ -1,0 +1,306 @@
+#include "agent/proxmox/client.hpp"
+
+#include <set>
+
+#include "agent/core/text.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+namespace {
+
+constexpr auto kTicketRenewAfter = std::chrono::hours(1);  // tickets live 2 h
+constexpr std::string_view kApiPrefix = "/api2/json";
+
+std::string type_path(GuestType t) {
+  return std::string(to_string(t));
+}
+
+}  // namespace
+
+ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock)
+    : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
+
+std::string ProxmoxClient::url(const std::string& path) const {
+  return options_.host.str() + std::string(kApiPrefix) + path;
+}
+
+HttpOutcome ProxmoxClient::send(HttpRequest request) {
+  ++requests_;
+  return transport_(request);
+}
+
+ApiResult ProxmoxClient::failure(const std::string& method, const std::string& path,
+                                 const HttpOutcome& o) const {
+  ApiResult r{o.kind, o.status, o.body, ""};
+  const std::string what = method + " " + path + " on " + options_.host.str();
+  const std::string reason = o.reason.empty() ? "" : " " + o.reason;
+  if (o.kind == FailureKind::auth && o.status == 401) {
+    r.message = options_.credentials.uses_token()
+                    ? "Proxmox rejected the API token (401" + reason +
+                          "): check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
+                    : "Proxmox rejected the login of " + options_.credentials.user + " (401" +
+                          reason + "): check PROXMOX_USER and PROXMOX_PASSWORD";
+  } else if (o.kind == FailureKind::auth) {
+    r.message = "permission denied for " + method + " " + path + " (" + std::to_string(o.status) +
+                reason +
+                "): give the API user or token the PVEAuditor role (VM.Audit, Sys.Audit) on /";
+  } else if (o.status != 0) {
+    r.message = what + ": " + std::to_string(o.status) + reason;
+  } else if (o.error.starts_with(method + " ")) {
+    r.message = o.error;  // the HTTP layer's message already names the request
+  } else {
+    r.message = what + ": " + (o.error.empty() ? std::string(to_string(o.kind)) : o.error);
+  }
+  return r;
+}
+
+ApiResult ProxmoxClient::login(bool renew) {
+  const auto& c = options_.credentials;
+  HttpRequest req;
+  req.method = "POST";
+  req.url = url("/access/ticket");
+  req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  // Renewal posts the current ticket as the password.
+  req.body = "username=" + url_encode(c.user) +
+             "&password=" + url_encode(renew ? ticket_->ticket : c.password);
+  req.idempotent = true;  // a login has no side effect worth guarding
+  auto o = send(req);
+  if (!o.ok()) {
+    return failure("POST", "/access/ticket", o);
+  }
+  auto t = parse_ticket(o.body);
+  if (!t) {
+    return ApiResult{FailureKind::server, o.status, "",
+                     "POST /access/ticket: the answer is not understood: " + t.error()};
+  }
+  ticket_ = std::move(t.value());
+  ticket_at_ = clock_.now();
+  log::debug("proxmox_login", renew ? "ticket renewed" : "logged in", {{"user", c.user}});
+  return ApiResult{FailureKind::ok, o.status, "", ""};
+}
+
+bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
+  if (ticket_ && clock_.now() - ticket_at_ < kTicketRenewAfter) {
+    return true;
+  }
+  if (ticket_) {
+    auto renewed = login(true);
+    if (renewed.ok()) {
+      return true;
+    }
+    ticket_.reset();  // expired or revoked: log in with the password
+  }
+  auto fresh = login(false);
+  if (!fresh.ok()) {
+    fail = fresh;
+    return false;
+  }
+  return true;
+}
+
+ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
+                              const std::string& form_body) {
+  const auto& c = options_.credentials;
+  for (int attempt = 0;; ++attempt) {
+    HttpRequest req;
+    req.method = method;
+    req.url = url(path);
+    req.idempotent = method == "GET";
+    if (c.uses_token()) {
+      req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
+    } else {
+      ApiResult fail;
+      if (!ensure_ticket(fail)) {
+        return fail;
+      }
+      req.headers.emplace_back("Cookie", "PVEAuthCookie=" + ticket_->ticket);
+      if (method != "GET") {
+        req.headers.emplace_back("CSRFPreventionToken", ticket_->csrf_token);
+      }
+    }
+    if (!form_body.empty()) {
+      req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+      req.body = form_body;
+    }
+    auto o = send(req);
+    // A ticket can be refused before it expires (a restarted cluster, a
+    // changed password): log in again, once.
+    if (o.status == 401 && !c.uses_token() && attempt == 0) {
+      log::info("proxmox_relogin", "the ticket was refused; logging in again",
+                {{"path", path}, {"reason", o.reason}});
+      ticket_.reset();
+      continue;
+    }
+    if (!o.ok()) {
+      return failure(method, path, o);
+    }
+    return ApiResult{FailureKind::ok, o.status, std::move(o.body), ""};
+  }
+}
+
+ApiResult ProxmoxClient::get(const std::string& path) {
+  return call("GET", path, "");
+}
+
+std::string ProxmoxClient::node_name() {
+  if (!options_.node_name.empty()) {
+    return options_.node_name;
+  }
+  if (node_name_) {
+    return *node_name_;
+  }
+  auto r = get("/cluster/status");
+  if (r.ok()) {
+    auto status = parse_cluster_status(r.body);
+    if (status && status->local_node() != nullptr) {
+      node_name_ = status->local_node()->name;
+      log::info("proxmox_node", "node name from /cluster/status", {{"node", *node_name_}});
+      return *node_name_;
+    }
+    r.message = status ? "/cluster/status has no local node" : "/cluster/status: " + status.error();
+  }
+  const auto host = options_.short_hostname ? options_.short_hostname() : std::string();
+  log::warn("proxmox_node", "cannot learn the node name from /cluster/status; using the host name",
+            {{"node", host}, {"error", r.message}});
+  // A permanent answer (no Sys.Audit, an API error) will not change: keep the
+  // host name. A transient failure is asked again next time.
+  if (r.kind == FailureKind::auth || r.kind == FailureKind::client || r.kind == FailureKind::ok) {
+    node_name_ = host;
+  }
+  return host;
+}
+
+void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
+  const GuestKey key{g.type, g.vmid};
+  const auto now = clock_.now();
+  const auto it = details_.find(key);
+  if (it != details_.end() && it->second.status == g.status &&
+      now - it->second.read_at < options_.details_ttl) {
+    g.notes = it->second.notes;
+    g.ip_address = it->second.ip;
+    return;
+  }
+  const auto before = requests_;
+  const std::string base =
+      "/nodes/" + g.node + "/" + type_path(g.type) + "/" + std::to_string(g.vmid);
+  Details d{g.status, now, std::nullopt, std::nullopt};
+  bool complete = true;
+  auto conf = get(base + "/config");
+  if (conf.ok()) {
+    if (auto notes = parse_config_description(conf.body)) {
+      d.notes = *notes;
+    } else {
+      complete = false;
+      log::debug("proxmox_details", "config not understood",
+                 {{"vmid", g.vmid}, {"error", notes.error()}});
+    }
+  } else {
+    complete = false;
+    log::debug("proxmox_details", "config not read", {{"vmid", g.vmid}, {"error", conf.message}});
+  }
+  if (g.running()) {
+    const bool qemu = g.type == GuestType::qemu;
+    auto ifs = get(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
+    if (ifs.ok()) {
+      auto ip = qemu ? parse_qemu_agent_ipv4(ifs.body) : parse_lxc_interfaces_ipv4(ifs.body);
+      if (ip) {
+        d.ip = *ip;
+      }
+    } else if (!(qemu && ifs.kind == FailureKind::server && ifs.status == 500)) {
+      // A 500 from the guest agent call means no agent runs: that is an
+      // answer, cached like any other. Anything else is tried again.
+      complete = false;
+    }
+  }
+  read.detail_requests += requests_ - before;
+  if (!complete && it != details_.end()) {
+    // Keep what we knew rather than forgetting it on a passing failure.
+    d.notes = d.notes ? d.notes : it->second.notes;
+    d.ip = d.ip ? d.ip : it->second.ip;
+  }
+  g.notes = d.notes;
+  g.ip_address = d.ip;
+  if (complete) {
+    details_[key] = std::move(d);
+  }
+}
+
+ProxmoxClient::ClusterRead ProxmoxClient::read_cluster_guests() {
+  ClusterRead r;
+  auto res = get("/cluster/resources?type=vm");
+  if (!res.ok()) {
+    r.kind = res.kind;
+    r.error = res.message;
+    return r;
+  }
+  auto list = parse_cluster_resources(res.body);
+  if (!list) {
+    r.kind = FailureKind::server;
+    r.error = "GET /cluster/resources on " + options_.host.str() +
+              ": the answer is not understood: " + list.error();
+    return r;
+  }
+  r.ok = true;
+  r.list = std::move(list.value());
+  return r;
+}
+
+GuestRead ProxmoxClient::read_guests() {
+  GuestRead r;
+  const auto start = clock_.now();
+  const auto before = requests_;
+  r.node = node_name();
+  r.source = "node";
+  std::vector<GuestType> types;
+  if (options_.sync_qemu) {
+    types.push_back(GuestType::qemu);
+  }
+  if (options_.sync_lxc) {
+    types.push_back(GuestType::lxc);
+  }
+  auto finish = [&](GuestRead& out) -> GuestRead& {
+    out.requests = requests_ - before;
+    out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+    return out;
+  };
+  for (auto type : types) {
+    const std::string path = "/nodes/" + r.node + "/" + type_path(type);
+    auto res = get(path);
+    if (!res.ok()) {
+      r.kind = res.kind;
+      r.error = res.message;
+      return finish(r);
+    }
+    auto list = parse_guest_list(res.body, type, r.node);
+    if (!list) {
+      r.kind = FailureKind::server;
+      r.error = "GET " + path + " on " + options_.host.str() +
+                ": the answer is not understood: " + list.error();
+      return finish(r);
+    }
+    for (const auto& rejected : list->rejected) {
+      r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
+    }
+    r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
+  }
+  r.complete = r.rejected.empty();
+  if (options_.vm_details) {
+    std::set<GuestKey> present;
+    for (auto& g : r.guests) {
+      present.insert({g.type, g.vmid});
+      read_details(g, r);
+    }
+    std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
+  }
+  if (r.guests.empty() && options_.credentials.uses_token()) {
+    r.hint = "Proxmox shows no guests on node " + r.node +
+             "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
+             "its own "
+             "permissions, e.g. the PVEAuditor role on /vms)";
+  }
+  r.ok = true;
+  return finish(r);
+}
+
+}  // namespace pha

@@ -1,0 +1,371 @@
+#include "agent/sync/engine.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "agent/platform/files.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+namespace {
+
+constexpr std::size_t kMaxInFlight = 4;  // accountdb.md: at most 4 requests in flight
+
+PlanSettings plan_settings(const Settings& s) {
+  return {s.create_stopped_vms, s.cpu_change_threshold, s.full_resync_interval, s.mark_missing_vms,
+          s.missing_after_cycles};
+}
+
+std::string state_path(const Settings& s, const char* name) {
+  return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
+}
+
+nlohmann::json memory_json(const SyncMemory& m) {
+  nlohmann::json sent = nlohmann::json::object();
+  for (const auto& [vmid, at] : m.last_sent) {
+    sent[std::to_string(vmid)] = at;
+  }
+  nlohmann::json missing = nlohmann::json::object();
+  for (const auto& [vmid, n] : m.missing) {
+    missing[std::to_string(vmid)] = n;
+  }
+  return {{"last_sent", sent}, {"missing", missing}};
+}
+
+bool memory_from_json(const nlohmann::json& j, SyncMemory& m) {
+  if (!j.is_object() || !j.contains("last_sent") || !j["last_sent"].is_object() ||
+      !j.contains("missing") || !j["missing"].is_object()) {
+    return false;
+  }
+  try {
+    for (const auto& [k, v] : j["last_sent"].items()) {
+      m.last_sent[std::stoll(k)] = v.get<std::int64_t>();
+    }
+    for (const auto& [k, v] : j["missing"].items()) {
+      m.missing[std::stoll(k)] = v.get<int>();
+    }
+  } catch (const std::exception&) {
+    m = {};
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const CycleStats& s) {
+  return {{"created", s.created},
+          {"updated", s.updated},
+          {"unchanged", s.unchanged},
+          {"filtered", s.filtered},
+          {"marked_missing", s.marked_missing},
+          {"errors", s.errors},
+          {"total_proxmox_vms", s.total_proxmox_vms},
+          {"total_vms_before_filter", s.total_vms_before_filter},
+          {"total_vms_after_filter", s.total_vms_after_filter},
+          {"filtered_out", s.filtered_out},
+          {"whitelist_enabled", s.whitelist_enabled},
+          {"whitelist_count", s.whitelist_count},
+          {"whitelist_last_updated", s.whitelist_last_updated == 0
+                                         ? nlohmann::json(nullptr)
+                                         : nlohmann::json(s.whitelist_last_updated)},
+          {"used_cached_whitelist", s.used_cached_whitelist},
+          {"online_vms", s.online_vms},
+          {"duration_ms", s.duration_ms},
+          {"requests_sent", s.requests_sent},
+          {"accountdb_requests", s.accountdb_requests},
+          {"proxmox_requests", s.proxmox_requests}};
+}
+
+nlohmann::json to_json(const CycleReport& r) {
+  nlohmann::json guests = nlohmann::json::array();
+  for (const auto& g : r.guests) {
+    const auto record = to_record(g);
+    auto j = to_accountdb_json(record);
+    j["type"] = record.type;
+    guests.push_back(std::move(j));
+  }
+  nlohmann::json planned = nlohmann::json::array();
+  for (const auto& p : r.planned) {
+    planned.push_back({{"method", "PUT"},
+                       {"path", "/vms/agent/" + std::to_string(p.id)},
+                       {"vmid", p.vmid},
+                       {"kind", to_string(p.kind)},
+                       {"reason", p.reason}});
+  }
+  return {{"status", r.status},          {"message", r.message},
+          {"dry_run", r.dry_run},        {"stats", to_json(r.stats)},
+          {"guests", std::move(guests)}, {"planned", std::move(planned)},
+          {"errors", r.errors},          {"warnings", r.warnings}};
+}
+
+SyncEngine::SyncEngine(const Settings& settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
+                       Clock& clock)
+    : settings_(settings),
+      proxmox_(proxmox),
+      accountdb_(accountdb),
+      clock_(clock),
+      whitelist_(settings.whitelist_ttl, settings.whitelist_max_stale,
+                 state_path(settings, "whitelist.json"), settings.accountdb_node_id),
+      memory_file_(state_path(settings, "sync-state.json")) {}
+
+std::vector<std::string> SyncEngine::load_state() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> notes;
+  if (auto note = whitelist_.load(); !note.empty()) {
+    notes.push_back(note);
+  }
+  if (!memory_file_.empty()) {
+    auto text = read_text_file(memory_file_, 64 << 20);
+    if (text) {
+      const auto doc = nlohmann::json::parse(*text, nullptr, false);
+      SyncMemory m;
+      if (!doc.is_discarded() &&
+          doc.value("node_id", std::int64_t{0}) == settings_.accountdb_node_id &&
+          memory_from_json(doc, m)) {
+        memory_ = m;
+        persisted_memory_ = m;
+        notes.push_back("loaded the sync state of " + std::to_string(m.last_sent.size()) +
+                        " guests from " + memory_file_);
+      } else {
+        notes.push_back(memory_file_ + " is not a sync state file of this node; ignored");
+      }
+    }
+  }
+  return notes;
+}
+
+void SyncEngine::apply(const Settings& settings) {
+  std::lock_guard lock(mutex_);
+  settings_ = settings;
+  whitelist_.set_limits(settings.whitelist_ttl, settings.whitelist_max_stale);
+}
+
+WhitelistStatus SyncEngine::whitelist_status() const {
+  std::lock_guard lock(mutex_);
+  return whitelist_.status(clock_.unix_now());
+}
+
+CycleReport SyncEngine::fail(CycleReport r, const std::string& message) {
+  r.success = false;
+  r.status = "error";
+  r.message = message;
+  r.finished_at = clock_.unix_now();
+  return r;
+}
+
+void SyncEngine::persist_memory() {
+  if (memory_file_.empty() || memory_ == persisted_memory_) {
+    return;
+  }
+  auto doc = memory_json(memory_);
+  doc["node_id"] = settings_.accountdb_node_id;
+  if (auto written = write_file_atomic(memory_file_, doc.dump() + "\n"); !written) {
+    log::warn("state_write_failed", "cannot persist the sync state", {{"error", written.error()}});
+    return;
+  }
+  persisted_memory_ = memory_;
+}
+
+void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& report) {
+  struct Outcome {
+    bool ok = false;
+    std::string error;
+  };
+  std::vector<Outcome> outcomes(requests.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < requests.size(); i = next++) {
+      const auto r = accountdb_.put_guest(requests[i].id, requests[i].body);
+      outcomes[i] = {r.ok(), r.message};
+    }
+  };
+  const std::size_t threads = std::min(kMaxInFlight, requests.size());
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) {
+    pool.emplace_back(worker);
+  }
+  if (threads > 0) {
+    worker();  // this thread is one of the senders
+  }
+  for (auto& t : pool) {
+    t.join();
+  }
+  const auto now = clock_.unix_now();
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& req = requests[i];
+    report.stats.requests_sent++;
+    if (!outcomes[i].ok) {
+      report.stats.errors++;
+      report.errors.push_back("VMID " + std::to_string(req.vmid) + " (" +
+                              std::string(to_string(req.kind)) + "): " + outcomes[i].error);
+      continue;
+    }
+    memory_.last_sent[req.vmid] = now;
+    switch (req.kind) {
+      case RequestKind::create:
+        report.stats.created++;
+        break;
+      case RequestKind::update:
+        report.stats.updated++;
+        break;
+      case RequestKind::mark:
+        report.stats.marked_missing++;
+        memory_.missing.erase(req.vmid);
+        break;
+    }
+  }
+}
+
+CycleReport SyncEngine::run_cycle(bool dry_run) {
+  std::lock_guard lock(mutex_);
+  CycleReport report;
+  report.dry_run = dry_run;
+  report.started_at = clock_.unix_now();
+  const auto start = clock_.now();
+  const auto adb_before = accountdb_.requests();
+  const auto pve_before = proxmox_.requests();
+  auto finish = [&](CycleReport r) {
+    r.stats.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start).count();
+    r.stats.accountdb_requests = static_cast<std::int64_t>(accountdb_.requests() - adb_before);
+    r.stats.proxmox_requests = static_cast<std::int64_t>(proxmox_.requests() - pve_before);
+    return r;
+  };
+
+  // 1. Connection: A, unless it succeeded within the last UPDATE_INTERVAL.
+  const auto now = clock_.unix_now();
+  if (!last_connect_ok_ || now - *last_connect_ok_ >= settings_.update_interval) {
+    auto a = accountdb_.connect();
+    if (!a.ok()) {
+      accountdb_down_ = true;
+      last_connect_ok_.reset();
+      report.accountdb_auth_failed = a.result.kind == FailureKind::auth;
+      report.accountdb_unreachable = !report.accountdb_auth_failed;
+      return finish(fail(std::move(report), "AccountDB: " + a.result.message));
+    }
+    accountdb_down_ = false;
+    last_connect_ok_ = now;
+    owner_id_ = a.value->owner_id;
+  }
+
+  // 2. Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
+  if (whitelist_.needs_fetch(now)) {
+    auto c = accountdb_.whitelist();
+    if (c.ok()) {
+      if (auto err = whitelist_.store(std::move(c.value->vmids), c.value->source, now)) {
+        report.warnings.push_back("cannot persist the whitelist: " + *err);
+      }
+    } else {
+      whitelist_.fetch_failed();
+      report.warnings.push_back("whitelist not fetched, using the last good copy if any: " +
+                                c.result.message);
+    }
+  }
+  const auto wl = whitelist_.status(now);
+  const auto view = whitelist_.view(now);
+  report.stats.whitelist_enabled = wl.enabled;
+  report.stats.whitelist_count = static_cast<std::int64_t>(wl.count);
+  report.stats.whitelist_last_updated = wl.last_updated;
+  report.stats.used_cached_whitelist = wl.stale;
+  if (!wl.known) {
+    report.warnings.push_back(
+        "the whitelist is unknown: only guests AccountDB already has are updated, none created");
+  }
+
+  // 3. Guests: a failed read is never an empty node.
+  auto read = proxmox_.read_guests();
+  if (!read.ok) {
+    return finish(fail(std::move(report), "Proxmox: " + read.error));
+  }
+  report.guests = read.guests;
+  report.stats.total_proxmox_vms = static_cast<std::int64_t>(read.guests.size());
+  for (const auto& r : read.rejected) {
+    report.warnings.push_back("Proxmox entry skipped: " + r);
+  }
+  if (!read.hint.empty()) {
+    report.warnings.push_back(read.hint);
+  }
+
+  // 5. What AccountDB has. (4, the filter, is part of the plan.)
+  auto e = accountdb_.guests();
+  if (!e.ok()) {
+    if (e.result.kind == FailureKind::auth) {
+      accountdb_down_ = true;
+      last_connect_ok_.reset();
+      report.accountdb_auth_failed = true;
+    }
+    return finish(fail(std::move(report), "AccountDB: " + e.result.message));
+  }
+
+  // 6. Plan; a cluster lookup only when some guest is gone long enough.
+  PlanInput in;
+  in.guests = read.guests;
+  in.read_counts_for_missing = read.complete && read.source == "node";
+  in.whitelist = view;
+  in.rows = std::move(*e.value);
+  in.memory = memory_;
+  in.settings = plan_settings(settings_);
+  in.now = now;
+  in.node = read.node;
+  auto plan = make_plan(in);
+  if (!plan.mark_candidates.empty()) {
+    auto cluster = proxmox_.read_cluster_guests();
+    if (cluster.ok) {
+      std::map<std::int64_t, std::string> where;
+      for (const auto& g : cluster.list.guests) {
+        where[g.vmid] = g.node;
+      }
+      in.cluster_locations = std::move(where);
+      plan = make_plan(in);
+    } else {
+      report.warnings.push_back("cannot tell migrated from deleted guests this cycle: " +
+                                cluster.error);
+    }
+  }
+  report.warnings.insert(report.warnings.end(), plan.warnings.begin(), plan.warnings.end());
+  report.planned = plan.requests;
+  report.stats.unchanged = plan.stats.unchanged;
+  report.stats.filtered = plan.stats.filtered;
+  report.stats.filtered_out = plan.stats.filtered_out;
+  report.stats.total_vms_before_filter = plan.stats.total_vms_before_filter;
+  report.stats.total_vms_after_filter = plan.stats.total_vms_after_filter;
+  report.stats.online_vms = plan.stats.online_vms;
+
+  // 7. Send (or, in a dry run, only say what would be sent).
+  if (dry_run) {
+    for (const auto& p : plan.requests) {
+      (p.kind == RequestKind::create   ? report.stats.created
+       : p.kind == RequestKind::update ? report.stats.updated
+                                       : report.stats.marked_missing)++;
+    }
+  } else {
+    memory_ = plan.memory;
+    send(plan.requests, report);
+    persist_memory();
+  }
+
+  // 8. Report.
+  report.success = true;
+  report.finished_at = clock_.unix_now();
+  const auto& s = report.stats;
+  report.message = std::string(dry_run ? "dry run: would send " : "synced: ") +
+                   std::to_string(s.created) + " created, " + std::to_string(s.updated) +
+                   " updated, " + std::to_string(s.marked_missing) + " marked missing, " +
+                   std::to_string(s.unchanged) + " unchanged, " + std::to_string(s.filtered) +
+                   " filtered";
+  if (s.errors > 0) {
+    report.status = "warning";
+    report.message +=
+        "; " + std::to_string(s.errors) + " request(s) failed: " + report.errors.front();
+  } else {
+    report.status = report.warnings.empty() ? "ok" : "warning";
+    if (!report.warnings.empty()) {
+      report.message += "; " + report.warnings.front();
+    }
+  }
+  return finish(std::move(report));
+}
+
+}  // namespace pha

@@ -1,0 +1,101 @@
+#pragma once
+// One sync cycle (accountdb.md "Sync rules"): connection (A), whitelist (C/D,
+// cached), the Proxmox read, what AccountDB has (E), the plan, sending (F, at
+// most 4 in flight), and the report. Failures of steps 1-5 fail the cycle;
+// failed F requests only make it a warning.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/accountdb/client.hpp"
+#include "agent/config/settings.hpp"
+#include "agent/core/clock.hpp"
+#include "agent/proxmox/client.hpp"
+#include "agent/sync/plan.hpp"
+#include "agent/sync/whitelist_cache.hpp"
+
+namespace pha {
+
+struct CycleStats {
+  std::int64_t created = 0;
+  std::int64_t updated = 0;
+  std::int64_t unchanged = 0;
+  std::int64_t filtered = 0;
+  std::int64_t marked_missing = 0;
+  std::int64_t errors = 0;
+  std::int64_t total_proxmox_vms = 0;
+  std::int64_t total_vms_before_filter = 0;
+  std::int64_t total_vms_after_filter = 0;
+  std::int64_t filtered_out = 0;
+  bool whitelist_enabled = false;
+  std::int64_t whitelist_count = 0;
+  std::int64_t whitelist_last_updated = 0;
+  bool used_cached_whitelist = false;
+  std::int64_t online_vms = 0;
+  std::int64_t duration_ms = 0;
+  std::int64_t requests_sent = 0;  // F requests sent (writes)
+  // Beyond accountdb.md's list: every request of the cycle, per upstream.
+  std::int64_t accountdb_requests = 0;
+  std::int64_t proxmox_requests = 0;
+};
+nlohmann::json to_json(const CycleStats& s);
+
+struct CycleReport {
+  bool success = false;  // steps 1-5 succeeded (some F may still have failed)
+  std::string status;    // ok, warning, error
+  std::string message;
+  bool dry_run = false;
+  std::int64_t started_at = 0;  // unix seconds
+  std::int64_t finished_at = 0;
+  CycleStats stats;
+  std::vector<Guest> guests;            // the whole read, not whitelist-filtered
+  std::vector<PlannedRequest> planned;  // what was (or, in a dry run, would be) sent
+  std::vector<std::string> errors;      // one line per failed request
+  std::vector<std::string> warnings;
+  // Why the cycle failed, for the loop's schedule.
+  bool accountdb_unreachable = false;  // A failed with a transient failure
+  bool accountdb_auth_failed = false;  // A answered 401/404: stop writing, probe slowly
+};
+// The --once report: {"status", "message", "stats", "guests", "planned"}.
+nlohmann::json to_json(const CycleReport& r);
+
+class SyncEngine {
+ public:
+  SyncEngine(const Settings& settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
+             Clock& clock);
+
+  // Reads the persisted whitelist and sync state; returns notes for the log.
+  std::vector<std::string> load_state();
+  CycleReport run_cycle(bool dry_run);
+
+  bool accountdb_down() const { return accountdb_down_.load(); }
+  void apply(const Settings& settings);  // SIGHUP: intervals, thresholds, whitelist TTL
+  WhitelistStatus whitelist_status() const;
+
+ private:
+  CycleReport fail(CycleReport r, const std::string& message);
+  void send(const std::vector<PlannedRequest>& requests, CycleReport& report);
+  void persist_memory();
+
+  mutable std::mutex
+      mutex_;  // guards settings_, whitelist_ and memory_ against apply() and status reads
+  Settings settings_;
+  ProxmoxClient& proxmox_;
+  AccountDbClient& accountdb_;
+  Clock& clock_;
+  WhitelistCache whitelist_;
+  SyncMemory memory_;
+  SyncMemory persisted_memory_;
+  std::string memory_file_;
+  std::optional<std::int64_t> last_connect_ok_;
+  std::optional<std::int64_t> owner_id_;
+  std::atomic<bool> accountdb_down_{false};
+};
+
+}  // namespace pha

@@ -1,0 +1,119 @@
+#include "agent/sync/loop.hpp"
+
+#include "agent/net/retry.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+Clock::Duration jittered(Clock::Duration period, double random) {
+  const double factor = 1.0 + 0.1 * (2.0 * random - 1.0);
+  return std::chrono::duration_cast<Clock::Duration>(period * factor);
+}
+
+SyncLoop::SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock,
+                   LoopTimings timings, bool dry_run, CycleObserver on_cycle)
+    : engine_(engine),
+      accountdb_(accountdb),
+      clock_(clock),
+      dry_run_(dry_run),
+      on_cycle_(std::move(on_cycle)),
+      timings_(timings),
+      last_progress_(clock.now()) {}
+
+SyncLoop::~SyncLoop() {
+  stop();
+}
+
+void SyncLoop::start() {
+  sync_ = std::thread([this] { sync_thread(); });
+  heartbeat_ = std::thread([this] { heartbeat_thread(); });
+}
+
+void SyncLoop::stop() {
+  sync_interrupt_.request_stop();
+  heartbeat_interrupt_.request_stop();
+  if (sync_.joinable()) {
+    sync_.join();
+  }
+  if (heartbeat_.joinable()) {
+    heartbeat_.join();
+  }
+}
+
+void SyncLoop::trigger() {
+  sync_interrupt_.wake();
+}
+
+void SyncLoop::set_timings(LoopTimings timings) {
+  std::lock_guard lock(mutex_);
+  timings_ = timings;
+}
+
+LoopTimings SyncLoop::timings() const {
+  std::lock_guard lock(mutex_);
+  return timings_;
+}
+
+double SyncLoop::random() {
+  std::lock_guard lock(mutex_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+Clock::TimePoint SyncLoop::last_progress() const {
+  std::lock_guard lock(mutex_);
+  return last_progress_;
+}
+
+void SyncLoop::sync_thread() {
+  int probes = 0;  // reconnect attempts since AccountDB was found down
+  while (!sync_interrupt_.stop_requested()) {
+    syncing_ = true;
+    const auto report = engine_.run_cycle(dry_run_);
+    syncing_ = false;
+    // Triggers that arrived during the cycle were served by it.
+    sync_interrupt_.clear_wake();
+    ++cycles_;
+    {
+      std::lock_guard lock(mutex_);
+      last_progress_ = clock_.now();
+    }
+    if (on_cycle_) {
+      on_cycle_(report);
+    }
+    const auto t = timings();
+    Clock::Duration wait{};
+    if (report.accountdb_unreachable) {
+      wait = reconnect_delay(t.retry_max_delay, ++probes, random());
+    } else if (report.accountdb_auth_failed) {
+      probes = 0;
+      wait =
+          jittered(t.retry_max_delay, random());  // the slow schedule: the key must be fixed first
+    } else {
+      probes = 0;
+      wait = jittered(t.update_interval, random());
+    }
+    next_cycle_at_ =
+        clock_.unix_now() + std::chrono::duration_cast<std::chrono::seconds>(wait).count();
+    if (clock_.wait_for(sync_interrupt_, wait) == WakeReason::stopped) {
+      break;
+    }
+  }
+}
+
+void SyncLoop::heartbeat_thread() {
+  while (!heartbeat_interrupt_.stop_requested()) {
+    const auto wait = jittered(timings().heartbeat_interval, random());
+    if (clock_.wait_for(heartbeat_interrupt_, wait) == WakeReason::stopped) {
+      break;
+    }
+    if (engine_.accountdb_down() || dry_run_) {
+      continue;  // the reconnect schedule probes AccountDB instead
+    }
+    const auto r = accountdb_.heartbeat();
+    if (!r.ok()) {
+      log::warn("heartbeat_failed", r.message, {{"kind", to_string(r.kind)}});
+    }
+  }
+}
+
+}  // namespace pha

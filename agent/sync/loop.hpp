@@ -1,0 +1,77 @@
+#pragma once
+// The sync loop: a cycle at start-up, then every UPDATE_INTERVAL (±10 %
+// jitter); when AccountDB was found down, cycles follow the reconnect
+// schedule (5 s, doubling, capped at RETRY_MAX_DELAY) instead; a 401 waits
+// the cap. A separate heartbeat timer (call B) pauses while AccountDB is down.
+// Every wait ends at once on stop; trigger() runs a cycle now, and triggers
+// that arrive while a cycle runs are merged into it.
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "agent/accountdb/client.hpp"
+#include "agent/core/clock.hpp"
+#include "agent/sync/engine.hpp"
+
+namespace pha {
+
+struct LoopTimings {
+  std::chrono::seconds update_interval{300};
+  std::chrono::seconds heartbeat_interval{60};
+  std::chrono::milliseconds retry_max_delay{120'000};
+};
+
+// ±10 % around `period` (resilience.md: every periodic timer is jittered);
+// `random` in [0, 1).
+Clock::Duration jittered(Clock::Duration period, double random);
+
+class SyncLoop {
+ public:
+  using CycleObserver = std::function<void(const CycleReport&)>;
+
+  SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock, LoopTimings timings,
+           bool dry_run, CycleObserver on_cycle);
+  ~SyncLoop();
+  SyncLoop(const SyncLoop&) = delete;
+  SyncLoop& operator=(const SyncLoop&) = delete;
+
+  void start();
+  void stop();     // ends every wait at once and joins the threads
+  void trigger();  // run a cycle now (merged with one that is running)
+  void set_timings(LoopTimings timings);
+
+  std::uint64_t cycles() const { return cycles_.load(); }
+  bool syncing() const { return syncing_.load(); }
+  // When the next cycle is due (unix seconds), for /status.
+  std::int64_t next_cycle_at() const { return next_cycle_at_.load(); }
+  // The steady time of the last completed cycle, for the watchdog and /health.
+  Clock::TimePoint last_progress() const;
+
+ private:
+  void sync_thread();
+  void heartbeat_thread();
+  double random();
+  LoopTimings timings() const;
+
+  SyncEngine& engine_;
+  AccountDbClient& accountdb_;
+  Clock& clock_;
+  bool dry_run_;
+  CycleObserver on_cycle_;
+  mutable std::mutex mutex_;
+  LoopTimings timings_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  Interrupt sync_interrupt_;
+  Interrupt heartbeat_interrupt_;
+  std::thread sync_;
+  std::thread heartbeat_;
+  std::atomic<std::uint64_t> cycles_{0};
+  std::atomic<bool> syncing_{false};
+  std::atomic<std::int64_t> next_cycle_at_{0};
+  Clock::TimePoint last_progress_{};
+};
+
+}  // namespace pha

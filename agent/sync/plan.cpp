@@ -1,0 +1,198 @@
+#include "agent/sync/plan.hpp"
+
+#include <cmath>
+
+namespace pha {
+
+namespace {
+
+constexpr std::string_view kDeleted = "deleted";
+constexpr std::string_view kMigrated = "migrated";
+
+bool newer(const AccountDbRow& a, const AccountDbRow& b) {
+  if (a.updated_at != b.updated_at) {
+    return a.updated_at > b.updated_at;  // ISO 8601 timestamps of one server compare as text
+  }
+  return a.id > b.id;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) {
+    out += (out.empty() ? "" : ", ") + p;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(RequestKind k) {
+  switch (k) {
+    case RequestKind::create:
+      return "create";
+    case RequestKind::update:
+      return "update";
+    case RequestKind::mark:
+      return "mark";
+  }
+  return "update";
+}
+
+std::vector<std::string> changed_fields(const GuestRecord& ours, const AccountDbRow& stored,
+                                        double cpu_threshold) {
+  std::vector<std::string> changed;
+  if (ours.name != stored.name) {
+    changed.emplace_back("name");
+  }
+  if (ours.status != stored.status) {
+    changed.emplace_back("status");
+  }
+  if (stored.cpu_cores != ours.cpu_cores) {
+    changed.emplace_back("cpu_cores");
+  }
+  if (stored.memory_mb != ours.memory_mb) {
+    changed.emplace_back("memory_mb");
+  }
+  if (stored.disk_gb != ours.disk_gb) {
+    changed.emplace_back("disk_gb");
+  }
+  // Null on our side (no IP known, details off) would not overwrite anything.
+  if (ours.ip_address && ours.ip_address != stored.ip_address) {
+    changed.emplace_back("ip_address");
+  }
+  if (!stored.cpu_usage_percent) {
+    changed.emplace_back("cpu_usage_percent");
+  } else {
+    // The server stores one decimal; compare what it would store.
+    const double diff =
+        std::fabs(std::round(ours.cpu_usage_percent * 10.0) / 10.0 - *stored.cpu_usage_percent);
+    if (cpu_threshold > 0 ? diff >= cpu_threshold - 1e-9 : diff > 1e-9) {
+      changed.emplace_back("cpu_usage_percent");
+    }
+  }
+  return changed;
+}
+
+Plan make_plan(const PlanInput& in) {
+  Plan plan;
+  const auto& s = in.settings;
+
+  // What AccountDB has, one row per VMID (the newest of duplicates).
+  std::map<std::int64_t, const AccountDbRow*> by_vmid;
+  for (const auto& row : in.rows) {
+    auto [it, inserted] = by_vmid.emplace(row.vmid, &row);
+    if (!inserted) {
+      const AccountDbRow* keep = newer(row, *it->second) ? &row : it->second;
+      const AccountDbRow* other = keep == &row ? it->second : &row;
+      plan.warnings.push_back("AccountDB has two rows for VMID " + std::to_string(row.vmid) +
+                              " (ids " + std::to_string(keep->id) + " and " +
+                              std::to_string(other->id) + "); updating " +
+                              std::to_string(keep->id) + ", the newest");
+      it->second = keep;
+    }
+  }
+
+  std::set<std::int64_t> present;
+  for (const auto& guest : in.guests) {
+    present.insert(guest.vmid);
+    plan.stats.total_vms_before_filter++;
+    if (guest.running()) {
+      plan.stats.online_vms++;
+    }
+    const auto row_it = by_vmid.find(guest.vmid);
+    const AccountDbRow* row = row_it == by_vmid.end() ? nullptr : row_it->second;
+
+    // The whitelist: a non-empty one keeps its VMIDs; an empty one keeps
+    // everything; an unknown one keeps only what AccountDB already has.
+    const bool kept = in.whitelist.known
+                          ? (!in.whitelist.filters() || in.whitelist.vmids.contains(guest.vmid))
+                          : row != nullptr;
+    if (!kept) {
+      plan.stats.filtered_out++;
+      plan.stats.filtered++;
+      continue;
+    }
+    plan.stats.total_vms_after_filter++;
+
+    if (guest.unknown) {
+      // A skeleton from /cluster/resources: its values are not known; nothing
+      // is sent and it is not treated as stopped or gone.
+      plan.stats.unchanged++;
+      continue;
+    }
+    const auto record = to_record(guest);
+    if (row == nullptr) {
+      const bool eligible = in.whitelist.filters() && in.whitelist.vmids.contains(guest.vmid) &&
+                            (guest.running() || s.create_stopped);
+      if (!eligible) {
+        plan.stats.filtered++;
+        continue;
+      }
+      plan.requests.push_back(
+          {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
+      continue;
+    }
+    auto changed = changed_fields(record, *row, s.cpu_change_threshold);
+    std::string reason;
+    if (!changed.empty()) {
+      reason = "changed: " + join(changed);
+    } else if (s.full_resync_interval > 0) {
+      const auto sent = in.memory.last_sent.find(guest.vmid);
+      if (sent == in.memory.last_sent.end()) {
+        // Never sent by this agent (first start without a state file): the row
+        // matches, so count from now instead of re-sending every guest at once.
+        plan.memory.last_sent[guest.vmid] = in.now;
+      } else if (in.now - sent->second >= s.full_resync_interval) {
+        reason = "full resync";
+      }
+    }
+    if (reason.empty()) {
+      plan.stats.unchanged++;
+      continue;
+    }
+    plan.requests.push_back(
+        {RequestKind::update, row->id, guest.vmid, to_accountdb_json(record), reason});
+  }
+
+  // Memory: keep what is still relevant (present guests and known rows).
+  for (const auto& [vmid, at] : in.memory.last_sent) {
+    if (present.contains(vmid) || by_vmid.contains(vmid)) {
+      plan.memory.last_sent.emplace(vmid, at);
+    }
+  }
+
+  // Guests that are gone: rows of E absent from this read.
+  for (const auto& [vmid, row] : by_vmid) {
+    if (present.contains(vmid)) {
+      continue;  // back, or never gone: the count starts again
+    }
+    const auto before = in.memory.missing.find(vmid);
+    int count = before == in.memory.missing.end() ? 0 : before->second;
+    if (in.read_counts_for_missing) {
+      ++count;
+    }
+    if (count > 0) {
+      plan.memory.missing[vmid] = count;
+    }
+    if (!s.mark_missing || count < s.missing_after_cycles || row->status == kDeleted ||
+        row->status == kMigrated) {
+      continue;
+    }
+    if (!in.cluster_locations) {
+      plan.mark_candidates.push_back(vmid);
+      continue;
+    }
+    const auto where = in.cluster_locations->find(vmid);
+    if (where != in.cluster_locations->end() && where->second == in.node) {
+      continue;  // the cluster still has it here: our read and the cluster disagree, so wait
+    }
+    const bool migrated = where != in.cluster_locations->end();
+    nlohmann::json body = {
+        {"vmid", vmid}, {"name", row->name}, {"status", migrated ? kMigrated : kDeleted}};
+    plan.requests.push_back({RequestKind::mark, row->id, vmid, std::move(body),
+                             migrated ? "migrated to " + where->second : std::string(kDeleted)});
+  }
+  return plan;
+}
+
+}  // namespace pha

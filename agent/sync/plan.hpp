@@ -1,0 +1,96 @@
+#pragma once
+// The sync plan: a pure function of what Proxmox shows, the whitelist, what
+// AccountDB has (call E), what the agent remembers having sent, the settings
+// and the time. It decides every F request of a cycle (accountdb.md "Sync
+// rules" and "Guests that are gone"); the engine only carries them out.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/accountdb/types.hpp"
+#include "agent/proxmox/guest.hpp"
+
+namespace pha {
+
+struct WhitelistView {
+  bool known = false;            // false: no usable whitelist (it is "unknown")
+  std::set<std::int64_t> vmids;  // known and empty: filters nothing
+  bool filters() const { return known && !vmids.empty(); }
+};
+
+// What the agent remembers between cycles (persisted in the state directory).
+struct SyncMemory {
+  std::map<std::int64_t, std::int64_t> last_sent;  // vmid -> unix time of the last successful F
+  std::map<std::int64_t, int> missing;  // vmid -> consecutive complete reads it was absent from
+  bool operator==(const SyncMemory&) const = default;
+};
+
+struct PlanSettings {
+  bool create_stopped = false;
+  double cpu_change_threshold = 5;
+  std::int64_t full_resync_interval = 3600;  // 0: never
+  bool mark_missing = true;
+  int missing_after_cycles = 3;
+};
+
+struct PlanInput {
+  std::vector<Guest> guests;  // every guest of this node that the read returned
+  // Only a complete read of the node's own API counts towards missing guests
+  // (not a failed or partial one, nor the fallback source with unknown guests).
+  bool read_counts_for_missing = true;
+  WhitelistView whitelist;
+  std::vector<AccountDbRow> rows;  // call E
+  SyncMemory memory;
+  PlanSettings settings;
+  std::int64_t now = 0;  // unix seconds
+  std::string node;      // this node's name
+  // Where each VMID of the cluster is (/cluster/resources), looked up only
+  // when there are guests to mark; nullopt: not looked up (yet).
+  std::optional<std::map<std::int64_t, std::string>> cluster_locations;
+};
+
+enum class RequestKind { create, update, mark };
+std::string_view to_string(RequestKind k);
+
+struct PlannedRequest {
+  RequestKind kind = RequestKind::update;
+  std::int64_t id = 0;  // the path id: the row's id, or -vmid for a create
+  std::int64_t vmid = 0;
+  nlohmann::json body;
+  std::string
+      reason;  // "new", "changed: name, status", "full resync", "deleted", "migrated to pve2"
+};
+
+struct PlanStats {
+  std::int64_t unchanged = 0;
+  std::int64_t filtered = 0;      // not sent: outside the whitelist, or not eligible for a create
+  std::int64_t filtered_out = 0;  // outside the whitelist
+  std::int64_t total_vms_before_filter = 0;
+  std::int64_t total_vms_after_filter = 0;
+  std::int64_t online_vms = 0;
+};
+
+struct Plan {
+  std::vector<PlannedRequest> requests;
+  // Rows whose guest has been gone long enough, waiting for a cluster lookup
+  // to tell migrated from deleted.
+  std::vector<std::int64_t> mark_candidates;
+  SyncMemory memory;  // the memory after this cycle, before any F is sent
+  PlanStats stats;
+  std::vector<std::string> warnings;
+};
+
+Plan make_plan(const PlanInput& input);
+
+// The fields of a guest that differ from its stored row, by the comparison
+// rules of accountdb.md (null on our side is no difference, a CPU dead band).
+std::vector<std::string> changed_fields(const GuestRecord& ours, const AccountDbRow& stored,
+                                        double cpu_threshold);
+
+}  // namespace pha

@@ -1,0 +1,205 @@
+// The AccountDB client against a scripted peer: paths, the key only in the
+// query string, request ids, and each status of accountdb.md's table.
+
+#include <doctest/doctest.h>
+
+#include "agent/accountdb/client.hpp"
+#include "agent/platform/logging.hpp"
+#include "tests/support/fake_http.hpp"
+
+using namespace pha;
+using test::FakeHttp;
+using test::http_answer;
+
+namespace {
+
+const std::string kKey = "Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd";
+
+struct Fixture {
+  FakeHttp http;
+  int ids = 0;
+  AccountDbClient client;
+  Fixture()
+      : client(
+            {*parse_url("http://127.0.0.1:5000/base", {"", 0}), kKey, 34, std::chrono::seconds(30)},
+            [this](const HttpRequest& r) { return http.send(r); },
+            [this] { return "req-" + std::to_string(++ids); }) {}
+};
+
+std::string header(const HttpRequest& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) {
+      return v;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("call A: the path - the key in the query - the request id - the node object") {
+  Fixture f;
+  f.http.on(
+      "GET /base/proxmox-nodes/agent-node/34",
+      http_answer(
+          200,
+          R"({"name":"pha-node-34","hostname":"127.0.0.1","port":8006,"id":34,)"
+          R"("status":"disconnected","whitelist":[101,102,205],"last_seen":null,"owner_id":2})"));
+  auto a = f.client.connect();
+  REQUIRE(a.ok());
+  CHECK(a.value->id == 34);
+  CHECK(a.value->owner_id == std::optional<std::int64_t>(2));
+  CHECK(a.value->whitelist == std::vector<std::int64_t>{101, 102, 205});
+  CHECK(a.result.request_id == "req-1");
+  const auto req = f.http.requests().at(0);
+  CHECK(req.url == "http://127.0.0.1:5000/base/proxmox-nodes/agent-node/34?api_key=" + kKey);
+  CHECK(header(req, "X-Request-ID") == "req-1");
+  CHECK(header(req, "Authorization").empty());
+  CHECK(req.timeout == std::chrono::seconds(30));
+}
+
+TEST_CASE("call B: POST with node_id and api_key and no body") {
+  Fixture f;
+  f.http.on("POST /base/proxmox-nodes/heartbeat",
+            http_answer(200, R"({"message":"Heartbeat received"})"));
+  CHECK(f.client.heartbeat().ok());
+  const auto req = f.http.requests().at(0);
+  CHECK(req.url == "http://127.0.0.1:5000/base/proxmox-nodes/heartbeat?node_id=34&api_key=" + kKey);
+  CHECK(req.body.empty());
+}
+
+TEST_CASE("call C and the fall back to D on an older server") {
+  Fixture f;
+  f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(200, "[1552, 5001]"));
+  auto c = f.client.whitelist();
+  REQUIRE(c.ok());
+  CHECK(c.value->vmids == std::set<std::int64_t>{1552, 5001});
+  CHECK(c.value->source == "accountdb");
+
+  for (int status : {404, 405}) {
+    Fixture old;
+    old.http.on("GET /base/vm-access/node/34/whitelist/agent",
+                http_answer(status, R"({"detail":"Not Found"})"));
+    old.http.on("GET /base/proxmox-nodes/agent-whitelist/34",
+                http_answer(200, R"({"node_id":34,"vmids":[101],"success":true,"message":"ok"})"));
+    auto d = old.client.whitelist();
+    REQUIRE(d.ok());
+    CHECK(d.value->vmids == std::set<std::int64_t>{101});
+    CHECK(d.value->source == "accountdb-legacy");
+    CHECK(old.http.requests().size() == 2);
+  }
+}
+
+TEST_CASE("a whitelist error is an error - never an empty whitelist") {
+  Fixture f;
+  f.http.on("GET /base/vm-access/node/34/whitelist/agent",
+            http_answer(401, R"({"detail":"Invalid API key or node not found"})"));
+  auto c = f.client.whitelist();
+  CHECK_FALSE(c.ok());
+  CHECK(c.result.kind == FailureKind::auth);
+  f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(503, "upstream down"));
+  CHECK(f.client.whitelist().result.kind == FailureKind::server);
+  f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(200, R"({"not":"a list"})"));
+  auto garbage = f.client.whitelist();
+  CHECK(garbage.result.kind == FailureKind::server);
+  CHECK(garbage.result.message.find("not understood") != std::string::npos);
+}
+
+TEST_CASE("call E: rows parsed - a row without id fails the whole answer") {
+  Fixture f;
+  f.http.on(
+      "GET /base/proxmox-nodes/agent-vms/34",
+      http_answer(
+          200,
+          R"({"vms":[{"id":1,"vmid":101,"name":"web","status":"running","cpu_cores":2,)"
+          R"("cpu_usage_percent":12.3,"memory_mb":2048,"disk_gb":32,"ip_address":"10.0.0.11",)"
+          R"("proxmox_node_id":34,"owner_id":1,"created_at":"a","updated_at":"b"}],"count":1,"node_id":34})"));
+  auto e = f.client.guests();
+  REQUIRE(e.ok());
+  REQUIRE(e.value->size() == 1);
+  const auto& row = e.value->at(0);
+  CHECK(row.id == 1);
+  CHECK(row.cpu_usage_percent == std::optional<double>(12.3));
+  CHECK(row.ip_address == std::optional<std::string>("10.0.0.11"));
+  f.http.on("GET /base/proxmox-nodes/agent-vms/34",
+            http_answer(200, R"({"vms":[{"vmid":101}],"count":1})"));
+  CHECK(f.client.guests().result.kind == FailureKind::server);
+}
+
+TEST_CASE(
+    "call F: a create is a non-idempotent PUT to -vmid and an update an idempotent PUT to the id") {
+  Fixture f;
+  f.http.on("PUT /base/vms/agent/-101", http_answer(200, R"({"id":1})"));
+  f.http.on("PUT /base/vms/agent/7", http_answer(200, R"({"id":7})"));
+  const nlohmann::json body = {
+      {"vmid", 101}, {"name", "web"}, {"status", "running"}, {"disk_gb", 32}};
+  CHECK(f.client.put_guest(-101, body).ok());
+  CHECK(f.client.put_guest(7, body).ok());
+  const auto reqs = f.http.requests();
+  CHECK(reqs[0].url == "http://127.0.0.1:5000/base/vms/agent/-101?node_id=34&api_key=" + kKey);
+  CHECK_FALSE(reqs[0].idempotent);
+  CHECK(reqs[1].idempotent);
+  CHECK(header(reqs[0], "Content-Type") == "application/json");
+  CHECK(nlohmann::json::parse(reqs[0].body) == body);
+}
+
+TEST_CASE("401 - 404 on A - 422 and 429 give operator messages without the key") {
+  Fixture f;
+  f.http.on("GET /base/proxmox-nodes/agent-node/34",
+            http_answer(401, R"({"detail":"Invalid API key"})"));
+  auto bad_key = f.client.connect();
+  CHECK(bad_key.result.kind == FailureKind::auth);
+  CHECK(
+      bad_key.result.message ==
+      R"(AccountDB refused the API key for node 34 (401 {"detail":"Invalid API key"}): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID)");
+
+  f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(404, R"({"error":"NOT_FOUND"})"));
+  auto unknown = f.client.connect();
+  CHECK(unknown.result.kind == FailureKind::auth);
+  CHECK(unknown.result.message.find("does not know node 34") != std::string::npos);
+
+  f.http.on(
+      "PUT /base/vms/agent/7",
+      http_answer(
+          422, R"({"error":"VALIDATION_ERROR","details":{"errors":{"name":["field required"]}}})"));
+  auto invalid = f.client.put_guest(7, {{"vmid", 101}});
+  CHECK(invalid.kind == FailureKind::client);
+  CHECK(invalid.message.find("422") != std::string::npos);
+  CHECK(invalid.message.find("field required") != std::string::npos);
+
+  auto limited = http_answer(429, R"({"detail":"Too many requests"})");
+  limited.retry_after = std::chrono::seconds(53);
+  f.http.on("POST /base/proxmox-nodes/heartbeat", limited);
+  auto rl = f.client.heartbeat();
+  CHECK(rl.kind == FailureKind::rate_limited);
+  CHECK(rl.message.find("Retry-After 53 s") != std::string::npos);
+
+  f.http.on("GET /base/proxmox-nodes/agent-vms/34",
+            test::http_failure(FailureKind::timeout,
+                               "GET http://127.0.0.1:5000/x?api_key=" + kKey + " timed out"));
+  auto t = f.client.guests();
+  CHECK(t.result.kind == FailureKind::timeout);
+  for (const auto* m : {&bad_key.result.message, &unknown.result.message, &invalid.message,
+                        &rl.message, &t.result.message}) {
+    CHECK(m->find(kKey) == std::string::npos);
+  }
+}
+
+TEST_CASE("the key is never logged") {
+  std::vector<std::string> lines;
+  log::init({log::Level::trace, log::Format::text, false, {}});
+  log::capture_for_test(&lines);
+  Fixture f;
+  f.http.on("GET /base/proxmox-nodes/agent-node/34",
+            http_answer(401, R"({"detail":"Invalid API key"})"));
+  f.client.connect();
+  f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(200, R"({"id":34})"));
+  f.client.connect();
+  log::capture_for_test(nullptr);
+  log::init({});
+  REQUIRE(lines.size() == 2);
+  for (const auto& l : lines) {
+    CHECK(l.find(kKey) == std::string::npos);
+    CHECK(l.find("request_id=req-") != std::string::npos);
+  }
+}

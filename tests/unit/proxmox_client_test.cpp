@@ -1,0 +1,395 @@
+// The Proxmox client's logic against a scripted HTTP peer and a fake clock:
+// authentication, the node name, which calls a read makes, and failures.
+
+#include <fstream>
+#include <sstream>
+
+#include <doctest/doctest.h>
+
+#include "agent/proxmox/client.hpp"
+#include "tests/support/fake_clock.hpp"
+#include "tests/support/fake_http.hpp"
+
+using namespace pha;
+using namespace std::chrono_literals;
+using test::FakeHttp;
+using test::http_answer;
+
+namespace {
+
+std::string fixture(const std::string& name) {
+  std::ifstream f(std::string(PHA_FIXTURES_DIR) + "/proxmox/" + name, std::ios::binary);
+  REQUIRE_MESSAGE(f.good(), name);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+ProxmoxClientOptions token_options() {
+  ProxmoxClientOptions o;
+  o.host = *parse_url("https://127.0.0.1:8006", {"https", 8006});
+  o.credentials.token_id = "agent@pve!sync";
+  o.credentials.token_secret = "tok-secret";
+  o.node_name = "pve";
+  o.short_hostname = [] { return std::string("host-from-uname"); };
+  return o;
+}
+
+ProxmoxClientOptions password_options() {
+  auto o = token_options();
+  o.credentials = {};
+  o.credentials.user = "root@pam";
+  o.credentials.password = "p@ss word";
+  return o;
+}
+
+std::string header(const HttpRequest& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) {
+      return v;
+    }
+  }
+  return "";
+}
+
+const std::string kQemu = "GET /api2/json/nodes/pve/qemu";
+const std::string kLxc = "GET /api2/json/nodes/pve/lxc";
+const std::string kTicket = "POST /api2/json/access/ticket";
+
+// A node with the PVE 8 fixtures: qemu 100 (running) and 101 (stopped); lxc 102 (running), 103..105
+// (stopped).
+void serve_node(FakeHttp& http) {
+  http.on(kQemu, http_answer(200, fixture("nodes-node-qemu.pve8.json")));
+  http.on(kLxc, http_answer(200, fixture("nodes-node-lxc.pve8-vmid-string.json")));
+  for (const auto* id : {"100", "101"}) {
+    http.on(std::string("GET /api2/json/nodes/pve/qemu/") + id + "/config",
+            http_answer(
+                200, std::string(R"({"data":{"cores":1,"description":"notes of )") + id + "\"}}"));
+  }
+  for (const auto* id : {"102", "103", "104", "105"}) {
+    http.on(std::string("GET /api2/json/nodes/pve/lxc/") + id + "/config",
+            http_answer(200, R"({"data":{"cores":2}})"));
+  }
+  http.on(
+      "GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces",
+      http_answer(200, R"({"data":{"result":[{"name":"eth0","ip-addresses":[)"
+                       R"({"ip-address":"10.0.0.100","ip-address-type":"ipv4","prefix":24}]}]}})"));
+  http.on("GET /api2/json/nodes/pve/lxc/102/interfaces",
+          http_answer(200, R"({"data":[{"name":"eth0","inet":"10.0.0.102/24"}]})"));
+}
+
+struct Fixture {
+  FakeHttp http;
+  test::FakeClock clock;
+  ProxmoxClient client;
+  explicit Fixture(ProxmoxClientOptions o)
+      : client(
+            std::move(o), [this](const HttpRequest& r) { return http.send(r); }, clock) {}
+};
+
+const Guest* find(const GuestRead& r, std::int64_t vmid) {
+  for (const auto& g : r.guests) {
+    if (g.vmid == vmid) {
+      return &g;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("token auth: the PVEAPIToken header on every request and no cookie") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  auto r = f.client.read_guests();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  for (const auto& req : f.http.requests()) {
+    CHECK(header(req, "Authorization") == "PVEAPIToken=agent@pve!sync=tok-secret");
+    CHECK(header(req, "Cookie").empty());
+    CHECK(req.url.starts_with("https://127.0.0.1:8006/api2/json/"));
+    CHECK(req.url.find("full=1") == std::string::npos);
+    CHECK(req.method == "GET");
+  }
+}
+
+TEST_CASE("the first read: two list calls plus details of every guest") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  auto r = f.client.read_guests();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.complete);
+  CHECK(r.node == "pve");
+  CHECK(r.source == "node");
+  CHECK(r.guests.size() == 6);
+  CHECK(f.http.count(kQemu) == 1);
+  CHECK(f.http.count(kLxc) == 1);
+  // 6 configs + the agent of the running VM + the interfaces of the running container.
+  CHECK(r.detail_requests == 8);
+  CHECK(r.requests == 10);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/lxc/103/interfaces") == 0);  // stopped: not asked
+  REQUIRE(find(r, 100) != nullptr);
+  CHECK(find(r, 100)->ip_address == std::optional<std::string>("10.0.0.100"));
+  CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
+  CHECK(find(r, 102)->ip_address == std::optional<std::string>("10.0.0.102"));
+  CHECK_FALSE(find(r, 101)->ip_address.has_value());
+}
+
+TEST_CASE("the second read makes exactly the two list calls when nothing changed") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  REQUIRE(f.client.read_guests().ok);
+  f.http.clear_requests();
+  f.clock.advance(60s);
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(r.requests == 2);
+  CHECK(r.detail_requests == 0);
+  CHECK(f.http.requests().size() == 2);
+  // Cached details are still reported.
+  CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
+  CHECK(find(r, 100)->ip_address == std::optional<std::string>("10.0.0.100"));
+}
+
+TEST_CASE(
+    "details are read again only for a guest whose status changed - a new guest - or after the "
+    "TTL") {
+  auto o = token_options();
+  o.details_ttl = 3600s;
+  Fixture f(o);
+  serve_node(f.http);
+  REQUIRE(f.client.read_guests().ok);
+
+  // 101 starts (its status changes): config + agent (no agent: 500, cached as such).
+  f.http.on(kQemu, http_answer(200, R"({"data":[
+      {"vmid":100,"status":"running","name":"pxe.home.arpa","cpus":1,"cpu":0.1,"maxmem":4294967296},
+      {"vmid":101,"status":"running","name":"test1","cpus":1,"maxmem":536870912},
+      {"vmid":107,"status":"stopped","name":"new-one","cpus":1,"maxmem":536870912}]})"));
+  f.http.on("GET /api2/json/nodes/pve/qemu/101/agent/network-get-interfaces",
+            http_answer(500, R"({"data":null})", "QEMU guest agent is not running"));
+  f.http.on("GET /api2/json/nodes/pve/qemu/107/config",
+            http_answer(200, R"({"data":{"description":"fresh"}})"));
+  f.http.clear_requests();
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(r.detail_requests == 3);  // 101 config + 101 agent + 107 config
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/101/config") == 1);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/101/agent/network-get-interfaces") == 1);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/107/config") == 1);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 0);
+  CHECK(find(r, 107)->notes == std::optional<std::string>("fresh"));
+
+  // The missing agent was an answer: not asked again next cycle.
+  f.http.clear_requests();
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(f.http.requests().size() == 2);
+
+  // After the TTL every guest's details are read again.
+  f.clock.advance(3601s);
+  f.http.clear_requests();
+  auto late = f.client.read_guests();
+  REQUIRE(late.ok);
+  CHECK(late.detail_requests > 0);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 1);
+}
+
+TEST_CASE("a passing failure of a detail call keeps the known details and is retried next cycle") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  REQUIRE(f.client.read_guests().ok);
+  f.http.on(kQemu,
+            http_answer(200, R"({"data":[{"vmid":100,"status":"paused","name":"pxe","cpus":1}]})"));
+  f.http.on("GET /api2/json/nodes/pve/qemu/100/config",
+            http_answer(500, R"({"data":null})",
+                        "Configuration file 'nodes/pve/qemu-server/100.conf' does not exist"));
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
+  f.http.clear_requests();
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 1);
+}
+
+TEST_CASE("VM_DETAILS off and SYNC_GUEST_TYPES=qemu make one list call and nothing else") {
+  auto o = token_options();
+  o.vm_details = false;
+  o.sync_lxc = false;
+  Fixture f(o);
+  serve_node(f.http);
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(r.requests == 1);
+  CHECK(r.guests.size() == 2);
+  CHECK_FALSE(find(r, 100)->notes.has_value());
+}
+
+TEST_CASE("ticket auth: login - cookie - renewal after an hour - one re-login on 401") {
+  Fixture f(password_options());
+  serve_node(f.http);
+  int logins = 0;
+  f.http.on(kTicket, [&](const HttpRequest& req) {
+    ++logins;
+    const auto n = std::to_string(logins);
+    if (req.body != "username=root%40pam&password=p%40ss%20word" &&
+        req.body != "username=root%40pam&password=PVE%3Aroot%40pam%3A" +
+                        std::to_string(logins - 1) + "%3A%3Asig") {
+      return http_answer(401, R"({"data":null})", "authentication failure");
+    }
+    return http_answer(200, R"({"data":{"ticket":"PVE:root@pam:)" + n +
+                                R"(::sig","CSRFPreventionToken":"csrf)" + n +
+                                R"(","username":"root@pam"}})");
+  });
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(logins == 1);
+  const auto first = f.http.requests();
+  CHECK(first.front().method == "POST");
+  CHECK(header(first.front(), "Content-Type") == "application/x-www-form-urlencoded");
+  CHECK(header(first[1], "Cookie") == "PVEAuthCookie=PVE:root@pam:1::sig");
+  CHECK(header(first[1], "Authorization").empty());
+  CHECK(header(first[1], "CSRFPreventionToken").empty());  // GET needs no CSRF token
+
+  // Within the hour the ticket is reused.
+  f.clock.advance(59min);
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(logins == 1);
+
+  // After an hour it is renewed by posting it as the password.
+  f.clock.advance(2min);
+  f.http.clear_requests();
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(logins == 2);
+  CHECK(f.http.requests().front().body ==
+        "username=root%40pam&password=PVE%3Aroot%40pam%3A1%3A%3Asig");
+  CHECK(header(f.http.requests()[1], "Cookie") == "PVEAuthCookie=PVE:root@pam:2::sig");
+
+  // A refused ticket: one fresh login, then the call again.
+  int refusals = 1;
+  f.http.on(kLxc, [&](const HttpRequest& req) {
+    if (refusals > 0 && header(req, "Cookie") == "PVEAuthCookie=PVE:root@pam:2::sig") {
+      --refusals;
+      return http_answer(401, "", "permission denied - invalid PVE ticket");
+    }
+    return http_answer(200, fixture("nodes-node-lxc.pve8-vmid-string.json"));
+  });
+  f.http.clear_requests();
+  auto r = f.client.read_guests();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(logins == 3);
+  CHECK(f.http.count(kLxc) == 2);
+}
+
+TEST_CASE("a wrong password is a clear auth failure - one login attempt and no loop") {
+  auto o = password_options();
+  o.credentials.password = "wrong";
+  Fixture f(o);
+  serve_node(f.http);
+  f.http.on(kTicket, http_answer(401, R"({"data":null})", "authentication failure"));
+  auto r = f.client.read_guests();
+  CHECK_FALSE(r.ok);
+  CHECK(r.kind == FailureKind::auth);
+  CHECK(
+      r.error ==
+      "Proxmox rejected the login of root@pam (401 authentication failure): check PROXMOX_USER and "
+      "PROXMOX_PASSWORD");
+  CHECK(f.http.requests().size() == 1);
+  CHECK(r.error.find("wrong") == std::string::npos);
+}
+
+TEST_CASE("a rejected token is an auth failure that names the settings - without the secret") {
+  Fixture f(token_options());
+  f.http.on(kQemu, http_answer(401, "", "invalid token value!"));
+  auto r = f.client.read_guests();
+  CHECK_FALSE(r.ok);
+  CHECK(r.kind == FailureKind::auth);
+  CHECK(r.error ==
+        "Proxmox rejected the API token (401 invalid token value!): check PROXMOX_TOKEN_ID and "
+        "PROXMOX_TOKEN_SECRET");
+  CHECK(r.error.find("tok-secret") == std::string::npos);
+  CHECK(f.http.requests().size() == 1);
+}
+
+TEST_CASE("a missing privilege is an auth failure that names the role") {
+  Fixture f(token_options());
+  f.http.on(kQemu,
+            http_answer(403, R"({"data":null})", "Permission check failed (/vms, VM.Audit)"));
+  auto r = f.client.read_guests();
+  CHECK(r.kind == FailureKind::auth);
+  CHECK(r.error.find("403 Permission check failed (/vms, VM.Audit)") != std::string::npos);
+  CHECK(r.error.find("PVEAuditor") != std::string::npos);
+}
+
+TEST_CASE("an empty node seen through a token gets the VM.Audit hint") {
+  Fixture f(token_options());
+  f.http.on(kQemu, http_answer(200, R"({"data":[]})"));
+  f.http.on(kLxc, http_answer(200, R"({"data":[]})"));
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(r.guests.empty());
+  CHECK(r.hint.find("VM.Audit") != std::string::npos);
+}
+
+TEST_CASE("server errors - garbage and partial lists") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  f.http.on(kLxc, http_answer(596, "", "Connection timed out"));
+  auto r = f.client.read_guests();
+  CHECK_FALSE(r.ok);
+  CHECK(r.kind == FailureKind::server);
+  CHECK(r.error == "GET /nodes/pve/lxc on https://127.0.0.1:8006: 596 Connection timed out");
+
+  f.http.on(kLxc, http_answer(200, "<html>oops</html>"));
+  auto garbage = f.client.read_guests();
+  CHECK_FALSE(garbage.ok);
+  CHECK(garbage.kind == FailureKind::server);
+  CHECK(garbage.error.find("the answer is not understood: the body is not JSON") !=
+        std::string::npos);
+
+  f.http.on(
+      kLxc,
+      http_answer(200,
+                  R"({"data":[{"vmid":"x","status":"running"},{"vmid":110,"status":"stopped"}]})"));
+  f.http.on("GET /api2/json/nodes/pve/lxc/110/config", http_answer(200, R"({"data":{}})"));
+  auto partial = f.client.read_guests();
+  REQUIRE(partial.ok);
+  CHECK_FALSE(partial.complete);
+  CHECK(partial.rejected.size() == 1);
+  CHECK(find(partial, 110) != nullptr);
+
+  f.http.on(kQemu, test::http_failure(FailureKind::network, "connection refused"));
+  auto down = f.client.read_guests();
+  CHECK(down.kind == FailureKind::network);
+  CHECK(down.error == "GET /nodes/pve/qemu on https://127.0.0.1:8006: connection refused");
+}
+
+TEST_CASE("the node name: the setting - else /cluster/status - else the host name") {
+  auto o = token_options();
+  o.node_name = "";
+  {
+    Fixture f(o);
+    f.http.on("GET /api2/json/cluster/status",
+              http_answer(200, fixture("cluster-status.pve74-4node.json")));
+    CHECK(f.client.node_name() == "node1");
+    CHECK(f.client.node_name() == "node1");
+    CHECK(f.http.requests().size() == 1);  // learnt once
+  }
+  {
+    Fixture f(o);  // a token without Sys.Audit: 403 for good
+    f.http.on("GET /api2/json/cluster/status",
+              http_answer(403, R"({"data":null})", "Permission check failed (/, Sys.Audit)"));
+    CHECK(f.client.node_name() == "host-from-uname");
+    CHECK(f.client.node_name() == "host-from-uname");
+    CHECK(f.http.requests().size() == 1);
+  }
+  {
+    Fixture f(o);  // the API is down: asked again later
+    f.http.on("GET /api2/json/cluster/status", test::http_failure(FailureKind::network, "refused"));
+    CHECK(f.client.node_name() == "host-from-uname");
+    f.http.on("GET /api2/json/cluster/status",
+              http_answer(200, fixture("cluster-status.pve74-4node.json")));
+    CHECK(f.client.node_name() == "node1");
+  }
+  {
+    Fixture f(token_options());
+    CHECK(f.client.node_name() == "pve");
+    CHECK(f.http.requests().empty());
+  }
+}
