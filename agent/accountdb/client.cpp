@@ -61,10 +61,26 @@ AccountDbClient::AccountDbClient(AccountDbClientOptions options, AdbTransport tr
       transport_(std::move(transport)),
       request_id_(request_id ? std::move(request_id) : random_request_id) {}
 
-std::string AccountDbClient::describe_failure(const std::string& call_id, const std::string& method,
+AccountDbClientOptions AccountDbClient::options() const {
+  std::lock_guard lock(mutex_);
+  return options_;
+}
+
+void AccountDbClient::set_endpoint(Url endpoint) {
+  std::lock_guard lock(mutex_);
+  options_.endpoint = std::move(endpoint);
+}
+
+void AccountDbClient::set_api_key(std::string api_key) {
+  std::lock_guard lock(mutex_);
+  options_.api_key = std::move(api_key);
+}
+
+std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts,
+                                              const std::string& call_id, const std::string& method,
                                               const std::string& path, const HttpOutcome& o) const {
   const std::string what = method + " " + path + " (call " + call_id + ")";
-  const std::string node = std::to_string(options_.node_id);
+  const std::string node = std::to_string(opts.node_id);
   if (o.status == 401) {
     return "AccountDB refused the API key for node " + node + " (401 " + body_excerpt(o.body) +
            "): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID";
@@ -86,19 +102,19 @@ std::string AccountDbClient::describe_failure(const std::string& call_id, const 
   if (o.status != 0) {
     return what + ": " + std::to_string(o.status) + " " + body_excerpt(o.body);
   }
-  return what + " on " + options_.endpoint.str() + ": " +
-         log::mask_secrets(o.error, {options_.api_key});
+  return what + " on " + opts.endpoint.str() + ": " + log::mask_secrets(o.error, {opts.api_key});
 }
 
 AdbResult AccountDbClient::call(const std::string& call_id, const std::string& method,
                                 const std::string& path, const std::string& query,
                                 const std::string& body, bool idempotent) {
+  const auto opts = options();
   HttpRequest req;
   req.method = method;
-  req.url = options_.endpoint.str() + path + "?" + (query.empty() ? "" : query + "&") +
-            "api_key=" + url_encode(options_.api_key);
+  req.url = opts.endpoint.str() + path + "?" + (query.empty() ? "" : query + "&") +
+            "api_key=" + url_encode(opts.api_key);
   req.idempotent = idempotent;
-  req.timeout = options_.timeout;
+  req.timeout = opts.timeout;
   const auto id = request_id_();
   req.headers.emplace_back("X-Request-ID", id);
   req.headers.emplace_back("Accept", "application/json");
@@ -115,7 +131,7 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
   }
   if (!r.ok()) {
     o.body = r.body;
-    r.message = describe_failure(call_id, method, path, o);
+    r.message = describe_failure(opts, call_id, method, path, o);
   }
   const log::Fields fields = {{"call", call_id},
                               {"method", method},
@@ -135,17 +151,17 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
 }
 
 AdbCall<AccountDbNode> AccountDbClient::connect() {
-  const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options_.node_id);
+  const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
   return parsed<AccountDbNode>(call("A", "GET", path, "", "", true), parse_node, "GET " + path);
 }
 
 AdbResult AccountDbClient::heartbeat() {
   return call("B", "POST", "/proxmox-nodes/heartbeat",
-              "node_id=" + std::to_string(options_.node_id), "", true);
+              "node_id=" + std::to_string(options().node_id), "", true);
 }
 
 AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
-  const auto node = std::to_string(options_.node_id);
+  const auto node = std::to_string(options().node_id);
   const auto c_path = "/vm-access/node/" + node + "/whitelist/agent";
   auto c = call("C", "GET", c_path, "", "", true);
   if (c.status != 404 && c.status != 405) {
@@ -175,7 +191,7 @@ AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
 }
 
 AdbCall<std::vector<AccountDbRow>> AccountDbClient::guests() {
-  const auto path = "/proxmox-nodes/agent-vms/" + std::to_string(options_.node_id);
+  const auto path = "/proxmox-nodes/agent-vms/" + std::to_string(options().node_id);
   return parsed<std::vector<AccountDbRow>>(call("E", "GET", path, "", "", true), parse_rows,
                                            "GET " + path);
 }
@@ -183,7 +199,7 @@ AdbCall<std::vector<AccountDbRow>> AccountDbClient::guests() {
 AdbResult AccountDbClient::put_guest(std::int64_t id, const nlohmann::json& body) {
   // A create (a PUT to -vmid) inserts a row each time it lands: not idempotent.
   return call("F", "PUT", "/vms/agent/" + std::to_string(id),
-              "node_id=" + std::to_string(options_.node_id),
+              "node_id=" + std::to_string(options().node_id),
               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), id > 0);
 }
 

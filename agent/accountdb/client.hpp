@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -65,16 +66,20 @@ class AccountDbClient {
   // F to /vms/agent/{id}; a create (negative id) is not idempotent.
   AdbResult put_guest(std::int64_t id, const nlohmann::json& body);
 
-  const AccountDbClientOptions& options() const { return options_; }
-  void set_endpoint(Url endpoint) { options_.endpoint = std::move(endpoint); }
+  AccountDbClientOptions options() const;
+  // SIGHUP: a fixed key or another endpoint applies from the next request on.
+  void set_endpoint(Url endpoint);
+  void set_api_key(std::string api_key);
   std::uint64_t requests() const { return requests_.load(); }
 
  private:
   AdbResult call(const std::string& call_id, const std::string& method, const std::string& path,
                  const std::string& query, const std::string& body, bool idempotent);
-  std::string describe_failure(const std::string& call_id, const std::string& method,
-                               const std::string& path, const HttpOutcome& o) const;
+  std::string describe_failure(const AccountDbClientOptions& opts, const std::string& call_id,
+                               const std::string& method, const std::string& path,
+                               const HttpOutcome& o) const;
 
+  mutable std::mutex mutex_;  // guards options_: requests run on several threads
   AccountDbClientOptions options_;
   AdbTransport transport_;
   std::function<std::string()> request_id_;

@@ -81,6 +81,7 @@ int Agent::run() {
     std::lock_guard lock(mutex_);
     engine_ = &engine;
     loop_ = &loop;
+    accountdb_ = &accountdb.client();
   }
   loop.start();
   while (clock_.wait_for(interrupt_, std::chrono::hours(24)) != WakeReason::stopped) {
@@ -90,6 +91,7 @@ int Agent::run() {
     std::lock_guard lock(mutex_);
     engine_ = nullptr;
     loop_ = nullptr;
+    accountdb_ = nullptr;
   }
   log::info("agent_stopped", "stopped");
   return 0;
@@ -106,8 +108,14 @@ void Agent::reload(LoadedConfig config) {
   if (engine_ != nullptr) {
     engine_->apply(config.settings);
   }
+  if (accountdb_ != nullptr) {
+    accountdb_->set_api_key(config.settings.accountdb_api_key);
+    accountdb_->set_endpoint(config.settings.accountdb_endpoints.front().url);
+  }
   if (loop_ != nullptr) {
     loop_->set_timings(loop_timings(config.settings));
+    // An operator who reloads has usually just fixed something: sync now.
+    loop_->trigger();
   }
   config_ = std::move(config);
 }

@@ -9,6 +9,7 @@
 
 namespace pha {
 
+class AccountDbClient;
 class SyncEngine;
 class SyncLoop;
 
@@ -38,6 +39,7 @@ class Agent {
   Interrupt interrupt_;
   SyncEngine* engine_ = nullptr;  // set while run() runs
   SyncLoop* loop_ = nullptr;
+  AccountDbClient* accountdb_ = nullptr;
 };
 
 }  // namespace pha

@@ -35,6 +35,10 @@ struct HttpRequest {
   // Whether sending it twice is harmless (GET, HEAD, PUT to an existing id...).
   // Only idempotent requests are retried quietly on a stale kept-alive connection.
   bool idempotent = true;
+  // false: one attempt only, and its outcome says nothing about the upstream's
+  // health (it is not fed to the retry budget): for best-effort calls whose
+  // failure is an ordinary answer, such as a guest agent that does not run.
+  bool retry = true;
 };
 
 struct HttpOutcome {

@@ -124,6 +124,9 @@ HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
                             const RetryPolicy& policy, RetryBudget& budget, Clock& clock,
                             Interrupt& interrupt, const std::function<double()>& random,
                             std::string_view upstream) {
+  if (!request.retry) {
+    return client.send(request);
+  }
   int attempts = 0;
   bool woken = false;
   HttpOutcome last;

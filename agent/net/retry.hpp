@@ -86,7 +86,8 @@ RetryDecision decide(const RetryPolicy& policy, const RetryBudget& budget, int a
                      const HttpRequest& request, const HttpOutcome& last, bool next_target_is_new,
                      double random);
 
-// Sends `request` to its one target with retries: each outcome feeds `budget`,
+// Sends `request` to its one target with retries (one attempt, outside the
+// budget, when `request.retry` is false): each outcome feeds `budget`,
 // decide() rules, the delay is waited through `clock` on `interrupt`. A stop
 // request ends a wait at once and returns the last outcome. A wake-up does not
 // cut a backoff short; it is passed on to the caller's next wait. Each retry

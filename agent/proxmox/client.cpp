@@ -100,13 +100,14 @@ bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
 }
 
 ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
-                              const std::string& form_body) {
+                              const std::string& form_body, bool retry) {
   const auto& c = options_.credentials;
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
     req.method = method;
     req.url = url(path);
     req.idempotent = method == "GET";
+    req.retry = retry;
     if (c.uses_token()) {
       req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
     } else {
@@ -141,6 +142,10 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
 
 ApiResult ProxmoxClient::get(const std::string& path) {
   return call("GET", path, "");
+}
+
+ApiResult ProxmoxClient::get_once(const std::string& path) {
+  return call("GET", path, "", false);
 }
 
 std::string ProxmoxClient::node_name() {
@@ -186,7 +191,7 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
       "/nodes/" + g.node + "/" + type_path(g.type) + "/" + std::to_string(g.vmid);
   Details d{g.status, now, std::nullopt, std::nullopt};
   bool complete = true;
-  auto conf = get(base + "/config");
+  auto conf = get_once(base + "/config");
   if (conf.ok()) {
     if (auto notes = parse_config_description(conf.body)) {
       d.notes = *notes;
@@ -201,7 +206,7 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
   }
   if (g.running()) {
     const bool qemu = g.type == GuestType::qemu;
-    auto ifs = get(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
+    auto ifs = get_once(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
     if (ifs.ok()) {
       auto ip = qemu ? parse_qemu_agent_ipv4(ifs.body) : parse_lxc_interfaces_ipv4(ifs.body);
       if (ip) {

@@ -104,7 +104,10 @@ class ProxmoxClient {
   };
   using GuestKey = std::pair<GuestType, std::int64_t>;
 
-  ApiResult call(const std::string& method, const std::string& path, const std::string& form_body);
+  ApiResult call(const std::string& method, const std::string& path, const std::string& form_body,
+                 bool retry = true);
+  // A best-effort GET (guest details): one attempt, outside the retry budget.
+  ApiResult get_once(const std::string& path);
   HttpOutcome send(HttpRequest request);
   ApiResult login(bool renew);
   bool ensure_ticket(ApiResult& failure);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,9 +124,11 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
       }
     }
     int status = 0;
-    if (!result_ && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+    rusage usage{};
+    if (!result_ && ::wait4(pid_, &status, WNOHANG, &usage) == pid_) {
       ProcessResult r;
       r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      r.max_rss_kb = usage.ru_maxrss;
       result_ = r;
     }
     if (result_) {
@@ -144,9 +147,11 @@ ProcessResult Process::wait(std::chrono::milliseconds timeout) {
     int status = 0;
     ProcessResult r;
     for (;;) {
-      const auto done = ::waitpid(pid_, &status, WNOHANG);
+      rusage usage{};
+      const auto done = ::wait4(pid_, &status, WNOHANG, &usage);
       if (done == pid_) {
         r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        r.max_rss_kb = usage.ru_maxrss;
         break;
       }
       if (std::chrono::steady_clock::now() >= end) {

@@ -17,6 +17,7 @@ namespace pha::test {
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
   bool timed_out = false;
+  long max_rss_kb = 0;  // the child's peak resident set size
   std::string out;
   std::string err;
 };

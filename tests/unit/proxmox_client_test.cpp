@@ -134,6 +134,16 @@ TEST_CASE("the first read: two list calls plus details of every guest") {
   CHECK_FALSE(find(r, 101)->ip_address.has_value());
 }
 
+TEST_CASE("list calls may be retried but detail calls are best-effort single attempts") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  REQUIRE(f.client.read_guests().ok);
+  for (const auto& req : f.http.requests()) {
+    const bool list = req.url.ends_with("/nodes/pve/qemu") || req.url.ends_with("/nodes/pve/lxc");
+    CHECK_MESSAGE(req.retry == list, req.url);
+  }
+}
+
 TEST_CASE("the second read makes exactly the two list calls when nothing changed") {
   Fixture f(token_options());
   serve_node(f.http);

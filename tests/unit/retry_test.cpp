@@ -505,3 +505,20 @@ TEST_CASE("send_with_retry: an exhausted budget allows first attempts only") {
   CHECK(o.kind == FailureKind::network);
   CHECK(client.calls() == 1);
 }
+
+TEST_CASE("send_with_retry: a best-effort request gets one attempt and leaves the budget alone") {
+  test::FakeClock clock;
+  Interrupt interrupt;
+  RetryBudget budget;
+  ScriptedClient client({outcome(FailureKind::server, 500), outcome(FailureKind::ok, 200)});
+  auto request = get();
+  request.retry = false;
+  for (int i = 0; i < 8; ++i) {
+    const auto o = send_with_retry(client, request, RetryPolicy{}, budget, clock, interrupt,
+                                   [] { return 0.5; });
+    CHECK(o.kind == (i == 0 ? FailureKind::server : FailureKind::ok));
+  }
+  CHECK(client.calls() == 8);
+  CHECK(budget.tokens() == doctest::Approx(10.0));
+  CHECK(budget.allows_retry());
+}
