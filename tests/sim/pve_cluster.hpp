@@ -1,0 +1,207 @@
+#pragma once
+// The shared state of a simulated Proxmox VE cluster: its nodes, guests,
+// users and API tokens, and a simulated clock. Every PveHost of the cluster
+// answers from this one state, so /cluster/status and /cluster/resources agree
+// across hosts the way pmxcfs makes them agree on a real cluster.
+//
+// Thread-safe: every member function takes the cluster's lock; accessors
+// return copies.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pha::sim {
+
+class PveHost;
+
+enum class GuestType { qemu, lxc };
+// paused: the QEMU monitor state; /nodes/{node}/qemu shows such a guest as
+// "running", /cluster/resources as "paused".
+enum class GuestStatus { running, stopped, paused };
+
+std::string to_string(GuestType t);
+std::string to_string(GuestStatus s);
+std::optional<GuestType> parse_guest_type(const std::string& s);
+std::optional<GuestStatus> parse_guest_status(const std::string& s);
+
+struct Guest {
+  int vmid = 100;
+  std::string node;
+  GuestType type = GuestType::qemu;
+  std::optional<std::string> name;  // nullopt: no name field at all
+  GuestStatus status = GuestStatus::stopped;
+  double cpus = 1;  // LXC may be fractional (cpulimit 1.5)
+  long long maxmem = 1LL << 30;
+  long long maxdisk = 32LL << 30;
+  long long maxswap = 512LL << 20;  // LXC
+  long long mem = 0;                // used while running
+  long long disk = 0;               // QEMU reports 0
+  double cpu = 0;                   // share of its cpus, 0..1, while running
+  bool template_ = false;           // templates are never running
+  std::string tags;                 // "a;b", "" = none
+  std::string lock;                 // "backup", "migrate"... "" = none
+  std::string pool;                 // "" = none
+  long long pid = 0;                // while running
+  long long started_at = 0;         // sim unix time of the last start
+  long long net_rate = 0;   // bytes/s in; out is a third of it (netin/netout grow with uptime)
+  long long disk_rate = 0;  // bytes/s read; write is half of it
+  std::optional<std::string> description;  // config `description`
+  // QEMU guest agent: configured in the VM config (agent: 1), and running in the guest.
+  bool agent_configured = false;
+  bool agent_running = false;
+  std::string ipv4;  // "10.1.2.3/24" of eth0; "" = no address
+  std::string mac;   // "BC:24:11:12:34:56"
+};
+
+struct Node {
+  std::string name;
+  std::string ip = "127.0.0.1";  // the address its pveproxy listens on
+  int nodeid = 1;
+  bool online = true;
+  long long offline_since = 0;  // sim unix time when it went offline
+  // pve-manager version; decides the legacy typing of its answers (PVE 6:
+  // QEMU vmid/pid strings, template ""; before 8.2: LXC vmid strings), the
+  // `message` member of error bodies (8.4 on) and the unified auth failure
+  // reason (9.1.5 on).
+  std::string version = "8.4.14";
+  std::string ssl_fingerprint;  // of its pveproxy certificate, set by PveHost
+  int maxcpu = 16;
+  long long maxmem = 64LL << 30;
+  long long maxdisk = 100LL << 30;
+  long long booted_at = 0;  // sim unix time
+};
+
+struct ApiToken {
+  std::string id;      // "user@realm!name"
+  std::string secret;  // usually a UUID
+  // Privilege-separated: only `privileges` apply; otherwise the user's (all).
+  bool privsep = false;
+  std::set<std::string> privileges = {"VM.Audit", "Sys.Audit", "VM.Monitor", "VM.PowerMgmt"};
+  bool user_enabled = true;
+  bool expired = false;
+};
+
+struct User {
+  std::string userid;  // "root@pam"
+  std::string password;
+  bool enabled = true;  // users have every privilege (like root@pam)
+};
+
+// How generate() mixes guests; the defaults give a realistic cluster.
+struct GuestMix {
+  double lxc_share = 0.35;
+  double stopped_share = 0.25;
+  double paused_share = 0.03;  // QEMU only
+  double template_share = 0.04;
+  double tagged_share = 0.3;
+  double unnamed_share = 0.04;     // no name field
+  double empty_name_share = 0.02;  // name "" (LXC)
+  double locked_share = 0.02;
+  double described_share = 0.5;
+  double agent_share = 0.7;  // QEMU guests with the agent configured (most of them running it)
+};
+
+// Version helpers: "8.4.14", "7.4-16", "6.2-4" -> {8,4,14}...
+struct PveVersion {
+  int major = 0;
+  int minor = 0;
+  int patch = 0;
+  static PveVersion parse(const std::string& v);
+  bool at_least(int ma, int mi, int pa = 0) const;
+};
+
+class PveCluster {
+ public:
+  // Nodes "pve1".."pveN" (or the given names), all online, ip 127.0.0.1.
+  explicit PveCluster(std::vector<std::string> node_names = {"pve1"},
+                      std::string cluster_name = "pve-cluster");
+
+  std::string name() const;
+
+  // --- simulated clock (starts at real time) ---
+  long long now() const;  // unix seconds
+  void advance(std::chrono::seconds d);
+
+  // --- nodes ---
+  void add_node(Node node);
+  std::vector<Node> nodes() const;
+  std::optional<Node> node(const std::string& name) const;
+  void set_node_online(const std::string& name, bool online);
+  void set_node_ip(const std::string& name, const std::string& ip);
+  void set_node_version(const std::string& name, const std::string& version);
+  void set_all_versions(const std::string& version);
+  void set_node_fingerprint(const std::string& name, const std::string& fingerprint);
+
+  // --- guests ---
+  // Adds `count` guests spread over the nodes from a seed (same seed, same guests).
+  // vmids from `first_vmid` upwards, with occasional gaps.
+  void generate(std::size_t count, std::uint64_t seed, int first_vmid = 100, GuestMix mix = {});
+  // Throws std::invalid_argument when the vmid exists or the node is unknown.
+  void add_guest(Guest guest);
+  bool remove_guest(int vmid);
+  std::optional<Guest> guest(int vmid) const;
+  std::vector<Guest> guests() const;  // ordered by vmid
+  std::vector<Guest> guests_on(const std::string& node) const;
+  // Runs `change` on the guest under the lock; false when there is no such guest.
+  bool update_guest(int vmid, const std::function<void(Guest&)>& change);
+
+  // Power and configuration changes, as Proxmox would make them.
+  // Each returns false when there is no such guest (or the change is impossible).
+  bool start(int vmid);   // stopped/paused -> running (new pid and uptime when it was stopped)
+  bool stop(int vmid);    // -> stopped, usage zero
+  bool pause(int vmid);   // running -> paused
+  bool resume(int vmid);  // paused -> running
+  bool rename(int vmid, std::optional<std::string> name);
+  bool set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem);
+  bool migrate(int vmid, const std::string& node);
+  bool set_agent(int vmid, bool configured, bool running);
+  bool set_description(int vmid, std::optional<std::string> description);
+  bool set_tags(int vmid, const std::string& tags);
+  bool set_lock(int vmid, const std::string& lock);
+  int next_vmid() const;
+
+  // --- users and tokens ---
+  void add_user(User user);
+  void add_token(ApiToken token);
+  std::optional<User> user(const std::string& userid) const;
+  std::optional<ApiToken> token(const std::string& id) const;
+  // Failed authentication is answered after this delay (Proxmox: 3 s).
+  void set_auth_failure_delay(std::chrono::milliseconds d);
+  std::chrono::milliseconds auth_failure_delay() const;
+  // The key that signs tickets and CSRF tokens (random per cluster).
+  std::string ticket_key() const;
+
+  // --- hosts (PveHost registers itself while it runs) ---
+  void attach_host(const std::string& node, PveHost* host);
+  void detach_host(const std::string& node, PveHost* host);
+  PveHost* host(const std::string& node) const;
+
+  // Everything as JSON, for the control API and for debugging.
+  std::string snapshot_json() const;
+
+ private:
+  Guest* find(int vmid);
+  void start_locked(Guest& g);
+
+  mutable std::mutex mutex_;
+  std::string name_;
+  std::chrono::seconds offset_{0};
+  std::vector<Node> nodes_;
+  std::map<int, Guest> guests_;
+  std::map<std::string, User> users_;
+  std::map<std::string, ApiToken> tokens_;
+  std::chrono::milliseconds auth_delay_{3000};
+  std::string ticket_key_;
+  std::map<std::string, PveHost*> hosts_;
+  long long next_pid_ = 0;
+};
+
+}  // namespace pha::sim

@@ -1,0 +1,261 @@
+#include "tests/sim/pve_control.hpp"
+
+#include <stdexcept>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/sim/pve_sim.hpp"
+
+namespace pha::sim {
+
+namespace {
+
+using nlohmann::json;
+
+struct ControlError : std::runtime_error {
+  ControlError(int s, const std::string& what) : std::runtime_error(what), status(s) {}
+  int status;
+};
+
+json body_of(const httplib::Request& req) {
+  if (req.body.empty()) {
+    return json::object();
+  }
+  auto j = json::parse(req.body, nullptr, false);
+  if (!j.is_object()) {
+    throw ControlError(400, "the body must be a JSON object");
+  }
+  return j;
+}
+
+PveHost& host_of(PveSim& sim, const std::string& node) {
+  try {
+    return sim.host(node);
+  } catch (const std::out_of_range&) {
+    throw ControlError(404, "no such host: " + node);
+  }
+}
+
+Fault fault_from(const json& j) {
+  Fault f;
+  const auto kind = parse_fault_kind(j.value("kind", std::string()));
+  if (!kind) {
+    throw ControlError(400,
+                       "kind must be one of down, hang, slow, reset, truncated, non_json, "
+                       "oversized, status, flap");
+  }
+  f.kind = *kind;
+  f.path_prefix = j.value("path_prefix", std::string());
+  if (j.contains("count") && !j["count"].is_null()) {
+    f.count = j["count"].get<std::size_t>();
+  }
+  f.delay = std::chrono::milliseconds(j.value("delay_ms", 2000LL));
+  f.status = j.value("status", 500);
+  f.reason = j.value("reason", std::string());
+  f.every = j.value("every", std::size_t{1});
+  f.oversized_bytes = j.value("oversized_bytes", std::size_t{20} << 20);
+  return f;
+}
+
+json fault_json(const Fault& f) {
+  json j = {{"kind", to_string(f.kind)},
+            {"path_prefix", f.path_prefix},
+            {"delay_ms", f.delay.count()},
+            {"status", f.status},
+            {"reason", f.reason},
+            {"every", f.every},
+            {"oversized_bytes", f.oversized_bytes}};
+  if (f.count) {
+    j["count"] = *f.count;
+  }
+  return j;
+}
+
+std::optional<std::string> optional_string(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) {
+    return std::nullopt;
+  }
+  return j[key].get<std::string>();
+}
+
+Guest guest_from(PveSim& sim, const json& j) {
+  Guest g;
+  g.vmid = j.value("vmid", sim.cluster().next_vmid());
+  g.node = j.value("node", sim.node_names().front());
+  const auto type = parse_guest_type(j.value("type", std::string("qemu")));
+  const auto status = parse_guest_status(j.value("status", std::string("running")));
+  if (!type || !status) {
+    throw ControlError(400, "type must be qemu or lxc; status running, stopped or paused");
+  }
+  g.type = *type;
+  g.status = *status;
+  g.name = optional_string(j, "name");
+  g.cpus = j.value("cpus", 1.0);
+  g.maxmem = j.value("maxmem", 1LL << 30);
+  g.maxdisk = j.value("maxdisk", 32LL << 30);
+  g.mem = g.status == GuestStatus::stopped ? 0 : j.value("mem", g.maxmem / 4);
+  g.cpu = g.status == GuestStatus::stopped ? 0 : j.value("cpu", 0.05);
+  g.template_ = j.value("template", false);
+  g.tags = j.value("tags", std::string());
+  g.lock = j.value("lock", std::string());
+  g.pool = j.value("pool", std::string());
+  g.description = optional_string(j, "description");
+  g.agent_configured = j.value("agent_configured", false);
+  g.agent_running = j.value("agent_running", g.agent_configured);
+  g.net_rate = 1000;
+  g.disk_rate = 4000;
+  return g;
+}
+
+void guest_action(PveSim& sim, int vmid, const std::string& action, const json& j) {
+  auto& c = sim.cluster();
+  bool done = false;
+  if (action == "start") {
+    done = c.start(vmid);
+  } else if (action == "stop") {
+    done = c.stop(vmid);
+  } else if (action == "pause") {
+    done = c.pause(vmid);
+  } else if (action == "resume") {
+    done = c.resume(vmid);
+  } else if (action == "delete") {
+    done = c.remove_guest(vmid);
+  } else if (action == "rename") {
+    done = c.rename(vmid, optional_string(j, "name"));
+  } else if (action == "usage") {
+    std::optional<double> cpu;
+    std::optional<long long> mem;
+    if (j.contains("cpu")) {
+      cpu = j["cpu"].get<double>();
+    }
+    if (j.contains("mem")) {
+      mem = j["mem"].get<long long>();
+    }
+    done = c.set_usage(vmid, cpu, mem);
+  } else if (action == "migrate") {
+    done = c.migrate(vmid, j.value("node", std::string()));
+  } else if (action == "agent") {
+    const bool running = j.value("running", true);
+    done = c.set_agent(vmid, j.value("configured", running), running);
+  } else if (action == "description") {
+    done = c.set_description(vmid, optional_string(j, "description"));
+  } else if (action == "tags") {
+    done = c.set_tags(vmid, j.value("tags", std::string()));
+  } else if (action == "lock") {
+    done = c.set_lock(vmid, j.value("lock", std::string()));
+  } else {
+    throw ControlError(404, "no such action: " + action);
+  }
+  if (!done) {
+    throw ControlError(404, "guest " + std::to_string(vmid) + ": " + action + " not possible");
+  }
+}
+
+}  // namespace
+
+PveControlApi::PveControlApi(PveSim& sim)
+    : sim_(sim), server_(std::make_unique<httplib::Server>()) {
+  using Handler = std::function<json(const httplib::Request&)>;
+  const auto wrap = [](Handler h) {
+    return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+      try {
+        res.set_content(h(req).dump(), "application/json");
+      } catch (const ControlError& e) {
+        res.status = e.status;
+        res.set_content(json{{"error", e.what()}}.dump(), "application/json");
+      } catch (const std::exception& e) {
+        res.status = 400;
+        res.set_content(json{{"error", e.what()}}.dump(), "application/json");
+      }
+    };
+  };
+  auto& s = *server_;
+  s.Get("/control/state", wrap([this](const httplib::Request&) {
+          json hosts = json::object();
+          for (const auto& n : sim_.node_names()) {
+            auto& h = sim_.host(n);
+            const auto f = h.fault();
+            hosts[n] = {{"url", h.url()}, {"down", h.down()}, {"requests", h.total_requests()}};
+            if (f) {
+              hosts[n]["fault"] = fault_json(*f);
+            }
+          }
+          auto state = json::parse(sim_.cluster().snapshot_json());
+          state["hosts"] = hosts;
+          return state;
+        }));
+  s.Get(
+      R"(/control/hosts/([^/]+)/counts)", wrap([this](const httplib::Request& req) {
+        auto& h = host_of(sim_, req.matches[1]);
+        json requests = json::array();
+        for (const auto& r : h.requests()) {
+          requests.push_back({{"method", r.method},
+                              {"path", r.path},
+                              {"query", r.query},
+                              {"status", r.status},
+                              {"proxied_from", r.proxied_from}});
+        }
+        return json{{"total", h.total_requests()}, {"counts", h.counts()}, {"requests", requests}};
+      }));
+  s.Post(R"(/control/hosts/([^/]+)/counts/reset)", wrap([this](const httplib::Request& req) {
+           host_of(sim_, req.matches[1]).reset_counts();
+           return json{{"ok", true}};
+         }));
+  s.Post(R"(/control/hosts/([^/]+)/fault)", wrap([this](const httplib::Request& req) {
+           host_of(sim_, req.matches[1]).set_fault(fault_from(body_of(req)));
+           return json{{"ok", true}};
+         }));
+  s.Delete(R"(/control/hosts/([^/]+)/fault)", wrap([this](const httplib::Request& req) {
+             host_of(sim_, req.matches[1]).clear_fault();
+             return json{{"ok", true}};
+           }));
+  s.Post("/control/guests", wrap([this](const httplib::Request& req) {
+           auto g = guest_from(sim_, body_of(req));
+           const int vmid = g.vmid;
+           try {
+             sim_.cluster().add_guest(std::move(g));
+           } catch (const std::invalid_argument& e) {
+             throw ControlError(400, e.what());
+           }
+           return json{{"ok", true}, {"vmid", vmid}};
+         }));
+  s.Post(R"(/control/guests/(\d+)/([a-z]+))", wrap([this](const httplib::Request& req) {
+           guest_action(sim_, std::stoi(req.matches[1]), req.matches[2], body_of(req));
+           return json{{"ok", true}};
+         }));
+  s.Post("/control/clock/advance", wrap([this](const httplib::Request& req) {
+           const auto j = body_of(req);
+           sim_.cluster().advance(std::chrono::seconds(j.value("seconds", 0LL)));
+           return json{{"ok", true}, {"now", sim_.cluster().now()}};
+         }));
+  s.Post(R"(/control/nodes/([^/]+)/(online|offline))", wrap([this](const httplib::Request& req) {
+           try {
+             sim_.cluster().set_node_online(req.matches[1], req.matches[2] == "online");
+           } catch (const std::invalid_argument& e) {
+             throw ControlError(404, e.what());
+           }
+           return json{{"ok", true}};
+         }));
+}
+
+PveControlApi::~PveControlApi() {
+  stop();
+}
+
+void PveControlApi::start() {
+  port_ = server_->bind_to_any_port("127.0.0.1");
+  if (port_ <= 0) {
+    throw std::runtime_error("the control API cannot listen on 127.0.0.1");
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+}
+
+void PveControlApi::stop() {
+  if (thread_.joinable()) {
+    server_->stop();
+    thread_.join();
+  }
+}
+
+}  // namespace pha::sim

@@ -1,0 +1,54 @@
+#pragma once
+// The simulator's control API (plain HTTP on 127.0.0.1), for programs that
+// run the simulator as a separate process: the demo and the benchmarks.
+//
+//   GET    /control/state                         cluster, nodes, guests, hosts
+//   GET    /control/hosts/{node}/counts           {"total", "counts": {"GET /api2/json/...": n},
+//   "requests": [...]} POST   /control/hosts/{node}/counts/reset POST   /control/hosts/{node}/fault
+//   {"kind": "hang", "path_prefix", "count", "delay_ms",
+//                                                  "status", "reason", "every", "oversized_bytes"}
+//   DELETE /control/hosts/{node}/fault
+//   POST   /control/guests                        create: {"vmid", "node", "type", "name",
+//   "status", ...} POST   /control/guests/{vmid}/{action}        start, stop, pause, resume,
+//   delete, rename {"name"},
+//                                                  usage {"cpu", "mem"}, migrate {"node"},
+//                                                  agent {"configured", "running"},
+//                                                  description {"description"}, tags {"tags"}, lock
+//                                                  {"lock"}
+//   POST   /control/clock/advance                 {"seconds": N}
+//   POST   /control/nodes/{node}/online | offline
+//
+// Answers are JSON; errors are {"error": "..."} with 400 or 404.
+
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace httplib {
+class Server;
+}
+
+namespace pha::sim {
+
+class PveSim;
+
+class PveControlApi {
+ public:
+  explicit PveControlApi(PveSim& sim);
+  ~PveControlApi();
+  PveControlApi(const PveControlApi&) = delete;
+  PveControlApi& operator=(const PveControlApi&) = delete;
+
+  void start();  // listens on 127.0.0.1, any free port
+  void stop();
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  PveSim& sim_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace pha::sim

@@ -1,0 +1,1063 @@
+#include "tests/sim/pve_host.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/core/text.hpp"
+#include "tests/sim/pve_auth.hpp"
+#include "tests/sim/pve_render.hpp"
+
+namespace pha::sim {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kJsonType = "application/json;charset=UTF-8";
+constexpr std::size_t kLogLimit = 100000;
+
+std::string default_reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 595:
+      return "Connection refused";
+    case 596:
+      return "Connection timed out";
+    default:
+      return "Error";
+  }
+}
+
+// The result of an API call before it is put on the wire.
+struct ApiResult {
+  int status = 200;
+  json data;            // success
+  std::string message;  // error, as raised (usually ending in "\n")
+  json errors;          // parameter errors
+  bool empty_body = false;
+  std::chrono::milliseconds delay{0};
+};
+
+ApiResult ok(json data) {
+  ApiResult r;
+  r.data = std::move(data);
+  return r;
+}
+
+ApiResult fail(int status, std::string message) {
+  ApiResult r;
+  r.status = status;
+  r.message = std::move(message);
+  return r;
+}
+
+ApiResult fail_empty(int status, std::string reason) {
+  ApiResult r = fail(status, std::move(reason));
+  r.empty_body = true;
+  return r;
+}
+
+ApiResult param_fail(json errors) {
+  ApiResult r = fail(400, "Parameter verification failed.\n");
+  r.errors = std::move(errors);
+  return r;
+}
+
+// The reason phrase is the message's first line.
+std::string reason_of(const std::string& message) {
+  return message.substr(0, message.find('\n'));
+}
+
+WireResponse to_wire(const ApiResult& r, bool message_member) {
+  WireResponse w;
+  w.status = r.status;
+  w.delay = r.delay;
+  if (r.status == 200) {
+    w.reason = "OK";
+    w.body = json{{"data", r.data}}.dump();
+    w.headers.emplace_back("Content-Type", kJsonType);
+    return w;
+  }
+  w.reason = reason_of(r.message);
+  if (w.reason.empty()) {
+    w.reason = default_reason(r.status);
+  }
+  if (!r.empty_body) {
+    json body = {{"data", nullptr}};
+    if (!r.errors.is_null()) {
+      body["errors"] = r.errors;
+    }
+    if (message_member) {
+      body["message"] = r.message;
+    }
+    w.body = body.dump();
+    w.headers.emplace_back("Content-Type", kJsonType);
+  }
+  return w;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    const auto j = path.find('/', i);
+    const auto piece = path.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    if (!piece.empty()) {
+      out.push_back(url_decode(piece, false));
+    }
+    if (j == std::string::npos) {
+      break;
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+void parse_form(const std::string& text, std::map<std::string, std::string>& into) {
+  std::size_t i = 0;
+  while (i <= text.size()) {
+    auto j = text.find('&', i);
+    if (j == std::string::npos) {
+      j = text.size();
+    }
+    const auto pair = text.substr(i, j - i);
+    if (!pair.empty()) {
+      const auto eq = pair.find('=');
+      into[url_decode(pair.substr(0, eq))] =
+          eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1));
+    }
+    i = j + 1;
+  }
+}
+
+std::optional<std::string> cookie_value(const std::string& header, const std::string& name) {
+  for (const auto& part : split_list(header, ';')) {
+    if (part.starts_with(name + "=")) {
+      return url_decode(part.substr(name.size() + 1), false);
+    }
+  }
+  return std::nullopt;
+}
+
+// A deterministic scramble: lists are in no particular order on a real
+// cluster, and a client must not depend on one.
+template <typename T, typename Key>
+void scramble(std::vector<T>& v, Key key) {
+  std::sort(v.begin(), v.end(), [&](const T& a, const T& b) {
+    return (static_cast<std::uint32_t>(key(a)) * 2654435761U) <
+           (static_cast<std::uint32_t>(key(b)) * 2654435761U);
+  });
+}
+
+std::string upid(const std::string& node, const std::string& type, int vmid,
+                 const std::string& user, long long now) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "UPID:%s:%08X:%08X:%08llX:%s:%d:%s:", node.c_str(),
+                static_cast<unsigned>(100000 + vmid), static_cast<unsigned>(vmid * 7919),
+                static_cast<unsigned long long>(now), type.c_str(), vmid, user.c_str());
+  return buf;
+}
+
+std::string html_page() {
+  std::string page =
+      "<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html; "
+      "charset=utf-8\" />\n<title>Proxmox Virtual Environment</title>\n"
+      "<link rel=\"stylesheet\" type=\"text/css\" href=\"/pve2/ext6/theme-crisp/resources/"
+      "theme-crisp-all.css\" />\n</head>\n<body>\n<noscript>Please enable JavaScript</noscript>\n"
+      "<script type=\"text/javascript\">\nif (typeof(PVE) === 'undefined') PVE = {};\n"
+      "PVE.UserName = '';\nPVE.CSRFPreventionToken = null;\n</script>\n";
+  for (int i = 0; i < 20; ++i) {
+    page += "<!-- padding line " + std::to_string(i) + " of the login page -->\n";
+  }
+  return page + "</body>\n</html>\n";
+}
+
+enum class RouteKind {
+  root,
+  version,
+  cluster_index,
+  cluster_status,
+  cluster_resources,
+  nodes,
+  node_index,
+  node_status,
+  guest_list,
+  guest_index,
+  guest_config,
+  guest_status_index,
+  status_current,
+  status_action,
+  agent_interfaces,
+  lxc_interfaces,
+  access_index,
+  ticket,
+};
+
+struct Route {
+  RouteKind kind = RouteKind::root;
+  std::string node;  // the {node} of a call that runs on that node ("" = anywhere)
+  GuestType type = GuestType::qemu;
+  std::string vmid;
+  std::string action;
+  std::set<std::string> params;  // allowed parameters
+  bool any_params = false;
+};
+
+bool is_guest_type(const std::string& s) {
+  return s == "qemu" || s == "lxc";
+}
+
+std::optional<Route> resolve(const std::string& method, const std::vector<std::string>& s) {
+  Route r;
+  const bool get = method == "GET";
+  const auto n = s.size();
+  if (n == 0) {
+    if (!get) {
+      return std::nullopt;
+    }
+    r.kind = RouteKind::root;
+    return r;
+  }
+  if (n == 1 && s[0] == "version" && get) {
+    r.kind = RouteKind::version;
+    return r;
+  }
+  if (s[0] == "cluster" && get) {
+    if (n == 1) {
+      r.kind = RouteKind::cluster_index;
+      return r;
+    }
+    if (n == 2 && s[1] == "status") {
+      r.kind = RouteKind::cluster_status;
+      return r;
+    }
+    if (n == 2 && s[1] == "resources") {
+      r.kind = RouteKind::cluster_resources;
+      r.params = {"type"};
+      return r;
+    }
+    return std::nullopt;
+  }
+  if (s[0] == "access") {
+    if (n == 1 && get) {
+      r.kind = RouteKind::access_index;
+      return r;
+    }
+    if (n == 2 && s[1] == "ticket" && (get || method == "POST")) {
+      r.kind = RouteKind::ticket;
+      r.params = {"username", "password", "realm",      "otp",
+                  "path",     "privs",    "new-format", "tfa-challenge"};
+      return r;
+    }
+    return std::nullopt;
+  }
+  if (s[0] != "nodes") {
+    return std::nullopt;
+  }
+  if (n == 1) {
+    if (!get) {
+      return std::nullopt;
+    }
+    r.kind = RouteKind::nodes;
+    return r;
+  }
+  r.node = s[1];
+  if (n == 2 && get) {
+    r.kind = RouteKind::node_index;
+    return r;
+  }
+  if (n == 3 && s[2] == "status" && get) {
+    r.kind = RouteKind::node_status;
+    return r;
+  }
+  if (n < 3 || !is_guest_type(s[2])) {
+    return std::nullopt;
+  }
+  r.type = *parse_guest_type(s[2]);
+  if (n == 3 && get) {
+    r.kind = RouteKind::guest_list;
+    if (r.type == GuestType::qemu) {
+      r.params = {"full"};
+    }
+    return r;
+  }
+  r.vmid = s[3];
+  if (n == 4 && get) {
+    r.kind = RouteKind::guest_index;
+    return r;
+  }
+  if (n == 5 && s[4] == "config" && get) {
+    r.kind = RouteKind::guest_config;
+    r.params = {"current", "snapshot"};
+    return r;
+  }
+  if (n >= 5 && s[4] == "status") {
+    if (n == 5 && get) {
+      r.kind = RouteKind::guest_status_index;
+      return r;
+    }
+    if (n == 6 && s[5] == "current" && get) {
+      r.kind = RouteKind::status_current;
+      return r;
+    }
+    static const std::set<std::string> kActions = {"start",   "stop",   "shutdown",
+                                                   "suspend", "resume", "reboot"};
+    if (n == 6 && kActions.count(s[5]) != 0 && method == "POST") {
+      r.kind = RouteKind::status_action;
+      r.action = s[5];
+      r.any_params = true;
+      return r;
+    }
+    return std::nullopt;
+  }
+  if (r.type == GuestType::qemu && n == 6 && s[4] == "agent" && s[5] == "network-get-interfaces" &&
+      get) {
+    r.kind = RouteKind::agent_interfaces;
+    return r;
+  }
+  if (r.type == GuestType::lxc && n == 5 && s[4] == "interfaces" && get) {
+    r.kind = RouteKind::lxc_interfaces;
+    return r;
+  }
+  return std::nullopt;
+}
+
+json subdirs(std::initializer_list<const char*> names, const char* key = "subdir") {
+  json out = json::array();
+  for (const auto* n : names) {
+    out.push_back({{key, n}});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string to_string(FaultKind k) {
+  switch (k) {
+    case FaultKind::down:
+      return "down";
+    case FaultKind::hang:
+      return "hang";
+    case FaultKind::slow:
+      return "slow";
+    case FaultKind::reset:
+      return "reset";
+    case FaultKind::truncated:
+      return "truncated";
+    case FaultKind::non_json:
+      return "non_json";
+    case FaultKind::oversized:
+      return "oversized";
+    case FaultKind::status:
+      return "status";
+    case FaultKind::flap:
+      break;
+  }
+  return "flap";
+}
+
+std::optional<FaultKind> parse_fault_kind(const std::string& s) {
+  for (const auto k :
+       {FaultKind::down, FaultKind::hang, FaultKind::slow, FaultKind::reset, FaultKind::truncated,
+        FaultKind::non_json, FaultKind::oversized, FaultKind::status, FaultKind::flap}) {
+    if (to_string(k) == s) {
+      return k;
+    }
+  }
+  return std::nullopt;
+}
+
+struct PveHost::Identity {
+  std::string userid;                               // for a token: "user@realm!name"
+  std::optional<std::set<std::string>> privileges;  // nullopt: every privilege
+  bool has(const std::string& p) const { return !privileges || privileges->count(p) != 0; }
+};
+
+PveHost::PveHost(PveCluster& cluster, std::string node, PveHostOptions options)
+    : cluster_(cluster),
+      node_(std::move(node)),
+      options_(std::move(options)),
+      server_(WireServerOptions{.name = "pveproxy " + node_,
+                                .bind_address = options_.bind_address,
+                                .port = options_.port,
+                                .also_ipv6_loopback = options_.also_ipv6_loopback,
+                                .cert_pem_path = options_.cert_pem_path,
+                                .key_pem_path = options_.key_pem_path},
+              [this](const WireRequest& req) { return handle(req); }),
+      fault_epoch_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+  if (!cluster_.node(node_)) {
+    throw std::invalid_argument("no such node in the cluster: " + node_);
+  }
+}
+
+PveHost::~PveHost() {
+  stop();
+}
+
+void PveHost::start() {
+  server_.start();
+  if (!options_.fingerprint.empty()) {
+    cluster_.set_node_fingerprint(node_, options_.fingerprint);
+  }
+  cluster_.attach_host(node_, this);
+  if (down()) {
+    server_.set_accepting(false);
+  }
+}
+
+void PveHost::stop() {
+  cluster_.detach_host(node_, this);
+  fault_epoch_->fetch_add(1);
+  server_.stop();
+}
+
+std::string PveHost::url() const {
+  const auto& a = server_.bind_address();
+  const auto host = a.find(':') != std::string::npos ? "[" + a + "]" : a;
+  return "https://" + host + ":" + std::to_string(port());
+}
+
+void PveHost::set_fault(const Fault& fault) {
+  bool was_down = false;
+  {
+    std::lock_guard lock(fault_mutex_);
+    was_down = fault_ && fault_->kind == FaultKind::down;
+    fault_ = fault;
+    if (fault_->every == 0) {
+      fault_->every = 1;
+    }
+    fault_seen_ = 0;
+    fault_epoch_->fetch_add(1);
+  }
+  server_.notify();
+  if (fault.kind == FaultKind::down) {
+    server_.set_accepting(false);
+  } else if (was_down) {
+    server_.set_accepting(true);
+  }
+}
+
+void PveHost::clear_fault() {
+  bool was_down = false;
+  {
+    std::lock_guard lock(fault_mutex_);
+    was_down = fault_ && fault_->kind == FaultKind::down;
+    fault_.reset();
+    fault_seen_ = 0;
+    fault_epoch_->fetch_add(1);
+  }
+  server_.notify();
+  if (was_down || !server_.accepting()) {
+    server_.set_accepting(true);
+  }
+}
+
+std::optional<Fault> PveHost::fault() const {
+  std::lock_guard lock(fault_mutex_);
+  return fault_;
+}
+
+bool PveHost::down() const {
+  std::lock_guard lock(fault_mutex_);
+  return fault_ && fault_->kind == FaultKind::down;
+}
+
+std::map<std::string, std::size_t> PveHost::counts() const {
+  std::lock_guard lock(count_mutex_);
+  return counts_;
+}
+
+std::size_t PveHost::count(const std::string& method_and_path) const {
+  std::lock_guard lock(count_mutex_);
+  const auto it = counts_.find(method_and_path);
+  return it == counts_.end() ? 0 : it->second;
+}
+
+std::size_t PveHost::total_requests() const {
+  std::lock_guard lock(count_mutex_);
+  return total_;
+}
+
+std::vector<RecordedRequest> PveHost::requests() const {
+  std::lock_guard lock(count_mutex_);
+  return log_;
+}
+
+void PveHost::reset_counts() {
+  std::lock_guard lock(count_mutex_);
+  counts_.clear();
+  log_.clear();
+  total_ = 0;
+}
+
+void PveHost::record(RecordedRequest r) {
+  std::lock_guard lock(count_mutex_);
+  ++counts_[r.method + " " + r.path];
+  ++total_;
+  if (log_.size() < kLogLimit) {
+    log_.push_back(std::move(r));
+  }
+}
+
+void PveHost::record_proxied(const std::string& method, const std::string& path,
+                             const std::string& query, const std::string& from, int status) {
+  record({method, path, query, status, from});
+}
+
+WireResponse PveHost::handle(const WireRequest& req) {
+  std::optional<Fault> active;
+  FaultKind action = FaultKind::status;
+  std::uint64_t epoch = 0;
+  {
+    std::lock_guard lock(fault_mutex_);
+    if (fault_ && fault_->kind != FaultKind::down) {
+      const auto& prefix = fault_->path_prefix;
+      const bool matches =
+          prefix.empty() || req.path.starts_with(prefix) ||
+          (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+      if (matches) {
+        const auto index = fault_seen_++;
+        action = fault_->kind;
+        bool failing = true;
+        if (action == FaultKind::flap) {
+          failing = (index / fault_->every) % 2 == 1;
+          action = FaultKind::status;
+        }
+        if (failing) {
+          active = fault_;
+        }
+        epoch = fault_epoch_->load();
+        if (fault_->count && fault_seen_ >= *fault_->count) {
+          fault_.reset();
+        }
+      }
+    }
+  }
+  WireResponse res = active ? fault_response(*active, action, req, epoch) : answer(req);
+  record({req.method, req.path, req.query, res.fault == WireFault::hang ? 0 : res.status, ""});
+  return res;
+}
+
+WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const WireRequest& req,
+                                     std::uint64_t epoch) {
+  WireResponse res;
+  switch (action) {
+    case FaultKind::hang: {
+      res.status = 0;
+      res.fault = WireFault::hang;
+      res.hang_while = [e = fault_epoch_, epoch] { return e->load() == epoch; };
+      return res;
+    }
+    case FaultKind::slow:
+      res = answer(req);
+      res.delay += f.delay;
+      return res;
+    case FaultKind::reset:
+    case FaultKind::truncated:
+      res = answer(req);
+      res.compressible = false;
+      res.fault = action == FaultKind::reset ? WireFault::reset : WireFault::truncate;
+      res.cut_after = res.body.size() / 2;
+      return res;
+    case FaultKind::non_json:
+      res.status = 200;
+      res.reason = "OK";
+      res.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+      res.body = html_page();
+      return res;
+    case FaultKind::oversized: {
+      const std::string head = "{\"data\":[";
+      const std::string tail = "]}";
+      const std::string entry_head =
+          "{\"cpu\":0.0123,\"cpus\":2,\"disk\":0,\"diskread\":0,\"diskwrite\":0,"
+          "\"maxdisk\":34359738368,\"maxmem\":4294967296,\"mem\":1073741824,"
+          "\"name\":\"padding-guest\",\"netin\":0,\"netout\":0,\"status\":\"running\","
+          "\"uptime\":1234,\"vmid\":";
+      const std::size_t entry_len = entry_head.size() + 9 + 1;  // 9-digit vmid and '}'
+      const std::size_t total = std::max(f.oversized_bytes, head.size() + tail.size() + entry_len);
+      const std::size_t room = total - head.size() - tail.size();
+      const std::size_t entries = (room + 1) / (entry_len + 1);
+      const std::size_t used = entries * entry_len + (entries - 1);
+      res.status = 200;
+      res.headers.emplace_back("Content-Type", kJsonType);
+      res.stream_length = total;
+      res.stream = [=](const std::function<bool(std::string_view)>& write) {
+        if (!write(head)) {
+          return;
+        }
+        std::string piece;
+        for (std::size_t i = 0; i < entries; ++i) {
+          if (i > 0) {
+            piece += ',';
+          }
+          piece += entry_head + std::to_string(100000000 + i) + "}";
+          if (piece.size() > 65536) {
+            if (!write(piece)) {
+              return;
+            }
+            piece.clear();
+          }
+        }
+        piece += std::string(room - used, ' ');
+        piece += tail;
+        write(piece);
+      };
+      return res;
+    }
+    case FaultKind::status:
+    case FaultKind::flap:
+    case FaultKind::down:
+      break;
+  }
+  const auto reason = f.reason.empty() ? default_reason(f.status) : f.reason;
+  ApiResult r = fail(f.status, reason + "\n");
+  r.empty_body = f.status == 595 || f.status == 596;
+  const auto version = cluster_.node(node_)->version;
+  return to_wire(r, PveVersion::parse(version).at_least(8, 4));
+}
+
+WireResponse PveHost::answer(const WireRequest& req) {
+  const auto self = cluster_.node(node_);
+  const auto version = PveVersion::parse(self ? self->version : "8.4.14");
+  const bool message_member = version.at_least(8, 4);
+  const bool unified_auth = version.at_least(9, 1, 5);
+  const auto& m = req.method;
+
+  if (m != "GET" && m != "POST" && m != "PUT" && m != "DELETE") {
+    return to_wire(fail_empty(501, "method '" + m + "' not available"), false);
+  }
+  if (req.path == "/") {
+    WireResponse w;
+    w.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+    w.body = html_page();
+    return w;
+  }
+  if (req.path != "/api2/json" && !req.path.starts_with("/api2/json/")) {
+    return to_wire(fail_empty(404, "Not Found"), false);
+  }
+  const std::string rel = req.path.size() > 10 ? req.path.substr(10) : "/";
+  const auto segments = split_path(rel);
+
+  std::map<std::string, std::string> params;
+  parse_form(req.query, params);
+  if (m != "GET" && !req.body.empty()) {
+    if (req.header("content-type").starts_with("application/json")) {
+      const auto body = json::parse(req.body, nullptr, false);
+      if (body.is_object()) {
+        for (const auto& [k, v] : body.items()) {
+          params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+        }
+      }
+    } else {
+      parse_form(req.body, params);
+    }
+  }
+  params.erase("_dc");  // the GUI's cache buster
+
+  const auto key = cluster_.ticket_key();
+  const auto now = cluster_.now();
+  const auto auth_failed = [&](int status, const std::string& reason) {
+    ApiResult r = fail_empty(status, reason);
+    r.delay = cluster_.auth_failure_delay();
+    return to_wire(r, false);
+  };
+
+  // --- authentication (pveproxy's auth_handler) ---
+  Identity who;
+  const bool open_call = (rel == "/access/ticket" && (m == "GET" || m == "POST")) ||
+                         (rel == "/access/domains" && m == "GET");
+  if (!open_call) {
+    const auto authorization = req.header("authorization");
+    const auto cookie = cookie_value(req.header("cookie"), "PVEAuthCookie");
+    if (authorization.starts_with("PVEAPIToken=")) {
+      const auto value = authorization.substr(12);
+      const auto eq = value.rfind('=');
+      if (eq == std::string::npos) {
+        return auth_failed(401, unified_auth ? "Authentication failed!" : "no tokenid specified");
+      }
+      const auto tokenid = value.substr(0, eq);
+      const auto secret = value.substr(eq + 1);
+      const auto bang = tokenid.find('!');
+      if (bang == std::string::npos || tokenid.find('@') > bang) {
+        return auth_failed(401, unified_auth ? "Authentication failed!"
+                                             : "'" + tokenid + "' is not an API token ID");
+      }
+      const auto user = tokenid.substr(0, bang);
+      const auto name = tokenid.substr(bang + 1);
+      const auto token = cluster_.token(tokenid);
+      std::string error;
+      if (!token) {
+        error = "no such token '" + name + "' for user '" + user + "'";
+      } else if (!token->user_enabled) {
+        error = "user '" + user + "' is disabled";
+      } else if (token->expired) {
+        error = "token '" + name + "' access expired";
+      } else if (!constant_time_equals(secret, token->secret)) {
+        error = "invalid token value!";
+      }
+      if (!error.empty()) {
+        return auth_failed(401, unified_auth ? "Authentication failed!" : error);
+      }
+      who.userid = tokenid;
+      if (token->privsep) {
+        who.privileges = token->privileges;
+      }
+    } else if (cookie && !cookie->empty()) {
+      const auto userid = verify_ticket(key, *cookie, now);
+      const auto user = userid ? cluster_.user(*userid) : std::nullopt;
+      if (!userid) {
+        return auth_failed(401, unified_auth ? "Authentication failed!"
+                                             : "permission denied - invalid PVE ticket");
+      }
+      if (!user || !user->enabled) {
+        return auth_failed(
+            401, unified_auth ? "Authentication failed!" : "user '" + *userid + "' is disabled");
+      }
+      if (m != "GET" && !verify_csrf_token(key, *userid, req.header("csrfpreventiontoken"), now)) {
+        return auth_failed(401, "Permission denied - invalid csrf token");
+      }
+      who.userid = *userid;
+    } else {
+      return auth_failed(401, "No ticket");
+    }
+  }
+
+  // --- the handler ---
+  const auto route = resolve(m, segments);
+  if (!route) {
+    std::string shown = rel;
+    if (shown.size() > 1 && shown.back() == '/') {
+      shown.pop_back();
+    }
+    ApiResult r = fail(501, "Method '" + m + " " + shown + "' not implemented");
+    return to_wire(r, message_member);
+  }
+
+  // --- proxying to the node the call runs on ---
+  std::string target = node_;
+  PveHost* target_host = this;
+  if (!route->node.empty() && route->node != node_ && route->node != "localhost") {
+    const auto n = cluster_.node(route->node);
+    if (!n) {
+      return to_wire(fail(500, "hostname lookup '" + route->node +
+                                   "' failed - failed to get address info for: " + route->node +
+                                   ": Name or service not known\n"),
+                     message_member);
+    }
+    if (!n->online) {
+      return to_wire(fail_empty(595, "No route to host"), false);
+    }
+    target_host = cluster_.host(route->node);
+    if (target_host == nullptr || target_host->down()) {
+      return to_wire(fail_empty(595, "Connection refused"), false);
+    }
+    target = route->node;
+  }
+  const auto target_node = cluster_.node(target);
+  const auto typing = Typing::for_version(target_node ? target_node->version : "8.4.14");
+
+  const auto run = [&]() -> ApiResult {
+    // Parameter verification.
+    json errors = json::object();
+    if (!route->any_params) {
+      for (const auto& [k, v] : params) {
+        if (route->params.count(k) == 0) {
+          errors[k] =
+              "property is not defined in schema and the schema does not allow "
+              "additional properties";
+        }
+      }
+    }
+    for (const auto* flag : {"full", "current"}) {
+      const auto it = params.find(flag);
+      if (it != params.end() && route->params.count(flag) != 0 && !parse_bool(it->second)) {
+        errors[flag] = "type check ('boolean') failed - got '" + it->second + "'";
+      }
+    }
+    if (route->kind == RouteKind::cluster_resources) {
+      const auto it = params.find("type");
+      static const std::set<std::string> kTypes = {"vm", "storage", "node", "sdn"};
+      if (it != params.end() && kTypes.count(it->second) == 0) {
+        errors["type"] = "value '" + it->second +
+                         "' does not have a value in the enumeration 'vm, storage, node, sdn'";
+      }
+    }
+    int vmid = 0;
+    if (!route->vmid.empty()) {
+      const auto v = parse_int(route->vmid);
+      if (!v) {
+        errors["vmid"] = "type check ('integer') failed - got '" + route->vmid + "'";
+      } else if (*v < 100) {
+        errors["vmid"] = "value must have a minimum value of 100";
+      } else if (*v > 999999999) {
+        errors["vmid"] = "value must have a maximum value of 999999999";
+      } else {
+        vmid = static_cast<int>(*v);
+      }
+    }
+    if (route->kind == RouteKind::ticket && m == "POST") {
+      for (const auto* required : {"username", "password"}) {
+        if (params.count(required) == 0) {
+          errors[required] = "property is missing and it is not optional";
+        }
+      }
+    }
+    if (!errors.empty()) {
+      return param_fail(errors);
+    }
+
+    const auto nodes = cluster_.nodes();
+    const auto guests = cluster_.guests();
+    const auto type_name = to_string(route->type);
+    const auto vms_path = "/vms/" + std::to_string(vmid);
+    const auto denied = [](const std::string& path, const std::string& priv) {
+      return fail(403, "Permission check failed (" + path + ", " + priv + ")\n");
+    };
+    // The guest a call under /nodes/{node}/{type}/{vmid} is about, on the target node.
+    const auto find_guest = [&]() -> std::optional<Guest> {
+      auto g = cluster_.guest(vmid);
+      if (g && g->node == target && g->type == route->type) {
+        return g;
+      }
+      return std::nullopt;
+    };
+    const auto no_config = [&] {
+      const auto dir = route->type == GuestType::qemu ? "qemu-server" : "lxc";
+      return fail(500, "Configuration file 'nodes/" + target + "/" + dir + "/" +
+                           std::to_string(vmid) + ".conf' does not exist\n");
+    };
+
+    switch (route->kind) {
+      case RouteKind::root:
+        return ok(subdirs({"version", "cluster", "nodes", "storage", "access", "pools"}));
+      case RouteKind::version:
+        return ok(version_data(target_node->version));
+      case RouteKind::cluster_index:
+        return ok(subdirs({"log", "options", "resources", "status", "tasks", "nextid"}, "name"));
+      case RouteKind::access_index:
+        return ok(subdirs({"users", "groups", "roles", "acl", "domains", "ticket", "password"}));
+      case RouteKind::cluster_status:
+        if (!who.has("Sys.Audit")) {
+          return denied("/", "Sys.Audit");
+        }
+        return ok(cluster_status_data(cluster_.name(), nodes, node_));
+      case RouteKind::cluster_resources: {
+        const auto it = params.find("type");
+        const std::string type = it == params.end() ? "" : it->second;
+        json out = json::array();
+        if ((type.empty() || type == "vm") && who.has("VM.Audit")) {
+          std::vector<Guest> listed = guests;
+          scramble(listed, [](const Guest& g) { return g.vmid; });
+          for (const auto& g : listed) {
+            const auto n = std::find_if(nodes.begin(), nodes.end(),
+                                        [&](const Node& x) { return x.name == g.node; });
+            const bool unknown =
+                n != nodes.end() && !n->online && now - n->offline_since > kUnknownAfter;
+            out.push_back(vm_resource(g, now, unknown));
+          }
+        }
+        for (const auto& n : nodes) {
+          if ((type.empty() || type == "node") && who.has("Sys.Audit")) {
+            out.push_back(node_resource(n, guests, now));
+          }
+        }
+        for (const auto& n : nodes) {
+          if ((type.empty() || type == "storage") && who.has("Datastore.Audit")) {
+            for (auto& s : storage_resources(n)) {
+              out.push_back(std::move(s));
+            }
+          }
+          if ((type.empty() || type == "sdn") && who.has("SDN.Audit")) {
+            out.push_back(sdn_resource(n));
+          }
+        }
+        return ok(out);
+      }
+      case RouteKind::nodes:
+        return ok(nodes_data(nodes, guests, now));
+      case RouteKind::node_index:
+        return ok(
+            subdirs({"qemu", "lxc", "status", "version", "tasks", "network", "storage"}, "name"));
+      case RouteKind::node_status:
+        if (!who.has("Sys.Audit")) {
+          return denied("/nodes/" + target, "Sys.Audit");
+        }
+        return ok(node_status_data(*target_node, guests, now));
+      case RouteKind::guest_list: {
+        json out = json::array();
+        std::vector<Guest> listed;
+        for (const auto& g : guests) {
+          if (g.node == target && g.type == route->type && who.has("VM.Audit")) {
+            listed.push_back(g);
+          }
+        }
+        scramble(listed, [](const Guest& g) { return g.vmid; });
+        for (const auto& g : listed) {
+          out.push_back(route->type == GuestType::qemu ? qemu_list_entry(g, now, typing)
+                                                       : lxc_list_entry(g, now, typing));
+        }
+        return ok(out);
+      }
+      case RouteKind::guest_index:
+        if (!who.has("VM.Audit")) {
+          return denied(vms_path, "VM.Audit");
+        }
+        if (!find_guest()) {
+          return no_config();
+        }
+        return ok(route->type == GuestType::qemu
+                      ? subdirs({"config", "status", "agent", "rrd", "snapshot"})
+                      : subdirs({"config", "status", "interfaces", "rrd", "snapshot"}));
+      case RouteKind::guest_status_index:
+        if (!who.has("VM.Audit")) {
+          return denied(vms_path, "VM.Audit");
+        }
+        if (!find_guest()) {
+          return no_config();
+        }
+        return ok(subdirs({"current", "start", "stop", "shutdown", "suspend", "resume"}));
+      case RouteKind::guest_config: {
+        if (!who.has("VM.Audit")) {
+          return denied(vms_path, "VM.Audit");
+        }
+        const auto g = find_guest();
+        if (!g) {
+          return no_config();
+        }
+        return ok(guest_config(*g, typing));
+      }
+      case RouteKind::status_current: {
+        if (!who.has("VM.Audit")) {
+          return denied(vms_path, "VM.Audit");
+        }
+        const auto g = find_guest();
+        if (!g) {
+          return no_config();
+        }
+        return ok(status_current(*g, now));
+      }
+      case RouteKind::agent_interfaces: {
+        if (!who.has("VM.Monitor")) {
+          return denied(vms_path, "VM.Monitor");
+        }
+        const auto g = find_guest();
+        if (!g) {
+          return no_config();
+        }
+        if (g->status == GuestStatus::stopped) {
+          return fail(500, "VM " + std::to_string(vmid) + " not running\n");
+        }
+        if (!g->agent_configured) {
+          return fail(500, "No QEMU guest agent configured\n");
+        }
+        if (!g->agent_running || g->status == GuestStatus::paused) {
+          return fail(500, "QEMU guest agent is not running\n");
+        }
+        return ok(agent_network_interfaces(*g));
+      }
+      case RouteKind::lxc_interfaces: {
+        if (!who.has("VM.Audit")) {
+          return denied(vms_path, "VM.Audit");
+        }
+        const auto g = find_guest();
+        if (!g) {
+          return no_config();
+        }
+        if (g->status == GuestStatus::stopped) {
+          return ok(nullptr);
+        }
+        return ok(lxc_interfaces(*g));
+      }
+      case RouteKind::status_action: {
+        if (!who.has("VM.PowerMgmt")) {
+          return denied(vms_path, "VM.PowerMgmt");
+        }
+        const auto g = find_guest();
+        if (!g) {
+          return no_config();
+        }
+        const auto& a = route->action;
+        const std::string prefix = route->type == GuestType::qemu ? "qm" : "vz";
+        if (a == "start") {
+          if (g->template_) {
+            return fail(500, "you can't start a vm if it's a template\n");
+          }
+          if (g->status != GuestStatus::stopped) {
+            return fail(500, "VM " + std::to_string(vmid) + " already running\n");
+          }
+          cluster_.start(vmid);
+        } else if (a == "stop" || a == "shutdown") {
+          cluster_.stop(vmid);
+        } else if (a == "suspend") {
+          cluster_.pause(vmid);
+        } else if (a == "resume") {
+          cluster_.resume(vmid);
+        } else if (a == "reboot") {
+          cluster_.stop(vmid);
+          cluster_.start(vmid);
+        }
+        return ok(upid(target, prefix + a, vmid, who.userid, now));
+      }
+      case RouteKind::ticket: {
+        if (m == "GET") {
+          return ok(nullptr);  // the login form's dummy call
+        }
+        std::string userid = params["username"];
+        const auto realm = params.find("realm");
+        if (userid.find('@') == std::string::npos && realm != params.end()) {
+          userid += "@" + realm->second;
+        }
+        const auto& password = params["password"];
+        bool good = false;
+        if (password.starts_with("PVE:")) {
+          // Renewal: a still valid ticket of the same user is a password.
+          const auto ticket_user = verify_ticket(key, password, now);
+          good = ticket_user && *ticket_user == userid;
+        } else {
+          const auto user = cluster_.user(userid);
+          good = user && user->enabled && constant_time_equals(password, user->password);
+        }
+        if (!good) {
+          ApiResult r = fail(401, "authentication failure\n");
+          r.delay = cluster_.auth_failure_delay();
+          return r;
+        }
+        return ok(ticket_data(userid, make_ticket(key, userid, now),
+                              make_csrf_token(key, userid, now), cluster_.name(),
+                              nodes.size() > 1));
+      }
+    }
+    return fail(501, "Method '" + m + " " + rel + "' not implemented");
+  };
+
+  const ApiResult result = run();
+  if (target_host != this) {
+    target_host->record_proxied(m, req.path, req.query, node_, result.status);
+  }
+  return to_wire(result, message_member);
+}
+
+}  // namespace pha::sim

@@ -1,0 +1,133 @@
+#pragma once
+// One node's pveproxy: the Proxmox VE API under /api2/json over HTTPS on its
+// own port, answering from the shared PveCluster. Calls under
+// /nodes/{other node}/ are "proxied" to that node's host (answered from the
+// cluster state with that node's typing and counted there too), or fail with
+// 595 when it cannot be reached. Faults make it misbehave the way real hosts
+// do; every request it receives is counted.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/sim/pve_cluster.hpp"
+#include "tests/sim/wire_server.hpp"
+
+namespace pha::sim {
+
+enum class FaultKind {
+  down,       // refuse connections (the listening socket is closed; open connections drop)
+  hang,       // never answer (until the fault is cleared or the host stops)
+  slow,       // answer after `delay`
+  reset,      // send the head and half the body, then a TCP RST
+  truncated,  // announce the full length, send half the body, close
+  non_json,   // 200 with an HTML page
+  oversized,  // 200 with a valid-looking JSON body of `oversized_bytes` (streamed)
+  status,     // `status` with `reason` (500, 501, 595, 596...)
+  flap,       // `every` requests answered normally, then `every` with `status`, and so on
+};
+
+std::string to_string(FaultKind k);
+std::optional<FaultKind> parse_fault_kind(const std::string& s);
+
+struct Fault {
+  FaultKind kind = FaultKind::status;
+  // Only requests whose path starts with this ("" = all). A prefix without
+  // "/api2/json" is matched against the path below it ("/nodes/pve1/qemu").
+  // Not for `down`.
+  std::string path_prefix;
+  // Only the next N matching requests, then the fault clears itself (a request
+  // already hanging keeps hanging until clear_fault()). Not for `down`.
+  std::optional<std::size_t> count;
+  std::chrono::milliseconds delay{2000};  // slow
+  int status = 500;                       // status, flap
+  std::string reason;                     // "" = the usual phrase for `status`
+  std::size_t every = 1;                  // flap
+  std::size_t oversized_bytes = 20u << 20;
+};
+
+struct RecordedRequest {
+  std::string method;
+  std::string path;          // without the query string
+  std::string query;         // raw, "" when none
+  int status = 0;            // what it was answered with (0: no answer, e.g. hang)
+  std::string proxied_from;  // the node whose host forwarded it here, "" when direct
+};
+
+struct PveHostOptions {
+  std::string bind_address = "127.0.0.1";
+  int port = 0;  // 0: any free port
+  bool also_ipv6_loopback = false;
+  std::string cert_pem_path;  // the node certificate (TestPki::issue)
+  std::string key_pem_path;
+  std::string fingerprint;  // its SHA-256 fingerprint, shown in GET /nodes
+};
+
+class PveHost {
+ public:
+  PveHost(PveCluster& cluster, std::string node, PveHostOptions options);
+  ~PveHost();
+  PveHost(const PveHost&) = delete;
+  PveHost& operator=(const PveHost&) = delete;
+
+  void start();  // throws when it cannot listen
+  void stop();
+  const std::string& node() const { return node_; }
+  int port() const { return server_.port(); }
+  // "https://127.0.0.1:PORT" (IPv6 addresses in brackets).
+  std::string url() const;
+
+  // --- faults (one at a time; a new one replaces the old) ---
+  void set_fault(const Fault& fault);
+  void clear_fault();
+  std::optional<Fault> fault() const;
+  bool down() const;
+
+  // --- request counting ---
+  // "METHOD /api2/json/path" (no query string) -> number of requests received.
+  std::map<std::string, std::size_t> counts() const;
+  std::size_t count(const std::string& method_and_path) const;
+  std::size_t total_requests() const;
+  std::vector<RecordedRequest> requests() const;  // in arrival order (the first 100000)
+  void reset_counts();
+
+  // How many TCP connections the host has accepted (keep-alive reuse shows here).
+  std::size_t connections_accepted() const { return server_.connections_accepted(); }
+
+  // A request that another host of the cluster forwards here.
+  void record_proxied(const std::string& method, const std::string& path, const std::string& query,
+                      const std::string& from, int status);
+
+ private:
+  struct Call;
+  struct Identity;
+
+  WireResponse handle(const WireRequest& req);
+  WireResponse answer(const WireRequest& req);
+  WireResponse fault_response(const Fault& f, FaultKind action, const WireRequest& req,
+                              std::uint64_t epoch);
+  void record(RecordedRequest r);
+
+  PveCluster& cluster_;
+  std::string node_;
+  PveHostOptions options_;
+  WireServer server_;
+
+  mutable std::mutex fault_mutex_;
+  std::optional<Fault> fault_;
+  std::size_t fault_seen_ = 0;  // matching requests since the fault was set
+  std::shared_ptr<std::atomic<std::uint64_t>> fault_epoch_;  // bumped by set/clear: ends hangs
+
+  mutable std::mutex count_mutex_;
+  std::map<std::string, std::size_t> counts_;
+  std::vector<RecordedRequest> log_;
+  std::size_t total_ = 0;
+};
+
+}  // namespace pha::sim

@@ -1,0 +1,146 @@
+// The pve-sim program: the ready line, the hosts it lists, its control API,
+// and a prompt exit 0 on SIGTERM and SIGINT.
+
+#include <csignal>
+
+#include <doctest/doctest.h>
+
+#include "tests/sim/sim_fixture.hpp"
+
+using namespace pha;
+using namespace pha::simtest;
+using namespace pha::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string kBinary = PHA_PVE_SIM_BINARY;
+
+struct RunningSim {
+  explicit RunningSim(const TempDir& dir, std::vector<std::string> extra = {})
+      : process(kBinary,
+                {.args = args(dir, std::move(extra)), .env = {{"PATH", "/usr/bin:/bin"}}}) {
+    REQUIRE(process.wait_for_output("\"event\":\"ready\"", std::chrono::seconds(30)));
+    const auto out = process.out_so_far();
+    ready = json::parse(out.substr(0, out.find('\n')));
+  }
+
+  static std::vector<std::string> args(const TempDir& dir, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"--dir",           dir.path() + "/pki",
+                                  "--nodes",         "2",
+                                  "--guests",        "25",
+                                  "--seed",          "9",
+                                  "--token",         kTokenId + "=" + kTokenSecret,
+                                  "--auth-delay-ms", "0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  Reply control(const std::string& method, const std::string& path, const std::string& body = "") {
+    Request r;
+    r.method = method;
+    r.url = ready["control"].get<std::string>() + path;
+    r.body = body;
+    r.headers = {"Content-Type: application/json"};
+    return fetch(r);
+  }
+
+  Reply api(const std::string& node, const std::string& path) {
+    Request r;
+    r.url = ready["hosts"][node].get<std::string>() + "/api2/json" + path;
+    r.ca_file = ready["ca_file"];
+    r.headers = {kTokenHeader};
+    return fetch(r);
+  }
+
+  Process process;
+  json ready;
+};
+
+}  // namespace
+
+TEST_CASE("pve-sim prints one ready line and serves every node") {
+  TempDir dir;
+  RunningSim s(dir);
+  CHECK(s.ready["event"] == "ready");
+  CHECK(s.ready["ca_file"] == dir.path() + "/pki/ca.pem");
+  CHECK(s.ready["control"].get<std::string>().starts_with("http://127.0.0.1:"));
+  REQUIRE(s.ready["hosts"].size() == 2);
+  CHECK(s.ready["hosts"]["pve1"].get<std::string>().starts_with("https://127.0.0.1:"));
+  const auto r = s.api("pve2", "/cluster/resources?type=vm");
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["data"].size() == 25);
+  s.process.signal(SIGTERM);
+  const auto result = s.process.wait(std::chrono::seconds(10));
+  CHECK(result.exit_code == 0);
+  CHECK_FALSE(result.timed_out);
+}
+
+TEST_CASE("pve-sim control API sets faults and reads and resets counts") {
+  TempDir dir;
+  RunningSim s(dir, {"--legacy"});
+  CHECK(s.api("pve1", "/nodes/pve1/qemu").json()["data"][0]["vmid"].is_string());
+  auto r = s.control("POST", "/control/hosts/pve1/fault", R"({"kind":"down"})");
+  CHECK(r.status == 200);
+  CHECK(s.api("pve1", "/version").code == CURLE_COULDNT_CONNECT);
+  CHECK(s.api("pve2", "/nodes/pve1/qemu").status == 595);
+  CHECK(s.control("DELETE", "/control/hosts/pve1/fault").status == 200);
+  CHECK(s.api("pve1", "/version").status == 200);
+
+  const auto counts = s.control("GET", "/control/hosts/pve1/counts").json();
+  CHECK(counts["counts"]["GET /api2/json/version"] == 1);
+  // The call proxied by pve2 while pve1 was down never reached pve1.
+  CHECK(counts["counts"]["GET /api2/json/nodes/pve1/qemu"] == 1);
+  CHECK(s.control("POST", "/control/hosts/pve1/counts/reset").status == 200);
+  CHECK(s.control("GET", "/control/hosts/pve1/counts").json()["total"] == 0);
+
+  CHECK(s.control("POST", "/control/hosts/nosuch/fault", R"({"kind":"down"})").status == 404);
+  CHECK(s.control("POST", "/control/hosts/pve1/fault", R"({"kind":"bogus"})").status == 400);
+  s.process.signal(SIGINT);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+}
+
+TEST_CASE("pve-sim control API changes guests nodes and the clock") {
+  TempDir dir;
+  RunningSim s(dir);
+  auto r =
+      s.control("POST", "/control/guests",
+                R"({"vmid":4242,"node":"pve2","type":"lxc","name":"new-ct","status":"running"})");
+  REQUIRE(r.status == 200);
+  const auto find = [&](int vmid) {
+    const auto resources = s.api("pve1", "/cluster/resources?type=vm").json()["data"];
+    for (const auto& e : resources) {
+      if (e["vmid"] == vmid) {
+        return e;
+      }
+    }
+    return json();
+  };
+  CHECK(find(4242)["name"] == "new-ct");
+  CHECK(s.control("POST", "/control/guests/4242/rename", R"({"name":"renamed"})").status == 200);
+  CHECK(find(4242)["name"] == "renamed");
+  CHECK(s.control("POST", "/control/guests/4242/stop").status == 200);
+  CHECK(find(4242)["status"] == "stopped");
+  CHECK(s.control("POST", "/control/guests/4242/migrate", R"({"node":"pve1"})").status == 200);
+  CHECK(find(4242)["node"] == "pve1");
+  CHECK(s.control("POST", "/control/guests/4242/description", R"({"description":"hi"})").status ==
+        200);
+  CHECK(s.api("pve1", "/nodes/pve1/lxc/4242/config").json()["data"]["description"] == "hi");
+
+  CHECK(s.control("POST", "/control/nodes/pve2/offline").status == 200);
+  CHECK(s.control("POST", "/control/clock/advance", R"({"seconds":400})").status == 200);
+  const auto state = s.control("GET", "/control/state").json();
+  CHECK(state["hosts"]["pve1"]["url"] == s.ready["hosts"]["pve1"]);
+  CHECK(state["guests"].size() == 26);
+  for (const auto& g : state["guests"]) {
+    if (g["node"] == "pve2") {
+      CHECK(find(g["vmid"].get<int>())["status"] == "unknown");
+      break;
+    }
+  }
+  CHECK(s.control("POST", "/control/guests/4242/delete").status == 200);
+  CHECK(find(4242).is_null());
+  CHECK(s.control("POST", "/control/guests/4242/start").status == 404);
+  s.process.signal(SIGTERM);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+}

@@ -1,0 +1,134 @@
+// pve-sim: a simulated Proxmox VE cluster for the demo and the benchmarks.
+// Prints one JSON line once every host listens:
+//   {"event":"ready","control":"http://127.0.0.1:P","ca_file":"DIR/ca.pem",
+//    "hosts":{"pve1":"https://127.0.0.1:P1",...}}
+// and runs until SIGTERM or SIGINT (exit 0).
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/sim/pve_control.hpp"
+#include "tests/sim/pve_sim.hpp"
+
+namespace {
+
+// "user@realm!name=SECRET"
+pha::sim::ApiToken parse_token(const std::string& spec, bool privsep) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || spec.find('!') > eq) {
+    throw std::invalid_argument("a token is USER@REALM!NAME=SECRET: " + spec.substr(0, eq));
+  }
+  pha::sim::ApiToken t;
+  t.id = spec.substr(0, eq);
+  t.secret = spec.substr(eq + 1);
+  t.privsep = privsep;
+  if (privsep) {
+    t.privileges.clear();
+  }
+  return t;
+}
+
+// "user@realm:password"
+pha::sim::User parse_user(const std::string& spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos || spec.find('@') > colon) {
+    throw std::invalid_argument("a password login is USER@REALM:PASSWORD");
+  }
+  return {.userid = spec.substr(0, colon), .password = spec.substr(colon + 1)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Simulated Proxmox VE cluster (HTTPS API per node, plus a control API)"};
+  int nodes = 3;
+  std::size_t guests = 100;
+  std::uint64_t seed = 42;
+  std::string dir;
+  std::vector<std::string> tokens;
+  std::vector<std::string> privsep_tokens;
+  std::vector<std::string> passwords;
+  long long auth_delay_ms = 3000;
+  bool legacy = false;
+  std::string version = "8.4.14";
+  std::string cluster_name = "pve-cluster";
+  bool one_port_each = false;
+  app.add_option("--nodes", nodes, "number of nodes (pve1..pveN)")->check(CLI::Range(1, 64));
+  app.add_option("--guests", guests, "guests generated from the seed");
+  app.add_option("--seed", seed, "seed of the generated guests");
+  app.add_option("--dir", dir, "directory for the CA and node certificates (created)")->required();
+  app.add_option("--token", tokens, "API token USER@REALM!NAME=SECRET (repeatable)");
+  app.add_option("--privsep-token", privsep_tokens,
+                 "privilege-separated API token without privileges (repeatable)");
+  app.add_option("--password", passwords, "password login USER@REALM:PASSWORD (repeatable)");
+  app.add_option("--auth-delay-ms", auth_delay_ms,
+                 "delay of failed authentication (Proxmox: 3000)");
+  app.add_flag("--legacy", legacy, "answer like PVE 6.4 (string vmids, template \"\")");
+  app.add_option("--pve-version", version, "pve-manager version of every node");
+  app.add_option("--cluster-name", cluster_name, "cluster name");
+  app.add_flag("--one-port-each", one_port_each,
+               "every node on 127.0.0.1 with its own port (default: 127.0.0.N, one port)");
+  CLI11_PARSE(app, argc, argv);
+
+  // Signals are taken with sigwait below: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    pha::sim::PveSimOptions options;
+    std::filesystem::create_directories(dir);
+    options.dir = std::filesystem::absolute(dir).string();
+    options.nodes.clear();
+    for (int i = 1; i <= nodes; ++i) {
+      options.nodes.push_back("pve" + std::to_string(i));
+    }
+    options.guests = guests;
+    options.seed = seed;
+    options.version = legacy ? "6.4-15" : version;
+    options.cluster_name = cluster_name;
+    options.auth_failure_delay = std::chrono::milliseconds(auth_delay_ms);
+    options.shared_port = !one_port_each;
+    for (const auto& t : tokens) {
+      options.tokens.push_back(parse_token(t, false));
+    }
+    for (const auto& t : privsep_tokens) {
+      options.tokens.push_back(parse_token(t, true));
+    }
+    for (const auto& p : passwords) {
+      options.users.push_back(parse_user(p));
+    }
+    pha::sim::PveSim sim(options);
+    pha::sim::PveControlApi control(sim);
+    control.start();
+
+    nlohmann::json hosts = nlohmann::json::object();
+    for (const auto& n : sim.node_names()) {
+      hosts[n] = sim.host(n).url();
+    }
+    const nlohmann::json ready = {{"event", "ready"},
+                                  {"control", control.url()},
+                                  {"ca_file", sim.ca_file()},
+                                  {"hosts", hosts}};
+    std::cout << ready.dump() << std::endl;
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    control.stop();
+    sim.stop();
+  } catch (const std::exception& e) {
+    std::cerr << "pve-sim: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
