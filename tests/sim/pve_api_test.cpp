@@ -47,7 +47,7 @@ json find_vmid(const json& list, int vmid) {
 
 }  // namespace
 
-TEST_CASE("GET /version has the release, version and repoid") {
+TEST_CASE("GET /version has the release - version and repoid") {
   SimCluster c;
   const auto r = c.get("pve1", "/version");
   REQUIRE(r.status == 200);
