@@ -14,13 +14,7 @@ nlohmann::json guest_read_report(const GuestRead& read) {
             {"message", read.error},
             {"requests", read.requests}};
   }
-  nlohmann::json guests = nlohmann::json::array();
-  for (const auto& g : read.guests) {
-    const auto record = to_record(g);
-    auto j = to_accountdb_json(record);
-    j["type"] = record.type;
-    guests.push_back(std::move(j));
-  }
+  auto guests = guests_json(read.guests);
   nlohmann::json report = {{"status", "ok"},
                            {"node", read.node},
                            {"source", read.source},

@@ -74,4 +74,15 @@ nlohmann::json to_accountdb_json(const GuestRecord& r) {
           {"notes", opt(r.notes)}};
 }
 
+nlohmann::json guests_json(const std::vector<Guest>& guests) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& g : guests) {
+    const auto record = to_record(g);
+    auto j = to_accountdb_json(record);
+    j["type"] = record.type;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 }  // namespace pha

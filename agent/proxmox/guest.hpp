@@ -63,5 +63,7 @@ struct GuestRecord {
 GuestRecord to_record(const Guest& guest);
 // The JSON body AccountDB expects (call F): every field, nulls as null.
 nlohmann::json to_accountdb_json(const GuestRecord& record);
+// Guests as shown to people (--list-guests, --once, /vms): AccountDB's fields plus "type".
+nlohmann::json guests_json(const std::vector<Guest>& guests);
 
 }  // namespace pha

@@ -79,13 +79,7 @@ nlohmann::json to_json(const CycleStats& s) {
 }
 
 nlohmann::json to_json(const CycleReport& r) {
-  nlohmann::json guests = nlohmann::json::array();
-  for (const auto& g : r.guests) {
-    const auto record = to_record(g);
-    auto j = to_accountdb_json(record);
-    j["type"] = record.type;
-    guests.push_back(std::move(j));
-  }
+  auto guests = guests_json(r.guests);
   nlohmann::json planned = nlohmann::json::array();
   for (const auto& p : r.planned) {
     planned.push_back({{"method", "PUT"},

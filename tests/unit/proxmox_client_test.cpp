@@ -1,14 +1,12 @@
 // The Proxmox client's logic against a scripted HTTP peer and a fake clock:
 // authentication, the node name, which calls a read makes, and failures.
 
-#include <fstream>
-#include <sstream>
-
 #include <doctest/doctest.h>
 
 #include "agent/proxmox/client.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_http.hpp"
+#include "tests/support/fixtures.hpp"
 
 using namespace pha;
 using namespace std::chrono_literals;
@@ -18,11 +16,7 @@ using test::http_answer;
 namespace {
 
 std::string fixture(const std::string& name) {
-  std::ifstream f(std::string(PHA_FIXTURES_DIR) + "/proxmox/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(f.good(), name);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return test::fixture_text("proxmox/" + name);
 }
 
 ProxmoxClientOptions token_options() {

@@ -2,23 +2,18 @@
 // shared/fixtures) and on the garbage a broken server could send.
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <doctest/doctest.h>
 
 #include "agent/proxmox/parse.hpp"
+#include "tests/support/fixtures.hpp"
 
 using namespace pha;
 
 namespace {
 
 std::string fixture(const std::string& name) {
-  std::ifstream f(std::string(PHA_FIXTURES_DIR) + "/proxmox/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(f.good(), name);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return test::fixture_text("proxmox/" + name);
 }
 
 const Guest& by_vmid(const GuestList& list, std::int64_t vmid) {
