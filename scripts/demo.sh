@@ -101,7 +101,7 @@ set +e
 "$agent" --env-file "$work/agent.env" --once >"$work/first.json" 2>"$work/first.log"
 rc=$?
 set -e
-grep -E '"(status|message)"' "$work/first.json" | head -2
+grep -E '^  "(status|message)"' "$work/first.json"
 sed -n '/"stats"/,/}/p' "$work/first.json"
 rows=$(curl -s "$adb_control/control/rows" | grep -o '"vmid":' | wc -l)
 echo "   AccountDB now holds $rows rows for node 1"
@@ -124,8 +124,8 @@ fi
 echo
 echo "== the agent keeps running (a cycle every 30 s; Ctrl-C stops everything)"
 echo "   try, in another terminal:"
-echo "     curl -X POST $pve_control/control/guests/$(echo "$vmids" | head -1)/stop   # a guest stops"
-echo "     curl -s $adb_control/control/rows                                        # what AccountDB holds"
+echo "     curl -X POST $pve_control/control/guests/$(echo "$vmids" | head -1)/stop   # a guest stops; the next cycle sends it"
+echo "     curl -s $adb_control/control/rows   # what AccountDB holds"
 "$agent" --env-file "$work/agent.env" &
 pids+=($!)
 wait "${pids[-1]}"
