@@ -37,10 +37,6 @@ bool iequals(std::string_view a, std::string_view b) {
                                             [](char x, char y) { return lower(x) == lower(y); });
 }
 
-bool starts_with_icase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 std::vector<std::string> split_list(std::string_view s, char sep) {
   std::vector<std::string> out;
   while (true) {

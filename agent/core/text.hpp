@@ -11,7 +11,6 @@ namespace pha {
 std::string_view trim(std::string_view s);
 std::string to_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
-bool starts_with_icase(std::string_view s, std::string_view prefix);
 
 // Splits on `sep`, trims each piece and drops empty pieces.
 std::vector<std::string> split_list(std::string_view s, char sep = ',');

@@ -225,7 +225,13 @@ bool is_reportable_ipv4(std::string_view ip) {
   return !loopback && !link_local && a != 0;
 }
 
-Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::string_view node) {
+namespace {
+
+// Runs `parse_entry` on every object of the "data" list. It returns a guest,
+// an error (the entry is rejected by name: the read is partial), or nothing
+// (an entry that is not a guest, skipped).
+template <class ParseEntry>
+Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
   auto data = data_array(body);
   if (!data) {
     return Error{data.error()};
@@ -237,60 +243,55 @@ Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::s
       list.rejected.push_back(entry_label(e, i) + ": not an object");
       continue;
     }
-    Guest g;
-    g.type = type;
-    g.node = std::string(node);
-    if (auto ok = fill_guest(e, g, "cpus"); !ok) {
-      list.rejected.push_back(entry_label(e, i) + ": " + ok.error());
-      continue;
+    Result<std::optional<Guest>> guest = parse_entry(e);
+    if (!guest) {
+      list.rejected.push_back(entry_label(e, i) + ": " + guest.error());
+    } else if (guest->has_value()) {
+      list.guests.push_back(std::move(**guest));
     }
-    if (auto t = string_field(e, "type"); t && t->has_value() && **t != to_string(type)) {
-      list.rejected.push_back(entry_label(e, i) + ": type \"" + **t + "\" in the " +
-                              std::string(to_string(type)) + " list");
-      continue;
-    }
-    list.guests.push_back(std::move(g));
   }
   reject_duplicates(list);
   return list;
 }
 
-Result<GuestList> parse_cluster_resources(std::string_view body) {
-  auto data = data_array(body);
-  if (!data) {
-    return Error{data.error()};
-  }
-  GuestList list;
-  for (std::size_t i = 0; i < data->size(); ++i) {
-    const auto& e = (*data)[i];
-    if (!e.is_object()) {
-      list.rejected.push_back(entry_label(e, i) + ": not an object");
-      continue;
+}  // namespace
+
+Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::string_view node) {
+  return parse_entries(body, [&](const json& e) -> Result<std::optional<Guest>> {
+    Guest g;
+    g.type = type;
+    g.node = std::string(node);
+    if (auto ok = fill_guest(e, g, "cpus"); !ok) {
+      return Error{ok.error()};
     }
+    if (auto t = string_field(e, "type"); t && t->has_value() && **t != to_string(type)) {
+      return Error{"type \"" + **t + "\" in the " + std::string(to_string(type)) + " list"};
+    }
+    return std::optional<Guest>{std::move(g)};
+  });
+}
+
+Result<GuestList> parse_cluster_resources(std::string_view body) {
+  return parse_entries(body, [](const json& e) -> Result<std::optional<Guest>> {
     auto type = string_field(e, "type");
     if (!type || !type->has_value()) {
-      list.rejected.push_back(entry_label(e, i) + ": no \"type\"");
-      continue;
+      return Error{"no \"type\""};
     }
     if (**type != "qemu" && **type != "lxc") {
-      continue;  // node, storage, sdn, pool...: not guests
+      return std::optional<Guest>{};  // node, storage, sdn, pool...: not guests
     }
     Guest g;
     g.type = **type == "qemu" ? GuestType::qemu : GuestType::lxc;
     auto node = string_field(e, "node");
     if (!node || !node->has_value() || (*node)->empty()) {
-      list.rejected.push_back(entry_label(e, i) + ": no \"node\"");
-      continue;
+      return Error{"no \"node\""};
     }
     g.node = **node;
     if (auto ok = fill_guest(e, g, "maxcpu"); !ok) {
-      list.rejected.push_back(entry_label(e, i) + ": " + ok.error());
-      continue;
+      return Error{ok.error()};
     }
-    list.guests.push_back(std::move(g));
-  }
-  reject_duplicates(list);
-  return list;
+    return std::optional<Guest>{std::move(g)};
+  });
 }
 
 const ClusterNode* ClusterStatus::local_node() const {

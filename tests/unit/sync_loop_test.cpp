@@ -182,6 +182,23 @@ TEST_CASE("the heartbeat runs on its own timer while AccountDB is up") {
   loop.stop();
 }
 
+TEST_CASE("a dry run sends no heartbeat - it is a write") {
+  Harness h;
+  SyncLoop loop(*h.engine, *h.accountdb, h.clock, timings(), true, h.observer());
+  loop.start();
+  REQUIRE(h.await_cycles(1));
+  CHECK(h.reports[0].dry_run);
+  REQUIRE(h.clock.await_waiters(2));
+  h.clock.advance(67s);  // the heartbeat timer fires at most 66 s after start
+  REQUIRE(h.clock.await_waiters(2));
+  // As long as the positive test above gives a sent heartbeat to show up.
+  for (int i = 0; i < 100000 && h.adb.count("POST /proxmox-nodes/heartbeat") == 0; ++i) {
+    std::this_thread::yield();
+  }
+  CHECK(h.adb.count("POST /proxmox-nodes/heartbeat") == 0);
+  loop.stop();
+}
+
 TEST_CASE("stop ends every wait at once") {
   Harness h;
   SyncLoop loop(*h.engine, *h.accountdb, h.clock, timings(), false, h.observer());
