@@ -1,10 +1,17 @@
 #include "agent/app/agent.hpp"
 
+#include <atomic>
 #include <cstdio>
 
 #include "agent/app/upstreams.hpp"
+#include "agent/config/docs.hpp"
 #include "agent/core/version.hpp"
+#include "agent/health/checker.hpp"
+#include "agent/http/api.hpp"
+#include "agent/http/server.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/status/monitor.hpp"
+#include "agent/status/store.hpp"
 #include "agent/sync/engine.hpp"
 #include "agent/sync/loop.hpp"
 
@@ -41,31 +48,145 @@ void log_cycle(const CycleReport& r) {
   }
 }
 
+http::ServerOptions server_options(const Settings& s) {
+  http::ServerOptions o;
+  o.bind_address = s.bind_address;
+  o.port = s.port;
+  o.tls_cert_file = s.tls_cert_file;
+  o.tls_key_file = s.tls_key_file;
+  return o;
+}
+
+// A target's health or breaker changed: the log, and the status history.
+void on_target_change(StatusStore& store, const TargetChange& c) {
+  const bool proxmox = c.upstream == "proxmox";
+  const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
+  const std::string what = (proxmox ? "Proxmox host " : "AccountDB endpoint ") + c.url;
+  const auto& a = c.after;
+  const auto error = a.last_error.value_or("no answer");
+  if (a.circuit == CircuitState::open && c.before.circuit != CircuitState::open) {
+    log::warn("circuit_opened", what + ": circuit open after repeated failures",
+              {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
+    store.set_state(component, "error", what + ": circuit open: " + error);
+  } else if (a.status == HealthStatus::unhealthy && c.before.status != HealthStatus::unhealthy) {
+    log::warn("target_unhealthy", what + " is unhealthy",
+              {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
+    store.set_state(component, "error", what + " is unhealthy: " + error);
+  } else if (a.status == HealthStatus::healthy && c.before.status == HealthStatus::unhealthy) {
+    log::info("target_healthy", what + " is healthy",
+              {{"upstream", c.upstream}, {"target", c.url}});
+    store.set_state(component, "ok", what + " is healthy");
+  }
+}
+
 }  // namespace
 
 Agent::Agent(LoadedConfig config, Clock& clock, RunOptions options)
-    : config_(std::move(config)), clock_(clock), options_(options) {}
+    : config_(std::move(config)),
+      settings_(std::make_shared<const Settings>(config_.settings)),
+      clock_(clock),
+      options_(options) {}
 
 Settings Agent::settings() const {
   std::lock_guard lock(mutex_);
   return config_.settings;
 }
 
+int Agent::run_once(SyncEngine& engine) {
+  const auto report = engine.run_cycle(options_.dry_run);
+  log_cycle(report);
+  std::puts(to_json(report).dump(2).c_str());
+  return report.success ? 0 : 1;
+}
+
 int Agent::run() {
   const auto s = settings();
-  ProxmoxUpstream proxmox(s, clock_, interrupt_);
-  AccountDbUpstream accountdb(s, clock_, interrupt_);
+  UpstreamMonitor proxmox_monitor("proxmox", clock_, health_settings(s));
+  UpstreamMonitor accountdb_monitor("accountdb", clock_, health_settings(s));
+  proxmox_monitor.set_targets(proxmox_targets(s));
+  accountdb_monitor.set_targets(accountdb_targets(s));
+  ProxmoxUpstream proxmox(s, clock_, interrupt_, &proxmox_monitor);
+  AccountDbUpstream accountdb(s, clock_, interrupt_, &accountdb_monitor);
   SyncEngine engine(s, proxmox.client(), accountdb.client(), clock_);
   for (const auto& note : engine.load_state()) {
     log::info("state_loaded", note);
   }
-
   if (options_.once) {
-    const auto report = engine.run_cycle(options_.dry_run);
-    log_cycle(report);
-    std::puts(to_json(report).dump(2).c_str());
-    return report.success ? 0 : 1;
+    return run_once(engine);
   }
+
+  StatusStore store(clock_, static_cast<std::size_t>(s.status_history_size));
+  proxmox_monitor.set_change_observer(
+      [&store](const TargetChange& c) { on_target_change(store, c); });
+  accountdb_monitor.set_change_observer(
+      [&store](const TargetChange& c) { on_target_change(store, c); });
+  std::atomic<std::int64_t> owner_id{-1};
+  SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run,
+                [&store, &owner_id](const CycleReport& r) {
+                  log_cycle(r);
+                  store.record_cycle(r);
+                  if (r.owner_id) {
+                    owner_id = *r.owner_id;
+                  }
+                });
+  loop.set_heartbeat_observer([&store](bool ok) {
+    if (ok) {
+      store.record_heartbeat();
+    }
+  });
+  HealthChecker checker(
+      clock_, [&proxmox] { proxmox.client().check_health(); },
+      std::chrono::seconds(s.health_check_interval));
+
+  std::unique_ptr<http::Server> server;
+  ApiContext ctx;
+  ctx.clock = &clock_;
+  ctx.store = &store;
+  ctx.proxmox = &proxmox_monitor;
+  ctx.accountdb = &accountdb_monitor;
+  ctx.version = kVersion;
+  ctx.started_at = clock_.unix_now();
+  ctx.dry_run = options_.dry_run;
+  ctx.settings = [this] {
+    std::lock_guard lock(mutex_);
+    return settings_;
+  };
+  ctx.config_json = [this] {
+    std::lock_guard lock(mutex_);
+    return print_config_json(config_);
+  };
+  ctx.loop = [&loop] {
+    return LoopState{loop.running(), loop.syncing(), loop.next_cycle_at(), loop.last_progress()};
+  };
+  ctx.trigger_sync = [&loop] { loop.trigger(); };
+  ctx.whitelist_status = [&engine] { return engine.whitelist_status(); };
+  ctx.whitelist_vmids = [&engine] { return engine.whitelist_vmids(); };
+  ctx.refresh_whitelist = [&engine] { return engine.refresh_whitelist(); };
+  ctx.owner_id = [&owner_id]() -> std::optional<std::int64_t> {
+    const auto v = owner_id.load();
+    return v < 0 ? std::nullopt : std::optional<std::int64_t>(v);
+  };
+  ctx.node_name = [this, &store] {
+    {
+      std::lock_guard lock(mutex_);
+      if (!settings_->node_name.empty()) {
+        return settings_->node_name;
+      }
+    }
+    const auto v = store.vms();
+    return v ? v->node : std::string();
+  };
+  ctx.server_stats = [&server] { return server->stats(); };
+  ctx.responses_by_status = [&server] { return server->responses_by_status(); };
+  Api api(std::move(ctx));
+  server = std::make_unique<http::Server>(
+      server_options(s), [&api](const http::Request& r) { return api.dispatch(r); });
+  if (auto started = server->start(); !started) {
+    log::error("http_failed", "cannot start the HTTP API: " + started.error());
+    return 1;
+  }
+  log::info("http_listening", "the HTTP API is listening",
+            {{"address", s.bind_address}, {"port", server->port()}, {"tls", server->tls()}});
 
   log::info("agent_started", "proxmox-host-agent is running",
             {{"version", kVersion},
@@ -76,22 +197,32 @@ int Agent::run() {
              {"update_interval", s.update_interval},
              {"dry_run", options_.dry_run},
              {"state_dir", s.state_dir}});
-  SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run, log_cycle);
   {
     std::lock_guard lock(mutex_);
     engine_ = &engine;
     loop_ = &loop;
     accountdb_ = &accountdb.client();
+    checker_ = &checker;
+    store_ = &store;
+    proxmox_monitor_ = &proxmox_monitor;
+    accountdb_monitor_ = &accountdb_monitor;
   }
   loop.start();
+  checker.start();
   while (clock_.wait_for(interrupt_, std::chrono::hours(24)) != WakeReason::stopped) {
   }
+  server->stop();  // no new requests; a running job ends with the interrupt
+  checker.stop();
   loop.stop();
   {
     std::lock_guard lock(mutex_);
     engine_ = nullptr;
     loop_ = nullptr;
     accountdb_ = nullptr;
+    checker_ = nullptr;
+    store_ = nullptr;
+    proxmox_monitor_ = nullptr;
+    accountdb_monitor_ = nullptr;
   }
   log::info("agent_stopped", "stopped");
   return 0;
@@ -103,20 +234,33 @@ void Agent::stop() {
 
 void Agent::reload(LoadedConfig config) {
   std::lock_guard lock(mutex_);
-  log::set_level(log::parse_level(config.settings.log_level));
-  log::set_secrets(config.settings.secrets());
+  const auto& s = config.settings;
+  log::set_level(log::parse_level(s.log_level));
+  log::set_secrets(s.secrets());
   if (engine_ != nullptr) {
-    engine_->apply(config.settings);
+    engine_->apply(s);
   }
   if (accountdb_ != nullptr) {
-    accountdb_->set_api_key(config.settings.accountdb_api_key);
-    accountdb_->set_endpoint(config.settings.accountdb_endpoints.front().url);
+    accountdb_->set_api_key(s.accountdb_api_key);
+    accountdb_->set_endpoint(s.accountdb_endpoints.front().url);
+  }
+  if (store_ != nullptr) {
+    store_->set_history_size(static_cast<std::size_t>(s.status_history_size));
+  }
+  if (proxmox_monitor_ != nullptr) {
+    proxmox_monitor_->set_settings(health_settings(s));
+    accountdb_monitor_->set_settings(health_settings(s));
+    accountdb_monitor_->set_targets(accountdb_targets(s));
+  }
+  if (checker_ != nullptr) {
+    checker_->set_interval(std::chrono::seconds(s.health_check_interval));
   }
   if (loop_ != nullptr) {
-    loop_->set_timings(loop_timings(config.settings));
+    loop_->set_timings(loop_timings(s));
     // An operator who reloads has usually just fixed something: sync now.
     loop_->trigger();
   }
+  settings_ = std::make_shared<const Settings>(s);
   config_ = std::move(config);
 }
 

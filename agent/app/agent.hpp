@@ -1,7 +1,9 @@
 #pragma once
 // The Agent wires the real pieces together and owns the threads and shutdown:
-// the Proxmox and AccountDB clients, the sync engine and its loop.
+// the Proxmox and AccountDB clients and their monitors, the sync engine and
+// its loop, the health checks, the status store and the HTTP API.
 
+#include <memory>
 #include <mutex>
 
 #include "agent/config/loader.hpp"
@@ -10,8 +12,11 @@
 namespace pha {
 
 class AccountDbClient;
+class HealthChecker;
+class StatusStore;
 class SyncEngine;
 class SyncLoop;
+class UpstreamMonitor;
 
 struct RunOptions {
   bool once = false;     // one cycle, its report as JSON on stdout
@@ -32,14 +37,22 @@ class Agent {
   Settings settings() const;
 
  private:
+  int run_once(SyncEngine& engine);
+
   mutable std::mutex mutex_;
   LoadedConfig config_;
+  std::shared_ptr<const Settings> settings_;  // what the HTTP API reads, swapped on reload
   Clock& clock_;
   RunOptions options_;
   Interrupt interrupt_;
-  SyncEngine* engine_ = nullptr;  // set while run() runs
+  // Set while run() runs, for reload().
+  SyncEngine* engine_ = nullptr;
   SyncLoop* loop_ = nullptr;
   AccountDbClient* accountdb_ = nullptr;
+  HealthChecker* checker_ = nullptr;
+  StatusStore* store_ = nullptr;
+  UpstreamMonitor* proxmox_monitor_ = nullptr;
+  UpstreamMonitor* accountdb_monitor_ = nullptr;
 };
 
 }  // namespace pha

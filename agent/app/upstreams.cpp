@@ -11,7 +11,41 @@ namespace {
 constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // resilience.md: 16 MiB
 constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // resilience.md: 32 MiB
 constexpr auto kAccountDbConnectTimeout = std::chrono::seconds(5);
+
+std::unique_ptr<HttpClient> observed(std::unique_ptr<HttpClient> client, UpstreamMonitor* monitor) {
+  if (monitor == nullptr) {
+    return client;
+  }
+  return std::make_unique<ObservingClient>(std::move(client), *monitor);
+}
 }  // namespace
+
+HealthSettings health_settings(const Settings& s) {
+  HealthSettings h;
+  h.healthy_threshold = s.healthy_threshold;
+  h.breaker.threshold = s.circuit_breaker_threshold;
+  h.breaker.reset = std::chrono::seconds(s.circuit_breaker_reset);
+  return h;
+}
+
+std::vector<TargetInfo> proxmox_targets(const Settings& s) {
+  std::vector<TargetInfo> out;
+  out.push_back({s.proxmox_host.str(), "config", 1, 1, s.node_name});
+  for (const auto& h : s.proxmox_hosts) {
+    if (h.str() != s.proxmox_host.str()) {
+      out.push_back({h.str(), "config", 1, 1, ""});
+    }
+  }
+  return out;
+}
+
+std::vector<TargetInfo> accountdb_targets(const Settings& s) {
+  std::vector<TargetInfo> out;
+  for (const auto& e : s.accountdb_endpoints) {
+    out.push_back({e.url.str(), "config", e.priority, e.weight, ""});
+  }
+  return out;
+}
 
 std::string short_hostname() {
   char buf[HOST_NAME_MAX + 1] = {};
@@ -90,17 +124,19 @@ HttpOutcome RetryingTransport::operator()(const HttpRequest& request) {
       upstream_);
 }
 
-ProxmoxUpstream::ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt)
-    : transport_(make_curl_client(proxmox_http_options(settings)), retry_policy(settings), clock,
-                 interrupt, "Proxmox") {
+ProxmoxUpstream::ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+                                 UpstreamMonitor* monitor)
+    : transport_(observed(make_curl_client(proxmox_http_options(settings)), monitor),
+                 retry_policy(settings), clock, interrupt, "Proxmox") {
   client_ = std::make_unique<ProxmoxClient>(
       proxmox_client_options(settings),
       [this](const HttpRequest& request) { return transport_(request); }, clock);
 }
 
-AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt)
-    : transport_(make_curl_client(accountdb_http_options(settings)), retry_policy(settings), clock,
-                 interrupt, "AccountDB") {
+AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+                                     UpstreamMonitor* monitor)
+    : transport_(observed(make_curl_client(accountdb_http_options(settings)), monitor),
+                 retry_policy(settings), clock, interrupt, "AccountDB") {
   AccountDbClientOptions o;
   o.endpoint = settings.accountdb_endpoints.front().url;
   o.api_key = settings.accountdb_api_key;

@@ -14,6 +14,7 @@
 #include "agent/net/curl_client.hpp"
 #include "agent/net/retry.hpp"
 #include "agent/proxmox/client.hpp"
+#include "agent/status/monitor.hpp"
 
 namespace pha {
 
@@ -25,6 +26,12 @@ HttpClientOptions proxmox_http_options(const Settings& s);
 ProxmoxClientOptions proxmox_client_options(const Settings& s);
 
 HttpClientOptions accountdb_http_options(const Settings& s);
+
+// The health settings of resilience.md from the settings.
+HealthSettings health_settings(const Settings& s);
+// The targets the monitors know from the settings: the Proxmox host(s), the AccountDB endpoints.
+std::vector<TargetInfo> proxmox_targets(const Settings& s);
+std::vector<TargetInfo> accountdb_targets(const Settings& s);
 
 // An HTTP client with the retry layer of resilience.md around it: one per
 // upstream, with its own retry budget. Thread-safe.
@@ -49,7 +56,9 @@ class RetryingTransport {
 // The Proxmox side of the agent, owning what its client needs.
 class ProxmoxUpstream {
  public:
-  ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt);
+  // With a monitor, every request is reported to it.
+  ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+                  UpstreamMonitor* monitor = nullptr);
   ProxmoxClient& client() { return *client_; }
 
  private:
@@ -60,7 +69,8 @@ class ProxmoxUpstream {
 // The AccountDB side: the first endpoint of ACCOUNTDB_URL until failover arrives.
 class AccountDbUpstream {
  public:
-  AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt);
+  AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+                    UpstreamMonitor* monitor = nullptr);
   AccountDbClient& client() { return *client_; }
 
  private:

@@ -39,6 +39,9 @@ struct HttpRequest {
   // health (it is not fed to the retry budget): for best-effort calls whose
   // failure is an ordinary answer, such as a guest agent that does not run.
   bool retry = true;
+  // A health check: one attempt, outside the retry budget, but its outcome
+  // is what the target's health is made of.
+  bool health_check = false;
 };
 
 struct HttpOutcome {

@@ -124,7 +124,7 @@ HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
                             const RetryPolicy& policy, RetryBudget& budget, Clock& clock,
                             Interrupt& interrupt, const std::function<double()>& random,
                             std::string_view upstream) {
-  if (!request.retry) {
+  if (!request.retry || request.health_check) {
     return client.send(request);
   }
   int attempts = 0;

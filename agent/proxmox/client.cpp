@@ -26,7 +26,9 @@ std::string ProxmoxClient::url(const std::string& path) const {
 }
 
 HttpOutcome ProxmoxClient::send(HttpRequest request) {
-  ++requests_;
+  if (!request.health_check) {
+    ++requests_;  // the calls of the sync; health checks are counted by the monitor
+  }
   return transport_(request);
 }
 
@@ -100,7 +102,8 @@ bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
 }
 
 ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
-                              const std::string& form_body, bool retry) {
+                              const std::string& form_body, bool retry, bool health_check) {
+  std::lock_guard lock(call_mutex_);
   const auto& c = options_.credentials;
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
@@ -108,6 +111,7 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
     req.url = url(path);
     req.idempotent = method == "GET";
     req.retry = retry;
+    req.health_check = health_check;
     if (c.uses_token()) {
       req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
     } else {
@@ -142,6 +146,10 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
 
 ApiResult ProxmoxClient::get(const std::string& path) {
   return call("GET", path, "");
+}
+
+ApiResult ProxmoxClient::check_health() {
+  return call("GET", "/version", "", true, true);
 }
 
 ApiResult ProxmoxClient::get_once(const std::string& path) {
@@ -186,7 +194,7 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
     g.ip_address = it->second.ip;
     return;
   }
-  const auto before = requests_;
+  const auto before = requests_.load();
   const std::string base =
       "/nodes/" + g.node + "/" + type_path(g.type) + "/" + std::to_string(g.vmid);
   Details d{g.status, now, std::nullopt, std::nullopt};
@@ -254,7 +262,7 @@ ProxmoxClient::ClusterRead ProxmoxClient::read_cluster_guests() {
 GuestRead ProxmoxClient::read_guests() {
   GuestRead r;
   const auto start = clock_.now();
-  const auto before = requests_;
+  const auto before = requests_.load();
   r.node = node_name();
   r.source = "node";
   std::vector<GuestType> types;

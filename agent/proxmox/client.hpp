@@ -5,10 +5,12 @@
 // details only for guests that are new, changed status, or whose cached
 // details have expired.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,8 +93,12 @@ class ProxmoxClient {
   ClusterRead read_cluster_guests();
   // GET /api2/json{path} with authentication; re-logs in once on a 401 with a ticket.
   ApiResult get(const std::string& path);
+  // The health check of resilience.md: GET /version, one attempt, outside
+  // the retry budget. Safe to call from another thread while a cycle runs
+  // (calls are serialised: one request at a time).
+  ApiResult check_health();
 
-  std::uint64_t requests() const { return requests_; }
+  std::uint64_t requests() const { return requests_.load(); }
   const ProxmoxClientOptions& options() const { return options_; }
 
  private:
@@ -105,7 +111,7 @@ class ProxmoxClient {
   using GuestKey = std::pair<GuestType, std::int64_t>;
 
   ApiResult call(const std::string& method, const std::string& path, const std::string& form_body,
-                 bool retry = true);
+                 bool retry = true, bool health_check = false);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
   ApiResult get_once(const std::string& path);
   HttpOutcome send(HttpRequest request);
@@ -119,7 +125,8 @@ class ProxmoxClient {
   ProxmoxClientOptions options_;
   Transport transport_;
   Clock& clock_;
-  std::uint64_t requests_ = 0;
+  std::atomic<std::uint64_t> requests_{0};
+  std::mutex call_mutex_;  // one request at a time; guards ticket_
   std::optional<std::string> node_name_;
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};

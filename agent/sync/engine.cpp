@@ -107,8 +107,11 @@ SyncEngine::SyncEngine(const Settings& settings, ProxmoxClient& proxmox, Account
 std::vector<std::string> SyncEngine::load_state() {
   std::lock_guard lock(mutex_);
   std::vector<std::string> notes;
-  if (auto note = whitelist_.load(); !note.empty()) {
-    notes.push_back(note);
+  {
+    std::lock_guard wl(whitelist_mutex_);
+    if (auto note = whitelist_.load(); !note.empty()) {
+      notes.push_back(note);
+    }
   }
   if (!memory_file_.empty()) {
     auto text = read_text_file(memory_file_, 64 << 20);
@@ -133,12 +136,44 @@ std::vector<std::string> SyncEngine::load_state() {
 void SyncEngine::apply(const Settings& settings) {
   std::lock_guard lock(mutex_);
   settings_ = settings;
+  std::lock_guard wl(whitelist_mutex_);
   whitelist_.set_limits(settings.whitelist_ttl, settings.whitelist_max_stale);
 }
 
 WhitelistStatus SyncEngine::whitelist_status() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(whitelist_mutex_);
   return whitelist_.status(clock_.unix_now());
+}
+
+std::vector<std::int64_t> SyncEngine::whitelist_vmids() const {
+  std::lock_guard lock(whitelist_mutex_);
+  const auto view = whitelist_.view(clock_.unix_now());
+  return {view.vmids.begin(), view.vmids.end()};
+}
+
+WhitelistFetch SyncEngine::fetch_whitelist(std::int64_t now) {
+  auto c = accountdb_.whitelist();  // no lock is held while the request runs
+  std::lock_guard lock(whitelist_mutex_);
+  WhitelistFetch f;
+  if (!c.ok()) {
+    whitelist_.fetch_failed();
+    f.error = c.result.message;
+  } else if (auto err = whitelist_.store(std::move(c.value->vmids), c.value->source, now)) {
+    f.persist_error = *err;
+  }
+  f.status = whitelist_.status(now);
+  return f;
+}
+
+Result<WhitelistStatus> SyncEngine::refresh_whitelist() {
+  auto f = fetch_whitelist(clock_.unix_now());
+  if (f.persist_error) {
+    log::warn("state_write_failed", "cannot persist the whitelist", {{"error", *f.persist_error}});
+  }
+  if (f.error) {
+    return Error{*f.error};
+  }
+  return f.status;
 }
 
 CycleReport SyncEngine::fail(CycleReport r, const std::string& message) {
@@ -228,6 +263,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     return r;
   };
 
+  report.owner_id = owner_id_;
   // 1. Connection: A, unless it succeeded within the last UPDATE_INTERVAL.
   const auto now = clock_.unix_now();
   if (!last_connect_ok_ || now - *last_connect_ok_ >= settings_.update_interval) {
@@ -240,25 +276,35 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
       return finish(fail(std::move(report), "AccountDB: " + a.result.message));
     }
     accountdb_down_ = false;
+    report.connected = true;
     last_connect_ok_ = now;
     owner_id_ = a.value->owner_id;
+    report.owner_id = owner_id_;
   }
 
   // 2. Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
-  if (whitelist_.needs_fetch(now)) {
-    auto c = accountdb_.whitelist();
-    if (c.ok()) {
-      if (auto err = whitelist_.store(std::move(c.value->vmids), c.value->source, now)) {
-        report.warnings.push_back("cannot persist the whitelist: " + *err);
-      }
-    } else {
-      whitelist_.fetch_failed();
+  bool due = false;
+  {
+    std::lock_guard wl_lock(whitelist_mutex_);
+    due = whitelist_.needs_fetch(now);
+  }
+  if (due) {
+    const auto f = fetch_whitelist(now);
+    if (f.error) {
       report.warnings.push_back("whitelist not fetched, using the last good copy if any: " +
-                                c.result.message);
+                                *f.error);
+    }
+    if (f.persist_error) {
+      report.warnings.push_back("cannot persist the whitelist: " + *f.persist_error);
     }
   }
-  const auto wl = whitelist_.status(now);
-  const auto view = whitelist_.view(now);
+  WhitelistStatus wl;
+  WhitelistView view;
+  {
+    std::lock_guard wl_lock(whitelist_mutex_);
+    wl = whitelist_.status(now);
+    view = whitelist_.view(now);
+  }
   report.stats.whitelist_enabled = wl.enabled;
   report.stats.whitelist_count = static_cast<std::int64_t>(wl.count);
   report.stats.whitelist_last_updated = wl.last_updated;
@@ -273,6 +319,9 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   if (!read.ok) {
     return finish(fail(std::move(report), "Proxmox: " + read.error));
   }
+  report.proxmox_read = true;
+  report.proxmox_read_at = clock_.unix_now();
+  report.node = read.node;
   report.guests = read.guests;
   report.stats.total_proxmox_vms = static_cast<std::int64_t>(read.guests.size());
   for (const auto& r : read.rejected) {

@@ -59,11 +59,23 @@ struct CycleReport {
   std::vector<std::string> errors;      // one line per failed request
   std::vector<std::string> warnings;
   // Why the cycle failed, for the loop's schedule.
-  bool accountdb_unreachable = false;  // A failed with a transient failure
-  bool accountdb_auth_failed = false;  // A answered 401/404: stop writing, probe slowly
+  bool accountdb_unreachable = false;    // A failed with a transient failure
+  bool accountdb_auth_failed = false;    // A answered 401/404: stop writing, probe slowly
+  bool connected = false;                // call A was made and succeeded
+  std::optional<std::int64_t> owner_id;  // from the last successful call A
+  // The Proxmox read of this cycle, for /vms (false when the cycle ended before it).
+  bool proxmox_read = false;
+  std::int64_t proxmox_read_at = 0;
+  std::string node;
 };
 // The --once report: {"status", "message", "stats", "guests", "planned"}.
 nlohmann::json to_json(const CycleReport& r);
+
+struct WhitelistFetch {
+  std::optional<std::string> error;          // the fetch failed (the old copy is stale now)
+  std::optional<std::string> persist_error;  // fetched, but not written to the state file
+  WhitelistStatus status;                    // after the fetch
+};
 
 class SyncEngine {
  public:
@@ -76,16 +88,26 @@ class SyncEngine {
 
   bool accountdb_down() const { return accountdb_down_.load(); }
   void apply(const Settings& settings);  // SIGHUP: intervals, thresholds, whitelist TTL
+  // The whitelist as it is now. Never waits for a running cycle.
   WhitelistStatus whitelist_status() const;
+  std::vector<std::int64_t> whitelist_vmids() const;
+  // POST /whitelist/refresh: fetch it now (C, or D), whatever its age. Runs
+  // beside a cycle without waiting for it. The error says why it failed.
+  Result<WhitelistStatus> refresh_whitelist();
 
  private:
   CycleReport fail(CycleReport r, const std::string& message);
   void send(const std::vector<PlannedRequest>& requests, CycleReport& report);
   void persist_memory();
+  // Fetches (C, or D) and stores the whitelist.
+  WhitelistFetch fetch_whitelist(std::int64_t now);
 
-  mutable std::mutex
-      mutex_;  // guards settings_, whitelist_ and memory_ against apply() and status reads
+  // Held for a whole cycle: guards settings_, memory_ and the cycle's own state.
+  mutable std::mutex mutex_;
   Settings settings_;
+  // Held only for a moment: guards whitelist_, so that status reads and a
+  // refresh never wait for a cycle.
+  mutable std::mutex whitelist_mutex_;
   ProxmoxClient& proxmox_;
   AccountDbClient& accountdb_;
   Clock& clock_;

@@ -113,6 +113,9 @@ void SyncLoop::heartbeat_thread() {
     if (!r.ok()) {
       log::warn("heartbeat_failed", r.message, {{"kind", to_string(r.kind)}});
     }
+    if (on_heartbeat_) {
+      on_heartbeat_(r.ok());
+    }
   }
 }
 

@@ -42,6 +42,11 @@ class SyncLoop {
   void stop();     // ends every wait at once and joins the threads
   void trigger();  // run a cycle now (merged with one that is running)
   void set_timings(LoopTimings timings);
+  // Called after each heartbeat (call B) with whether it succeeded. Set before start().
+  void set_heartbeat_observer(std::function<void(bool)> observer) {
+    on_heartbeat_ = std::move(observer);
+  }
+  bool running() const { return sync_.joinable(); }
 
   std::uint64_t cycles() const { return cycles_.load(); }
   bool syncing() const { return syncing_.load(); }
@@ -61,6 +66,7 @@ class SyncLoop {
   Clock& clock_;
   bool dry_run_;
   CycleObserver on_cycle_;
+  std::function<void(bool)> on_heartbeat_;
   mutable std::mutex mutex_;
   LoopTimings timings_;
   std::mt19937_64 rng_{std::random_device{}()};

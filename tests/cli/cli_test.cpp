@@ -25,6 +25,8 @@ Env good_env(const TempDir& dir) {
           {"PROXMOX_TOKEN_ID", "agent@pve!sync"},
           {"PROXMOX_TOKEN_SECRET", "11111111-2222-3333-4444-555555555555"},
           {"STATE_DIR", dir.path()},
+          {"PORT", "0"},  // tests run in parallel: never the fixed default port
+          {"BIND_ADDRESS", "127.0.0.1"},
           {"PATH", "/usr/bin:/bin"}};
 }
 

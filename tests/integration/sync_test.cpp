@@ -8,104 +8,14 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/sim/adb_sim.hpp"
-#include "tests/sim/pve_sim.hpp"
-#include "tests/support/process.hpp"
+#include "tests/integration/world.hpp"
 
 using namespace pha;
 using namespace std::chrono_literals;
-using Env = std::map<std::string, std::string>;
-
-namespace {
-
-const std::string kTokenId = "agent@pve!sync";
-const std::string kTokenSecret = "6f1c2d3e-4b5a-4978-8a9b-0c1d2e3f4a5b";
-const std::string kKey = "Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd";
-constexpr long long kNode = 34;
-
-struct World {
-  test::TempDir dir;
-  sim::PveSim pve;
-  sim::AdbSim adb;
-  std::vector<long long> running;  // pve1's running guests (not templates)
-  long long stopped = 0;           // a stopped guest of pve1, whitelisted
-  long long outside = 0;           // a running guest of pve1 that is not whitelisted
-
-  World()
-      : pve({.dir = dir.path(),
-             .nodes = {"pve1", "pve2"},
-             .guests = 24,
-             .seed = 5,
-             .auth_failure_delay = 20ms,
-             .tokens = {{.id = kTokenId, .secret = kTokenSecret}}}),
-        adb({.nodes = {{.id = kNode, .name = "pha-node-34", .api_key = kKey, .owner_id = 2}}}) {
-    for (const auto& g : pve.cluster().guests_on("pve1")) {
-      if (g.status == sim::GuestStatus::running) {
-        running.push_back(g.vmid);
-      } else if (g.status == sim::GuestStatus::stopped && !g.template_ && stopped == 0) {
-        stopped = g.vmid;
-      }
-    }
-    REQUIRE(running.size() >= 3);
-    REQUIRE(stopped != 0);
-    outside = running.back();
-    running.pop_back();
-    std::vector<long long> whitelist = running;
-    whitelist.push_back(stopped);
-    adb.set_whitelist(kNode, whitelist);
-    std::filesystem::create_directories(dir.path() + "/state");
-  }
-
-  Env env() const {
-    return {{"PROXMOX_HOST", const_cast<sim::PveSim&>(pve).host("pve1").url()},
-            {"PROXMOX_TOKEN_ID", kTokenId},
-            {"PROXMOX_TOKEN_SECRET", kTokenSecret},
-            {"PROXMOX_CA_FILE", pve.ca_file()},
-            {"ACCOUNTDB_URL", adb.url()},
-            {"ACCOUNTDB_API_KEY", kKey},
-            {"ACCOUNTDB_NODE_ID", std::to_string(kNode)},
-            {"STATE_DIR", dir.path() + "/state"},
-            {"MISSING_AFTER_CYCLES", "2"},
-            {"RETRY_BASE_DELAY", "0.05"},
-            {"RETRY_MAX_DELAY", "2"},
-            {"PATH", "/usr/bin:/bin"}};
-  }
-
-  struct Once {
-    int exit_code = -1;
-    nlohmann::json report;
-    std::string err;
-  };
-  Once once(Env extra = {}, std::vector<std::string> args = {"--once"}) {
-    auto e = env();
-    for (auto& [k, v] : extra) {
-      e[k] = v;
-    }
-    auto r = test::run_process(PHA_AGENT_BINARY, {args, e, dir.path()}, 60s);
-    Once o{r.exit_code, nlohmann::json::parse(r.out, nullptr, false), r.err};
-    REQUIRE_MESSAGE(!o.report.is_discarded(), r.out, r.err);
-    return o;
-  }
-
-  std::size_t puts() const { return adb.count("PUT /vms/agent/{id}"); }
-  std::vector<sim::AdbRow> rows() const { return adb.rows_of_node(kNode); }
-  std::optional<sim::AdbRow> row_of(long long vmid) const {
-    for (const auto& r : rows()) {
-      if (r.vmid == vmid) {
-        return r;
-      }
-    }
-    return std::nullopt;
-  }
-  void check_no_duplicates() const {
-    std::set<long long> seen;
-    for (const auto& r : rows()) {
-      CHECK_MESSAGE(seen.insert(r.vmid).second, "duplicate row for VMID ", r.vmid);
-    }
-  }
-};
-
-}  // namespace
+using test::Env;
+using test::kKey;
+using test::kNode;
+using test::World;
 
 TEST_CASE(
     "the first cycle creates exactly the whitelisted running guests and the second sends nothing") {

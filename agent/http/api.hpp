@@ -1,0 +1,103 @@
+#pragma once
+// The agent's HTTP API (interface.md "HTTP API"): routing, authorisation and
+// the JSON and Prometheus answers. GET handlers answer from the status store
+// and the monitors, never from an upstream; the one POST that must ask
+// AccountDB (/whitelist/refresh) runs as a server job.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/config/settings.hpp"
+#include "agent/core/clock.hpp"
+#include "agent/core/result.hpp"
+#include "agent/http/server.hpp"
+#include "agent/status/monitor.hpp"
+#include "agent/status/store.hpp"
+#include "agent/sync/whitelist_cache.hpp"
+
+namespace pha {
+
+// What the sync loop says about itself.
+struct LoopState {
+  bool running = false;  // false before start and in one-shot modes
+  bool syncing = false;
+  std::int64_t next_sync_time = 0;   // unix seconds, 0 when unknown
+  Clock::TimePoint last_progress{};  // end of the last cycle (or the loop's start)
+};
+
+struct ApiContext {
+  Clock* clock = nullptr;
+  StatusStore* store = nullptr;
+  UpstreamMonitor* proxmox = nullptr;
+  UpstreamMonitor* accountdb = nullptr;
+  std::string version;
+  std::int64_t started_at = 0;
+  bool dry_run = false;
+  std::function<std::shared_ptr<const Settings>()> settings;
+  std::function<nlohmann::json()> config_json;  // the --print-config JSON, secrets masked
+  std::function<LoopState()> loop;
+  std::function<void()> trigger_sync;
+  std::function<WhitelistStatus()> whitelist_status;
+  std::function<std::vector<std::int64_t>()> whitelist_vmids;
+  std::function<Result<WhitelistStatus>()> refresh_whitelist;  // blocks: a server job
+  std::function<std::optional<std::int64_t>()> owner_id;
+  std::function<std::string()> node_name;
+  std::function<http::ServerStats()> server_stats;
+  std::function<std::vector<std::pair<int, std::uint64_t>>()> responses_by_status;
+};
+
+// /health's verdict: whether the sync loop and the server's workers move.
+struct Liveness {
+  bool ok = true;
+  std::string message;
+};
+Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& server,
+                           const Settings& settings, Clock::TimePoint now);
+
+// A host's or endpoint's score (resilience.md "Choosing the Proxmox host"):
+// only for a healthy target with a closed breaker; 100 points, minus one per
+// 10 ms of average response time (at most 100), minus 10 per recent failure,
+// plus `bonus` for the primary.
+std::optional<double> target_score(const TargetSnapshot& t, bool primary, int bonus);
+
+// Redundancy of a set of targets (resilience.md "AccountDB endpoints"):
+// single, dual or multi by count; degraded when fewer than half are healthy,
+// the active one is unhealthy, or no healthy backup exists.
+struct Redundancy {
+  std::string level;
+  bool degraded = false;
+};
+Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active);
+
+class Api {
+ public:
+  explicit Api(ApiContext context);
+  http::Dispatch dispatch(const http::Request& request);
+
+  // The JSON answers, also used by tests.
+  nlohmann::json status_json() const;
+  nlohmann::json sync_status_json() const;
+  std::string metrics_text() const;
+
+ private:
+  std::optional<http::Response> authorise(const http::Request& r, bool write,
+                                          const Settings& s) const;
+  http::Response health() const;
+  http::Response health_proxmox() const;
+  http::Response vms() const;
+  http::Response vm(const std::string& id) const;
+  http::Response whitelist_refresh() const;
+  nlohmann::json proxmox_json(const Settings& s) const;
+  nlohmann::json accountdb_json(const Settings& s) const;
+  nlohmann::json whitelist_json() const;
+
+  ApiContext ctx_;
+};
+
+}  // namespace pha

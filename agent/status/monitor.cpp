@@ -1,0 +1,194 @@
+#include "agent/status/monitor.hpp"
+
+#include "agent/core/url.hpp"
+
+namespace pha {
+
+namespace {
+
+// scheme://host:port of a request URL.
+std::string origin_of(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) {
+    return url;
+  }
+  const auto path = url.find_first_of("/?", scheme_end + 3);
+  return url.substr(0, path);
+}
+
+bool counts_for_health(const HttpRequest& r) {
+  return r.retry || r.health_check;
+}
+
+}  // namespace
+
+UpstreamMonitor::UpstreamMonitor(std::string name, Clock& clock, HealthSettings settings)
+    : name_(std::move(name)), clock_(clock), settings_(settings) {}
+
+void UpstreamMonitor::set_targets(const std::vector<TargetInfo>& targets) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::unique_ptr<Target>> next;
+  for (const auto& info : targets) {
+    std::unique_ptr<Target> t;
+    for (auto& old : targets_) {
+      if (old && old->info.url == info.url) {
+        t = std::move(old);
+        break;
+      }
+    }
+    if (!t) {
+      t = std::make_unique<Target>(Target{info, TargetHealth(settings_), 0, {}});
+    }
+    t->info = info;
+    next.push_back(std::move(t));
+  }
+  targets_ = std::move(next);
+}
+
+void UpstreamMonitor::set_settings(HealthSettings settings) {
+  std::lock_guard lock(mutex_);
+  settings_ = settings;
+  for (auto& t : targets_) {
+    t->health.set_settings(settings);
+  }
+}
+
+void UpstreamMonitor::set_change_observer(ChangeObserver observer) {
+  std::lock_guard lock(mutex_);
+  on_change_ = std::move(observer);
+}
+
+UpstreamMonitor::Target& UpstreamMonitor::find(const std::string& url) {
+  Target* best = nullptr;
+  for (auto& t : targets_) {
+    const auto& base = t->info.url;
+    if (url.starts_with(base) &&
+        (url.size() == base.size() || url[base.size()] == '/' || url[base.size()] == '?') &&
+        (best == nullptr || base.size() > best->info.url.size())) {
+      best = t.get();
+    }
+  }
+  if (best != nullptr) {
+    return *best;
+  }
+  const auto origin = origin_of(url);
+  for (auto& t : targets_) {
+    if (t->info.url == origin) {
+      return *t;
+    }
+  }
+  TargetInfo info;
+  info.url = origin;
+  info.source = "discovered";
+  targets_.push_back(std::make_unique<Target>(Target{info, TargetHealth(settings_), 0, {}}));
+  return *targets_.back();
+}
+
+void UpstreamMonitor::begin(const HttpRequest& request) {
+  std::lock_guard lock(mutex_);
+  find(request.url).in_flight++;
+}
+
+void UpstreamMonitor::record(Target& t, const Observation& o, bool for_health,
+                             std::vector<TargetChange>& changes) {
+  t.by_kind[static_cast<std::size_t>(o.kind)]++;
+  totals_.total_calls++;
+  if (o.kind == FailureKind::ok) {
+    totals_.last_successful_call = clock_.unix_now();
+    totals_.consecutive_failures = 0;
+    success_ms_sum_ += static_cast<double>(o.elapsed.count());
+    ++successes_;
+    totals_.average_response_time_ms = success_ms_sum_ / static_cast<double>(successes_);
+  } else if (for_health) {
+    totals_.total_failures++;
+    totals_.consecutive_failures++;
+  }
+  latency_.observe(static_cast<double>(o.elapsed.count()) / 1000.0);
+  if (!for_health) {
+    return;
+  }
+  const auto now = clock_.now();
+  const auto before = t.health.snapshot(now);
+  if (t.health.observe(o, now, clock_.unix_now())) {
+    changes.push_back({name_, t.info.url, before, t.health.snapshot(now)});
+  }
+}
+
+void UpstreamMonitor::end(const HttpRequest& request, const HttpOutcome& outcome) {
+  std::vector<TargetChange> changes;
+  ChangeObserver observer;
+  {
+    std::lock_guard lock(mutex_);
+    auto& t = find(request.url);
+    t.in_flight--;
+    Observation o{outcome.kind, outcome.elapsed, outcome.error};
+    if (!outcome.ok() && o.error.empty()) {
+      o.error = "HTTP " + std::to_string(outcome.status) +
+                (outcome.reason.empty() ? "" : " " + outcome.reason);
+    }
+    record(t, o, counts_for_health(request), changes);
+    observer = on_change_;
+  }
+  if (observer) {
+    for (const auto& c : changes) {
+      observer(c);
+    }
+  }
+}
+
+void UpstreamMonitor::observe(const std::string& url, const Observation& o) {
+  std::vector<TargetChange> changes;
+  ChangeObserver observer;
+  {
+    std::lock_guard lock(mutex_);
+    record(find(url), o, true, changes);
+    observer = on_change_;
+  }
+  if (observer) {
+    for (const auto& c : changes) {
+      observer(c);
+    }
+  }
+}
+
+std::vector<TargetView> UpstreamMonitor::targets() const {
+  std::lock_guard lock(mutex_);
+  const auto now = clock_.now();
+  std::vector<TargetView> out;
+  out.reserve(targets_.size());
+  for (const auto& t : targets_) {
+    out.push_back({t->info, t->health.snapshot(now), t->in_flight, t->by_kind});
+  }
+  return out;
+}
+
+std::optional<TargetView> UpstreamMonitor::target(const std::string& url) const {
+  for (auto& t : targets()) {
+    if (t.info.url == url) {
+      return t;
+    }
+  }
+  return std::nullopt;
+}
+
+ConnectionHealth UpstreamMonitor::connection_health() const {
+  std::lock_guard lock(mutex_);
+  return totals_;
+}
+
+void UpstreamMonitor::reset() {
+  std::lock_guard lock(mutex_);
+  for (auto& t : targets_) {
+    t->health.reset();
+  }
+  totals_.consecutive_failures = 0;
+}
+
+HttpOutcome ObservingClient::send(const HttpRequest& request) {
+  monitor_.begin(request);
+  auto outcome = inner_->send(request);
+  monitor_.end(request, outcome);
+  return outcome;
+}
+
+}  // namespace pha

@@ -1,0 +1,143 @@
+#include "agent/status/store.hpp"
+
+namespace pha {
+
+namespace {
+
+int severity(const std::string& status) {
+  if (status == "error") {
+    return 2;
+  }
+  return status == "warning" ? 1 : 0;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const StatusEntry& e) {
+  return {{"status", e.status}, {"message", e.message}, {"timestamp", e.timestamp}};
+}
+
+StatusEntry cycle_state(const CycleReport& r) {
+  StatusEntry e;
+  e.timestamp = r.finished_at;
+  if (!r.success) {
+    e.status = "error";
+    e.message = "sync failed: " + r.message;
+  } else if (r.stats.errors > 0) {
+    e.status = "warning";
+    e.message = "sync done but some writes to AccountDB failed";
+  } else if (!r.warnings.empty()) {
+    e.status = "warning";
+    e.message = "sync done with a warning: " + r.warnings.front();
+  } else {
+    e.status = "ok";
+    e.message = r.dry_run ? "in sync (dry run: nothing is written)" : "in sync";
+  }
+  return e;
+}
+
+StatusStore::StatusStore(Clock& clock, std::size_t history_size)
+    : clock_(clock), history_size_(std::max<std::size_t>(1, history_size)) {}
+
+void StatusStore::set_history_size(std::size_t size) {
+  std::lock_guard lock(mutex_);
+  history_size_ = std::max<std::size_t>(1, size);
+  while (history_.size() > history_size_) {
+    history_.pop_front();
+  }
+}
+
+void StatusStore::set_state(StatusComponent component, std::string status, std::string message) {
+  std::unique_lock lock(mutex_);
+  parts_[static_cast<int>(component)] = {std::move(status), std::move(message)};
+  recompute(lock);
+}
+
+void StatusStore::recompute(std::unique_lock<std::mutex>& /*lock*/) {
+  const Part* worst = nullptr;
+  for (const auto& p : parts_) {  // in component order: the sync wins ties
+    if (!p.status.empty() && (worst == nullptr || severity(p.status) > severity(worst->status))) {
+      worst = &p;
+    }
+  }
+  if (worst == nullptr) {
+    return;
+  }
+  if (!history_.empty() && history_.back().status == worst->status &&
+      history_.back().message == worst->message) {
+    return;
+  }
+  history_.push_back({worst->status, worst->message, clock_.unix_now()});
+  while (history_.size() > history_size_) {
+    history_.pop_front();
+  }
+}
+
+std::optional<StatusEntry> StatusStore::current() const {
+  std::lock_guard lock(mutex_);
+  if (history_.empty()) {
+    return std::nullopt;
+  }
+  return history_.back();
+}
+
+std::vector<StatusEntry> StatusStore::history() const {
+  std::lock_guard lock(mutex_);
+  return {history_.begin(), history_.end()};
+}
+
+void StatusStore::record_cycle(const CycleReport& r) {
+  durations_.observe(static_cast<double>(r.stats.duration_ms) / 1000.0);
+  const auto state = cycle_state(r);
+  std::unique_lock lock(mutex_);
+  auto& s = sync_;
+  s.cycle_count++;
+  s.last_attempt_time = r.finished_at;
+  s.last_stats = r.stats;
+  s.last_status = r.status;
+  s.last_message = r.message;
+  if (r.success) {
+    s.last_sync_time = r.finished_at;
+    s.consecutive_failures = 0;
+  } else {
+    s.consecutive_failures++;
+  }
+  (r.status == "ok"        ? s.totals.cycles_ok
+   : r.status == "warning" ? s.totals.cycles_warning
+                           : s.totals.cycles_error)++;
+  if (!r.dry_run) {
+    s.totals.created += static_cast<std::uint64_t>(r.stats.created);
+    s.totals.updated += static_cast<std::uint64_t>(r.stats.updated);
+    s.totals.marked_missing += static_cast<std::uint64_t>(r.stats.marked_missing);
+  }
+  s.totals.write_errors += static_cast<std::uint64_t>(r.stats.errors);
+  if (r.connected) {
+    s.last_heartbeat_ok = r.started_at;  // call A marks the node connected, as B does
+  }
+  if (r.proxmox_read) {
+    auto v = std::make_shared<VmsSnapshot>();
+    v->guests = r.guests;
+    v->as_of = r.proxmox_read_at;
+    v->node = r.node;
+    vms_ = std::move(v);
+  }
+  parts_[static_cast<int>(StatusComponent::sync)] = {state.status, state.message};
+  recompute(lock);
+}
+
+void StatusStore::record_heartbeat() {
+  std::lock_guard lock(mutex_);
+  sync_.last_heartbeat_ok = clock_.unix_now();
+}
+
+SyncInfo StatusStore::sync() const {
+  std::lock_guard lock(mutex_);
+  return sync_;
+}
+
+std::shared_ptr<const VmsSnapshot> StatusStore::vms() const {
+  std::lock_guard lock(mutex_);
+  return vms_;
+}
+
+}  // namespace pha

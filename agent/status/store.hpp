@@ -1,0 +1,108 @@
+#pragma once
+// The one place where the sync loop, the health checks and the upstream
+// monitors leave what they learn, and where the HTTP API reads consistent
+// snapshots from (interface.md `/status`, `/sync/status`, `/vms`). Handlers
+// never wait on an upstream: everything here is already known.
+//
+// The status history: the agent's overall state is the worst of its
+// components (the sync, the Proxmox side, the AccountDB side), and an entry
+// is appended only when that state or its message changes, bounded by
+// STATUS_HISTORY_SIZE, oldest first. Messages are kept free of counts and
+// timings so that a steady state does not add an entry every cycle.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/core/clock.hpp"
+#include "agent/proxmox/guest.hpp"
+#include "agent/status/metrics.hpp"
+#include "agent/sync/engine.hpp"
+
+namespace pha {
+
+struct StatusEntry {
+  std::string status;  // ok, warning, error
+  std::string message;
+  std::int64_t timestamp = 0;
+  bool operator==(const StatusEntry&) const = default;
+};
+nlohmann::json to_json(const StatusEntry& e);
+
+enum class StatusComponent { sync = 0, proxmox = 1, accountdb = 2 };
+
+struct SyncTotals {
+  std::uint64_t cycles_ok = 0;
+  std::uint64_t cycles_warning = 0;
+  std::uint64_t cycles_error = 0;
+  std::uint64_t created = 0;
+  std::uint64_t updated = 0;
+  std::uint64_t marked_missing = 0;
+  std::uint64_t write_errors = 0;
+};
+
+struct SyncInfo {
+  std::optional<std::int64_t> last_sync_time;     // end of the last successful cycle
+  std::optional<std::int64_t> last_attempt_time;  // end of the last cycle
+  std::uint64_t cycle_count = 0;
+  std::int64_t consecutive_failures = 0;
+  std::optional<CycleStats> last_stats;
+  std::string last_status;  // of the last cycle: ok, warning, error
+  std::string last_message;
+  std::optional<std::int64_t> last_heartbeat_ok;  // unix seconds of the last successful A or B
+  SyncTotals totals;
+};
+
+struct VmsSnapshot {
+  std::vector<Guest> guests;  // the last Proxmox read, not whitelist-filtered
+  std::int64_t as_of = 0;     // unix seconds of that read
+  std::string node;
+};
+
+class StatusStore {
+ public:
+  StatusStore(Clock& clock, std::size_t history_size);
+
+  void set_history_size(std::size_t size);
+  // Sets one component's state; appends a history entry when the overall
+  // state or its message changes.
+  void set_state(StatusComponent component, std::string status, std::string message);
+  std::optional<StatusEntry> current() const;
+  std::vector<StatusEntry> history() const;
+
+  // The end of a cycle: sync info, counters, the guests it read, the sync component.
+  void record_cycle(const CycleReport& report);
+  // A heartbeat (call B) or connection check (call A) that succeeded.
+  void record_heartbeat();
+
+  SyncInfo sync() const;
+  std::shared_ptr<const VmsSnapshot> vms() const;
+  Histogram::Data cycle_durations() const { return durations_.data(); }
+
+ private:
+  void recompute(std::unique_lock<std::mutex>& lock);
+
+  Clock& clock_;
+  mutable std::mutex mutex_;
+  std::size_t history_size_;
+  std::deque<StatusEntry> history_;
+  struct Part {
+    std::string status;  // empty: not set
+    std::string message;
+  };
+  Part parts_[3];
+  SyncInfo sync_;
+  std::shared_ptr<const VmsSnapshot> vms_;
+  Histogram durations_{cycle_buckets()};
+};
+
+// The sync component's state after a cycle (message without counts).
+StatusEntry cycle_state(const CycleReport& report);
+
+}  // namespace pha

@@ -1,0 +1,221 @@
+// The HTTP API's routing, authorisation and liveness, with a fake context and
+// a fake clock (no server, no upstream): what interface.md "Authorisation"
+// and `/health` say, including the cases a loopback test cannot reach.
+
+#include "agent/http/api.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/fake_clock.hpp"
+
+using namespace pha;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct Harness {
+  test::FakeClock clock;
+  StatusStore store{clock, 10};
+  UpstreamMonitor proxmox{"proxmox", clock, {}};
+  UpstreamMonitor accountdb{"accountdb", clock, {}};
+  std::shared_ptr<const Settings> settings;
+  int triggers = 0;
+  int refreshes = 0;
+  LoopState loop{true, false, 0, {}};
+  http::ServerStats server;
+  std::unique_ptr<Api> api;
+
+  explicit Harness(Settings s = defaults()) : settings(std::make_shared<const Settings>(s)) {
+    proxmox.set_targets({{s.proxmox_host.str(), "config", 1, 1, "pve1"}});
+    accountdb.set_targets({{s.accountdb_endpoints.front().url.str(), "config", 1, 1, ""}});
+    ApiContext c;
+    c.clock = &clock;
+    c.store = &store;
+    c.proxmox = &proxmox;
+    c.accountdb = &accountdb;
+    c.version = "1.2.3";
+    c.started_at = clock.unix_now();
+    c.settings = [this] { return settings; };
+    c.config_json = [] { return json{{"settings", json::object()}}; };
+    c.loop = [this] { return loop; };
+    c.trigger_sync = [this] { ++triggers; };
+    c.whitelist_status = [] { return WhitelistStatus{}; };
+    c.whitelist_vmids = [] { return std::vector<std::int64_t>{}; };
+    c.refresh_whitelist = [this]() -> Result<WhitelistStatus> {
+      ++refreshes;
+      return Error{"AccountDB: GET /vm-access/node/34/whitelist/agent: 503"};
+    };
+    c.owner_id = [] { return std::optional<std::int64_t>(2); };
+    c.node_name = [] { return std::string("pve1"); };
+    c.server_stats = [this] { return server; };
+    c.responses_by_status = [] { return std::vector<std::pair<int, std::uint64_t>>{{200, 3}}; };
+    api = std::make_unique<Api>(std::move(c));
+  }
+
+  static Settings defaults() {
+    Settings s;
+    s.proxmox_host = *parse_url("https://127.0.0.1:8006", {"https", 8006});
+    s.accountdb_endpoints = {{*parse_url("http://127.0.0.1:8080", {"http", 80}), 1, 1}};
+    s.accountdb_node_id = 34;
+    return s;
+  }
+
+  http::Response call(std::string method, std::string path, bool loopback = true,
+                      std::string authorization = "") {
+    http::Request r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.target = r.path;
+    r.peer_loopback = loopback;
+    r.peer = loopback ? "127.0.0.1" : "192.0.2.7";
+    if (!authorization.empty()) {
+      r.headers.emplace_back("authorization", std::move(authorization));
+    }
+    auto d = api->dispatch(r);
+    if (d.now) {
+      return *d.now;
+    }
+    REQUIRE(d.job);
+    return d.job();
+  }
+};
+
+Settings with_token(bool read_auth = false) {
+  auto s = Harness::defaults();
+  s.agent_api_token = "s3cret-token";
+  s.agent_read_auth = read_auth;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("api unit: POST without a token configured is for loopback clients only") {
+  Harness h;
+  CHECK(h.call("POST", "/sync/trigger", true).status == 202);
+  CHECK(h.triggers == 1);
+  const auto remote = h.call("POST", "/sync/trigger", false);
+  CHECK(remote.status == 403);
+  CHECK(json::parse(remote.body)["error"] == "forbidden");
+  CHECK(h.triggers == 1);
+  // GETs stay open to every client.
+  CHECK(h.call("GET", "/status", false).status == 200);
+}
+
+TEST_CASE("api unit: with a token POST needs it from every client") {
+  Harness h(with_token());
+  CHECK(h.call("POST", "/sync/trigger", true).status == 401);
+  CHECK(h.call("POST", "/sync/trigger", false, "Bearer wrong").status == 403);
+  CHECK(h.call("POST", "/sync/trigger", false, "Bearer s3cret-token").status == 202);
+  CHECK(h.call("POST", "/sync/trigger", false, "bearer s3cret-token").status == 202);
+  CHECK(h.call("POST", "/sync/trigger", true, "Token s3cret-token").status == 401);
+  CHECK(h.call("POST", "/sync/trigger", true, "Bearer ").status == 401);
+  CHECK(h.triggers == 2);
+  CHECK(h.refreshes == 0);
+  CHECK(h.call("POST", "/whitelist/refresh", true, "Bearer nope").status == 403);
+  CHECK(h.refreshes == 0);  // refused before any upstream call
+}
+
+TEST_CASE("api unit: read auth covers every GET but health and the page") {
+  Harness h(with_token(true));
+  CHECK(h.call("GET", "/health", false).status == 200);
+  CHECK(h.call("GET", "/", false).status == 200);
+  for (const char* path :
+       {"/status", "/metrics", "/vms", "/vms/101", "/config", "/sync/status", "/health/proxmox"}) {
+    CAPTURE(path);
+    CHECK(h.call("GET", path, true).status == 401);
+    CHECK(h.call("GET", path, true, "Bearer s3cret-tokeN").status == 403);
+    const auto ok = h.call("GET", path, true, "Bearer s3cret-token");
+    CHECK(ok.status != 401);
+    CHECK(ok.status != 403);
+  }
+}
+
+TEST_CASE("api unit: unknown paths are 404 and wrong methods 405 with Allow") {
+  Harness h;
+  auto r = h.call("GET", "/sync");
+  CHECK(r.status == 404);
+  CHECK(json::parse(r.body)["error"] == "not_found");
+  r = h.call("DELETE", "/status");
+  CHECK(r.status == 405);
+  bool allow = false;
+  for (const auto& [k, v] : r.headers) {
+    allow = allow || (k == "Allow" && v == "GET, HEAD");
+  }
+  CHECK(allow);
+  CHECK(h.call("GET", "/whitelist/refresh").status == 405);
+  CHECK(h.call("HEAD", "/status").status == 200);
+  CHECK(h.call("GET", "/vms/abc").status == 404);
+  CHECK(h.call("GET", "/vms/").status == 404);
+}
+
+TEST_CASE("api unit: a failed whitelist refresh is 502 with the reason") {
+  Harness h;
+  const auto r = h.call("POST", "/whitelist/refresh");
+  CHECK(r.status == 502);
+  CHECK(json::parse(r.body)["message"] == "AccountDB: GET /vm-access/node/34/whitelist/agent: 503");
+}
+
+TEST_CASE("api unit: health proxmox is 503 until a check and follows the last one") {
+  Harness h;
+  auto r = h.call("GET", "/health/proxmox");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["message"] == "not checked yet");
+  h.proxmox.observe("https://127.0.0.1:8006", {FailureKind::ok, 12ms, ""});
+  r = h.call("GET", "/health/proxmox");
+  CHECK(r.status == 200);
+  auto j = json::parse(r.body);
+  CHECK(j["response_time_ms"] == 12);
+  CHECK(j["checked_at"] == h.clock.unix_now());
+  h.proxmox.observe("https://127.0.0.1:8006", {FailureKind::timeout, 0ms, "timed out"});
+  r = h.call("GET", "/health/proxmox");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["message"] == "timed out");
+  h.proxmox.observe("https://127.0.0.1:8006", {FailureKind::ok, 12ms, ""});
+  REQUIRE(h.call("GET", "/health/proxmox").status == 200);
+  // Checks that stopped: after two intervals the answer is no longer vouched for.
+  h.clock.advance(std::chrono::seconds(2 * h.settings->health_check_interval + 1));
+  r = h.call("GET", "/health/proxmox");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["message"].get<std::string>().starts_with("no health check for"));
+}
+
+TEST_CASE("api unit: health turns 503 when the loop stalls or a worker is stuck") {
+  Harness h;
+  h.loop.last_progress = h.clock.now();
+  CHECK(h.call("GET", "/health").status == 200);
+  // Two periods of max(UPDATE_INTERVAL, RETRY_MAX_DELAY) without a finished cycle.
+  h.clock.advance(std::chrono::seconds(2 * 300));
+  CHECK(h.call("GET", "/health").status == 200);
+  h.clock.advance(1s);
+  auto r = h.call("GET", "/health");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["message"].get<std::string>().starts_with("the sync loop"));
+  h.loop.last_progress = h.clock.now();
+  CHECK(h.call("GET", "/health").status == 200);
+  h.server.oldest_job_age = std::chrono::hours(1);
+  r = h.call("GET", "/health");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["message"].get<std::string>().starts_with("an HTTP worker"));
+}
+
+TEST_CASE("api unit: status shows the history and the single host as it is") {
+  Harness h;
+  CHECK(json::parse(h.call("GET", "/status").body)["current"].is_null());
+  CycleReport r;
+  r.success = true;
+  r.status = "ok";
+  r.finished_at = h.clock.unix_now();
+  h.store.record_cycle(r);
+  const auto j = json::parse(h.call("GET", "/status").body);
+  CHECK(j["current"]["message"] == "in sync");
+  CHECK(j["history"].size() == 1);
+  CHECK(j["proxmox"]["redundancy"] == "single");
+  CHECK(j["proxmox"]["degraded"] == true);
+  CHECK(j["proxmox"]["hosts"][0]["node_name"] == "pve1");
+  CHECK(j["proxmox"]["hosts"][0]["status"] == "unknown");
+  CHECK(j["proxmox"]["hosts"][0]["score"].is_null());
+  CHECK(j["accountdb"]["owner_id"] == 2);
+  CHECK(j["sync"]["cycle_count"] == 1);
+}
