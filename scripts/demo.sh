@@ -111,10 +111,38 @@ if ((rc != 0)); then
   exit 1
 fi
 
+created=$(grep -o '"created": [0-9]*' "$work/first.json" | awk '{print $2}')
+if ((smoke)) && [[ -z $created || $created -eq 0 || $rows -ne $created ]]; then
+  echo "demo smoke: expected created > 0 and as many rows (created=$created rows=$rows)" >&2
+  exit 1
+fi
+
+echo
+echo "== the agent as a daemon, with its HTTP API"
+"$agent" --env-file "$work/agent.env" 2> >(tee "$work/agent.log" >&2) &
+pids+=($!)
+port=""
+for _ in $(seq 1 200); do
+  port=$(grep -o 'http_listening.*port=[0-9]*' "$work/agent.log" 2>/dev/null | grep -o 'port=[0-9]*' | cut -d= -f2 || true)
+  if [[ -n $port ]]; then break; fi
+  sleep 0.05
+done
+if [[ -z $port ]]; then
+  echo "demo: the agent's HTTP API did not start" >&2
+  exit 1
+fi
+api="http://127.0.0.1:$port"
+state=""
+for _ in $(seq 1 200); do
+  state=$(curl -s "$api/status" | grep -o '"current":{[^}]*}' || true)
+  if [[ -n $state ]]; then break; fi
+  sleep 0.05
+done
+echo "   /status current: $state"
+echo "   /health: $(curl -s "$api/health")"
 if ((smoke)); then
-  created=$(grep -o '"created": [0-9]*' "$work/first.json" | awk '{print $2}')
-  if [[ -z $created || $created -eq 0 || $rows -ne $created ]]; then
-    echo "demo smoke: expected created > 0 and as many rows (created=$created rows=$rows)" >&2
+  if [[ $state != *'"status":"ok"'* ]]; then
+    echo "demo smoke: expected the daemon's first cycle to be ok" >&2
     exit 1
   fi
   echo "demo smoke: OK"
@@ -123,9 +151,11 @@ fi
 
 echo
 echo "== the agent keeps running (a cycle every 30 s; Ctrl-C stops everything)"
+echo "   status page:  $api/"
 echo "   try, in another terminal:"
+echo "     curl -s $api/status          # state, history, hosts, endpoints, last sync"
+echo "     curl -s $api/metrics         # Prometheus"
+echo "     curl -X POST $api/sync/trigger"
 echo "     curl -X POST $pve_control/control/guests/$(echo "$vmids" | head -1)/stop   # a guest stops; the next cycle sends it"
 echo "     curl -s $adb_control/control/rows   # what AccountDB holds"
-"$agent" --env-file "$work/agent.env" &
-pids+=($!)
 wait "${pids[-1]}"

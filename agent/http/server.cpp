@@ -833,9 +833,9 @@ Result<bool> Server::Impl::start() {
   for (std::size_t i = 0; i < options.workers; ++i) {
     workers.emplace_back([this, i] { work(i); });
   }
-  log::info("http_server_listening",
-            "HTTP API listening on " + host_port(address, bound_port.load()),
-            {{"address", address}, {"port", bound_port.load()}, {"tls", ssl_ctx != nullptr}});
+  log::debug("http_server_listening",
+             "HTTP API listening on " + host_port(address, bound_port.load()),
+             {{"address", address}, {"port", bound_port.load()}, {"tls", ssl_ctx != nullptr}});
   return true;
 }
 
