@@ -107,12 +107,15 @@ std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts
 
 AdbResult AccountDbClient::call(const std::string& call_id, const std::string& method,
                                 const std::string& path, const std::string& query,
-                                const std::string& body, bool idempotent) {
+                                const std::string& body, bool idempotent, const Url* only) {
   const auto opts = options();
   HttpRequest req;
   req.method = method;
-  req.url = opts.endpoint.str() + path + "?" + (query.empty() ? "" : query + "&") +
-            "api_key=" + url_encode(opts.api_key);
+  // Any endpoint of the same AccountDB will do, unless the call is for one.
+  req.any_target = only == nullptr;
+  req.health_check = only != nullptr;
+  req.url = (only != nullptr ? *only : opts.endpoint).str() + path + "?" +
+            (query.empty() ? "" : query + "&") + "api_key=" + url_encode(opts.api_key);
   req.idempotent = idempotent;
   req.timeout = opts.timeout;
   const auto id = request_id_();
@@ -153,6 +156,11 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
 AdbCall<AccountDbNode> AccountDbClient::connect() {
   const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
   return parsed<AccountDbNode>(call("A", "GET", path, "", "", true), parse_node, "GET " + path);
+}
+
+AdbResult AccountDbClient::check_endpoint(const Url& endpoint) {
+  const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
+  return call("A", "GET", path, "", "", true, &endpoint);
 }
 
 AdbResult AccountDbClient::heartbeat() {

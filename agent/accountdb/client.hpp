@@ -59,7 +59,10 @@ class AccountDbClient {
   AccountDbClient(AccountDbClientOptions options, AdbTransport transport,
                   std::function<std::string()> request_id = {});
 
-  AdbCall<AccountDbNode> connect();             // A
+  AdbCall<AccountDbNode> connect();  // A
+  // The recovery check of resilience.md: call A on one endpoint only, one
+  // attempt, outside the retry budget.
+  AdbResult check_endpoint(const Url& endpoint);
   AdbResult heartbeat();                        // B
   AdbCall<WhitelistAnswer> whitelist();         // C, or D on an older server
   AdbCall<std::vector<AccountDbRow>> guests();  // E
@@ -74,7 +77,8 @@ class AccountDbClient {
 
  private:
   AdbResult call(const std::string& call_id, const std::string& method, const std::string& path,
-                 const std::string& query, const std::string& body, bool idempotent);
+                 const std::string& query, const std::string& body, bool idempotent,
+                 const Url* only = nullptr);
   std::string describe_failure(const AccountDbClientOptions& opts, const std::string& call_id,
                                const std::string& method, const std::string& path,
                                const HttpOutcome& o) const;

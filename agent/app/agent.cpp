@@ -6,6 +6,7 @@
 #include "agent/app/upstreams.hpp"
 #include "agent/config/docs.hpp"
 #include "agent/core/version.hpp"
+#include "agent/failover/events.hpp"
 #include "agent/health/checker.hpp"
 #include "agent/http/api.hpp"
 #include "agent/http/server.hpp"
@@ -58,25 +59,53 @@ http::ServerOptions server_options(const Settings& s) {
 }
 
 // A target's health or breaker changed: the log, and the status history.
-void on_target_change(StatusStore& store, const TargetChange& c) {
+// The target in use failing is an error; a backup failing is a warning
+// (redundancy is lost, the work goes on).
+void on_target_change(StatusStore& store, const TargetChange& c, const std::string& in_use) {
   const bool proxmox = c.upstream == "proxmox";
   const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
   const std::string what = (proxmox ? "Proxmox host " : "AccountDB endpoint ") + c.url;
   const auto& a = c.after;
   const auto error = a.last_error.value_or("no answer");
+  const char* severity = c.url == in_use ? "error" : "warning";
   if (a.circuit == CircuitState::open && c.before.circuit != CircuitState::open) {
     log::warn("circuit_opened", what + ": circuit open after repeated failures",
               {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
-    store.set_state(component, "error", what + ": circuit open: " + error);
+    store.set_state(component, severity, what + ": circuit open: " + error);
   } else if (a.status == HealthStatus::unhealthy && c.before.status != HealthStatus::unhealthy) {
     log::warn("target_unhealthy", what + " is unhealthy",
               {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
-    store.set_state(component, "error", what + " is unhealthy: " + error);
+    store.set_state(component, severity, what + " is unhealthy: " + error);
   } else if (a.status == HealthStatus::healthy && c.before.status == HealthStatus::unhealthy) {
     log::info("target_healthy", what + " is healthy",
               {{"upstream", c.upstream}, {"target", c.url}});
     store.set_state(component, "ok", what + " is healthy");
   }
+}
+
+// A change of the host or endpoint in use: persisted, logged, and in the
+// status history.
+void on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
+  const auto stored = events.record(e);
+  const bool proxmox = e.target == "proxmox";
+  const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
+  const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
+  const log::Fields fields = {{"target", e.target}, {"from", e.from},     {"to", e.to},
+                              {"kind", e.kind},     {"reason", e.reason}, {"id", stored.id}};
+  if (e.kind == "automatic") {
+    log::warn("failover", what + " failover to " + e.to, fields);
+    store.set_state(component, "warning", "failed over to " + what + " " + e.to + ": " + e.reason);
+  } else if (e.kind == "recovery") {
+    log::info("failover", what + " back to " + e.to, fields);
+    store.set_state(component, "ok", "back on " + what + " " + e.to);
+  } else {
+    log::info("failover", what + " changed by an operator to " + e.to, fields);
+    store.set_state(component, "ok", what + " " + e.to + " chosen by an operator");
+  }
+}
+
+std::string state_path_of(const Settings& s, const std::string& name) {
+  return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
 }
 
 }  // namespace
@@ -101,12 +130,16 @@ int Agent::run_once(SyncEngine& engine) {
 
 int Agent::run() {
   const auto s = settings();
-  UpstreamMonitor proxmox_monitor("proxmox", clock_, health_settings(s));
-  UpstreamMonitor accountdb_monitor("accountdb", clock_, health_settings(s));
-  proxmox_monitor.set_targets(proxmox_targets(s));
-  accountdb_monitor.set_targets(accountdb_targets(s));
-  ProxmoxUpstream proxmox(s, clock_, interrupt_, &proxmox_monitor);
-  AccountDbUpstream accountdb(s, clock_, interrupt_, &accountdb_monitor);
+  StatusStore store(clock_, static_cast<std::size_t>(s.status_history_size));
+  FailoverLog failover_log(state_path_of(s, "failover-events.json"));
+  for (const auto& note : failover_log.load()) {
+    log::warn("state_loaded", note);
+  }
+  const auto sink = [&failover_log, &store](const FailoverEvent& e) {
+    on_failover(failover_log, store, e);
+  };
+  ProxmoxUpstream proxmox(s, clock_, interrupt_, sink);
+  AccountDbUpstream accountdb(s, clock_, interrupt_, sink);
   SyncEngine engine(s, proxmox.client(), accountdb.client(), clock_);
   for (const auto& note : engine.load_state()) {
     log::info("state_loaded", note);
@@ -115,11 +148,12 @@ int Agent::run() {
     return run_once(engine);
   }
 
-  StatusStore store(clock_, static_cast<std::size_t>(s.status_history_size));
-  proxmox_monitor.set_change_observer(
-      [&store](const TargetChange& c) { on_target_change(store, c); });
-  accountdb_monitor.set_change_observer(
-      [&store](const TargetChange& c) { on_target_change(store, c); });
+  proxmox.monitor().set_change_observer([&store, &proxmox](const TargetChange& c) {
+    on_target_change(store, c, proxmox.hosts().preferred());
+  });
+  accountdb.monitor().set_change_observer([&store, &accountdb](const TargetChange& c) {
+    on_target_change(store, c, accountdb.pool().active());
+  });
   std::atomic<std::int64_t> owner_id{-1};
   SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run,
                 [&store, &owner_id](const CycleReport& r) {
@@ -135,15 +169,26 @@ int Agent::run() {
     }
   });
   HealthChecker checker(
-      clock_, [&proxmox] { proxmox.client().check_health(); },
+      clock_,
+      [&proxmox, &accountdb] {
+        proxmox.health_round();
+        accountdb.recovery_round();
+      },
       std::chrono::seconds(s.health_check_interval));
 
   std::unique_ptr<http::Server> server;
   ApiContext ctx;
   ctx.clock = &clock_;
   ctx.store = &store;
-  ctx.proxmox = &proxmox_monitor;
-  ctx.accountdb = &accountdb_monitor;
+  ctx.proxmox = &proxmox.monitor();
+  ctx.accountdb = &accountdb.monitor();
+  ctx.hosts = &proxmox.hosts();
+  ctx.endpoints = &accountdb.pool();
+  ctx.failover_log = &failover_log;
+  ctx.retry_budgets = [&proxmox, &accountdb] {
+    return std::vector<std::pair<std::string, double>>{{"proxmox", proxmox.budget().tokens()},
+                                                       {"accountdb", accountdb.budget().tokens()}};
+  };
   ctx.version = kVersion;
   ctx.started_at = clock_.unix_now();
   ctx.dry_run = options_.dry_run;
@@ -201,11 +246,10 @@ int Agent::run() {
     std::lock_guard lock(mutex_);
     engine_ = &engine;
     loop_ = &loop;
-    accountdb_ = &accountdb.client();
     checker_ = &checker;
     store_ = &store;
-    proxmox_monitor_ = &proxmox_monitor;
-    accountdb_monitor_ = &accountdb_monitor;
+    proxmox_ = &proxmox;
+    accountdb_ = &accountdb;
   }
   loop.start();
   checker.start();
@@ -218,11 +262,10 @@ int Agent::run() {
     std::lock_guard lock(mutex_);
     engine_ = nullptr;
     loop_ = nullptr;
-    accountdb_ = nullptr;
     checker_ = nullptr;
     store_ = nullptr;
-    proxmox_monitor_ = nullptr;
-    accountdb_monitor_ = nullptr;
+    proxmox_ = nullptr;
+    accountdb_ = nullptr;
   }
   log::info("agent_stopped", "stopped");
   return 0;
@@ -240,17 +283,12 @@ void Agent::reload(LoadedConfig config) {
   if (engine_ != nullptr) {
     engine_->apply(s);
   }
-  if (accountdb_ != nullptr) {
-    accountdb_->set_api_key(s.accountdb_api_key);
-    accountdb_->set_endpoint(s.accountdb_endpoints.front().url);
+  if (proxmox_ != nullptr) {
+    proxmox_->apply(s);
+    accountdb_->apply(s);
   }
   if (store_ != nullptr) {
     store_->set_history_size(static_cast<std::size_t>(s.status_history_size));
-  }
-  if (proxmox_monitor_ != nullptr) {
-    proxmox_monitor_->set_settings(health_settings(s));
-    accountdb_monitor_->set_settings(health_settings(s));
-    accountdb_monitor_->set_targets(accountdb_targets(s));
   }
   if (checker_ != nullptr) {
     checker_->set_interval(std::chrono::seconds(s.health_check_interval));

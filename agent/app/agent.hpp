@@ -11,12 +11,12 @@
 
 namespace pha {
 
-class AccountDbClient;
+class AccountDbUpstream;
 class HealthChecker;
+class ProxmoxUpstream;
 class StatusStore;
 class SyncEngine;
 class SyncLoop;
-class UpstreamMonitor;
 
 struct RunOptions {
   bool once = false;     // one cycle, its report as JSON on stdout
@@ -48,11 +48,10 @@ class Agent {
   // Set while run() runs, for reload().
   SyncEngine* engine_ = nullptr;
   SyncLoop* loop_ = nullptr;
-  AccountDbClient* accountdb_ = nullptr;
   HealthChecker* checker_ = nullptr;
   StatusStore* store_ = nullptr;
-  UpstreamMonitor* proxmox_monitor_ = nullptr;
-  UpstreamMonitor* accountdb_monitor_ = nullptr;
+  ProxmoxUpstream* proxmox_ = nullptr;
+  AccountDbUpstream* accountdb_ = nullptr;
 };
 
 }  // namespace pha

@@ -1,9 +1,12 @@
 #include "agent/app/upstreams.hpp"
 
 #include <algorithm>
+#include <map>
 #include <unistd.h>
 
 #include <climits>
+
+#include "agent/platform/logging.hpp"
 
 namespace pha {
 
@@ -12,12 +15,6 @@ constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // resilience.
 constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // resilience.md: 32 MiB
 constexpr auto kAccountDbConnectTimeout = std::chrono::seconds(5);
 
-std::unique_ptr<HttpClient> observed(std::unique_ptr<HttpClient> client, UpstreamMonitor* monitor) {
-  if (monitor == nullptr) {
-    return client;
-  }
-  return std::make_unique<ObservingClient>(std::move(client), *monitor);
-}
 }  // namespace
 
 HealthSettings health_settings(const Settings& s) {
@@ -28,23 +25,23 @@ HealthSettings health_settings(const Settings& s) {
   return h;
 }
 
-std::vector<TargetInfo> proxmox_targets(const Settings& s) {
-  std::vector<TargetInfo> out;
-  out.push_back({s.proxmox_host.str(), "config", 1, 1, s.node_name});
+HostOptions host_options(const Settings& s) {
+  HostOptions o;
+  o.primary = s.proxmox_host.str();
   for (const auto& h : s.proxmox_hosts) {
-    if (h.str() != s.proxmox_host.str()) {
-      out.push_back({h.str(), "config", 1, 1, ""});
+    if (h.str() != o.primary) {
+      o.configured.push_back(h.str());
     }
   }
-  return out;
-}
-
-std::vector<TargetInfo> accountdb_targets(const Settings& s) {
-  std::vector<TargetInfo> out;
-  for (const auto& e : s.accountdb_endpoints) {
-    out.push_back({e.url.str(), "config", e.priority, e.weight, ""});
-  }
-  return out;
+  o.primary_node = s.node_name;
+  o.discover = s.proxmox_discover_hosts;
+  o.cleanup_age = std::chrono::seconds(s.host_cleanup_age);
+  o.primary_bonus = s.primary_bonus;
+  // Consul's rebalancing hold, scaled down: at most 30 s, and never longer
+  // than one health-check interval, so the return takes at most one more round.
+  o.max_hold = std::min<std::chrono::milliseconds>(std::chrono::seconds(30),
+                                                   std::chrono::seconds(s.health_check_interval));
+  return o;
 }
 
 std::string short_hostname() {
@@ -105,45 +102,160 @@ HttpClientOptions accountdb_http_options(const Settings& s) {
   return o;
 }
 
-RetryingTransport::RetryingTransport(std::unique_ptr<HttpClient> http, RetryPolicy policy,
-                                     Clock& clock, Interrupt& interrupt, std::string upstream)
-    : http_(std::move(http)),
-      policy_(policy),
-      clock_(clock),
-      interrupt_(interrupt),
-      upstream_(std::move(upstream)) {}
+namespace {
 
-double RetryingTransport::random() {
-  std::lock_guard lock(rng_mutex_);
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+// The configured base URL that `url` begins with (the longest), or its origin.
+std::string base_of(const std::string& url, const std::vector<std::string>& bases) {
+  std::string best;
+  for (const auto& b : bases) {
+    if (url.starts_with(b) && b.size() > best.size()) {
+      best = b;
+    }
+  }
+  return best.empty() ? origin_of_url(url) : best;
 }
 
-HttpOutcome RetryingTransport::operator()(const HttpRequest& request) {
-  return send_with_retry(
-      *http_, request, policy_, budget_, clock_, interrupt_, [this] { return random(); },
-      upstream_);
+// Quiet neighbour (proxmox.md): one request at a time to each Proxmox host,
+// whichever thread sends it (the sync loop, the health checks). Hosts do not
+// wait on each other, so a hung host holds up only its own queue.
+class OnePerHost final : public HttpClient {
+ public:
+  explicit OnePerHost(std::unique_ptr<HttpClient> inner) : inner_(std::move(inner)) {}
+  HttpOutcome send(const HttpRequest& request) override {
+    std::shared_ptr<std::mutex> host;
+    {
+      std::lock_guard lock(mutex_);
+      auto& m = per_host_[origin_of_url(request.url)];
+      if (!m) {
+        m = std::make_shared<std::mutex>();
+      }
+      host = m;
+    }
+    std::lock_guard one_at_a_time(*host);
+    return inner_->send(request);
+  }
+
+ private:
+  std::unique_ptr<HttpClient> inner_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<std::mutex>> per_host_;
+};
+
+double draw(std::mutex& mutex, std::mt19937_64& rng) {
+  std::lock_guard lock(mutex);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
+
+}  // namespace
 
 ProxmoxUpstream::ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
-                                 UpstreamMonitor* monitor)
-    : transport_(observed(make_curl_client(proxmox_http_options(settings)), monitor),
-                 retry_policy(settings), clock, interrupt, "Proxmox") {
+                                 FailoverSink sink)
+    : discover_(settings.proxmox_discover_hosts),
+      monitor_("proxmox", clock, health_settings(settings)),
+      hosts_(
+          host_options(settings), monitor_, clock, [this] { return random(); }, std::move(sink)),
+      router_(std::make_unique<OnePerHost>(std::make_unique<ObservingClient>(
+                  make_curl_client(proxmox_http_options(settings)), monitor_)),
+              monitor_, retry_policy(settings), clock, interrupt, "Proxmox",
+              [this] { return random(); }) {
   client_ = std::make_unique<ProxmoxClient>(
       proxmox_client_options(settings),
-      [this](const HttpRequest& request) { return transport_(request); }, clock);
+      [this](const HttpRequest& request) { return route(request); }, clock);
+  client_->set_failover({[this] { return hosts_.use_local(); },
+                         [this] { return hosts_.has_usable_peer(); },
+                         [this](const std::string& reason) { hosts_.local_failed(reason); }});
+}
+
+double ProxmoxUpstream::random() {
+  return draw(rng_mutex_, rng_);
+}
+
+HttpOutcome ProxmoxUpstream::route(const HttpRequest& request) {
+  if (request.any_target) {
+    auto routed = router_.send(request, hosts_.primary(), hosts_.order());
+    if (!routed.failed.empty() && !is_host_failure(routed.outcome.kind)) {
+      hosts_.answered_by(routed.target, describe_failures(routed.failed));
+    }
+    return std::move(routed.outcome);
+  }
+  // Only the host of the URL. When a peer could take over, one attempt:
+  // the cluster-wide fallback read is the faster way out.
+  const auto host = base_of(request.url, hosts_.hosts());
+  return router_.send(request, host, {host}, !hosts_.has_usable_peer()).outcome;
+}
+
+void ProxmoxUpstream::health_round() {
+  for (const auto& host : hosts_.hosts()) {
+    if (monitor_.circuit(host) != CircuitState::open) {
+      client_->check_health(host);
+    }
+  }
+  if (discover_) {
+    if (auto status = client_->cluster_status()) {
+      hosts_.discovered(*status);
+    } else {
+      log::debug("proxmox_discovery", "cannot read /cluster/status for discovery",
+                 {{"error", status.error()}});
+    }
+  }
+  hosts_.evaluate();
+}
+
+void ProxmoxUpstream::apply(const Settings& settings) {
+  monitor_.set_settings(health_settings(settings));
+  router_.set_policy(retry_policy(settings));
+  discover_ = settings.proxmox_discover_hosts;
+  hosts_.set_options(host_options(settings));
 }
 
 AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
-                                     UpstreamMonitor* monitor)
-    : transport_(observed(make_curl_client(accountdb_http_options(settings)), monitor),
-                 retry_policy(settings), clock, interrupt, "AccountDB") {
+                                     FailoverSink sink)
+    : monitor_("accountdb", clock, health_settings(settings)),
+      pool_(settings.accountdb_endpoints, settings.accountdb_strategy, monitor_, clock,
+            std::move(sink)),
+      router_(std::make_unique<ObservingClient>(make_curl_client(accountdb_http_options(settings)),
+                                                monitor_),
+              monitor_, retry_policy(settings), clock, interrupt, "AccountDB",
+              [this] { return random(); }) {
   AccountDbClientOptions o;
   o.endpoint = settings.accountdb_endpoints.front().url;
   o.api_key = settings.accountdb_api_key;
   o.node_id = settings.accountdb_node_id;
   o.timeout = std::chrono::seconds(settings.accountdb_timeout);
   client_ = std::make_unique<AccountDbClient>(
-      o, [this](const HttpRequest& request) { return transport_(request); });
+      o, [this](const HttpRequest& request) { return route(request); });
+}
+
+double AccountDbUpstream::random() {
+  return draw(rng_mutex_, rng_);
+}
+
+HttpOutcome AccountDbUpstream::route(const HttpRequest& request) {
+  std::vector<std::string> bases;
+  for (const auto& t : monitor_.targets()) {
+    bases.push_back(t.info.url);
+  }
+  const auto base = base_of(request.url, bases);
+  if (!request.any_target) {
+    return router_.send(request, base, {base}, false).outcome;
+  }
+  auto routed = router_.send(request, base, pool_.order(), true, true);
+  pool_.answered(routed);
+  return std::move(routed.outcome);
+}
+
+void AccountDbUpstream::recovery_round() {
+  for (const auto& endpoint : pool_.to_check()) {
+    client_->check_endpoint(endpoint);
+  }
+}
+
+void AccountDbUpstream::apply(const Settings& settings) {
+  monitor_.set_settings(health_settings(settings));
+  router_.set_policy(retry_policy(settings));
+  pool_.set_endpoints(settings.accountdb_endpoints, settings.accountdb_strategy);
+  client_->set_api_key(settings.accountdb_api_key);
+  client_->set_endpoint(settings.accountdb_endpoints.front().url);
 }
 
 }  // namespace pha

@@ -1,8 +1,9 @@
 #pragma once
 // Builds the real clients of the upstreams from the settings: the libcurl
-// HTTP client with its TLS options, the retry policy and budget, and the
-// Proxmox client on top of them.
+// HTTP client with its TLS options, the retry policy and budget, the
+// failover of hosts and endpoints, and the clients on top of them.
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,9 @@
 #include "agent/accountdb/client.hpp"
 #include "agent/config/settings.hpp"
 #include "agent/core/clock.hpp"
+#include "agent/failover/endpoint_pool.hpp"
+#include "agent/failover/hosts.hpp"
+#include "agent/failover/router.hpp"
 #include "agent/net/curl_client.hpp"
 #include "agent/net/retry.hpp"
 #include "agent/proxmox/client.hpp"
@@ -29,52 +33,63 @@ HttpClientOptions accountdb_http_options(const Settings& s);
 
 // The health settings of resilience.md from the settings.
 HealthSettings health_settings(const Settings& s);
-// The targets the monitors know from the settings: the Proxmox host(s), the AccountDB endpoints.
-std::vector<TargetInfo> proxmox_targets(const Settings& s);
-std::vector<TargetInfo> accountdb_targets(const Settings& s);
+HostOptions host_options(const Settings& s);
 
-// An HTTP client with the retry layer of resilience.md around it: one per
-// upstream, with its own retry budget. Thread-safe.
-class RetryingTransport {
- public:
-  RetryingTransport(std::unique_ptr<HttpClient> http, RetryPolicy policy, Clock& clock,
-                    Interrupt& interrupt, std::string upstream);
-  HttpOutcome operator()(const HttpRequest& request);
-
- private:
-  double random();
-  std::unique_ptr<HttpClient> http_;
-  RetryPolicy policy_;
-  RetryBudget budget_;
-  Clock& clock_;
-  Interrupt& interrupt_;
-  std::string upstream_;
-  std::mutex rng_mutex_;
-  std::mt19937_64 rng_{std::random_device{}()};
-};
-
-// The Proxmox side of the agent, owning what its client needs.
+// The Proxmox side of the agent: its client, the monitor of its hosts, the
+// host manager that chooses between them, and the router every request goes
+// through. Thread-safe where its parts are.
 class ProxmoxUpstream {
  public:
-  // With a monitor, every request is reported to it.
+  // `sink` gets every failover event.
   ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
-                  UpstreamMonitor* monitor = nullptr);
+                  FailoverSink sink = {});
   ProxmoxClient& client() { return *client_; }
+  UpstreamMonitor& monitor() { return monitor_; }
+  HostManager& hosts() { return hosts_; }
+  const RetryBudget& budget() const { return router_.budget(); }
+  // One round of health checks (resilience.md): GET /version on each known
+  // host whose breaker lets it through, one at a time; discovery from
+  // /cluster/status; then the return to the primary is evaluated.
+  void health_round();
+  void apply(const Settings& settings);  // SIGHUP
 
  private:
-  RetryingTransport transport_;
+  HttpOutcome route(const HttpRequest& request);
+  double random();
+
+  std::mutex rng_mutex_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::atomic<bool> discover_;
+  UpstreamMonitor monitor_;
+  HostManager hosts_;
+  FailoverRouter router_;
   std::unique_ptr<ProxmoxClient> client_;
 };
 
-// The AccountDB side: the first endpoint of ACCOUNTDB_URL until failover arrives.
+// The AccountDB side: its client, the monitor of its endpoints, the endpoint
+// pool with the strategy, and the router.
 class AccountDbUpstream {
  public:
   AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
-                    UpstreamMonitor* monitor = nullptr);
+                    FailoverSink sink = {});
   AccountDbClient& client() { return *client_; }
+  UpstreamMonitor& monitor() { return monitor_; }
+  EndpointPool& pool() { return pool_; }
+  const RetryBudget& budget() const { return router_.budget(); }
+  // The recovery checks (resilience.md): call A on each endpoint that failed
+  // since its last success and whose breaker lets a request through.
+  void recovery_round();
+  void apply(const Settings& settings);  // SIGHUP
 
  private:
-  RetryingTransport transport_;
+  HttpOutcome route(const HttpRequest& request);
+  double random();
+
+  std::mutex rng_mutex_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  UpstreamMonitor monitor_;
+  EndpointPool pool_;
+  FailoverRouter router_;
   std::unique_ptr<AccountDbClient> client_;
 };
 

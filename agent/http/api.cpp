@@ -53,6 +53,10 @@ constexpr Route kRoutes[] = {
     {"/vms/", "GET, HEAD"},
     {"/config", "GET, HEAD"},
     {"/metrics", "GET, HEAD"},
+    {"/failover/events", "GET, HEAD"},
+    {"/failover/proxmox", "POST"},
+    {"/failover/accountdb", "POST"},
+    {"/failover/reset", "POST"},
 };
 
 const Route* find_route(std::string_view path) {
@@ -78,7 +82,7 @@ json target_json(const TargetView& t, bool with_endpoint_fields, bool primary, i
             {"consecutive_failures", h.consecutive_failures},
             {"last_seen", opt(h.last_seen)},
             {"last_error", opt(h.last_error)},
-            {"score", opt(target_score(h, primary, bonus))}};
+            {"score", opt(host_score(h, primary, bonus))}};
   if (with_endpoint_fields) {
     j["priority"] = t.info.priority;
     j["weight"] = t.info.weight;
@@ -139,18 +143,6 @@ Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& serve
                        std::to_string(server.oldest_job_age.count() / 1000) + " s"};
   }
   return {true, ""};
-}
-
-std::optional<double> target_score(const TargetSnapshot& t, bool primary, int bonus) {
-  if (t.status != HealthStatus::healthy || t.circuit != CircuitState::closed) {
-    return std::nullopt;
-  }
-  const double rt = t.response_time_ms.value_or(0.0);
-  double score = 100.0 - std::min(100.0, rt / 10.0) - 10.0 * static_cast<double>(t.failure_count);
-  if (primary) {
-    score += bonus;
-  }
-  return score;
 }
 
 Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active) {
@@ -261,6 +253,12 @@ http::Dispatch Api::dispatch(const http::Request& r) {
   if (r.path == "/config") {
     return {json_response(200, ctx_.config_json()), {}};
   }
+  if (r.path == "/failover/events") {
+    return {failover_events(), {}};
+  }
+  if (r.path.starts_with("/failover/")) {
+    return {failover(r), {}};
+  }
   // /metrics
   Response resp;
   resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -303,27 +301,69 @@ Response Api::health_proxmox() const {
   return json_response(ok ? 200 : 503, body);
 }
 
+Response Api::failover_events() const {
+  json events = json::array();
+  for (const auto& e : ctx_.failover_log->events()) {
+    events.push_back(to_json(e));
+  }
+  return json_response(200, {{"events", std::move(events)}});
+}
+
+Response Api::failover(const http::Request& r) {
+  const auto now = ctx_.clock->unix_now();
+  if (r.path == "/failover/reset") {
+    ctx_.hosts->reset();
+    ctx_.endpoints->reset();
+    return json_response(200, {{"status", "failover_reset"},
+                               {"timestamp", now},
+                               {"proxmox_host", ctx_.hosts->preferred()}});
+  }
+  const bool proxmox = r.path == "/failover/proxmox";
+  const char* field = proxmox ? "host" : "url";
+  const auto body = json::parse(r.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains(field) ||
+      !body[field].is_string()) {
+    return http::error_response(
+        400, "bad_request",
+        std::string("the body must be a JSON object with a string \"") + field + "\"");
+  }
+  const auto target = body[field].get<std::string>();
+  const auto refused = proxmox ? ctx_.hosts->prefer(target) : ctx_.endpoints->prefer(target);
+  if (refused) {
+    return http::error_response(409, "conflict", *refused);
+  }
+  return json_response(200, {{"status", "failover_done"},
+                             {"timestamp", now},
+                             {"target", proxmox ? "proxmox" : "accountdb"},
+                             {field, target}});
+}
+
 json Api::proxmox_json(const Settings& s) const {
-  const auto primary = s.proxmox_host.str();
+  const auto primary = ctx_.hosts->primary();
+  const auto preferred = ctx_.hosts->preferred();
   const auto targets = ctx_.proxmox->targets();
   json hosts = json::array();
   bool connected = false;
   for (const auto& t : targets) {
     hosts.push_back(target_json(t, false, t.info.url == primary, s.primary_bonus));
-    if (t.info.url == primary) {
+    if (t.info.url == preferred) {
       connected = t.health.last_ok;
     }
   }
-  const auto red = redundancy_of(targets, primary);
+  const auto red = redundancy_of(targets, preferred);
   const auto node = ctx_.node_name();
-  return {{"host", primary},          {"node", node.empty() ? json(nullptr) : json(node)},
+  return {{"host", preferred},        {"node", node.empty() ? json(nullptr) : json(node)},
           {"connected", connected},   {"primary", primary},
-          {"preferred", primary},     {"redundancy", red.level},
-          {"degraded", red.degraded}, {"hosts", std::move(hosts)}};
+          {"preferred", preferred},   {"manual", ctx_.hosts->manual()},
+          {"redundancy", red.level},  {"degraded", red.degraded},
+          {"hosts", std::move(hosts)}};
 }
 
 json Api::accountdb_json(const Settings& s) const {
-  const auto active = s.accountdb_endpoints.front().url.str();
+  auto active = ctx_.endpoints->active();
+  if (active.empty()) {
+    active = s.accountdb_endpoints.front().url.str();  // nothing answered yet
+  }
   const auto targets = ctx_.accountdb->targets();
   json endpoints = json::array();
   bool connected = false;
@@ -333,12 +373,14 @@ json Api::accountdb_json(const Settings& s) const {
       connected = t.health.last_ok;
     }
   }
+  const auto red = redundancy_of(targets, active);
   return {{"url", active},
           {"node_id", s.accountdb_node_id},
           {"connected", connected},
           {"owner_id", opt(ctx_.owner_id())},
           {"strategy", to_string(s.accountdb_strategy)},
-          {"redundancy", redundancy_of(targets, active).level},
+          {"redundancy", red.level},
+          {"degraded", red.degraded},
           {"endpoints", std::move(endpoints)}};
 }
 
@@ -552,6 +594,35 @@ std::string Api::metrics_text() const {
       m.sample("circuit_breaker_state", {{"upstream", mon->name()}, {"target", t.info.url}},
                circuit_value(t.health.circuit));
     }
+  }
+  m.family("upstream_in_use", "gauge", "1 for the Proxmox host and AccountDB endpoint in use.");
+  {
+    const auto preferred = ctx_.hosts->preferred();
+    for (const auto& t : ctx_.proxmox->targets()) {
+      m.sample("upstream_in_use", {{"upstream", "proxmox"}, {"target", t.info.url}},
+               t.info.url == preferred ? 1 : 0);
+    }
+    const auto active = ctx_.endpoints->active();
+    for (const auto& t : ctx_.accountdb->targets()) {
+      m.sample("upstream_in_use", {{"upstream", "accountdb"}, {"target", t.info.url}},
+               t.info.url == active ? 1 : 0);
+    }
+  }
+  m.family("failover_events_total", "counter",
+           "Changes of the host or endpoint in use since start, by target, kind and status.");
+  for (const auto& [key, n] : ctx_.failover_log->counts()) {
+    const auto a = key.find('/');
+    const auto b = key.find('/', a + 1);
+    m.sample("failover_events_total",
+             {{"target", key.substr(0, a)},
+              {"kind", key.substr(a + 1, b - a - 1)},
+              {"status", key.substr(b + 1)}},
+             static_cast<double>(n));
+  }
+  m.family("retry_budget_tokens", "gauge",
+           "Retry budget per upstream (10 tokens; retries stop at 5 or fewer).");
+  for (const auto& [name, tokens] : ctx_.retry_budgets()) {
+    m.sample("retry_budget_tokens", {{"upstream", name}}, tokens);
   }
   m.family("upstream_consecutive_failures", "gauge", "Host failures in a row per target.");
   for (const auto* mon : monitors) {

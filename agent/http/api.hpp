@@ -16,6 +16,9 @@
 #include "agent/config/settings.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/core/result.hpp"
+#include "agent/failover/endpoint_pool.hpp"
+#include "agent/failover/events.hpp"
+#include "agent/failover/hosts.hpp"
 #include "agent/http/server.hpp"
 #include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
@@ -36,6 +39,11 @@ struct ApiContext {
   StatusStore* store = nullptr;
   UpstreamMonitor* proxmox = nullptr;
   UpstreamMonitor* accountdb = nullptr;
+  HostManager* hosts = nullptr;         // the Proxmox host in use, manual failover
+  EndpointPool* endpoints = nullptr;    // the AccountDB endpoint in use, manual failover
+  FailoverLog* failover_log = nullptr;  // /failover/events
+  // Retry budget tokens by upstream name, for /metrics.
+  std::function<std::vector<std::pair<std::string, double>>()> retry_budgets;
   std::string version;
   std::int64_t started_at = 0;
   bool dry_run = false;
@@ -59,12 +67,6 @@ struct Liveness {
 };
 Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& server,
                            const Settings& settings, Clock::TimePoint now);
-
-// A host's or endpoint's score (resilience.md "Choosing the Proxmox host"):
-// only for a healthy target with a closed breaker; 100 points, minus one per
-// 10 ms of average response time (at most 100), minus 10 per recent failure,
-// plus `bonus` for the primary.
-std::optional<double> target_score(const TargetSnapshot& t, bool primary, int bonus);
 
 // Redundancy of a set of targets (resilience.md "AccountDB endpoints"):
 // single, dual or multi by count; degraded when fewer than half are healthy,
@@ -93,6 +95,8 @@ class Api {
   http::Response vms() const;
   http::Response vm(const std::string& id) const;
   http::Response whitelist_refresh() const;
+  http::Response failover_events() const;
+  http::Response failover(const http::Request& r);
   nlohmann::json proxmox_json(const Settings& s) const;
   nlohmann::json accountdb_json(const Settings& s) const;
   nlohmann::json whitelist_json() const;

@@ -42,6 +42,11 @@ struct HttpRequest {
   // A health check: one attempt, outside the retry budget, but its outcome
   // is what the target's health is made of.
   bool health_check = false;
+  // Any target of the upstream can answer it (cluster-wide state, or any
+  // AccountDB endpoint): the failover layer may send it to another host than
+  // the one in `url`. false: only the host in `url` (Proxmox `/nodes/{node}/`
+  // calls, which a peer would forward back to that node anyway).
+  bool any_target = false;
 };
 
 struct HttpOutcome {

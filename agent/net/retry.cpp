@@ -4,8 +4,6 @@
 #include <cmath>
 #include <limits>
 
-#include "agent/platform/logging.hpp"
-
 namespace pha {
 
 namespace {
@@ -118,55 +116,6 @@ RetryDecision decide(const RetryPolicy& policy, const RetryBudget& budget, int a
     floor = from_seconds(*last.retry_after);
   }
   return {true, backoff_delay(policy, attempts_done, random, floor), "backoff"};
-}
-
-HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
-                            const RetryPolicy& policy, RetryBudget& budget, Clock& clock,
-                            Interrupt& interrupt, const std::function<double()>& random,
-                            std::string_view upstream) {
-  if (!request.retry || request.health_check) {
-    return client.send(request);
-  }
-  int attempts = 0;
-  bool woken = false;
-  HttpOutcome last;
-  for (;;) {
-    last = client.send(request);
-    ++attempts;
-    budget.record(last.kind);
-    const auto decision = decide(policy, budget, attempts, request, last, false, random());
-    if (!decision.retry) {
-      break;
-    }
-    log::debug("http_retry", "retrying a failed request",
-               {{"upstream", std::string(upstream)},
-                {"attempt", attempts + 1},
-                {"max_attempts", policy.max_attempts},
-                {"kind", std::string(to_string(last.kind))},
-                {"status", last.status},
-                {"delay_ms", decision.delay.count()},
-                {"why", decision.why}});
-    bool stopped = interrupt.stop_requested();
-    if (!stopped && decision.delay > Duration{0}) {
-      const auto deadline = clock.now() + decision.delay;
-      for (;;) {
-        const auto reason = clock.wait_until(interrupt, deadline);
-        if (reason == WakeReason::woken) {
-          woken = true;  // not ours: the backoff goes on, the caller gets it later
-          continue;
-        }
-        stopped = reason == WakeReason::stopped;
-        break;
-      }
-    }
-    if (stopped) {
-      break;
-    }
-  }
-  if (woken) {
-    interrupt.wake();
-  }
-  return last;
 }
 
 }  // namespace pha

@@ -2,8 +2,8 @@
 // Retries with backoff, per resilience.md ("Retry with backoff"): pure
 // functions of the attempt number with the random source passed in, a
 // thread-safe retry budget per upstream (gRPC retry throttling), one decision
-// function that every retrying caller uses, and a small executor for a request
-// that has a single target.
+// function that every retrying caller uses (the loop that uses them is in
+// agent/failover/router.hpp).
 
 #include <chrono>
 #include <cstdint>
@@ -85,18 +85,5 @@ struct RetryDecision {
 RetryDecision decide(const RetryPolicy& policy, const RetryBudget& budget, int attempts_done,
                      const HttpRequest& request, const HttpOutcome& last, bool next_target_is_new,
                      double random);
-
-// Sends `request` to its one target with retries (one attempt, outside the
-// budget, when `request.retry` is false): each outcome feeds `budget`,
-// decide() rules, the delay is waited through `clock` on `interrupt`. A stop
-// request ends a wait at once and returns the last outcome. A wake-up does not
-// cut a backoff short; it is passed on to the caller's next wait. Each retry
-// is logged at debug level (event http_retry; upstream, attempt = the number
-// of the attempt about to be made, kind, status, delay_ms, why; never the URL
-// or a header). `random` returns numbers in [0, 1).
-HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
-                            const RetryPolicy& policy, RetryBudget& budget, Clock& clock,
-                            Interrupt& interrupt, const std::function<double()>& random,
-                            std::string_view upstream = {});
 
 }  // namespace pha

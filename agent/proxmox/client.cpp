@@ -21,8 +21,13 @@ std::string type_path(GuestType t) {
 ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock)
     : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
 
-std::string ProxmoxClient::url(const std::string& path) const {
-  return options_.host.str() + std::string(kApiPrefix) + path;
+std::string ProxmoxClient::url(const std::string& path, const std::string& host) const {
+  return (host.empty() ? options_.host.str() : host) + std::string(kApiPrefix) + path;
+}
+
+void ProxmoxClient::set_failover(ProxmoxFailover failover) {
+  std::lock_guard lock(ticket_mutex_);
+  failover_ = std::move(failover);
 }
 
 HttpOutcome ProxmoxClient::send(HttpRequest request) {
@@ -67,6 +72,7 @@ ApiResult ProxmoxClient::login(bool renew) {
   req.body = "username=" + url_encode(c.user) +
              "&password=" + url_encode(renew ? ticket_->ticket : c.password);
   req.idempotent = true;  // a login has no side effect worth guarding
+  req.any_target = true;  // a ticket is valid on every node of the cluster
   auto o = send(req);
   if (!o.ok()) {
     return failure("POST", "/access/ticket", o);
@@ -102,19 +108,20 @@ bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
 }
 
 ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
-                              const std::string& form_body, bool retry, bool health_check) {
-  std::lock_guard lock(call_mutex_);
+                              const std::string& form_body, const CallOptions& how) {
   const auto& c = options_.credentials;
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
     req.method = method;
-    req.url = url(path);
+    req.url = url(path, how.host);
     req.idempotent = method == "GET";
-    req.retry = retry;
-    req.health_check = health_check;
+    req.retry = how.retry;
+    req.health_check = how.health_check;
+    req.any_target = how.any_target;
     if (c.uses_token()) {
       req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
     } else {
+      std::lock_guard lock(ticket_mutex_);
       ApiResult fail;
       if (!ensure_ticket(fail)) {
         return fail;
@@ -134,6 +141,7 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
     if (o.status == 401 && !c.uses_token() && attempt == 0) {
       log::info("proxmox_relogin", "the ticket was refused; logging in again",
                 {{"path", path}, {"reason", o.reason}});
+      std::lock_guard lock(ticket_mutex_);
       ticket_.reset();
       continue;
     }
@@ -145,15 +153,23 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
 }
 
 ApiResult ProxmoxClient::get(const std::string& path) {
-  return call("GET", path, "");
+  return call("GET", path, "", {});
 }
 
-ApiResult ProxmoxClient::check_health() {
-  return call("GET", "/version", "", true, true);
+ApiResult ProxmoxClient::check_health(const std::string& host) {
+  return call("GET", "/version", "", {.health_check = true, .host = host});
 }
 
 ApiResult ProxmoxClient::get_once(const std::string& path) {
-  return call("GET", path, "", false);
+  return call("GET", path, "", {.retry = false});
+}
+
+Result<ClusterStatus> ProxmoxClient::cluster_status() {
+  auto r = call("GET", "/cluster/status", "", {.any_target = true});
+  if (!r.ok()) {
+    return Error{r.message};
+  }
+  return parse_cluster_status(r.body);
 }
 
 std::string ProxmoxClient::node_name() {
@@ -241,7 +257,7 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
 
 ProxmoxClient::ClusterRead ProxmoxClient::read_cluster_guests() {
   ClusterRead r;
-  auto res = get("/cluster/resources?type=vm");
+  auto res = call("GET", "/cluster/resources?type=vm", "", {.any_target = true});
   if (!res.ok()) {
     r.kind = res.kind;
     r.error = res.message;
@@ -259,12 +275,84 @@ ProxmoxClient::ClusterRead ProxmoxClient::read_cluster_guests() {
   return r;
 }
 
+void ProxmoxClient::remember(const std::vector<Guest>& guests) {
+  last_known_.clear();
+  for (const auto& g : guests) {
+    last_known_[{g.type, g.vmid}] = g;
+  }
+}
+
+GuestRead ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
+  const auto with_local = [&local_error](const std::string& e) {
+    return local_error.empty() ? e : local_error + "; the cluster-wide fallback failed too: " + e;
+  };
+  auto cluster = read_cluster_guests();
+  if (!cluster.ok) {
+    r.ok = false;
+    r.kind = cluster.kind;
+    r.error = with_local(cluster.error);
+    return r;
+  }
+  r.source = "cluster";
+  r.kind = FailureKind::ok;
+  r.error.clear();
+  r.guests.clear();
+  r.rejected = cluster.list.rejected;
+  std::size_t unknown_without_values = 0;
+  for (auto& g : cluster.list.guests) {
+    if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
+        (g.type == GuestType::lxc && !options_.sync_lxc)) {
+      continue;
+    }
+    const GuestKey key{g.type, g.vmid};
+    if (g.unknown) {
+      // The node is offline for the cluster: nothing about the guest is
+      // known now, so it is reported as it was last seen, or not at all.
+      const auto known = last_known_.find(key);
+      if (known == last_known_.end()) {
+        ++unknown_without_values;
+        continue;
+      }
+      r.guests.push_back(known->second);
+      continue;
+    }
+    // Details are node-local calls: keep the cached ones.
+    if (const auto d = details_.find(key); d != details_.end()) {
+      g.notes = d->second.notes;
+      g.ip_address = d->second.ip;
+    }
+    r.guests.push_back(std::move(g));
+  }
+  remember(r.guests);
+  if (unknown_without_values > 0) {
+    r.rejected.push_back(std::to_string(unknown_without_values) +
+                         " guests in state unknown that were never read before");
+  }
+  // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
+  r.complete = r.rejected.empty();
+  r.ok = true;
+  return r;
+}
+
 GuestRead ProxmoxClient::read_guests() {
   GuestRead r;
   const auto start = clock_.now();
   const auto before = requests_.load();
+  ProxmoxFailover failover;
+  {
+    std::lock_guard lock(ticket_mutex_);
+    failover = failover_;
+  }
   r.node = node_name();
   r.source = "node";
+  auto finish = [&](GuestRead out) -> GuestRead {
+    out.requests = requests_ - before;
+    out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+    return out;
+  };
+  if (failover.use_local && !failover.use_local()) {
+    return finish(read_from_cluster(std::move(r), ""));
+  }
   std::vector<GuestType> types;
   if (options_.sync_qemu) {
     types.push_back(GuestType::qemu);
@@ -272,30 +360,29 @@ GuestRead ProxmoxClient::read_guests() {
   if (options_.sync_lxc) {
     types.push_back(GuestType::lxc);
   }
-  auto finish = [&](GuestRead& out) -> GuestRead& {
-    out.requests = requests_ - before;
-    out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
-    return out;
-  };
   for (auto type : types) {
     const std::string path = "/nodes/" + r.node + "/" + type_path(type);
     auto res = get(path);
-    if (!res.ok()) {
-      r.kind = res.kind;
-      r.error = res.message;
-      return finish(r);
+    if (res.ok()) {
+      auto list = parse_guest_list(res.body, type, r.node);
+      if (list) {
+        for (const auto& rejected : list->rejected) {
+          r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
+        }
+        r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
+        continue;
+      }
+      res.kind = FailureKind::server;
+      res.message = "GET " + path + " on " + options_.host.str() +
+                    ": the answer is not understood: " + list.error();
     }
-    auto list = parse_guest_list(res.body, type, r.node);
-    if (!list) {
-      r.kind = FailureKind::server;
-      r.error = "GET " + path + " on " + options_.host.str() +
-                ": the answer is not understood: " + list.error();
-      return finish(r);
+    r.kind = res.kind;
+    r.error = res.message;
+    if (is_host_failure(res.kind) && failover.can_fall_back && failover.can_fall_back()) {
+      failover.local_failed(std::string(to_string(res.kind)) + ": " + res.message);
+      return finish(read_from_cluster(std::move(r), res.message));
     }
-    for (const auto& rejected : list->rejected) {
-      r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
-    }
-    r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
+    return finish(std::move(r));
   }
   r.complete = r.rejected.empty();
   if (options_.vm_details) {
@@ -306,6 +393,7 @@ GuestRead ProxmoxClient::read_guests() {
     }
     std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
   }
+  remember(r.guests);
   if (r.guests.empty() && options_.credentials.uses_token()) {
     r.hint = "Proxmox shows no guests on node " + r.node +
              "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
@@ -313,7 +401,7 @@ GuestRead ProxmoxClient::read_guests() {
              "permissions, e.g. the PVEAuditor role on /vms)";
   }
   r.ok = true;
-  return finish(r);
+  return finish(std::move(r));
 }
 
 }  // namespace pha

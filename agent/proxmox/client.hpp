@@ -1,7 +1,7 @@
 #pragma once
 // The Proxmox VE API client of this node: authentication (API token, or
 // ticket login with renewal), the node's name, the guest lists and the cached
-// per-guest details. Quiet neighbour: one request at a time, no full=1, and
+// per-guest details. Quiet neighbour: no full=1, and
 // details only for guests that are new, changed status, or whose cached
 // details have expired.
 
@@ -46,6 +46,15 @@ struct ProxmoxClientOptions {
 // Sends one request, with whatever retry policy the caller wires in.
 using Transport = std::function<HttpOutcome(const HttpRequest&)>;
 
+// How the read of this node's guests fails over (resilience.md "Choosing the
+// Proxmox host"): the node's own API while it is usable, otherwise
+// /cluster/resources from a peer. Unset members: the local API only.
+struct ProxmoxFailover {
+  std::function<bool()> use_local;                              // read from the node's own API now?
+  std::function<bool()> can_fall_back;                          // is there a peer to ask?
+  std::function<void(const std::string& reason)> local_failed;  // the local read failed
+};
+
 // The outcome of one API call, with a message for operators.
 struct ApiResult {
   FailureKind kind = FailureKind::network;
@@ -60,7 +69,10 @@ struct GuestRead {
   FailureKind kind = FailureKind::ok;
   std::string error;  // why the read failed, for an operator
   std::string node;
-  std::string source;  // "node": /nodes/{node}/qemu+lxc of the node's own API
+  // "node": /nodes/{node}/qemu+lxc of the node's own API; "cluster":
+  // /cluster/resources from a peer (the fallback), where a guest of an
+  // offline node is reported with its last known values.
+  std::string source;
   std::vector<Guest> guests;
   // False when some entries could not be understood: such a read must not
   // make a guest look deleted.
@@ -93,10 +105,14 @@ class ProxmoxClient {
   ClusterRead read_cluster_guests();
   // GET /api2/json{path} with authentication; re-logs in once on a 401 with a ticket.
   ApiResult get(const std::string& path);
-  // The health check of resilience.md: GET /version, one attempt, outside
-  // the retry budget. Safe to call from another thread while a cycle runs
-  // (calls are serialised: one request at a time).
-  ApiResult check_health();
+  // The health check of resilience.md: GET /version on `host` (a base URL;
+  // empty: PROXMOX_HOST), one attempt, outside the retry budget. Safe to
+  // call from another thread while a cycle runs (the transport sends one
+  // request at a time to each host).
+  ApiResult check_health(const std::string& host = {});
+  // GET /cluster/status from any host (discovery).
+  Result<ClusterStatus> cluster_status();
+  void set_failover(ProxmoxFailover failover);
 
   std::uint64_t requests() const { return requests_.load(); }
   const ProxmoxClientOptions& options() const { return options_; }
@@ -110,8 +126,16 @@ class ProxmoxClient {
   };
   using GuestKey = std::pair<GuestType, std::int64_t>;
 
+  struct CallOptions {
+    bool retry = true;          // false: best effort (HttpRequest::retry)
+    bool health_check = false;  // HttpRequest::health_check
+    bool any_target = false;    // HttpRequest::any_target: cluster-wide state
+    std::string host;           // the base URL; empty: PROXMOX_HOST
+  };
   ApiResult call(const std::string& method, const std::string& path, const std::string& form_body,
-                 bool retry = true, bool health_check = false);
+                 const CallOptions& how);
+  GuestRead read_from_cluster(GuestRead r, const std::string& local_error);
+  void remember(const std::vector<Guest>& guests);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
   ApiResult get_once(const std::string& path);
   HttpOutcome send(HttpRequest request);
@@ -120,17 +144,23 @@ class ProxmoxClient {
   ApiResult failure(const std::string& method, const std::string& path,
                     const HttpOutcome& outcome) const;
   void read_details(Guest& guest, GuestRead& read);
-  std::string url(const std::string& path) const;
+  std::string url(const std::string& path, const std::string& host = {}) const;
 
   ProxmoxClientOptions options_;
   Transport transport_;
   Clock& clock_;
   std::atomic<std::uint64_t> requests_{0};
-  std::mutex call_mutex_;  // one request at a time; guards ticket_
+  // Guards ticket_ and failover_. Requests are not serialised here: the
+  // transport sends one request at a time to each host (quiet neighbour).
+  std::mutex ticket_mutex_;
   std::optional<std::string> node_name_;
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};
   std::map<GuestKey, Details> details_;
+  // The last values read of each guest: what an `unknown` guest of the
+  // cluster-wide fallback is reported with.
+  std::map<GuestKey, Guest> last_known_;
+  ProxmoxFailover failover_;
 };
 
 }  // namespace pha

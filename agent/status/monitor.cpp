@@ -151,6 +151,22 @@ void UpstreamMonitor::observe(const std::string& url, const Observation& o) {
   }
 }
 
+bool UpstreamMonitor::allow(const std::string& url) {
+  std::lock_guard lock(mutex_);
+  return find(url).health.breaker().allow(clock_.now());
+}
+
+CircuitState UpstreamMonitor::circuit(const std::string& url) const {
+  std::lock_guard lock(mutex_);
+  // find() may add a target; a const look-up must not, so search by hand.
+  for (const auto& t : targets_) {
+    if (t->info.url == url) {
+      return t->health.breaker().state(clock_.now());
+    }
+  }
+  return CircuitState::closed;
+}
+
 std::vector<TargetView> UpstreamMonitor::targets() const {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();

@@ -75,6 +75,11 @@ class UpstreamMonitor {
   // A request that never reached the transport (e.g. a breaker refused it).
   void observe(const std::string& url, const Observation& o);
 
+  // The breaker's gate for a request to the target of `url`: false while it
+  // is open; in half-open, true once (the trial) until its outcome arrives.
+  bool allow(const std::string& url);
+  CircuitState circuit(const std::string& url) const;
+
   std::vector<TargetView> targets() const;
   std::optional<TargetView> target(const std::string& url) const;
   ConnectionHealth connection_health() const;

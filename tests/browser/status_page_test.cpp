@@ -428,7 +428,7 @@ TEST_CASE("the page survives a /status of the wrong shape") {
 
 TEST_CASE("the page served by the running agent shows its state hosts endpoints and last sync") {
   pha::test::World w;
-  pha::test::RunningAgent agent(w, {});
+  pha::test::RunningAgent agent(w, {{"PROXMOX_DISCOVER_HOSTS", "false"}});
   REQUIRE(agent.wait_cycles(1));
   REQUIRE(pha::test::find_chromium().has_value());
   const auto r = pha::test::render_dom(agent.url() + "/");

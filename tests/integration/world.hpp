@@ -40,10 +40,10 @@ struct World {
   long long stopped = 0;           // a stopped guest of pve1, whitelisted
   long long outside = 0;           // a running guest of pve1 that is not whitelisted
 
-  World()
+  explicit World(std::vector<std::string> nodes = {"pve1", "pve2"}, std::size_t guests = 24)
       : pve({.dir = dir.path(),
-             .nodes = {"pve1", "pve2"},
-             .guests = 24,
+             .nodes = std::move(nodes),
+             .guests = guests,
              .seed = 5,
              .auth_failure_delay = 20ms,
              .tokens = {{.id = kTokenId, .secret = kTokenSecret}}}),

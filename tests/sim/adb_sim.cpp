@@ -575,19 +575,7 @@ struct Reply {
 AdbSim::AdbSim(AdbSimOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : &system_clock_instance()),
-      server_(
-          WireServerOptions{.name = "accountdb",
-                            .bind_address = options_.bind_address,
-                            .port = options_.port,
-                            .idle_timeout = std::chrono::milliseconds(5000),  // uvicorn: 5 s
-                            .max_requests_per_connection = std::numeric_limits<std::size_t>::max(),
-                            .max_connections = 256,
-                            .max_body_bytes = 10u << 20,  // the server's size limit
-                            .close_on_error_status = false,
-                            .server_header = "uvicorn"},
-          [this](const WireRequest& req) { return handle(req); }),
-      rng_(std::random_device{}()),
-      fault_epoch_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+      rng_(std::random_device{}()) {
   auto seed_nodes = std::move(options_.nodes);
   auto seed_rows = std::move(options_.rows);
   options_.nodes.clear();
@@ -598,7 +586,10 @@ AdbSim::AdbSim(AdbSimOptions options)
   for (auto& r : seed_rows) {
     add_row(std::move(r));
   }
-  server_.start();
+  auto first = make_endpoint(0, options_.port);
+  first->server->start();
+  std::lock_guard lock(endpoints_mutex_);
+  endpoints_.push_back(std::move(first));
 }
 
 AdbSim::~AdbSim() {
@@ -606,14 +597,71 @@ AdbSim::~AdbSim() {
 }
 
 void AdbSim::stop() {
-  fault_epoch_->fetch_add(1);
-  server_.stop();
+  std::vector<Endpoint*> all;
+  {
+    std::lock_guard lock(endpoints_mutex_);
+    stopped_ = true;
+    for (const auto& ep : endpoints_) {
+      all.push_back(ep.get());
+    }
+  }
+  for (auto* ep : all) {
+    ep->fault_epoch->fetch_add(1);
+    ep->server->stop();
+  }
 }
 
-std::string AdbSim::url() const {
-  const auto& a = server_.bind_address();
+std::unique_ptr<AdbSim::Endpoint> AdbSim::make_endpoint(std::size_t index, int listen_port) {
+  auto ep = std::make_unique<Endpoint>();
+  ep->index = index;
+  ep->server = std::make_unique<WireServer>(
+      WireServerOptions{.name = index == 0 ? "accountdb" : "accountdb-" + std::to_string(index),
+                        .bind_address = options_.bind_address,
+                        .port = listen_port,
+                        .idle_timeout = std::chrono::milliseconds(5000),  // uvicorn: 5 s
+                        .max_requests_per_connection = std::numeric_limits<std::size_t>::max(),
+                        .max_connections = 256,
+                        .max_body_bytes = 10u << 20,  // the server's size limit
+                        .close_on_error_status = false,
+                        .server_header = "uvicorn"},
+      [this, raw = ep.get()](const WireRequest& req) { return handle(req, *raw); });
+  return ep;
+}
+
+std::size_t AdbSim::add_endpoint() {
+  std::lock_guard lock(endpoints_mutex_);
+  if (stopped_) {
+    throw std::logic_error("the AccountDB simulator is stopped");
+  }
+  auto ep = make_endpoint(endpoints_.size(), 0);
+  ep->server->start();
+  endpoints_.push_back(std::move(ep));
+  return endpoints_.size() - 1;
+}
+
+std::size_t AdbSim::endpoints() const {
+  std::lock_guard lock(endpoints_mutex_);
+  return endpoints_.size();
+}
+
+AdbSim::Endpoint& AdbSim::endpoint_at(std::size_t index) const {
+  std::lock_guard lock(endpoints_mutex_);
+  if (index >= endpoints_.size()) {
+    throw std::out_of_range("no AccountDB simulator endpoint " + std::to_string(index) + " (" +
+                            std::to_string(endpoints_.size()) + " endpoints)");
+  }
+  return *endpoints_[index];
+}
+
+int AdbSim::port(std::size_t index) const {
+  return endpoint_at(index).server->port();
+}
+
+std::string AdbSim::url(std::size_t index) const {
+  const auto& server = *endpoint_at(index).server;
+  const auto& a = server.bind_address();
   const auto host = a.find(':') != std::string::npos ? "[" + a + "]" : a;
-  return "http://" + host + ":" + std::to_string(port());
+  return "http://" + host + ":" + std::to_string(server.port());
 }
 
 void AdbSim::advance(Clock::Duration d) {
@@ -819,65 +867,91 @@ void AdbSim::reset_rate_limits() {
 
 // --- faults ---
 
-void AdbSim::set_fault(const AdbFault& f) {
+void AdbSim::set_fault(const AdbFault& f, std::size_t index) {
+  auto& ep = endpoint_at(index);
   bool was_down = false;
   {
     std::lock_guard lock(fault_mutex_);
-    was_down = fault_ && fault_->kind == AdbFaultKind::down;
-    fault_ = f;
-    fault_seen_ = 0;
-    fault_epoch_->fetch_add(1);
+    was_down = ep.fault && ep.fault->kind == AdbFaultKind::down;
+    ep.fault = f;
+    ep.fault_seen = 0;
+    ep.fault_epoch->fetch_add(1);
   }
-  server_.notify();
+  ep.server->notify();
   if (f.kind == AdbFaultKind::down) {
-    server_.set_accepting(false);
+    ep.server->set_accepting(false);
   } else if (was_down) {
-    server_.set_accepting(true);
+    ep.server->set_accepting(true);
   }
 }
 
-void AdbSim::clear_fault() {
+void AdbSim::clear_fault(std::size_t index) {
+  auto& ep = endpoint_at(index);
   {
     std::lock_guard lock(fault_mutex_);
-    fault_.reset();
-    fault_seen_ = 0;
-    fault_epoch_->fetch_add(1);
+    ep.fault.reset();
+    ep.fault_seen = 0;
+    ep.fault_epoch->fetch_add(1);
   }
-  server_.notify();
-  if (!server_.accepting()) {
-    server_.set_accepting(true);
+  ep.server->notify();
+  if (!ep.server->accepting()) {
+    ep.server->set_accepting(true);
   }
 }
 
-std::optional<AdbFault> AdbSim::fault() const {
+std::optional<AdbFault> AdbSim::fault(std::size_t index) const {
+  const auto& ep = endpoint_at(index);
   std::lock_guard lock(fault_mutex_);
-  return fault_;
+  return ep.fault;
 }
 
 // --- requests ---
 
+namespace {
+
+template <typename Counts>
+std::size_t count_in(const Counts& c, const std::string& pattern_or_path) {
+  if (const auto it = c.by_pattern.find(pattern_or_path); it != c.by_pattern.end()) {
+    return it->second;
+  }
+  const auto it = c.by_path.find(pattern_or_path);
+  return it == c.by_path.end() ? 0 : it->second;
+}
+
+}  // namespace
+
 std::map<std::string, std::size_t> AdbSim::counts() const {
   std::lock_guard lock(log_mutex_);
-  return counts_;
+  return all_counts_.by_pattern;
 }
 
 std::map<std::string, std::size_t> AdbSim::path_counts() const {
   std::lock_guard lock(log_mutex_);
-  return path_counts_;
+  return all_counts_.by_path;
 }
 
 std::size_t AdbSim::count(const std::string& pattern_or_path) const {
   std::lock_guard lock(log_mutex_);
-  if (const auto it = counts_.find(pattern_or_path); it != counts_.end()) {
-    return it->second;
-  }
-  const auto it = path_counts_.find(pattern_or_path);
-  return it == path_counts_.end() ? 0 : it->second;
+  return count_in(all_counts_, pattern_or_path);
 }
 
 std::size_t AdbSim::total_requests() const {
   std::lock_guard lock(log_mutex_);
-  return total_;
+  return all_counts_.total;
+}
+
+std::size_t AdbSim::count(const std::string& pattern_or_path, std::size_t index) const {
+  endpoint_at(index);  // throws for an unknown endpoint
+  std::lock_guard lock(log_mutex_);
+  const auto it = endpoint_counts_.find(index);
+  return it == endpoint_counts_.end() ? 0 : count_in(it->second, pattern_or_path);
+}
+
+std::size_t AdbSim::total_requests(std::size_t index) const {
+  endpoint_at(index);  // throws for an unknown endpoint
+  std::lock_guard lock(log_mutex_);
+  const auto it = endpoint_counts_.find(index);
+  return it == endpoint_counts_.end() ? 0 : it->second.total;
 }
 
 std::vector<AdbRecordedRequest> AdbSim::requests() const {
@@ -887,17 +961,19 @@ std::vector<AdbRecordedRequest> AdbSim::requests() const {
 
 void AdbSim::reset_counts() {
   std::lock_guard lock(log_mutex_);
-  counts_.clear();
-  path_counts_.clear();
+  all_counts_ = {};
+  endpoint_counts_.clear();
   log_.clear();
-  total_ = 0;
 }
 
 void AdbSim::record(AdbRecordedRequest r, const std::string& pattern) {
   std::lock_guard lock(log_mutex_);
-  ++counts_[pattern];
-  ++path_counts_[r.method + " " + r.path];
-  ++total_;
+  const auto path = r.method + " " + r.path;
+  for (auto* c : {&all_counts_, &endpoint_counts_[r.endpoint]}) {
+    ++c->by_pattern[pattern];
+    ++c->by_path[path];
+    ++c->total;
+  }
   if (log_.size() < kLogLimit) {
     log_.push_back(std::move(r));
   }
@@ -916,7 +992,7 @@ adb_detail::Reply json_reply(int status, const ojson& body) {
 
 }  // namespace
 
-WireResponse AdbSim::handle(const WireRequest& req) {
+WireResponse AdbSim::handle(const WireRequest& req, Endpoint& ep) {
   const auto started = std::chrono::steady_clock::now();
   const auto path = decode(req.path, false);
 
@@ -958,14 +1034,14 @@ WireResponse AdbSim::handle(const WireRequest& req) {
   std::uint64_t epoch = 0;
   {
     std::lock_guard lock(fault_mutex_);
-    if (fault_ && fault_->kind != AdbFaultKind::down) {
-      const char call = effective_call(*fault_);
+    if (ep.fault && ep.fault->kind != AdbFaultKind::down) {
+      const char call = effective_call(*ep.fault);
       if (call == 0 || call == route.call) {
-        active = fault_;
-        epoch = fault_epoch_->load();
-        ++fault_seen_;
-        if (fault_->count && fault_seen_ >= *fault_->count) {
-          fault_.reset();
+        active = ep.fault;
+        epoch = ep.fault_epoch->load();
+        ++ep.fault_seen;
+        if (ep.fault->count && ep.fault_seen >= *ep.fault->count) {
+          ep.fault.reset();
         }
       }
     }
@@ -977,14 +1053,15 @@ WireResponse AdbSim::handle(const WireRequest& req) {
                          .body = req.body,
                          .call = route.call,
                          .client = client_address(req.peer),
-                         .request_id = request_id};
+                         .request_id = request_id,
+                         .endpoint = ep.index};
   const auto kind = active ? active->kind : AdbFaultKind::status;
   if (active && kind == AdbFaultKind::hang) {
     record(std::move(rec), route.pattern);
     WireResponse res;
     res.status = 0;
     res.fault = WireFault::hang;
-    res.hang_while = [e = fault_epoch_, epoch] { return e->load() == epoch; };
+    res.hang_while = [e = ep.fault_epoch, epoch] { return e->load() == epoch; };
     return res;
   }
 
@@ -1479,6 +1556,13 @@ std::string AdbSim::state_json() const {
   }
   const auto f = fault();
   out["fault"] = f ? fault_json(*f) : json(nullptr);
+  out["endpoints"] = json::array();
+  for (std::size_t i = 0, n = endpoints(); i < n; ++i) {
+    const auto fi = fault(i);
+    out["endpoints"].push_back({{"url", url(i)},
+                                {"fault", fi ? fault_json(*fi) : json(nullptr)},
+                                {"total_requests", total_requests(i)}});
+  }
   {
     std::lock_guard lock(mutex_);
     out["settings"] = {{"rate_limit", options_.rate_limit},
@@ -1574,6 +1658,28 @@ AdbFault fault_from(const json& j) {
   return f;
 }
 
+// The endpoint a fault call is about: "endpoint" in the JSON body, else
+// ?endpoint=N, else 0. 404 for an unknown one.
+std::size_t endpoint_of(const AdbSim& sim, const httplib::Request& req, const json& body) {
+  long long index = 0;
+  if (body.is_object() && body.contains("endpoint") && !body["endpoint"].is_null()) {
+    if (!body["endpoint"].is_number_integer()) {
+      throw ControlError(400, "endpoint must be an endpoint index");
+    }
+    index = body["endpoint"].get<long long>();
+  } else if (req.has_param("endpoint")) {
+    const auto v = parse_int(req.get_param_value("endpoint"));
+    if (!v) {
+      throw ControlError(400, "endpoint must be an endpoint index");
+    }
+    index = *v;
+  }
+  if (index < 0 || static_cast<std::size_t>(index) >= sim.endpoints()) {
+    throw ControlError(404, "no such endpoint: " + std::to_string(index));
+  }
+  return static_cast<std::size_t>(index);
+}
+
 long long id_of(const std::string& s) {
   const auto v = parse_int(s);
   if (!v) {
@@ -1644,9 +1750,14 @@ AdbControlApi::AdbControlApi(AdbSim& sim)
              return json{{"ok", true}};
            }));
   s.Get("/control/counts", wrap([this](const httplib::Request&) {
+          json per_endpoint = json::array();
+          for (std::size_t i = 0, n = sim_.endpoints(); i < n; ++i) {
+            per_endpoint.push_back(sim_.total_requests(i));
+          }
           return json{{"total", sim_.total_requests()},
                       {"counts", sim_.counts()},
-                      {"paths", sim_.path_counts()}};
+                      {"paths", sim_.path_counts()},
+                      {"endpoints", per_endpoint}};
         }));
   s.Post("/control/counts/reset", wrap([this](const httplib::Request&) {
            sim_.reset_counts();
@@ -1662,20 +1773,22 @@ AdbControlApi::AdbControlApi(AdbSim& sim)
                            {"status", r.status},
                            {"call", r.call == 0 ? std::string() : std::string(1, r.call)},
                            {"client", r.client},
-                           {"request_id", r.request_id}});
+                           {"request_id", r.request_id},
+                           {"endpoint", r.endpoint}});
           }
           return json{{"total", sim_.total_requests()}, {"requests", out}};
         }));
   s.Post("/control/fault", wrap([this](const httplib::Request& req) {
-           sim_.set_fault(fault_from(object_of(req)));
+           const auto j = object_of(req);
+           sim_.set_fault(fault_from(j), endpoint_of(sim_, req, j));
            return json{{"ok", true}};
          }));
-  s.Get("/control/fault", wrap([this](const httplib::Request&) {
-          const auto f = sim_.fault();
+  s.Get("/control/fault", wrap([this](const httplib::Request& req) {
+          const auto f = sim_.fault(endpoint_of(sim_, req, json()));
           return f ? fault_json(*f) : json(nullptr);
         }));
-  s.Delete("/control/fault", wrap([this](const httplib::Request&) {
-             sim_.clear_fault();
+  s.Delete("/control/fault", wrap([this](const httplib::Request& req) {
+             sim_.clear_fault(endpoint_of(sim_, req, body_of(req)));
              return json{{"ok", true}};
            }));
   s.Get("/control/nodes", wrap([this](const httplib::Request&) {

@@ -17,6 +17,17 @@
 //   sim.count("PUT /vms/agent/{id}");          // by pattern, or by exact path:
 //   sim.count("PUT /vms/agent/-101");
 //
+// A production AccountDB runs several API servers in front of one database:
+// add_endpoint() starts one more listener over the same state (nodes, rows,
+// rate limit, clock). Each endpoint has its own fault and its own request
+// counts; the calls without an endpoint argument act on endpoint 0 (faults)
+// or on all endpoints together (counts).
+//
+//   const auto second = sim.add_endpoint();   // 1
+//   sim.set_fault({.kind = pha::sim::AdbFaultKind::down}, 0);
+//   sim.url(second);                           // still answers
+//   sim.count("PUT /vms/agent/{id}", second);
+//
 // AdbControlApi serves the same controls over HTTP for the adb-sim program.
 
 #include <atomic>
@@ -116,6 +127,7 @@ struct AdbRecordedRequest {
   char call = 0;       // 'A'..'F', 0 for any other path
   std::string client;  // the client's address, without the port
   std::string request_id;
+  std::size_t endpoint = 0;  // the index of the endpoint that received it
 };
 
 struct AdbSimOptions {
@@ -140,9 +152,19 @@ class AdbSim {
   AdbSim(const AdbSim&) = delete;
   AdbSim& operator=(const AdbSim&) = delete;
 
-  void stop();  // also done by the destructor
-  int port() const { return server_.port(); }
-  std::string url() const;  // "http://127.0.0.1:PORT"
+  void stop();  // stops every endpoint; also done by the destructor
+
+  // --- endpoints: listeners over the same state ---
+  // Starts one more listener on the same bind address, any free port, and
+  // returns its index (the first listener is endpoint 0). Throws
+  // std::runtime_error when it cannot listen, std::logic_error after stop().
+  std::size_t add_endpoint();
+  std::size_t endpoints() const;
+  // Of an endpoint; throw std::out_of_range for an unknown one.
+  int port(std::size_t endpoint) const;
+  std::string url(std::size_t endpoint) const;  // "http://127.0.0.1:PORT"
+  int port() const { return port(0); }
+  std::string url() const { return url(0); }
 
   // --- time: the rate limit windows and the timestamps follow the clock plus
   // everything advanced here ---
@@ -173,12 +195,19 @@ class AdbSim {
   void set_rate_limit(std::size_t limit, std::chrono::seconds window);
   void reset_rate_limits();
 
-  // --- faults (one at a time; a new one replaces the old) ---
-  void set_fault(const AdbFault& fault);
-  void clear_fault();
-  std::optional<AdbFault> fault() const;
+  // --- faults (one at a time per endpoint; a new one replaces the old) ---
+  // The versions without an endpoint act on endpoint 0 only. A down endpoint
+  // refuses connections while the others keep serving; a hang on one endpoint
+  // holds only that endpoint's requests. Unknown endpoints: std::out_of_range.
+  void set_fault(const AdbFault& fault) { set_fault(fault, 0); }
+  void clear_fault() { clear_fault(0); }
+  std::optional<AdbFault> fault() const { return fault(0); }
+  void set_fault(const AdbFault& fault, std::size_t endpoint);
+  void clear_fault(std::size_t endpoint);
+  std::optional<AdbFault> fault(std::size_t endpoint) const;
 
   // --- requests received (including faulted and rate-limited ones) ---
+  // The calls without an endpoint count every endpoint together.
   // "METHOD pattern" -> n, e.g. "PUT /vms/agent/{id}", "GET /proxmox-nodes/agent-vms/{node_id}";
   // a path that is no call of the protocol counts under itself.
   std::map<std::string, std::size_t> counts() const;
@@ -186,10 +215,14 @@ class AdbSim {
   std::map<std::string, std::size_t> path_counts() const;
   std::size_t count(const std::string& pattern_or_path) const;
   std::size_t total_requests() const;
+  // Of one endpoint; throw std::out_of_range for an unknown one.
+  std::size_t count(const std::string& pattern_or_path, std::size_t endpoint) const;
+  std::size_t total_requests(std::size_t endpoint) const;
   std::vector<AdbRecordedRequest> requests() const;  // in arrival order (the first 100000)
   void reset_counts();
 
-  // Everything as JSON (nodes with their keys, rows, fault, settings), for
+  // Everything as JSON (nodes with their keys, rows, fault of endpoint 0,
+  // settings, and "endpoints": [{"url", "fault", "total_requests"}]), for
   // the control API and for debugging.
   std::string state_json() const;
 
@@ -198,10 +231,27 @@ class AdbSim {
     std::size_t count = 0;
     Clock::TimePoint reset_at;
   };
+  // One listener. `fault` and `fault_seen` are guarded by fault_mutex_.
+  struct Endpoint {
+    std::size_t index = 0;
+    std::unique_ptr<WireServer> server;
+    std::optional<AdbFault> fault;
+    std::size_t fault_seen = 0;
+    // Bumped by set/clear on this endpoint and by stop(): ends its hangs.
+    std::shared_ptr<std::atomic<std::uint64_t>> fault_epoch =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
+  };
+  struct Counts {
+    std::map<std::string, std::size_t> by_pattern;
+    std::map<std::string, std::size_t> by_path;
+    std::size_t total = 0;
+  };
   using Route = adb_detail::Route;
   using Reply = adb_detail::Reply;
 
-  WireResponse handle(const WireRequest& req);
+  std::unique_ptr<Endpoint> make_endpoint(std::size_t index, int listen_port);
+  Endpoint& endpoint_at(std::size_t index) const;  // throws std::out_of_range
+  WireResponse handle(const WireRequest& req, Endpoint& ep);
   Reply answer(const Route& route, const WireRequest& req);
   Reply call_a(const Route& route, const WireRequest& req);
   Reply call_b(const WireRequest& req);
@@ -220,7 +270,11 @@ class AdbSim {
 
   AdbSimOptions options_;
   const Clock* clock_;
-  WireServer server_;
+
+  // Endpoints are only added (until the destructor): an Endpoint& stays valid.
+  mutable std::mutex endpoints_mutex_;
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  bool stopped_ = false;
 
   mutable std::mutex mutex_;
   Clock::Duration offset_{};
@@ -234,40 +288,41 @@ class AdbSim {
   Clock::TimePoint last_cleanup_{};
   std::mt19937_64 rng_;
 
-  mutable std::mutex fault_mutex_;
-  std::optional<AdbFault> fault_;
-  std::size_t fault_seen_ = 0;
-  std::shared_ptr<std::atomic<std::uint64_t>> fault_epoch_;  // bumped by set/clear: ends hangs
+  mutable std::mutex fault_mutex_;  // the faults of every endpoint
 
   mutable std::mutex log_mutex_;
-  std::map<std::string, std::size_t> counts_;
-  std::map<std::string, std::size_t> path_counts_;
+  Counts all_counts_;
+  std::map<std::size_t, Counts> endpoint_counts_;  // by endpoint index
   std::vector<AdbRecordedRequest> log_;
-  std::size_t total_ = 0;
 };
 
 // The simulator's control API (plain HTTP on 127.0.0.1, any free port), for
 // programs that run it as a separate process: the demo and the benchmarks.
 //
-//   GET    /control/state                    nodes (with keys), rows, fault, settings
-//   GET    /control/rows                     {"rows": [...], "count": n}
-//   POST   /control/rows                     add {"vmid", "name", "proxmox_node_id", ...} -> the
-//   row PUT    /control/rows/{id}                edit the given fields -> the row DELETE
-//   /control/rows/{id} GET    /control/counts                   {"total", "counts": {"PUT
-//   /vms/agent/{id}": n}, "paths": {...}} POST   /control/counts/reset GET    /control/requests
-//   {"total", "requests": [{"method", "path", "query", ...}]} POST   /control/fault {"kind",
-//   "call", "count", "delay_ms", "status", "body",
-//                                             "retry_after"}
+//   GET    /control/state               nodes (with keys), rows, faults, settings, endpoints
+//   GET    /control/rows                {"rows": [...], "count": n}
+//   POST   /control/rows                add {"vmid", "name", "proxmox_node_id", ...} -> the row
+//   PUT    /control/rows/{id}           edit the given fields -> the row
+//   DELETE /control/rows/{id}
+//   GET    /control/counts              {"total", "counts": {"PUT /vms/agent/{id}": n},
+//                                        "paths": {...}, "endpoints": [total of each]}
+//   POST   /control/counts/reset
+//   GET    /control/requests            {"total", "requests": [{"method", "path", "query",
+//                                        ..., "endpoint"}]}
+//   POST   /control/fault               {"kind", "call", "count", "delay_ms", "status", "body",
+//                                        "retry_after", "endpoint"}
 //   GET    /control/fault | DELETE /control/fault
 //   GET    /control/nodes | POST /control/nodes {"id", "api_key", "name", "owner_id", "whitelist"}
-//   PUT    /control/nodes/{id}/whitelist     a JSON array of VMIDs
-//   POST   /control/nodes/{id}/rotate-key    {"api_key": optional} -> {"api_key"}
-//   POST   /control/settings                 {"whitelist_endpoint", "reject_float_disk",
-//                                             "rate_limit", "rate_window"}
+//   PUT    /control/nodes/{id}/whitelist  a JSON array of VMIDs
+//   POST   /control/nodes/{id}/rotate-key {"api_key": optional} -> {"api_key"}
+//   POST   /control/settings            {"whitelist_endpoint", "reject_float_disk",
+//                                        "rate_limit", "rate_window"}
 //   POST   /control/rate-limits/reset
-//   POST   /control/clock/advance            {"seconds": N}
+//   POST   /control/clock/advance       {"seconds": N}
 //
-// Answers are JSON; errors are {"error": "..."} with 400 or 404.
+// The fault calls act on endpoint 0 unless an "endpoint" index is given: in
+// the JSON body, or as ?endpoint=N (GET and DELETE). Answers are JSON; errors
+// are {"error": "..."} with 400 or 404 (404: an unknown endpoint too).
 class AdbControlApi {
  public:
   explicit AdbControlApi(AdbSim& sim);

@@ -1,7 +1,9 @@
 // adb-sim: a simulated AccountDB server for the demo and the benchmarks.
 // Prints one JSON line once it listens:
-//   {"event":"ready","url":"http://127.0.0.1:P","control":"http://127.0.0.1:Q"}
-// and runs until SIGTERM or SIGINT (exit 0).
+//   {"event":"ready","url":"http://127.0.0.1:P","control":"http://127.0.0.1:Q",
+//    "urls":["http://127.0.0.1:P", ...]}
+// and runs until SIGTERM or SIGINT (exit 0). "url" is endpoint 0; "urls" has
+// every endpoint (--endpoints N: N API servers in front of one database).
 //
 // Nodes come from flags, one group per --node-id (--api-key is required for
 // each; --whitelist, --owner-id and --node-name are given for every node or
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
   bool newer_server = false;
   long long row_owner_id = 1;
   int port = 0;
+  std::size_t endpoints = 1;
   app.add_option("--node-id", node_ids, "node id (repeatable: one node per --node-id)");
   app.add_option("--api-key", api_keys, "the node's API key (one per --node-id)");
   app.add_option("--whitelist", whitelists, "the node's VMID whitelist, e.g. 101,102 (per node)");
@@ -129,6 +132,10 @@ int main(int argc, char** argv) {
                "answer like a newer server (pydantic v2) that rejects a fractional disk_gb");
   app.add_option("--row-owner-id", row_owner_id, "owner_id of rows that PUT /vms/agent creates");
   app.add_option("--port", port, "port of the AccountDB API (default: any free port)");
+  app.add_option("--endpoints", endpoints,
+                 "API endpoints over the same database (--port is the first's; the others "
+                 "take any free port)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
   CLI11_PARSE(app, argc, argv);
 
   // Signals are taken with sigwait below: block them before any thread starts.
@@ -172,11 +179,18 @@ int main(int argc, char** argv) {
     options.port = port;
 
     pha::sim::AdbSim sim(std::move(options));
+    while (sim.endpoints() < endpoints) {
+      sim.add_endpoint();
+    }
     pha::sim::AdbControlApi control(sim);
     control.start();
 
-    const nlohmann::ordered_json ready = {
+    nlohmann::ordered_json ready = {
         {"event", "ready"}, {"url", sim.url()}, {"control", control.url()}};
+    ready["urls"] = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < sim.endpoints(); ++i) {
+      ready["urls"].push_back(sim.url(i));
+    }
     std::cout << ready.dump() << std::endl;
 
     int sig = 0;

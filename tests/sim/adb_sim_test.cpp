@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -922,4 +923,189 @@ TEST_CASE("adb-sim refuses to start without a node") {
       pha::test::run_process(PHA_ADB_SIM_BINARY, {.args = {"--rate-limit", "5"}}, 20s);
   CHECK(result.exit_code == 1);
   CHECK(result.err.find("no node") != std::string::npos);
+}
+
+// --- several endpoints over one state ---
+
+namespace {
+
+Reply get_at(const AdbSim& sim, std::size_t endpoint, const std::string& target) {
+  return send({.url = sim.url(endpoint) + target});
+}
+
+Reply put_at(const AdbSim& sim, std::size_t endpoint, const std::string& target, const json& body) {
+  return send({.method = "PUT", .url = sim.url(endpoint) + target, .body = body.dump()});
+}
+
+}  // namespace
+
+TEST_CASE("two endpoints serve the same rows and share the rate limit") {
+  auto options = recorded_options();
+  options.rate_limit = 3;
+  AdbSim sim(options);
+  CHECK(sim.endpoints() == 1);
+  const auto second = sim.add_endpoint();
+  CHECK(second == 1);
+  CHECK(sim.endpoints() == 2);
+  CHECK(sim.port(0) == sim.port());
+  CHECK(sim.url(0) == sim.url());
+  CHECK(sim.port(1) != sim.port(0));
+  CHECK(sim.url(1) == "http://127.0.0.1:" + std::to_string(sim.port(1)));
+  CHECK_THROWS_AS(sim.url(2), std::out_of_range);
+
+  // A create through endpoint 1 is read through endpoint 0.
+  const auto created = put_at(sim, 1, f_path(-101), guest(101, "web-101"));
+  REQUIRE(created.status == 200);
+  const auto e = get_at(sim, 0, e_path());
+  REQUIRE(e.status == 200);
+  CHECK(e.doc()["count"] == 1);
+  CHECK(e.doc()["vms"][0]["id"] == created.doc()["id"]);
+  CHECK(sim.rows().size() == 1);
+  // An operator's change shows through both.
+  sim.add_row({.vmid = 300, .name = "by-hand", .proxmox_node_id = 34});
+  CHECK(get_at(sim, 1, e_path()).doc()["count"] == 2);
+
+  // One rate limit for the farm: the window of (client, path) is shared.
+  CHECK(get_at(sim, 0, d_path()).status == 200);
+  CHECK(get_at(sim, 1, d_path()).status == 200);
+  CHECK(get_at(sim, 0, d_path()).status == 200);
+  CHECK(get_at(sim, 1, d_path()).status == 429);
+}
+
+TEST_CASE("a down endpoint refuses connections while the other answers") {
+  AdbSim sim(recorded_options());
+  sim.add_endpoint();
+  sim.set_fault({.kind = AdbFaultKind::down}, 0);
+  CHECK(get_at(sim, 0, a_path()).code == CURLE_COULDNT_CONNECT);
+  const auto a = get_at(sim, 1, a_path());
+  REQUIRE(a.code == CURLE_OK);
+  CHECK(a.status == 200);
+  CHECK(sim.fault(0).has_value());
+  CHECK_FALSE(sim.fault(1).has_value());
+  CHECK(sim.fault()->kind == AdbFaultKind::down);  // no endpoint: endpoint 0
+
+  // The other way round, through the calls without an endpoint for endpoint 0.
+  sim.clear_fault();
+  sim.set_fault({.kind = AdbFaultKind::down}, 1);
+  CHECK(get_at(sim, 0, a_path()).status == 200);
+  CHECK(get_at(sim, 1, a_path()).code == CURLE_COULDNT_CONNECT);
+  sim.clear_fault(1);
+  CHECK(get_at(sim, 1, a_path()).status == 200);
+  CHECK_THROWS_AS(sim.set_fault({.kind = AdbFaultKind::down}, 2), std::out_of_range);
+}
+
+TEST_CASE("a hang on endpoint 0 does not delay endpoint 1") {
+  AdbSim sim(recorded_options());
+  sim.add_endpoint();
+  sim.set_fault({.kind = AdbFaultKind::hang}, 0);
+  const auto hung = send({.url = sim.url(0) + e_path(), .timeout_ms = 200});
+  CHECK(hung.code == CURLE_OPERATION_TIMEDOUT);
+  // Endpoint 0 still hangs (its fault has no count): endpoint 1 answers at once.
+  const auto answered = send({.url = sim.url(1) + e_path(), .timeout_ms = 2000});
+  REQUIRE(answered.code == CURLE_OK);
+  CHECK(answered.status == 200);
+  const auto written = send({.method = "PUT",
+                             .url = sim.url(1) + f_path(-101),
+                             .body = guest(101, "web-101").dump(),
+                             .timeout_ms = 2000});
+  CHECK(written.status == 200);
+  CHECK(sim.fault(0).has_value());
+  CHECK(sim.requests().front().status == 0);
+  CHECK(sim.requests().front().endpoint == 0);
+  sim.clear_fault(0);
+  CHECK(get_at(sim, 0, e_path()).doc()["count"] == 1);
+}
+
+TEST_CASE("per-endpoint request counts add up to the totals") {
+  AdbSim sim(recorded_options());
+  sim.add_endpoint();
+  get_at(sim, 0, a_path());
+  get_at(sim, 0, e_path());
+  get_at(sim, 1, e_path());
+  put_at(sim, 1, f_path(-101), guest(101, "web-101"));
+  put_at(sim, 1, f_path(-102), guest(102, "web-102"));
+  get_at(sim, 1, "/no/such/path");
+
+  CHECK(sim.total_requests(0) == 2);
+  CHECK(sim.total_requests(1) == 4);
+  CHECK(sim.total_requests(0) + sim.total_requests(1) == sim.total_requests());
+  for (const auto& [pattern, n] : sim.counts()) {
+    CAPTURE(pattern);
+    CHECK(sim.count(pattern, 0) + sim.count(pattern, 1) == n);
+  }
+  CHECK(sim.count("GET /proxmox-nodes/agent-vms/{node_id}", 0) == 1);
+  CHECK(sim.count("GET /proxmox-nodes/agent-vms/{node_id}", 1) == 1);
+  CHECK(sim.count("GET /proxmox-nodes/agent-vms/{node_id}") == 2);
+  CHECK(sim.count("PUT /vms/agent/{id}", 0) == 0);
+  CHECK(sim.count("PUT /vms/agent/{id}", 1) == 2);
+  CHECK(sim.count("PUT /vms/agent/-102", 1) == 1);  // by exact path too
+  CHECK(sim.count("GET /no/such/path", 1) == 1);
+
+  std::size_t on_zero = 0;
+  for (const auto& r : sim.requests()) {
+    on_zero += r.endpoint == 0 ? 1 : 0;
+  }
+  CHECK(on_zero == 2);
+  CHECK_THROWS_AS(sim.total_requests(2), std::out_of_range);
+
+  sim.reset_counts();
+  CHECK(sim.total_requests(0) == 0);
+  CHECK(sim.total_requests(1) == 0);
+  CHECK(sim.count("PUT /vms/agent/{id}", 1) == 0);
+}
+
+TEST_CASE("stop with two endpoints returns and closes both") {
+  AdbSim sim(recorded_options());
+  sim.add_endpoint();
+  const auto url0 = sim.url(0);
+  const auto url1 = sim.url(1);
+  // A hanging request on each endpoint must not hold stop() up.
+  sim.set_fault({.kind = AdbFaultKind::hang}, 0);
+  sim.set_fault({.kind = AdbFaultKind::hang}, 1);
+  CHECK(send({.url = url0 + a_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
+  CHECK(send({.url = url1 + a_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
+  sim.stop();
+  CHECK(send({.url = url0 + a_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url1 + a_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK_THROWS_AS(sim.add_endpoint(), std::logic_error);
+  sim.stop();  // idempotent
+}
+
+TEST_CASE("adb-sim with two endpoints prints both and faults one through the control API") {
+  pha::test::Process p(PHA_ADB_SIM_BINARY,
+                       {.args = {"--node-id", "34", "--api-key", kKey, "--endpoints", "2"}});
+  const auto ready = ready_line(p);
+  const auto url = ready["url"].get<std::string>();
+  const auto control = ready["control"].get<std::string>();
+  REQUIRE(ready["urls"].size() == 2);
+  CHECK(ready["urls"][0] == url);
+  const auto url1 = ready["urls"][1].get<std::string>();
+  CHECK(url1.starts_with("http://127.0.0.1:"));
+  CHECK(url1 != url);
+
+  REQUIRE(send({.method = "PUT", .url = url1 + f_path(-101), .body = guest(101, "web").dump()})
+              .status == 200);
+  CHECK(send({.url = url + e_path()}).doc()["count"] == 1);
+
+  CHECK(send({.method = "POST",
+              .url = control + "/control/fault",
+              .body = R"({"kind":"down","endpoint":1})"})
+            .status == 200);
+  CHECK(send({.url = url1 + a_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url + a_path()}).status == 200);
+  CHECK(send({.url = control + "/control/fault"}).doc().is_null());
+  CHECK(send({.url = control + "/control/fault?endpoint=1"}).doc()["kind"] == "down");
+  CHECK(send({.method = "POST",
+              .url = control + "/control/fault",
+              .body = R"({"kind":"down","endpoint":2})"})
+            .status == 404);
+  const auto counts = send({.url = control + "/control/counts"}).doc();
+  CHECK(counts["endpoints"] == json{2, 1});
+  CHECK(send({.method = "DELETE", .url = control + "/control/fault?endpoint=1"}).status == 200);
+  CHECK(send({.url = url1 + a_path()}).status == 200);
+
+  p.signal(SIGTERM);
+  const auto result = p.wait(20s);
+  CHECK_FALSE(result.timed_out);
+  CHECK(result.exit_code == 0);
 }

@@ -20,6 +20,9 @@ struct Harness {
   StatusStore store{clock, 10};
   UpstreamMonitor proxmox{"proxmox", clock, {}};
   UpstreamMonitor accountdb{"accountdb", clock, {}};
+  std::unique_ptr<HostManager> hosts;
+  std::unique_ptr<EndpointPool> endpoints;
+  FailoverLog failover_log{""};
   std::shared_ptr<const Settings> settings;
   int triggers = 0;
   int refreshes = 0;
@@ -28,13 +31,24 @@ struct Harness {
   std::unique_ptr<Api> api;
 
   explicit Harness(Settings s = defaults()) : settings(std::make_shared<const Settings>(s)) {
-    proxmox.set_targets({{s.proxmox_host.str(), "config", 1, 1, "pve1"}});
-    accountdb.set_targets({{s.accountdb_endpoints.front().url.str(), "config", 1, 1, ""}});
+    HostOptions h;
+    h.primary = s.proxmox_host.str();
+    h.primary_node = "pve1";
+    hosts = std::make_unique<HostManager>(
+        h, proxmox, clock, [] { return 0.5; }, FailoverSink{});
+    endpoints = std::make_unique<EndpointPool>(s.accountdb_endpoints, s.accountdb_strategy,
+                                               accountdb, clock, FailoverSink{});
     ApiContext c;
     c.clock = &clock;
     c.store = &store;
     c.proxmox = &proxmox;
     c.accountdb = &accountdb;
+    c.hosts = hosts.get();
+    c.endpoints = endpoints.get();
+    c.failover_log = &failover_log;
+    c.retry_budgets = [] {
+      return std::vector<std::pair<std::string, double>>{{"proxmox", 10.0}, {"accountdb", 7.5}};
+    };
     c.version = "1.2.3";
     c.started_at = clock.unix_now();
     c.settings = [this] { return settings; };
@@ -218,4 +232,38 @@ TEST_CASE("api unit: status shows the history and the single host as it is") {
   CHECK(j["proxmox"]["hosts"][0]["score"].is_null());
   CHECK(j["accountdb"]["owner_id"] == 2);
   CHECK(j["sync"]["cycle_count"] == 1);
+}
+
+TEST_CASE("api unit: failover control answers 400 409 and 200 and lists events newest first") {
+  Harness h;
+  const auto post = [&h](const std::string& path, const std::string& body) {
+    http::Request r;
+    r.method = "POST";
+    r.path = path;
+    r.target = path;
+    r.peer_loopback = true;
+    r.peer = "127.0.0.1";
+    r.body = body;
+    auto d = h.api->dispatch(r);
+    REQUIRE(d.now);
+    return *d.now;
+  };
+  CHECK(post("/failover/proxmox", "{").status == 400);
+  CHECK(post("/failover/proxmox", R"({"host": 7})").status == 400);
+  CHECK(post("/failover/proxmox", R"({"host": "https://nowhere:8006"})").status == 409);
+  CHECK(post("/failover/accountdb", R"({"url": "http://nowhere:8080"})").status == 409);
+  CHECK(h.call("GET", "/failover/reset").status == 405);
+  CHECK(post("/failover/reset", "").status == 200);
+  h.failover_log.record({0, 100, "proxmox", "a", "b", "network: refused", "automatic"});
+  h.failover_log.record({0, 200, "proxmox", "b", "a", "healthy again", "recovery"});
+  const auto events = json::parse(h.call("GET", "/failover/events").body)["events"];
+  REQUIRE(events.size() == 2);
+  CHECK(events[0]["kind"] == "recovery");
+  CHECK(events[1]["reason"] == "network: refused");
+  const auto metrics = h.api->metrics_text();
+  CHECK(
+      metrics.find("proxmox_host_agent_failover_events_total{target=\"proxmox\",kind=\"recovery\","
+                   "status=\"completed\"} 1") != std::string::npos);
+  CHECK(metrics.find("proxmox_host_agent_retry_budget_tokens{upstream=\"accountdb\"} 7.5") !=
+        std::string::npos);
 }

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include "agent/failover/hosts.hpp"
 #include "agent/health/breaker.hpp"
 #include "agent/health/target.hpp"
 #include "agent/http/api.hpp"
@@ -177,14 +178,14 @@ TEST_CASE("score: the table of resilience.md") {
     t.response_time_ms = r.rt;
     t.failure_count = r.failures;
     CAPTURE(r.rt.value_or(-1));
-    CHECK(target_score(t, r.primary, 50) == r.score);
+    CHECK(host_score(t, r.primary, 50) == r.score);
   }
   auto unhealthy = healthy;
   unhealthy.status = HealthStatus::unhealthy;
-  CHECK_FALSE(target_score(unhealthy, true, 50).has_value());
+  CHECK_FALSE(host_score(unhealthy, true, 50).has_value());
   auto half_open = healthy;
   half_open.circuit = CircuitState::half_open;
-  CHECK_FALSE(target_score(half_open, true, 50).has_value());
+  CHECK_FALSE(host_score(half_open, true, 50).has_value());
 }
 
 TEST_CASE("redundancy: level by count and the degraded rules") {

@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include "agent/failover/router.hpp"
 #include "agent/platform/logging.hpp"
 #include "tests/support/fake_clock.hpp"
 
