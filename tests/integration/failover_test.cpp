@@ -269,7 +269,8 @@ TEST_CASE("failover: discovered peers from /cluster/status take over") {
   Cluster w;
   RunningAgent a(w, w.failover_env({{"PROXMOX_HOSTS", ""}, {"PROXMOX_DISCOVER_HOSTS", "true"}}));
   REQUIRE(a.wait_status([](const nlohmann::json& s) { return s["proxmox"]["hosts"].size() == 3; }));
-  for (const auto& h : a.get_json("/status")["proxmox"]["hosts"]) {
+  const auto status = a.get_json("/status");
+  for (const auto& h : status["proxmox"]["hosts"]) {
     if (h["url"] != w.host("pve1")) {
       CHECK(h["source"] == "discovered");
     }
