@@ -1,10 +1,12 @@
 // proxmox-host-agent: parse the settings, set up logging, run the Agent, and
 // map the outcome to an exit code (interface.md "Exit codes").
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "agent/app/agent.hpp"
 #include "agent/app/list_guests.hpp"
@@ -20,6 +22,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 78;  // EX_CONFIG
+// interface.md "Signals": an in-flight AccountDB request may finish, within 10 s.
+constexpr auto kStopGrace = std::chrono::seconds(10);
 
 pha::StringMap process_environment() {
   pha::StringMap env;
@@ -41,6 +45,18 @@ void setup_logging(const pha::Settings& s) {
   options.journal = std::getenv("JOURNAL_STREAM") != nullptr;
   options.secrets = s.secrets();
   pha::log::init(options);
+}
+
+// The stop ran out of time: threads still use the stack of Agent::run(), so
+// the only safe way out is to end the process without unwinding it. A
+// daemon's stop is still a normal stop (0); a --once cycle did not finish (1).
+[[noreturn]] void exit_past_deadline(bool once) {
+  const int code = once ? kExitFailure : 0;
+  pha::log::warn("stop_deadline",
+                 "the stop took longer than " + std::to_string(kStopGrace.count()) +
+                     " s (a request is still in flight); exiting without waiting for it",
+                 {{"grace_s", kStopGrace.count()}, {"exit_code", code}});
+  std::_Exit(code);
 }
 
 int run(int argc, char** argv) {
@@ -76,12 +92,14 @@ int run(int argc, char** argv) {
   }
 
   pha::SystemClock clock;
+  pha::StopDeadline deadline(clock, kStopGrace, [once = cl.once] { exit_past_deadline(once); });
   pha::Agent agent(std::move(config), clock, {cl.once, cl.dry_run});
   pha::SignalWatcher watcher(
-      [&agent](int sig) {
+      [&agent, &deadline](int sig) {
         pha::log::info("signal", "stop requested",
                        {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
         agent.stop();
+        deadline.arm();
       },
       [&agent, &cl, &access] {
         auto reloaded = pha::load_configuration(cl, process_environment(), access);

@@ -8,6 +8,7 @@ PACKAGES=(
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev doctest-dev libsystemd-dev
   chromium prometheus
+  dpkg-dev lintian debootstrap systemd man-db
 )
 
 missing=()

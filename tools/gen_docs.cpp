@@ -1,6 +1,12 @@
-// Regenerates the files derived from the settings table: .env.example and the
-// settings table in README.md (between its markers). The unit tests fail when
-// either is out of date. Run: cmake --build build --target update-docs
+// Writes the files derived from the settings table.
+//
+//   pha-gen-docs SOURCE_DIR             rewrites .env.example and the settings table in
+//                                       README.md (between its markers); the unit tests fail
+//                                       when either is out of date. Run it with:
+//                                       cmake --build build --target update-docs
+//   pha-gen-docs --man FILE             writes the man page proxmox-host-agent(8); the build
+//                                       does this (target man-page), so it cannot drift
+//   pha-gen-docs --env-example FILE     writes .env.example to FILE (the package's agent.env)
 
 #include <cstdio>
 #include <fstream>
@@ -17,16 +23,16 @@ bool write(const std::string& path, const std::string& content) {
   return static_cast<bool>(f);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s SOURCE_DIR\n", argv[0]);
-    return 2;
+int write_or_complain(const std::string& path, const std::string& content) {
+  if (!write(path, content)) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    return 1;
   }
-  const std::string dir = argv[1];
-  if (!write(dir + "/.env.example", pha::render_env_example())) {
-    std::fprintf(stderr, "cannot write %s/.env.example\n", dir.c_str());
+  return 0;
+}
+
+int update_source_dir(const std::string& dir) {
+  if (write_or_complain(dir + "/.env.example", pha::render_env_example()) != 0) {
     return 1;
   }
   std::ifstream in(dir + "/README.md", std::ios::binary);
@@ -42,9 +48,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   readme.replace(b + begin.size(), e - b - begin.size(), pha::render_settings_markdown());
-  if (!write(dir + "/README.md", readme)) {
-    std::fprintf(stderr, "cannot write %s/README.md\n", dir.c_str());
-    return 1;
+  return write_or_complain(dir + "/README.md", readme);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (argc == 3 && mode == "--man") {
+    return write_or_complain(argv[2], pha::render_man_page());
   }
-  return 0;
+  if (argc == 3 && mode == "--env-example") {
+    return write_or_complain(argv[2], pha::render_env_example());
+  }
+  if (argc == 2 && !mode.starts_with("--")) {
+    return update_source_dir(mode);
+  }
+  std::fprintf(stderr, "usage: %s SOURCE_DIR | --man FILE | --env-example FILE\n",
+               argc > 0 ? argv[0] : "pha-gen-docs");
+  return 2;
 }

@@ -11,6 +11,7 @@
 #include "agent/http/api.hpp"
 #include "agent/http/server.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/platform/systemd.hpp"
 #include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
 #include "agent/sync/engine.hpp"
@@ -108,6 +109,33 @@ std::string state_path_of(const Settings& s, const std::string& name) {
   return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
 }
 
+systemd::CycleSummary summary_of(const CycleReport& r, std::int64_t next_in_s) {
+  const auto& st = r.stats;
+  return {.status = r.status,
+          .message = r.message,
+          .dry_run = r.dry_run,
+          .guests = st.total_proxmox_vms,
+          .changes = st.created + st.updated + st.marked_missing,
+          .next_in_s = next_in_s};
+}
+
+// One watchdog round: a ping while the loop is live. The log says when the
+// pings stop (systemd restarts the agent soon after) and when they resume.
+bool watchdog_round(const Liveness& live, bool withheld) {
+  if (live.ok) {
+    systemd::notify_watchdog();
+    if (withheld) {
+      log::info("watchdog_resumed", "the sync loop moves again; pinging the systemd watchdog");
+    }
+    return false;
+  }
+  if (!withheld) {
+    log::error("watchdog_withheld", "not pinging the systemd watchdog: " + live.message +
+                                        "; systemd restarts the agent when its watchdog runs out");
+  }
+  return true;
+}
+
 }  // namespace
 
 Agent::Agent(LoadedConfig config, Clock& clock, RunOptions options)
@@ -155,13 +183,15 @@ int Agent::run() {
     on_target_change(store, c, accountdb.pool().active());
   });
   std::atomic<std::int64_t> owner_id{-1};
+  // The observer runs on the loop's thread after start(), when `loop` exists.
   SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run,
-                [&store, &owner_id](const CycleReport& r) {
+                [this, &store, &owner_id, &loop](const CycleReport& r) {
                   log_cycle(r);
                   store.record_cycle(r);
                   if (r.owner_id) {
                     owner_id = *r.owner_id;
                   }
+                  notify_cycle(r, loop.next_cycle_at());
                 });
   loop.set_heartbeat_observer([&store](bool ok) {
     if (ok) {
@@ -192,17 +222,15 @@ int Agent::run() {
   ctx.version = kVersion;
   ctx.started_at = clock_.unix_now();
   ctx.dry_run = options_.dry_run;
-  ctx.settings = [this] {
-    std::lock_guard lock(mutex_);
-    return settings_;
-  };
+  ctx.settings = [this] { return live_settings(); };
   ctx.config_json = [this] {
     std::lock_guard lock(mutex_);
     return print_config_json(config_);
   };
-  ctx.loop = [&loop] {
+  const auto loop_state = [&loop] {
     return LoopState{loop.running(), loop.syncing(), loop.next_cycle_at(), loop.last_progress()};
   };
+  ctx.loop = loop_state;
   ctx.trigger_sync = [&loop] { loop.trigger(); };
   ctx.whitelist_status = [&engine] { return engine.whitelist_status(); };
   ctx.whitelist_vmids = [&engine] { return engine.whitelist_vmids(); };
@@ -251,10 +279,15 @@ int Agent::run() {
     proxmox_ = &proxmox;
     accountdb_ = &accountdb;
   }
+  systemd::notify_ready("listening on " + s.bind_address + ":" + std::to_string(server->port()) +
+                        "; first sync running");
   loop.start();
   checker.start();
-  while (clock_.wait_for(interrupt_, std::chrono::hours(24)) != WakeReason::stopped) {
-  }
+  // /health's rule: the watchdog and /health never disagree on "stuck".
+  wait_for_stop([this, &loop_state, &server] {
+    return evaluate_liveness(loop_state(), server->stats(), *live_settings(), clock_.now());
+  });
+  systemd::notify_stopping();
   server->stop();  // no new requests; a running job ends with the interrupt
   checker.stop();
   loop.stop();
@@ -269,6 +302,41 @@ int Agent::run() {
   }
   log::info("agent_stopped", "stopped");
   return 0;
+}
+
+std::shared_ptr<const Settings> Agent::live_settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
+}
+
+void Agent::notify_cycle(const CycleReport& report, std::int64_t next_cycle_at) const {
+  const auto next_in = next_cycle_at - clock_.unix_now();
+  systemd::notify_status(
+      systemd::status_line(summary_of(report, next_in), live_settings()->secrets()));
+}
+
+void Agent::wait_for_stop(const std::function<Liveness()>& liveness) {
+  const auto every = systemd::watchdog_ping_interval();
+  if (!every) {
+    while (clock_.wait_for(interrupt_, std::chrono::hours(24)) != WakeReason::stopped) {
+    }
+    return;
+  }
+  log::info("watchdog_enabled", "pinging the systemd watchdog while the sync loop moves",
+            {{"ping_interval_ms",
+              std::chrono::duration_cast<std::chrono::milliseconds>(*every).count()}});
+  bool withheld = false;
+  for (;;) {
+    const auto next_ping = clock_.now() + *every;
+    WakeReason reason = WakeReason::woken;
+    while (reason == WakeReason::woken) {  // a wake-up passed on by a router is not ours
+      reason = clock_.wait_until(interrupt_, next_ping);
+    }
+    if (reason == WakeReason::stopped) {
+      return;
+    }
+    withheld = watchdog_round(liveness(), withheld);
+  }
 }
 
 void Agent::stop() {

@@ -3,6 +3,7 @@
 // the Proxmox and AccountDB clients and their monitors, the sync engine and
 // its loop, the health checks, the status store and the HTTP API.
 
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -12,7 +13,9 @@
 namespace pha {
 
 class AccountDbUpstream;
+struct CycleReport;
 class HealthChecker;
+struct Liveness;
 class ProxmoxUpstream;
 class StatusStore;
 class SyncEngine;
@@ -38,6 +41,11 @@ class Agent {
 
  private:
   int run_once(SyncEngine& engine);
+  std::shared_ptr<const Settings> live_settings() const;
+  // STATUS= for systemd after each cycle.
+  void notify_cycle(const CycleReport& report, std::int64_t next_cycle_at) const;
+  // Blocks until stop(); meanwhile pings systemd's watchdog while `liveness` holds.
+  void wait_for_stop(const std::function<Liveness()>& liveness);
 
   mutable std::mutex mutex_;
   LoadedConfig config_;

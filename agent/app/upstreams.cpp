@@ -37,6 +37,8 @@ HostOptions host_options(const Settings& s) {
   o.discover = s.proxmox_discover_hosts;
   o.cleanup_age = std::chrono::seconds(s.host_cleanup_age);
   o.primary_bonus = s.primary_bonus;
+  o.auto_failover = s.auto_failover;
+  o.auto_recovery = s.auto_recovery;
   // Consul's rebalancing hold, scaled down: at most 30 s, and never longer
   // than one health-check interval, so the return takes at most one more round.
   o.max_hold = std::min<std::chrono::milliseconds>(std::chrono::seconds(30),
@@ -217,6 +219,7 @@ AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Int
                                                 monitor_),
               monitor_, retry_policy(settings), clock, interrupt, "AccountDB",
               [this] { return random(); }) {
+  pool_.set_switches(settings.auto_failover, settings.auto_recovery);
   AccountDbClientOptions o;
   o.endpoint = settings.accountdb_endpoints.front().url;
   o.api_key = settings.accountdb_api_key;
@@ -254,6 +257,7 @@ void AccountDbUpstream::apply(const Settings& settings) {
   monitor_.set_settings(health_settings(settings));
   router_.set_policy(retry_policy(settings));
   pool_.set_endpoints(settings.accountdb_endpoints, settings.accountdb_strategy);
+  pool_.set_switches(settings.auto_failover, settings.auto_recovery);
   client_->set_api_key(settings.accountdb_api_key);
   client_->set_endpoint(settings.accountdb_endpoints.front().url);
 }

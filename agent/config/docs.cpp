@@ -1,6 +1,9 @@
 #include "agent/config/docs.hpp"
 
+#include <span>
+
 #include "agent/core/text.hpp"
+#include "agent/core/version.hpp"
 
 namespace pha {
 
@@ -35,6 +38,10 @@ std::string render_env_example() {
       "# < command-line flag. Every setting below is commented out and shows its\n"
       "# default; uncomment a line to change it. Secrets have a *_FILE variant that\n"
       "# reads the value from a file instead.\n"
+      "#\n"
+      "# The packaged service has systemd read this file (EnvironmentFile=), and\n"
+      "# systemd ignores \"export \" lines and keeps an inline \" #\" comment as part of\n"
+      "# the value: there, write plain KEY=value lines, comments on lines of their own.\n"
       "#\n"
       "# Required: ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, and Proxmox\n"
       "# credentials (PROXMOX_TOKEN_ID + PROXMOX_TOKEN_SECRET, or PROXMOX_PASSWORD).\n"
@@ -82,6 +89,286 @@ std::string render_settings_markdown() {
     out += "| " + env + " | " + flag + " | " + cell(shown_default(spec)) + " | " +
            cell(describe_allowed(spec)) + " | " + cell(spec.help) + " |\n";
   }
+  return out;
+}
+
+namespace {
+
+// ---- The man page ---------------------------------------------------------
+// What the man page says beyond the settings table: the flags that select a
+// mode (cli.cpp; a unit test compares them with --help), the HTTP endpoints
+// (interface.md; a unit test compares them), exit codes, signals and files.
+
+struct FlagDoc {
+  std::string_view flag;
+  std::string_view arg;
+  std::string_view meaning;
+};
+constexpr FlagDoc kModeFlags[] = {
+    {"--env-file", "PATH",
+     "Read settings from PATH instead of ./.env (which is read only when it exists). A missing "
+     "PATH is a configuration error."},
+    {"--check-config", "",
+     "Load and validate every setting (files readable, URLs well-formed, the CA file parses), "
+     "print \"config OK\" or every error found, and exit 0 or 78. The systemd unit runs this "
+     "before it starts the agent."},
+    {"--print-config", "",
+     "Print the effective settings as JSON on standard output and nothing else: "
+     "{\"settings\": {\"ENV\": {\"value\": V, \"source\": S}}}, S one of default, env-file, env, "
+     "cli, secrets as \"***\"; exit."},
+    {"--once", "",
+     "Run one sync cycle, print its report as JSON on standard output (logs go to standard "
+     "error); exit 0 if it succeeded, 1 if not."},
+    {"--dry-run", "",
+     "Sync as usual but send nothing that writes to AccountDB; the report says what would have "
+     "been sent."},
+    {"--list-guests", "",
+     "Read this node's guests from Proxmox VE once and print them as JSON in AccountDB's field "
+     "names, with the number of requests it took; needs only the Proxmox settings; exit 0, or 1 "
+     "with the failure."},
+    {"--version", "", "Print the version and exit."},
+    {"--help", "", "Print every flag with its environment variable and default, and exit."},
+};
+
+struct EndpointDoc {
+  std::string_view method;
+  std::string_view path;
+  std::string_view meaning;
+};
+constexpr EndpointDoc kEndpoints[] = {
+    {"GET", "/health",
+     "200 {\"status\":\"ok\",\"timestamp\":T} while the sync loop and the HTTP workers move, 503 "
+     "when one is stuck. Never needs the token."},
+    {"GET", "/health/proxmox",
+     "The latest health check or call of the Proxmox VE host: 200 when it was ok, 503 when not."},
+    {"GET", "/status",
+     "The current state and its recent history, the Proxmox hosts, the AccountDB endpoints, the "
+     "sync loop and the whitelist."},
+    {"GET", "/sync/status",
+     "The last sync: its time and stats, whether one runs now, the interval and the whitelist."},
+    {"POST", "/sync/trigger", "Run a sync cycle now (202)."},
+    {"POST", "/whitelist/refresh",
+     "Fetch the VMID whitelist from AccountDB now (200, or 502 with the reason)."},
+    {"GET", "/vms",
+     "The guests of the last Proxmox read, all of them, in AccountDB's field names."},
+    {"GET", "/vms/{vmid}", "One of those guests, or 404."},
+    {"GET", "/config", "The --print-config JSON, secrets masked."},
+    {"GET", "/failover/events",
+     "The last 100 failover events, newest first, kept across restarts."},
+    {"POST", "/failover/proxmox",
+     "Body {\"host\": URL}: prefer that Proxmox host now; 409 if it cannot be."},
+    {"POST", "/failover/accountdb",
+     "Body {\"url\": URL}: prefer that AccountDB endpoint now; 409 if it cannot be."},
+    {"POST", "/failover/reset",
+     "Close every circuit breaker, zero the failure counts and prefer the primaries again."},
+    {"GET", "/metrics", "Prometheus text format; the names start with proxmox_host_agent_."},
+    {"GET", "/", "A small self-contained HTML status page that refreshes itself."},
+};
+
+struct TermDoc {
+  std::string_view term;
+  std::string_view meaning;
+};
+constexpr TermDoc kExitCodes[] = {
+    {"0", "Normal stop (SIGTERM, SIGINT), or success of a one-shot mode."},
+    {"1", "A runtime failure the agent cannot survive, or a failed --once or --list-guests."},
+    {"2", "Wrong command-line usage."},
+    {"78",
+     "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
+     "where its value came from (file and line, environment, or flag), the value (*** for "
+     "secrets) and what is allowed. The systemd unit does not restart the agent after it."},
+};
+constexpr TermDoc kSignals[] = {
+    {"SIGTERM, SIGINT",
+     "Stop accepting requests, let an in-flight AccountDB request finish (at most 10 s), persist "
+     "the state and exit 0. Every wait and backoff ends at once."},
+    {"SIGHUP",
+     "Read the env file and the environment again and apply what can change at run time "
+     "(intervals, thresholds, log level, hosts, endpoints, whitelist TTL). A configuration that "
+     "does not validate is rejected with an error log (config_reload_rejected) and the old one "
+     "stays. The packaged unit passes agent.env as its environment when it starts, so after "
+     "editing that file use systemctl restart."},
+};
+constexpr TermDoc kFiles[] = {
+    {"/etc/proxmox-host-agent/agent.env",
+     "The settings of the packaged service, mode 0640, owner root, group proxmox-host-agent. It "
+     "lists every setting commented out with its default and meaning. systemd reads it (the "
+     "unit's EnvironmentFile=) and ignores \"export \" lines and keeps an inline \" #\" comment "
+     "as part of the value: write plain KEY=value lines there, comments on lines of their own."},
+    {"/var/lib/proxmox-host-agent",
+     "STATE_DIR: the cached whitelist, the sync state and the failover events. The service's "
+     "working directory."},
+    {"/lib/systemd/system/proxmox-host-agent.service",
+     "The unit: Type=notify with a watchdog, runs --check-config before it starts, runs as the "
+     "system user proxmox-host-agent with a read-only view of the system."},
+    {"./.env", "Read when it exists and no --env-file is given (the old agent did this)."},
+    {"/etc/pve/pve-root-ca.pem",
+     "The cluster's CA on a Proxmox VE node, readable by group www-data: point PROXMOX_CA_FILE at "
+     "it and add SupplementaryGroups=www-data to the unit with a drop-in (systemctl edit "
+     "proxmox-host-agent), or at a copy the agent can read."},
+};
+
+// Text in a roff line: backslashes escaped, a leading control character
+// guarded.
+std::string roff(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    out += c == '\\' ? std::string("\\e") : std::string(1, c);
+  }
+  if (!out.empty() && (out.front() == '.' || out.front() == '\'')) {
+    out = "\\&" + out;
+  }
+  return out;
+}
+
+// Something typed as it is (a flag, a variable, a path) in bold, its hyphens
+// as minus signs so that it can be copied and searched for.
+std::string literal(std::string_view s) {
+  std::string out = "\\fB";
+  for (char c : s) {
+    if (c == '-') {
+      out += "\\-";
+    } else if (c == '\\') {
+      out += "\\e";
+    } else {
+      out += c;
+    }
+  }
+  return out + "\\fR";
+}
+
+std::string term_list(std::span<const TermDoc> terms) {
+  std::string out;
+  for (const auto& t : terms) {
+    out += ".TP\n" + literal(t.term) + "\n" + roff(t.meaning) + "\n";
+  }
+  return out;
+}
+
+// The tag of a setting: its variable, its _FILE variant or its flag(s).
+std::string setting_tag(const SettingSpec& spec) {
+  std::string tag = literal(spec.env);
+  if (spec.secret) {
+    tag += ", " + literal(file_variant(spec));
+  } else if (spec.kind == ValueKind::boolean) {
+    tag += ", " + literal(spec.flag) + ", " + literal("--no-" + std::string(spec.flag.substr(2)));
+  } else if (!spec.flag.empty()) {
+    tag += ", " + literal(spec.flag) + " \\fI" +
+           (spec.kind == ValueKind::integer || spec.kind == ValueKind::decimal ? "N" : "VALUE") +
+           "\\fR";
+  }
+  return tag;
+}
+
+}  // namespace
+
+std::string render_man_page() {
+  std::string out =
+      ".\\\" proxmox-host-agent(8). Generated from the settings table by pha-gen-docs;\n"
+      ".\\\" edit agent/config/settings_table.cpp or agent/config/docs.cpp instead.\n"
+      ".TH PROXMOX\\-HOST\\-AGENT 8 \"\" \"proxmox\\-host\\-agent " +
+      std::string(kVersion) +
+      "\" \"System Administration\"\n"
+      ".nh\n"
+      ".ad l\n"
+      ".SH NAME\n"
+      "proxmox\\-host\\-agent \\- keep AccountDB's view of a Proxmox VE node's guests true\n"
+      ".SH SYNOPSIS\n" +
+      literal("proxmox-host-agent") + " [" + literal("--env-file") +
+      " \\fIPATH\\fR] [\\fIOPTION\\fR]...\n" + ".br\n" + literal("proxmox-host-agent") + " [" +
+      literal("--env-file") + " \\fIPATH\\fR] " + literal("--check-config") + " | " +
+      literal("--print-config") + " | " + literal("--list-guests") + " | " + literal("--once") +
+      " [" + literal("--dry-run") +
+      "]\n"
+      ".SH DESCRIPTION\n"
+      "The agent runs on every node of a Proxmox VE cluster. It reads the node's QEMU virtual "
+      "machines and LXC containers from the Proxmox VE API (with retries and failover to other "
+      "cluster nodes), filters them with the node's VMID whitelist from AccountDB, sends AccountDB "
+      "only what changed, and serves a small HTTP API for monitoring.\n"
+      ".PP\n"
+      "Under systemd it runs as the unit proxmox\\-host\\-agent.service: it reports READY once "
+      "its configuration is loaded and its HTTP server listens, a one-line STATUS after each "
+      "cycle, and STOPPING on shutdown, and pings the watchdog from its sync loop. Logs go to "
+      "standard error, that is the journal (journalctl \\-u proxmox\\-host\\-agent).\n"
+      ".SH OPTIONS\n"
+      "Every setting below that has a flag can also be given on the command line; a boolean's "
+      "flag sets it to true and its " +
+      literal("--no-") +
+      " form to false. Secrets have no flag because the command line is visible to every user.\n";
+  for (const auto& f : kModeFlags) {
+    out += ".TP\n" + literal(f.flag) +
+           (f.arg.empty() ? "" : " \\fI" + std::string(f.arg) + "\\fR") + "\n" + roff(f.meaning) +
+           "\n";
+  }
+  out +=
+      ".SH ENVIRONMENT\n"
+      "Every setting is an environment variable. Precedence, lowest first: the built-in "
+      "default, the env file, the process environment, the command-line flag. An empty value "
+      "means \"not set here\". Each secret has a _FILE variant that names a file to read it "
+      "from. Booleans accept true/false, 1/0, yes/no or on/off in any case; durations are whole "
+      "seconds unless stated otherwise. Out-of-range or malformed values are configuration "
+      "errors (exit 78).\n"
+      ".PP\n"
+      "Env file syntax: KEY=value lines, # comments, blank lines, an optional \"export \" prefix, "
+      "single quotes (literal) or double quotes (\\en, \\e\", \\e\\e), an inline \" #\" comment "
+      "after an unquoted value. Any other line is a configuration error naming the file and "
+      "line. A key the agent does not know is a warning. The old agent's LOG_FORWARDING_*, "
+      "LOG_BATCH_SIZE and LOG_FLUSH_INTERVAL are accepted and ignored with one warning.\n";
+  std::string_view section;
+  for (const auto& spec : settings_table()) {
+    if (spec.section != section) {
+      section = spec.section;
+      out += ".SS " + roff(section) + "\n";
+    }
+    out += ".TP\n" + setting_tag(spec) + "\n" + roff(spec.help) + "\n.br\n";
+    out += "Allowed: " + roff(describe_allowed(spec)) + ". Default: " + roff(shown_default(spec)) +
+           ".";
+    if (spec.required) {
+      out += " Required.";
+    }
+    if (spec.secret) {
+      out += " Secret: masked everywhere, no flag.";
+    }
+    out += "\n";
+  }
+  out +=
+      ".PP\n"
+      "Required: ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, and Proxmox VE "
+      "credentials: PROXMOX_TOKEN_ID with PROXMOX_TOKEN_SECRET, or PROXMOX_PASSWORD for "
+      "PROXMOX_USER (root@pam by default).\n"
+      ".SH HTTP API\n"
+      "The agent listens on BIND_ADDRESS:PORT (0.0.0.0:8000 by default) and answers JSON, "
+      "with an X\\-Request\\-ID header on every response. A GET never waits on Proxmox VE or "
+      "AccountDB: it answers from what the agent already knows. POST endpoints need "
+      "\"Authorization: Bearer\" with AGENT_API_TOKEN when the token is set (401 without, 403 "
+      "wrong); without a token they accept only loopback clients. With AGENT_READ_AUTH=true "
+      "every GET but /health needs the token too. Unknown paths answer 404, wrong methods 405, "
+      "bodies over 64 KiB 413.\n";
+  for (const auto& e : kEndpoints) {
+    out += ".TP\n\\fB" + std::string(e.method) + " " + std::string(e.path) + "\\fR\n" +
+           roff(e.meaning) + "\n";
+  }
+  out += ".SH EXIT STATUS\n" + term_list(kExitCodes);
+  out += ".SH SIGNALS\n" + term_list(kSignals);
+  out += ".SH FILES\n" + term_list(kFiles);
+  out +=
+      ".SH EXAMPLES\n"
+      "Check the packaged configuration, start the service and ask it how it is:\n"
+      ".PP\n"
+      ".RS\n"
+      ".nf\n"
+      "proxmox\\-host\\-agent \\-\\-env\\-file /etc/proxmox\\-host\\-agent/agent.env "
+      "\\-\\-check\\-config\n"
+      "systemctl start proxmox\\-host\\-agent\n"
+      "systemctl status proxmox\\-host\\-agent\n"
+      "curl \\-s localhost:8000/health\n"
+      ".fi\n"
+      ".RE\n"
+      ".SH SEE ALSO\n"
+      ".BR systemctl (1),\n"
+      ".BR journalctl (1),\n"
+      ".BR systemd.exec (5),\n"
+      ".BR pveum (1)\n";
   return out;
 }
 

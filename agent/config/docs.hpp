@@ -1,6 +1,7 @@
 #pragma once
 // Renderings of the settings table: the .env example that ships as the
-// package's agent.env, the README's settings table, and --print-config.
+// package's agent.env, the README's settings table, the man page
+// proxmox-host-agent(8), and --print-config.
 
 #include <string>
 
@@ -14,6 +15,10 @@ namespace pha {
 std::string render_env_example();
 // A Markdown table of every setting: env, flag, default, allowed, help.
 std::string render_settings_markdown();
+// proxmox-host-agent(8) in roff (man(7) macros): every setting with its flag,
+// default, allowed values and meaning, the other flags, the HTTP endpoints,
+// exit codes, signals and files. Generated at build time (pha-gen-docs --man).
+std::string render_man_page();
 // {"settings": {"ENV": {"value": V, "source": S}, ...}}, secrets as "***".
 nlohmann::json print_config_json(const LoadedConfig& config);
 

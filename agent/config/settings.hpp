@@ -65,6 +65,8 @@ struct Settings {
   int healthy_threshold = 2;
   int host_cleanup_age = 300;
   int primary_bonus = 50;
+  bool auto_failover = true;
+  bool auto_recovery = true;
   int retry_max_attempts = 3;
   double retry_base_delay = 1;
   int retry_max_delay = 120;

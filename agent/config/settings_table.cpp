@@ -423,6 +423,14 @@ const std::array kTable = {
   SettingSpec{.env = "RETRY_MAX_DELAY", .flag = "--retry-max-delay", .section = "Resilience",
     .default_value = "120", .help = "Longest delay between retries, in seconds.",
     .kind = ValueKind::integer, .min = 1, .max = 3600, .apply = apply_int<&Settings::retry_max_delay>},
+  SettingSpec{.env = "AUTO_FAILOVER", .flag = "--auto-failover", .section = "Resilience",
+    .default_value = "true",
+    .help = "Fail over when the Proxmox host or AccountDB endpoint in use fails (false: only POST /failover/...).",
+    .kind = ValueKind::boolean, .apply = apply_bool<&Settings::auto_failover>},
+  SettingSpec{.env = "AUTO_RECOVERY", .flag = "--auto-recovery", .section = "Resilience",
+    .default_value = "true",
+    .help = "Return to the primary host or a better endpoint once it is healthy again (false: only POST /failover/reset).",
+    .kind = ValueKind::boolean, .apply = apply_bool<&Settings::auto_recovery>},
 
   // ---- HTTP API ---------------------------------------------------------
   SettingSpec{.env = "BIND_ADDRESS", .flag = "--bind", .section = "HTTP API",

@@ -47,11 +47,30 @@ std::vector<EndpointState> EndpointPool::states_locked() const {
 std::vector<std::string> EndpointPool::order() {
   std::lock_guard lock(mutex_);
   auto order = selector_.order(states_locked());
+  if (order.empty()) {
+    return order;
+  }
+  if (!auto_failover_) {
+    const auto& current = !pinned_.empty() ? pinned_ : !active_.empty() ? active_ : order.front();
+    return {current};
+  }
+  const auto to_front = [&order](const std::string& url) {
+    std::erase(order, url);
+    order.insert(order.begin(), url);
+  };
   if (!pinned_.empty() && monitor_.circuit(pinned_) != CircuitState::open) {
-    std::erase(order, pinned_);
-    order.insert(order.begin(), pinned_);
+    to_front(pinned_);
+  } else if (!auto_recovery_ && selector_.strategy() == Strategy::priority && !active_.empty() &&
+             monitor_.circuit(active_) != CircuitState::open) {
+    to_front(active_);
   }
   return order;
+}
+
+void EndpointPool::set_switches(bool auto_failover, bool auto_recovery) {
+  std::lock_guard lock(mutex_);
+  auto_failover_ = auto_failover;
+  auto_recovery_ = auto_recovery;
 }
 
 void EndpointPool::answered(const Routed& routed) {
@@ -135,6 +154,7 @@ void EndpointPool::reset() {
   monitor_.reset();
   selector_.reset();
   pinned_.clear();
+  active_.clear();  // the strategy's first endpoint is in use again from the next request
 }
 
 void EndpointPool::set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy) {

@@ -37,6 +37,11 @@ class EndpointPool {
   // POST /failover/reset: breakers closed, counts zeroed, no operator choice.
   void reset();
   void set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy);  // SIGHUP
+  // AUTO_FAILOVER false: every request goes to the endpoint in use only (an
+  // operator's choice, else the one that answered last, else the strategy's
+  // first). AUTO_RECOVERY false: the `priority` strategy stays on the
+  // endpoint in use while it works, instead of going back to a better one.
+  void set_switches(bool auto_failover, bool auto_recovery);
   // The endpoints that need a recovery check now (call A): those with a
   // failure since their last success whose breaker lets a request through
   // (closed, or half-open once the open period has passed).
@@ -53,6 +58,8 @@ class EndpointPool {
   FailoverSink sink_;
   std::string active_;
   std::string pinned_;  // an operator's choice
+  bool auto_failover_ = true;
+  bool auto_recovery_ = true;
 };
 
 }  // namespace pha

@@ -140,6 +140,13 @@ bool HostManager::manual() const {
 }
 
 std::vector<std::string> HostManager::order_locked() const {
+  if (!options_.auto_failover) {
+    // The preferred host only; with its breaker open, none.
+    if (monitor_.circuit(preferred_) == CircuitState::open) {
+      return {};
+    }
+    return {preferred_};
+  }
   return order_hosts(monitor_.targets(), preferred_, options_.primary, options_.primary_bonus);
 }
 
@@ -164,6 +171,9 @@ bool HostManager::use_local() {
 
 bool HostManager::has_usable_peer() const {
   std::lock_guard lock(mutex_);
+  if (!options_.auto_failover) {
+    return false;  // nothing to fall back to: the read stays on the preferred host
+  }
   const auto order = order_hosts(monitor_.targets(), "", options_.primary, options_.primary_bonus,
                                  {options_.primary});
   return !order.empty();
@@ -192,7 +202,7 @@ void HostManager::local_failed(const std::string& reason) {
     std::lock_guard lock(mutex_);
     const auto peers = order_hosts(monitor_.targets(), "", options_.primary, options_.primary_bonus,
                                    {options_.primary});
-    if (!peers.empty()) {
+    if (options_.auto_failover && !peers.empty()) {
       manual_ = false;
       switch_locked(peers.front(), reason, "automatic", events);
     }
@@ -204,7 +214,7 @@ void HostManager::answered_by(const std::string& host, const std::string& reason
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
-    if (host != preferred_ && !reason.empty()) {
+    if (options_.auto_failover && host != preferred_ && !reason.empty()) {
       manual_ = false;
       switch_locked(host, reason, "automatic", events);
     }
@@ -218,7 +228,7 @@ void HostManager::evaluate() {
     std::lock_guard lock(mutex_);
     const auto now = clock_.now();
     age_out_locked(now, events);
-    if (preferred_ == options_.primary || manual_) {
+    if (preferred_ == options_.primary || manual_ || !options_.auto_recovery) {
       hold_until_.reset();
     } else {
       const auto primary = monitor_.target(options_.primary);

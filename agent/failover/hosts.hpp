@@ -47,6 +47,11 @@ struct HostOptions {
   // The longest random hold before returning to the primary once it is
   // healthy again (Consul rebalancing, scaled down).
   std::chrono::milliseconds max_hold{30'000};
+  // AUTO_FAILOVER false: the preferred host stays in use when it fails (its
+  // requests fail; health and breakers are still tracked); only an operator
+  // moves it. AUTO_RECOVERY false: no return to the primary by itself.
+  bool auto_failover = true;
+  bool auto_recovery = true;
 };
 
 using FailoverSink = std::function<void(const FailoverEvent&)>;

@@ -352,10 +352,16 @@ json Api::proxmox_json(const Settings& s) const {
   }
   const auto red = redundancy_of(targets, preferred);
   const auto node = ctx_.node_name();
-  return {{"host", preferred},        {"node", node.empty() ? json(nullptr) : json(node)},
-          {"connected", connected},   {"primary", primary},
-          {"preferred", preferred},   {"manual", ctx_.hosts->manual()},
-          {"redundancy", red.level},  {"degraded", red.degraded},
+  return {{"host", preferred},
+          {"node", node.empty() ? json(nullptr) : json(node)},
+          {"connected", connected},
+          {"primary", primary},
+          {"preferred", preferred},
+          {"manual", ctx_.hosts->manual()},
+          {"auto_failover", s.auto_failover},
+          {"auto_recovery", s.auto_recovery},
+          {"redundancy", red.level},
+          {"degraded", red.degraded},
           {"hosts", std::move(hosts)}};
 }
 
@@ -379,6 +385,8 @@ json Api::accountdb_json(const Settings& s) const {
           {"connected", connected},
           {"owner_id", opt(ctx_.owner_id())},
           {"strategy", to_string(s.accountdb_strategy)},
+          {"auto_failover", s.auto_failover},
+          {"auto_recovery", s.auto_recovery},
           {"redundancy", red.level},
           {"degraded", red.degraded},
           {"endpoints", std::move(endpoints)}};

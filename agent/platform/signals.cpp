@@ -51,4 +51,39 @@ void SignalWatcher::loop() {
   }
 }
 
+StopDeadline::StopDeadline(Clock& clock, Clock::Duration grace, std::function<void()> on_expiry)
+    : clock_(clock), grace_(grace), on_expiry_(std::move(on_expiry)) {}
+
+StopDeadline::~StopDeadline() {
+  {
+    // Under the lock: an arm() racing with the destructor either started
+    // the thread before (and it is joined) or sees the cancel and does nothing.
+    std::lock_guard lock(mutex_);
+    cancel_.request_stop();
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void StopDeadline::arm() {
+  std::lock_guard lock(mutex_);
+  if (armed_ || cancel_.stop_requested()) {
+    return;
+  }
+  armed_ = true;
+  thread_ = std::thread([this] { count_down(); });
+}
+
+void StopDeadline::count_down() {
+  const auto deadline = clock_.now() + grace_;
+  WakeReason reason = WakeReason::woken;
+  while (reason == WakeReason::woken) {  // nobody wakes it; a stray wake-up must not end it early
+    reason = clock_.wait_until(cancel_, deadline);
+  }
+  if (reason == WakeReason::deadline) {
+    on_expiry_();
+  }
+}
+
 }  // namespace pha

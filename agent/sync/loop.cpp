@@ -77,9 +77,6 @@ void SyncLoop::sync_thread() {
       std::lock_guard lock(mutex_);
       last_progress_ = clock_.now();
     }
-    if (on_cycle_) {
-      on_cycle_(report);
-    }
     const auto t = timings();
     Clock::Duration wait{};
     if (report.accountdb_unreachable) {
@@ -94,6 +91,10 @@ void SyncLoop::sync_thread() {
     }
     next_cycle_at_ =
         clock_.unix_now() + std::chrono::duration_cast<std::chrono::seconds>(wait).count();
+    // After the schedule, so the observer can say when the next cycle runs.
+    if (on_cycle_) {
+      on_cycle_(report);
+    }
     if (clock_.wait_for(sync_interrupt_, wait) == WakeReason::stopped) {
       break;
     }

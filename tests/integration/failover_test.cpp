@@ -281,3 +281,55 @@ TEST_CASE("failover: discovered peers from /cluster/status take over") {
   CHECK(s["sync"]["last_result"]["status"] != "error");
   CHECK(s["proxmox"]["host"] != w.host("pve1"));
 }
+
+TEST_CASE("switches: AUTO_FAILOVER=false keeps the dead host in use until a manual failover") {
+  Cluster w;
+  RunningAgent a(w, w.failover_env({{"AUTO_FAILOVER", "false"}}));
+  REQUIRE(a.wait_cycles(1));
+  CHECK(a.get_json("/status")["proxmox"]["auto_failover"] == false);
+  w.pve.host("pve1").set_fault({.kind = sim::FaultKind::down});
+  auto s = cycle(a);
+  CHECK(s["sync"]["last_result"]["status"] == "error");
+  CHECK(s["proxmox"]["host"] == w.host("pve1"));
+  CHECK(w.cluster_reads("pve2") + w.cluster_reads("pve3") == 0);
+  CHECK(events_of(a).empty());
+  auto r = a.post("/failover/proxmox", {}, R"({"host":")" + w.host("pve2") + R"("})");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  s = cycle(a);
+  CHECK(s["sync"]["last_result"]["status"] != "error");
+  CHECK(s["proxmox"]["host"] == w.host("pve2"));
+  CHECK(w.cluster_reads("pve2") >= 1);
+}
+
+TEST_CASE("switches: AUTO_RECOVERY=false stays on the backup after the primary recovers") {
+  Cluster w;
+  RunningAgent a(w, w.failover_env({{"AUTO_RECOVERY", "false"}}));
+  REQUIRE(a.wait_cycles(1));
+  w.pve.host("pve1").set_fault({.kind = sim::FaultKind::down});
+  const auto peer = cycle(a)["proxmox"]["host"];
+  REQUIRE(w.is_peer(peer));
+  w.pve.host("pve1").clear_fault();
+  REQUIRE(a.wait_status(
+      [&](const nlohmann::json& s) {
+        for (const auto& h : s["proxmox"]["hosts"]) {
+          if (h["url"] == w.host("pve1")) {
+            return h["status"] == "healthy";
+          }
+        }
+        return false;
+      },
+      30s));
+  // Two more health rounds: with AUTO_RECOVERY the primary would be back by then.
+  const auto checks = w.pve.host("pve1").count("GET /api2/json/version");
+  REQUIRE(a.wait_status(
+      [&](const nlohmann::json&) {
+        return w.pve.host("pve1").count("GET /api2/json/version") >= checks + 2;
+      },
+      30s));
+  CHECK(a.get_json("/status")["proxmox"]["preferred"] == peer);
+  auto r = a.post("/failover/reset");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(a.get_json("/status")["proxmox"]["preferred"] == w.host("pve1"));
+}

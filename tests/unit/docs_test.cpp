@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "agent/config/cli.hpp"
 #include "agent/config/env_file.hpp"
 
 using namespace pha;
@@ -24,6 +25,19 @@ std::optional<std::string> slurp(const std::string& path) {
 }
 
 const std::string kRegenerate = "regenerate with: cmake --build build --target update-docs";
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// How the man page writes something typed as it is: bold, '-' as "\-".
+std::string man_literal(std::string_view s) {
+  std::string out = "\\fB";
+  for (char c : s) {
+    out += c == '-' ? std::string("\\-") : std::string(1, c);
+  }
+  return out + "\\fR";
+}
 
 }  // namespace
 
@@ -152,4 +166,88 @@ TEST_CASE("every setting and flag of interface.md is in the table") {
     }
   }
   CHECK(rows >= 40);
+}
+
+TEST_CASE("the man page documents every setting: variable - flag - default - allowed - meaning") {
+  const auto man = render_man_page();
+  for (const auto& spec : settings_table()) {
+    CHECK_MESSAGE(contains(man, ".TP\n" + man_literal(spec.env)), spec.env);
+    if (spec.secret) {
+      CHECK_MESSAGE(contains(man, man_literal(file_variant(spec))), spec.env);
+    } else {
+      CHECK_MESSAGE(contains(man, man_literal(spec.flag)), spec.env);
+    }
+    CHECK_MESSAGE(contains(man, std::string(spec.help)), spec.env);
+    const std::string shown = !spec.default_doc.empty()    ? std::string(spec.default_doc)
+                              : spec.required              ? std::string("(required)")
+                              : spec.default_value.empty() ? std::string("(empty)")
+                                                           : std::string(spec.default_value);
+    CHECK_MESSAGE(contains(man, "Allowed: " + describe_allowed(spec) + ". Default: " + shown + "."),
+                  spec.env);
+  }
+}
+
+TEST_CASE("the man page lists every flag that --help lists") {
+  const char* argv[] = {"proxmox-host-agent", "--help"};
+  auto parsed = parse_command_line(2, argv);
+  const auto* help = std::get_if<CliExit>(&parsed);
+  REQUIRE(help != nullptr);
+  const auto man = render_man_page();
+  const std::regex flag_re("--[a-z][a-z0-9-]*");
+  int flags = 0;
+  for (auto it = std::sregex_iterator(help->out.begin(), help->out.end(), flag_re);
+       it != std::sregex_iterator(); ++it) {
+    ++flags;
+    CHECK_MESSAGE(contains(man, man_literal(it->str())), it->str(),
+                  " is in --help, not in the man page");
+  }
+  CHECK(flags > 40);
+}
+
+TEST_CASE("the man page lists every HTTP endpoint and exit code of interface.md") {
+  const auto spec = slurp(std::string(PHA_SPEC_DIR) + "/interface.md");
+  if (!spec) {
+    MESSAGE("interface.md not found beside the checkout; skipped");
+    return;
+  }
+  const auto man = render_man_page();
+  // | GET `/health` | ... and | 78 | ...
+  const std::regex endpoint(R"(^\| (GET|POST) `([^`]+)` \|)");
+  const std::regex exit_code(R"(^\| ([0-9]+) \|)");
+  std::istringstream in(*spec);
+  std::string line;
+  int endpoints = 0;
+  int codes = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, endpoint)) {
+      ++endpoints;
+      CHECK_MESSAGE(contains(man, ".TP\n\\fB" + m[1].str() + " " + m[2].str() + "\\fR\n"),
+                    m[1].str(), " ", m[2].str());
+    } else if (std::regex_search(line, m, exit_code)) {
+      ++codes;
+      CHECK_MESSAGE(contains(man, ".TP\n" + man_literal(m[1].str()) + "\n"), "exit code ",
+                    m[1].str());
+    }
+  }
+  CHECK(endpoints >= 15);
+  CHECK(codes == 4);
+}
+
+TEST_CASE("the man page is plain man(7): known requests only - a title - every section") {
+  const auto man = render_man_page();
+  const std::set<std::string> requests = {".\\\"", ".TH", ".SH", ".SS", ".TP", ".PP", ".br",
+                                          ".nf",   ".fi", ".RS", ".RE", ".BR", ".nh", ".ad"};
+  std::istringstream in(man);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && (line.front() == '.' || line.front() == '\'')) {
+      CHECK_MESSAGE(requests.count(line.substr(0, line.find(' '))) == 1, line);
+    }
+  }
+  CHECK(man.starts_with(".\\\" "));
+  for (const char* section : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT",
+                              "HTTP API", "EXIT STATUS", "SIGNALS", "FILES", "SEE ALSO"}) {
+    CHECK_MESSAGE(contains(man, ".SH " + std::string(section) + "\n"), section);
+  }
 }

@@ -218,3 +218,36 @@ TEST_CASE("hosts: manual failover and reset") {
   CHECK(w.events[1].kind == "manual");
   CHECK(w.events[1].reason == "failover reset through the API");
 }
+
+TEST_CASE("hosts: AUTO_FAILOVER false keeps the failed host until an operator moves it") {
+  HostOptions o = World::options();
+  o.auto_failover = false;
+  World w(o);
+  CHECK_FALSE(w.hosts.has_usable_peer());
+  w.hosts.local_failed("network: connection refused");
+  CHECK(w.hosts.preferred() == P);
+  CHECK(w.hosts.order() == std::vector<std::string>{P});
+  w.observe(P, refused(), 3);
+  CHECK(w.hosts.order().empty());  // open: its requests fail without being sent
+  w.hosts.answered_by(B, "network on P: refused");
+  CHECK(w.hosts.preferred() == P);
+  CHECK(w.events.empty());
+  CHECK_FALSE(w.hosts.prefer(B).has_value());
+  CHECK(w.hosts.preferred() == B);
+  CHECK(w.hosts.order() == std::vector<std::string>{B});
+}
+
+TEST_CASE("hosts: AUTO_RECOVERY false stays on the peer after the primary recovers") {
+  HostOptions o = World::options();
+  o.auto_recovery = false;
+  World w(o);
+  w.hosts.local_failed("network: connection refused");
+  REQUIRE(w.hosts.preferred() == B);
+  w.observe(P, ok(), 2);
+  w.hosts.evaluate();
+  w.clock.advance(60s);
+  CHECK_FALSE(w.hosts.use_local());
+  CHECK(w.hosts.preferred() == B);
+  w.hosts.reset();
+  CHECK(w.hosts.preferred() == P);
+}
