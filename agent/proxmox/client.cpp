@@ -236,6 +236,16 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
       if (ip) {
         d.ip = *ip;
       }
+    } else if (qemu && ifs.status == 403) {
+      // The guest agent call needs VM.Monitor (PVE 8), which PVEAuditor
+      // lacks: a permanent answer, cached, so that each running VM does not
+      // cost a refused call every cycle. Said once per run.
+      if (!agent_denied_logged_.exchange(true)) {
+        log::warn("proxmox_agent_denied",
+                  "the QEMU guest agent call is not permitted: guest IP addresses stay empty; "
+                  "grant VM.Monitor to read them",
+                  {{"vmid", g.vmid}, {"reason", ifs.message}});
+      }
     } else if (!(qemu && ifs.kind == FailureKind::server && ifs.status == 500)) {
       // A 500 from the guest agent call means no agent runs: that is an
       // answer, cached like any other. Anything else is tried again.

@@ -150,6 +150,7 @@ class ProxmoxClient {
   Transport transport_;
   Clock& clock_;
   std::atomic<std::uint64_t> requests_{0};
+  std::atomic<bool> agent_denied_logged_{false};
   // Guards ticket_ and failover_. Requests are not serialised here: the
   // transport sends one request at a time to each host (quiet neighbour).
   std::mutex ticket_mutex_;

@@ -213,6 +213,22 @@ TEST_CASE("a passing failure of a detail call keeps the known details and is ret
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 1);
 }
 
+TEST_CASE("a guest agent call refused for want of VM.Monitor is cached and not asked every cycle") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  f.http.on("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces",
+            http_answer(403, "", "Permission check failed (/vms/100, VM.Monitor)"));
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
+  CHECK_FALSE(find(r, 100)->ip_address.has_value());
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces") == 1);
+  f.http.clear_requests();
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces") == 0);
+  CHECK(f.http.requests().size() == 2);  // the two list calls only
+}
+
 TEST_CASE("VM_DETAILS off and SYNC_GUEST_TYPES=qemu make one list call and nothing else") {
   auto o = token_options();
   o.vm_details = false;
