@@ -24,6 +24,7 @@
 
 #include "agent/app/upstreams.hpp"
 #include "agent/sync/engine.hpp"
+#include "bench/bench_credentials.hpp"
 #include "tests/sim/adb_sim.hpp"
 #include "tests/sim/pve_sim.hpp"
 #include "tests/support/process.hpp"
@@ -33,9 +34,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kTokenId = "bench@pve!sync";
-const std::string kTokenSecret = "0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e";
-const std::string kKey = "BenchKeyBenchKeyBenchKeyBenchKeyBenchKey123";
+using bench::kKey;
+using bench::kTokenId;
+using bench::kTokenSecret;
 
 struct Setup {
   test::TempDir dir;

@@ -6,6 +6,7 @@
 
 #include <climits>
 
+#include "agent/core/url.hpp"
 #include "agent/platform/logging.hpp"
 
 namespace pha {
@@ -114,7 +115,7 @@ std::string base_of(const std::string& url, const std::vector<std::string>& base
       best = b;
     }
   }
-  return best.empty() ? origin_of_url(url) : best;
+  return best.empty() ? url_origin(url) : best;
 }
 
 // Quiet neighbour (proxmox.md): one request at a time to each Proxmox host,
@@ -127,7 +128,7 @@ class OnePerHost final : public HttpClient {
     std::shared_ptr<std::mutex> host;
     {
       std::lock_guard lock(mutex_);
-      auto& m = per_host_[origin_of_url(request.url)];
+      auto& m = per_host_[url_origin(request.url)];
       if (!m) {
         m = std::make_shared<std::mutex>();
       }

@@ -122,4 +122,12 @@ Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
   return url;
 }
 
+std::string url_origin(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    return std::string(url);
+  }
+  return std::string(url.substr(0, url.find_first_of("/?", scheme_end + 3)));
+}
+
 }  // namespace pha

@@ -31,4 +31,8 @@ Result<Url> parse_url(std::string_view text, UrlDefaults defaults);
 
 bool is_ip_literal(std::string_view host);
 
+// scheme://host:port of a full URL (what a target is keyed by); the text
+// itself when it has no scheme.
+std::string url_origin(std::string_view url);
+
 }  // namespace pha

@@ -27,13 +27,17 @@ EndpointPool::EndpointPool(std::vector<AccountDbEndpoint> endpoints, Strategy st
 }
 
 std::vector<EndpointState> EndpointPool::states_locked() const {
+  // One snapshot of the monitor per request, not one per endpoint.
+  const auto targets = monitor_.targets();
   std::vector<EndpointState> out;
   for (const auto& e : endpoints_) {
     EndpointState s;
     s.url = e.url.str();
     s.priority = e.priority;
     s.weight = e.weight;
-    if (const auto t = monitor_.target(s.url)) {
+    const auto t = std::find_if(targets.begin(), targets.end(),
+                                [&s](const TargetView& v) { return v.info.url == s.url; });
+    if (t != targets.end()) {
       s.circuit = t->health.circuit;
       s.good_standing =
           t->health.circuit == CircuitState::closed && t->health.consecutive_failures == 0;

@@ -7,14 +7,6 @@
 
 namespace pha {
 
-std::string origin_of_url(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) {
-    return url;
-  }
-  return url.substr(0, url.find_first_of("/?", scheme_end + 3));
-}
-
 std::string describe_failures(const std::vector<std::pair<std::string, HttpOutcome>>& failed) {
   if (failed.empty()) {
     return "";

@@ -94,7 +94,4 @@ HttpOutcome send_with_retry(HttpClient& client, const HttpRequest& request,
 // event, from the first target that failed.
 std::string describe_failures(const std::vector<std::pair<std::string, HttpOutcome>>& failed);
 
-// The base URL of a request: scheme://host:port.
-std::string origin_of_url(const std::string& url);
-
 }  // namespace pha

@@ -6,16 +6,6 @@ namespace pha {
 
 namespace {
 
-// scheme://host:port of a request URL.
-std::string origin_of(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) {
-    return url;
-  }
-  const auto path = url.find_first_of("/?", scheme_end + 3);
-  return url.substr(0, path);
-}
-
 bool counts_for_health(const HttpRequest& r) {
   return r.retry || r.health_check;
 }
@@ -71,7 +61,7 @@ UpstreamMonitor::Target& UpstreamMonitor::find(const std::string& url) {
   if (best != nullptr) {
     return *best;
   }
-  const auto origin = origin_of(url);
+  const auto origin = url_origin(url);
   for (auto& t : targets_) {
     if (t->info.url == origin) {
       return *t;

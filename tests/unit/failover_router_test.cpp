@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "agent/core/url.hpp"
 #include "agent/failover/router.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_http.hpp"
@@ -26,14 +27,14 @@ class Hosts final : public HttpClient {
   HttpOutcome send(const HttpRequest& r) override {
     std::lock_guard lock(mutex_);
     sent_.push_back(r.url);
-    const auto it = answers_.find(origin_of_url(r.url));
+    const auto it = answers_.find(url_origin(r.url));
     return it == answers_.end() ? test::http_failure(FailureKind::network, "no route") : it->second;
   }
   std::size_t sent_to(const std::string& origin) const {
     std::lock_guard lock(mutex_);
     std::size_t n = 0;
     for (const auto& u : sent_) {
-      n += origin_of_url(u) == origin ? 1U : 0U;
+      n += url_origin(u) == origin ? 1U : 0U;
     }
     return n;
   }
