@@ -10,6 +10,7 @@
 #include "agent/health/checker.hpp"
 #include "agent/http/api.hpp"
 #include "agent/http/server.hpp"
+#include "agent/notify/rules.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/systemd.hpp"
 #include "agent/status/monitor.hpp"
@@ -85,9 +86,9 @@ void on_target_change(StatusStore& store, const TargetChange& c, const std::stri
 }
 
 // A change of the host or endpoint in use: persisted, logged, and in the
-// status history.
-void on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
-  const auto stored = events.record(e);
+// status history. Returns it as stored (with its id).
+FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
+  auto stored = events.record(e);
   const bool proxmox = e.target == "proxmox";
   const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
   const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
@@ -103,6 +104,7 @@ void on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e
     log::info("failover", what + " changed by an operator to " + e.to, fields);
     store.set_state(component, "ok", what + " " + e.to + " chosen by an operator");
   }
+  return stored;
 }
 
 std::string state_path_of(const Settings& s, const std::string& name) {
@@ -163,8 +165,20 @@ int Agent::run() {
   for (const auto& note : failover_log.load()) {
     log::warn("state_loaded", note);
   }
-  const auto sink = [&failover_log, &store](const FailoverEvent& e) {
-    on_failover(failover_log, store, e);
+  const auto node_name = [this, &store] {
+    {
+      std::lock_guard lock(mutex_);
+      if (!settings_->node_name.empty()) {
+        return settings_->node_name;
+      }
+    }
+    const auto v = store.vms();
+    return v ? v->node : std::string();
+  };
+  Webhooks webhooks(webhook_options(s), webhook_http_client(s), clock_, node_name, {});
+  Notifier notifier(webhooks, s.webhook_sync_failures);
+  const auto sink = [&failover_log, &store, &notifier](const FailoverEvent& e) {
+    notifier.failover(on_failover(failover_log, store, e));
   };
   ProxmoxUpstream proxmox(s, clock_, interrupt_, sink);
   AccountDbUpstream accountdb(s, clock_, interrupt_, sink);
@@ -176,18 +190,36 @@ int Agent::run() {
     return run_once(engine);
   }
 
-  proxmox.monitor().set_change_observer([&store, &proxmox](const TargetChange& c) {
-    on_target_change(store, c, proxmox.hosts().preferred());
-  });
-  accountdb.monitor().set_change_observer([&store, &accountdb](const TargetChange& c) {
-    on_target_change(store, c, accountdb.pool().active());
-  });
+  const auto accountdb_in_use = [&accountdb, &s] {
+    auto active = accountdb.pool().active();
+    return active.empty() ? s.accountdb_endpoints.front().url.str() : active;
+  };
+  const auto check_redundancy = [&notifier, &proxmox, &accountdb, &accountdb_in_use] {
+    notifier.redundancy("proxmox", proxmox.monitor().targets(), proxmox.hosts().preferred());
+    notifier.redundancy("accountdb", accountdb.monitor().targets(), accountdb_in_use());
+  };
+  proxmox.monitor().set_change_observer(
+      [&store, &proxmox, &check_redundancy](const TargetChange& c) {
+        on_target_change(store, c, proxmox.hosts().preferred());
+        check_redundancy();
+      });
+  accountdb.monitor().set_change_observer(
+      [&store, &accountdb, &check_redundancy](const TargetChange& c) {
+        on_target_change(store, c, accountdb.pool().active());
+        check_redundancy();
+      });
+  for (auto* m : {&proxmox.monitor(), &accountdb.monitor()}) {
+    m->set_outcome_observer([&notifier, m](const std::string& target, const Observation& o) {
+      notifier.outcome(m->name(), target, o);
+    });
+  }
   std::atomic<std::int64_t> owner_id{-1};
   // The observer runs on the loop's thread after start(), when `loop` exists.
   SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run,
-                [this, &store, &owner_id, &loop](const CycleReport& r) {
+                [this, &store, &owner_id, &loop, &notifier](const CycleReport& r) {
                   log_cycle(r);
                   store.record_cycle(r);
+                  notifier.cycle(r.success, r.message, r.finished_at);
                   if (r.owner_id) {
                     owner_id = *r.owner_id;
                   }
@@ -200,9 +232,10 @@ int Agent::run() {
   });
   HealthChecker checker(
       clock_,
-      [&proxmox, &accountdb] {
+      [&proxmox, &accountdb, &check_redundancy] {
         proxmox.health_round();
         accountdb.recovery_round();
+        check_redundancy();  // discovery may have changed the hosts
       },
       std::chrono::seconds(s.health_check_interval));
 
@@ -239,16 +272,8 @@ int Agent::run() {
     const auto v = owner_id.load();
     return v < 0 ? std::nullopt : std::optional<std::int64_t>(v);
   };
-  ctx.node_name = [this, &store] {
-    {
-      std::lock_guard lock(mutex_);
-      if (!settings_->node_name.empty()) {
-        return settings_->node_name;
-      }
-    }
-    const auto v = store.vms();
-    return v ? v->node : std::string();
-  };
+  ctx.node_name = node_name;
+  ctx.webhooks = [&webhooks] { return webhooks.stats(); };
   ctx.server_stats = [&server] { return server->stats(); };
   ctx.responses_by_status = [&server] { return server->responses_by_status(); };
   Api api(std::move(ctx));
@@ -278,9 +303,12 @@ int Agent::run() {
     store_ = &store;
     proxmox_ = &proxmox;
     accountdb_ = &accountdb;
+    webhooks_ = &webhooks;
+    notifier_ = &notifier;
   }
   systemd::notify_ready("listening on " + s.bind_address + ":" + std::to_string(server->port()) +
                         "; first sync running");
+  webhooks.start();
   loop.start();
   checker.start();
   // /health's rule: the watchdog and /health never disagree on "stuck".
@@ -291,6 +319,7 @@ int Agent::run() {
   server->stop();  // no new requests; a running job ends with the interrupt
   checker.stop();
   loop.stop();
+  webhooks.stop();
   {
     std::lock_guard lock(mutex_);
     engine_ = nullptr;
@@ -299,6 +328,8 @@ int Agent::run() {
     store_ = nullptr;
     proxmox_ = nullptr;
     accountdb_ = nullptr;
+    webhooks_ = nullptr;
+    notifier_ = nullptr;
   }
   log::info("agent_stopped", "stopped");
   return 0;
@@ -354,6 +385,16 @@ void Agent::reload(LoadedConfig config) {
   if (proxmox_ != nullptr) {
     proxmox_->apply(s);
     accountdb_->apply(s);
+  }
+  if (webhooks_ != nullptr) {
+    webhooks_->apply(webhook_options(s));
+    notifier_->set_sync_failures(s.webhook_sync_failures);
+    const auto& before = config_.settings;
+    if (before.webhook_urls != s.webhook_urls || before.webhook_token != s.webhook_token ||
+        before.webhook_timeout != s.webhook_timeout) {
+      log::warn("reload_partial",
+                "WEBHOOK_URLS, WEBHOOK_TOKEN and WEBHOOK_TIMEOUT take effect at the next start");
+    }
   }
   if (store_ != nullptr) {
     store_->set_history_size(static_cast<std::size_t>(s.status_history_size));

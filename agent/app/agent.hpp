@@ -15,6 +15,8 @@ namespace pha {
 class AccountDbUpstream;
 struct CycleReport;
 class HealthChecker;
+class Notifier;
+class Webhooks;
 struct Liveness;
 class ProxmoxUpstream;
 class StatusStore;
@@ -60,6 +62,8 @@ class Agent {
   StatusStore* store_ = nullptr;
   ProxmoxUpstream* proxmox_ = nullptr;
   AccountDbUpstream* accountdb_ = nullptr;
+  Webhooks* webhooks_ = nullptr;
+  Notifier* notifier_ = nullptr;
 };
 
 }  // namespace pha

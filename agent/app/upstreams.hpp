@@ -17,6 +17,7 @@
 #include "agent/failover/router.hpp"
 #include "agent/net/curl_client.hpp"
 #include "agent/net/retry.hpp"
+#include "agent/notify/webhook.hpp"
 #include "agent/proxmox/client.hpp"
 #include "agent/status/monitor.hpp"
 
@@ -30,6 +31,10 @@ HttpClientOptions proxmox_http_options(const Settings& s);
 ProxmoxClientOptions proxmox_client_options(const Settings& s);
 
 HttpClientOptions accountdb_http_options(const Settings& s);
+
+// The webhooks' options and their libcurl client (the system's trust store).
+WebhookOptions webhook_options(const Settings& s);
+std::unique_ptr<HttpClient> webhook_http_client(const Settings& s);
 
 // The health settings of resilience.md from the settings.
 HealthSettings health_settings(const Settings& s);

@@ -4,8 +4,8 @@ namespace pha {
 
 std::vector<std::string> Settings::secrets() const {
   std::vector<std::string> out;
-  for (const auto* s :
-       {&proxmox_password, &proxmox_token_secret, &accountdb_api_key, &agent_api_token}) {
+  for (const auto* s : {&proxmox_password, &proxmox_token_secret, &accountdb_api_key,
+                        &agent_api_token, &webhook_token}) {
     if (!s->empty()) {
       out.push_back(*s);
     }

@@ -2,8 +2,10 @@
 // The agent's effective settings, typed. Filled only by the config layer
 // (settings_table.cpp describes every field); everything else reads it.
 
+#include <array>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/core/url.hpp"
@@ -80,6 +82,14 @@ struct Settings {
   std::string tls_key_file;
   int status_history_size = 10;
 
+  // Webhooks
+  std::vector<std::string> webhook_urls;  // full URLs (a path may hold a receiver's secret)
+  std::string webhook_token;              // secret
+  int webhook_timeout = 5;
+  std::vector<std::string> webhook_events;  // WebhookEvent names, in table order
+  int webhook_queue_size = 100;
+  int webhook_sync_failures = 3;
+
   // Logging and state
   std::string log_level;  // trace, debug, info, warning, error, critical
   bool debug = false;
@@ -92,5 +102,9 @@ struct Settings {
 };
 
 std::string_view to_string(Strategy s);
+
+// The events a webhook receiver may get (WEBHOOK_EVENTS), in the order shown.
+inline constexpr std::array<std::string_view, 6> kWebhookEventNames = {
+    "failover", "recovery", "redundancy", "sync_failed", "sync_recovered", "auth_failed"};
 
 }  // namespace pha

@@ -155,6 +155,63 @@ Result<std::string> apply_fingerprints(const SettingSpec& spec, std::string_view
   return normal;
 }
 
+// A receiver's URL: http or https, a host, an optional port, path and query
+// (many receivers put their own secret in the path, so the URL is shown only
+// as its origin). No user info: the token goes in WEBHOOK_TOKEN.
+Result<std::string> apply_webhook_urls(const SettingSpec&, std::string_view raw, Settings& out) {
+  out.webhook_urls.clear();
+  std::string normal;
+  for (const auto& item : split_list(raw)) {
+    const auto query = item.find('?');
+    auto url = parse_url(std::string_view(item).substr(0, query), {});
+    if (!url) {
+      return Error{"expected comma-separated http or https URLs; " + url_display(item) + " " +
+                   url.error()};
+    }
+    auto full = url->str() + (query == std::string::npos ? "" : item.substr(query));
+    if (std::find(out.webhook_urls.begin(), out.webhook_urls.end(), full) !=
+        out.webhook_urls.end()) {
+      return Error{"lists " + url_display(full) + " twice"};
+    }
+    normal += (normal.empty() ? "" : ",") + url_display(full);
+    out.webhook_urls.push_back(std::move(full));
+  }
+  return normal;
+}
+
+std::string show_webhook_urls(std::string_view raw) {
+  std::string out;
+  for (const auto& item : split_list(raw)) {
+    out += (out.empty() ? "" : ",") + url_display(item);
+  }
+  return out;
+}
+
+Result<std::string> apply_webhook_events(const SettingSpec& spec, std::string_view raw,
+                                         Settings& out) {
+  std::set<std::string> chosen;
+  for (const auto& item : split_list(raw)) {
+    const auto known = std::find_if(kWebhookEventNames.begin(), kWebhookEventNames.end(),
+                                    [&](std::string_view n) { return iequals(n, item); });
+    if (known == kWebhookEventNames.end()) {
+      return Error{"'" + item + "' is not an event; expected " + std::string(spec.allowed)};
+    }
+    chosen.insert(std::string(*known));
+  }
+  if (chosen.empty()) {
+    return Error{"names no event; leave WEBHOOK_URLS empty to send none"};
+  }
+  out.webhook_events.clear();
+  std::string normal;
+  for (const auto n : kWebhookEventNames) {  // table order, whatever the order given
+    if (chosen.contains(std::string(n))) {
+      out.webhook_events.emplace_back(n);
+      normal += (normal.empty() ? "" : ",") + std::string(n);
+    }
+  }
+  return normal;
+}
+
 Result<std::string> apply_node_name(const SettingSpec& spec, std::string_view raw, Settings& out) {
   if (raw.empty() || iequals(raw, "auto")) {
     out.node_name.clear();
@@ -455,6 +512,28 @@ const std::array kTable = {
     .default_value = "10", .help = "Status changes kept in /status history.",
     .kind = ValueKind::integer, .min = 1, .max = 1000, .apply = apply_int<&Settings::status_history_size>},
 
+  // ---- Webhooks ---------------------------------------------------------
+  SettingSpec{.env = "WEBHOOK_URLS", .flag = "--webhook-urls", .section = "Webhooks",
+    .allowed = "comma-separated http or https URLs",
+    .help = "Receivers of the failover and sync events (empty: none are sent); shown by origin only.",
+    .apply = apply_webhook_urls, .show = show_webhook_urls},
+  SettingSpec{.env = "WEBHOOK_TOKEN", .section = "Webhooks", .allowed = "any text",
+    .help = "Sent as Authorization: Bearer, and the HMAC-SHA256 key of the X-Signature header.",
+    .secret = true, .apply = apply_secret},
+  SettingSpec{.env = "WEBHOOK_TIMEOUT", .flag = "--webhook-timeout", .section = "Webhooks",
+    .default_value = "5", .help = "Seconds one delivery attempt may take.",
+    .kind = ValueKind::integer, .min = 1, .max = 60, .apply = apply_int<&Settings::webhook_timeout>},
+  SettingSpec{.env = "WEBHOOK_EVENTS", .flag = "--webhook-events", .section = "Webhooks",
+    .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed",
+    .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed",
+    .help = "Which events are sent.", .apply = apply_webhook_events},
+  SettingSpec{.env = "WEBHOOK_QUEUE_SIZE", .flag = "--webhook-queue-size", .section = "Webhooks",
+    .default_value = "100", .help = "Events waiting per receiver; when full the oldest is dropped and counted.",
+    .kind = ValueKind::integer, .min = 1, .max = 10000, .apply = apply_int<&Settings::webhook_queue_size>},
+  SettingSpec{.env = "WEBHOOK_SYNC_FAILURES", .flag = "--webhook-sync-failures", .section = "Webhooks",
+    .default_value = "3", .help = "Consecutive failed cycles before sync_failed is sent.",
+    .kind = ValueKind::integer, .min = 1, .max = 1000, .apply = apply_int<&Settings::webhook_sync_failures>},
+
   // ---- Logging and state ------------------------------------------------
   SettingSpec{.env = "LOG_LEVEL", .flag = "--log-level", .section = "Logging and state",
     .default_value = "info", .help = "Least severe level that is logged.",
@@ -485,6 +564,8 @@ Result<std::string> apply_secret(const SettingSpec& spec, std::string_view raw, 
     target = &out.accountdb_api_key;
   } else if (spec.env == "AGENT_API_TOKEN") {
     target = &out.agent_api_token;
+  } else if (spec.env == "WEBHOOK_TOKEN") {
+    target = &out.webhook_token;
   }
   if (target == nullptr) {
     return Error{"is not a known secret"};

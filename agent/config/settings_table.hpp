@@ -39,6 +39,9 @@ struct SettingSpec {
   ApplyFn apply = nullptr;
   // The default shown in docs when it is computed ("min(60, UPDATE_INTERVAL)").
   std::string_view default_doc;
+  // How a value as given is shown in an error; null: as it is. (Secrets are
+  // never shown; webhook URLs only by origin.)
+  std::string (*show)(std::string_view raw) = nullptr;
 };
 
 std::span<const SettingSpec> settings_table();

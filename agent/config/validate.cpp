@@ -44,7 +44,10 @@ class Validator {
   }
 
   static std::string shown(const SettingSpec& spec, std::string_view value) {
-    return spec.secret ? std::string(kMask) : std::string(value);
+    if (spec.secret) {
+      return std::string(kMask);
+    }
+    return spec.show != nullptr ? spec.show(value) : std::string(value);
   }
 
   void error(std::string_view name, std::string_view value, const Origin& origin,
@@ -190,6 +193,13 @@ class Validator {
       missing("AGENT_API_TOKEN", "AGENT_READ_AUTH=true (from " +
                                      origin_of("AGENT_READ_AUTH").where +
                                      ") needs a token to check (or AGENT_API_TOKEN_FILE)");
+    }
+    for (const auto& url : s.webhook_urls) {
+      if (webhook_loops_back(url, s.bind_address, s.port)) {
+        error("WEBHOOK_URLS", url_display(url), origin_of("WEBHOOK_URLS"),
+              "is the agent's own HTTP API (BIND_ADDRESS " + s.bind_address + ", PORT " +
+                  std::to_string(s.port) + "): its events would loop back to it");
+      }
     }
     if (s.retry_base_delay > s.retry_max_delay) {
       error("RETRY_BASE_DELAY", format_decimal(s.retry_base_delay), origin_of("RETRY_BASE_DELAY"),

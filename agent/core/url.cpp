@@ -130,4 +130,37 @@ std::string url_origin(std::string_view url) {
   return std::string(url.substr(0, url.find_first_of("/?", scheme_end + 3)));
 }
 
+std::string url_display(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  const auto host_from = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  auto cut = url.find_first_of("/?#", host_from);
+  if (cut == std::string_view::npos) {
+    cut = url.size();
+  }
+  auto authority = url.substr(host_from, cut - host_from);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);  // user info is never shown
+  }
+  const bool more = cut < url.size() && !(cut + 1 == url.size() && url[cut] == '/');
+  return std::string(url.substr(0, host_from)) + std::string(authority) + (more ? "/..." : "");
+}
+
+bool webhook_loops_back(std::string_view url, std::string_view bind, int port) {
+  const auto u = parse_url(url.substr(0, url.find('?')), {});
+  if (port == 0 || !u || u->port != port) {
+    return false;
+  }
+  std::string host = u->host;
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (host == bind) {
+    return true;
+  }
+  const auto loopback = [](std::string_view h) {
+    return h == "localhost" || h.ends_with(".localhost") || h.starts_with("127.") || h == "::1";
+  };
+  const bool wildcard = bind == "0.0.0.0" || bind == "::";
+  return (wildcard || loopback(bind)) && (loopback(host) || host == "0.0.0.0" || host == "::");
+}
+
 }  // namespace pha

@@ -35,4 +35,14 @@ bool is_ip_literal(std::string_view host);
 // itself when it has no scheme.
 std::string url_origin(std::string_view url);
 
+// How a URL whose path may hold a secret (a webhook receiver's) is shown in
+// logs and answers: its origin (never user info), and "/..." when it has more.
+std::string url_display(std::string_view url);
+
+// Whether a webhook sent to `url` would reach the agent's own HTTP API, which
+// listens on `bind`:`port`: the same port, and the bind address itself or,
+// when the agent listens on a wildcard or loopback address, a loopback name
+// or address. Always false for port 0 (a port picked at start).
+bool webhook_loops_back(std::string_view url, std::string_view bind, int port);
+
 }  // namespace pha

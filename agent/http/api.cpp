@@ -145,26 +145,6 @@ Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& serve
   return {true, ""};
 }
 
-Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active) {
-  Redundancy r;
-  const auto n = targets.size();
-  r.level = n <= 1 ? "single" : n == 2 ? "dual" : "multi";
-  std::size_t healthy = 0;
-  bool active_healthy = false;
-  bool healthy_backup = false;
-  for (const auto& t : targets) {
-    const bool ok = t.health.status == HealthStatus::healthy;
-    healthy += ok ? 1 : 0;
-    if (t.info.url == active) {
-      active_healthy = ok;
-    } else if (ok) {
-      healthy_backup = true;
-    }
-  }
-  r.degraded = healthy * 2 < n || !active_healthy || !healthy_backup;
-  return r;
-}
-
 Api::Api(ApiContext context) : ctx_(std::move(context)) {}
 
 std::optional<Response> Api::authorise(const http::Request& r, bool write,
@@ -441,7 +421,28 @@ json Api::status_json() const {
             {"is_syncing", loop.syncing},
             {"last_result", std::move(last_result)},
             {"connection_health", connection_health_json(ctx_.accountdb->connection_health())}}},
-          {"whitelist", whitelist_json()}};
+          {"whitelist", whitelist_json()},
+          {"webhooks", webhooks_json()}};
+}
+
+json Api::webhooks_json() const {
+  const auto w = ctx_.webhooks ? ctx_.webhooks() : WebhookStats{};
+  json receivers = json::array();
+  for (const auto& r : w.receivers) {
+    receivers.push_back({{"url", r.url},
+                         {"delivered", r.delivered},
+                         {"failed", r.failed},
+                         {"dropped_queue_full", r.dropped_queue_full},
+                         {"dropped_rejected", r.dropped_rejected},
+                         {"queued", r.queued},
+                         {"circuit", to_string(r.circuit)},
+                         {"last_delivery", opt(r.last_delivery)},
+                         {"last_error", opt(r.last_error)}});
+  }
+  return {{"enabled", w.enabled},
+          {"events", w.events},
+          {"published", w.published},
+          {"receivers", std::move(receivers)}};
 }
 
 json Api::sync_status_json() const {
@@ -637,6 +638,38 @@ std::string Api::metrics_text() const {
     for (const auto& t : mon->targets()) {
       m.sample("upstream_consecutive_failures", {{"upstream", mon->name()}, {"target", t.info.url}},
                static_cast<double>(t.health.consecutive_failures));
+    }
+  }
+
+  if (ctx_.webhooks) {
+    const auto hooks = ctx_.webhooks();
+    m.family("webhook_events_total", "counter", "Events accepted for the webhook receivers.");
+    m.sample("webhook_events_total", static_cast<double>(hooks.published));
+    m.family("webhook_deliveries_total", "counter",
+             "Webhook deliveries per receiver: delivered, or failed after their retries.");
+    for (const auto& r : hooks.receivers) {
+      m.sample("webhook_deliveries_total", {{"receiver", r.url}, {"result", "delivered"}},
+               static_cast<double>(r.delivered));
+      m.sample("webhook_deliveries_total", {{"receiver", r.url}, {"result", "failed"}},
+               static_cast<double>(r.failed));
+    }
+    m.family("webhook_dropped_total", "counter",
+             "Webhook events dropped per receiver: queue_full (the oldest, for a newer one) or "
+             "rejected (the receiver refused it).");
+    for (const auto& r : hooks.receivers) {
+      m.sample("webhook_dropped_total", {{"receiver", r.url}, {"reason", "queue_full"}},
+               static_cast<double>(r.dropped_queue_full));
+      m.sample("webhook_dropped_total", {{"receiver", r.url}, {"reason", "rejected"}},
+               static_cast<double>(r.dropped_rejected));
+    }
+    m.family("webhook_queue_length", "gauge", "Webhook events waiting per receiver.");
+    for (const auto& r : hooks.receivers) {
+      m.sample("webhook_queue_length", {{"receiver", r.url}}, static_cast<double>(r.queued));
+    }
+    m.family("webhook_circuit_breaker_state", "gauge",
+             "Breaker per webhook receiver: 0 closed, 1 half-open, 2 open.");
+    for (const auto& r : hooks.receivers) {
+      m.sample("webhook_circuit_breaker_state", {{"receiver", r.url}}, circuit_value(r.circuit));
     }
   }
 

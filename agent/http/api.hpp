@@ -20,6 +20,7 @@
 #include "agent/failover/events.hpp"
 #include "agent/failover/hosts.hpp"
 #include "agent/http/server.hpp"
+#include "agent/notify/webhook.hpp"
 #include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
 #include "agent/sync/whitelist_cache.hpp"
@@ -56,6 +57,8 @@ struct ApiContext {
   std::function<Result<WhitelistStatus>()> refresh_whitelist;  // blocks: a server job
   std::function<std::optional<std::int64_t>()> owner_id;
   std::function<std::string()> node_name;
+  // The webhooks' counters; may be empty (no webhooks at all).
+  std::function<WebhookStats()> webhooks;
   std::function<http::ServerStats()> server_stats;
   std::function<std::vector<std::pair<int, std::uint64_t>>()> responses_by_status;
 };
@@ -67,15 +70,6 @@ struct Liveness {
 };
 Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& server,
                            const Settings& settings, Clock::TimePoint now);
-
-// Redundancy of a set of targets (resilience.md "AccountDB endpoints"):
-// single, dual or multi by count; degraded when fewer than half are healthy,
-// the active one is unhealthy, or no healthy backup exists.
-struct Redundancy {
-  std::string level;
-  bool degraded = false;
-};
-Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active);
 
 class Api {
  public:
@@ -100,6 +94,7 @@ class Api {
   nlohmann::json proxmox_json(const Settings& s) const;
   nlohmann::json accountdb_json(const Settings& s) const;
   nlohmann::json whitelist_json() const;
+  nlohmann::json webhooks_json() const;
 
   ApiContext ctx_;
 };

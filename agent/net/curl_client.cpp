@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -289,6 +290,11 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* use
   return n;
 }
 
+int on_progress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/, curl_off_t /*ultotal*/,
+                curl_off_t /*ulnow*/) {
+  return static_cast<const std::atomic<bool>*>(user)->load(std::memory_order_acquire) ? 1 : 0;
+}
+
 // One easy handle of the pool; the callbacks point into it, so it never moves.
 struct Handle {
   CURL* easy = nullptr;
@@ -371,8 +377,16 @@ class CurlClient final : public HttpClient {
   CurlClient(const CurlClient&) = delete;
   CurlClient& operator=(const CurlClient&) = delete;
 
+  void cancel() override { cancelled_.store(true, std::memory_order_release); }
+
   HttpOutcome send(const HttpRequest& request) override {
     const auto start = std::chrono::steady_clock::now();
+    if (cancelled_.load(std::memory_order_acquire)) {
+      HttpOutcome out;
+      out.kind = FailureKind::network;
+      out.error = describe(request, "not sent: the agent is stopping");
+      return out;
+    }
     auto handle = acquire();
     HttpOutcome out;
     if (handle->easy == nullptr) {
@@ -470,6 +484,11 @@ class CurlClient final : public HttpClient {
     if (!options_.user_agent.empty()) {
       curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
     }
+    // libcurl calls this about once a second even while it waits: cancel()
+    // ends a transfer that way.
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, static_cast<void*>(&cancelled_));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &h.transfer);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -706,6 +725,7 @@ class CurlClient final : public HttpClient {
   HttpClientOptions options_;
   std::vector<std::string> pins_;
   ShareLocks share_locks_;
+  std::atomic<bool> cancelled_{false};
   CURLSH* share_ = nullptr;
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<Handle>> idle_;

@@ -73,6 +73,9 @@ class HttpClient {
   // Sends one request (no retries across attempts: that is the retry layer's
   // job). Thread-safe: several requests may be in flight at once.
   virtual HttpOutcome send(const HttpRequest& request) = 0;
+  // Shutdown: transfers in progress end within about a second, and later
+  // ones fail at once (a `network` failure). Safe from any thread.
+  virtual void cancel() {}
 };
 
 }  // namespace pha

@@ -48,6 +48,11 @@ void UpstreamMonitor::set_change_observer(ChangeObserver observer) {
   on_change_ = std::move(observer);
 }
 
+void UpstreamMonitor::set_outcome_observer(OutcomeObserver observer) {
+  std::lock_guard lock(mutex_);
+  on_outcome_ = std::move(observer);
+}
+
 UpstreamMonitor::Target& UpstreamMonitor::find(const std::string& url) {
   Target* best = nullptr;
   for (auto& t : targets_) {
@@ -107,22 +112,31 @@ void UpstreamMonitor::record(Target& t, const Observation& o, bool for_health,
 void UpstreamMonitor::end(const HttpRequest& request, const HttpOutcome& outcome) {
   std::vector<TargetChange> changes;
   ChangeObserver observer;
+  OutcomeObserver outcome_observer;
+  Observation o{outcome.kind, outcome.elapsed, outcome.error};
+  std::string target;
   {
     std::lock_guard lock(mutex_);
     auto& t = find(request.url);
     t.in_flight--;
-    Observation o{outcome.kind, outcome.elapsed, outcome.error};
     if (!outcome.ok() && o.error.empty()) {
       o.error = "HTTP " + std::to_string(outcome.status) +
                 (outcome.reason.empty() ? "" : " " + outcome.reason);
     }
     record(t, o, counts_for_health(request), changes);
     observer = on_change_;
+    outcome_observer = on_outcome_;
+    if (outcome_observer) {
+      target = t.info.url;
+    }
   }
   if (observer) {
     for (const auto& c : changes) {
       observer(c);
     }
+  }
+  if (outcome_observer) {
+    outcome_observer(target, o);
   }
 }
 
@@ -195,6 +209,26 @@ HttpOutcome ObservingClient::send(const HttpRequest& request) {
   auto outcome = inner_->send(request);
   monitor_.end(request, outcome);
   return outcome;
+}
+
+Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active) {
+  Redundancy r;
+  const auto n = targets.size();
+  r.level = n <= 1 ? "single" : n == 2 ? "dual" : "multi";
+  std::size_t healthy = 0;
+  bool active_healthy = false;
+  bool healthy_backup = false;
+  for (const auto& t : targets) {
+    const bool ok = t.health.status == HealthStatus::healthy;
+    healthy += ok ? 1 : 0;
+    if (t.info.url == active) {
+      active_healthy = ok;
+    } else if (ok) {
+      healthy_backup = true;
+    }
+  }
+  r.degraded = healthy * 2 < n || !active_healthy || !healthy_backup;
+  return r;
 }
 
 }  // namespace pha

@@ -57,6 +57,8 @@ struct TargetChange {
 class UpstreamMonitor {
  public:
   using ChangeObserver = std::function<void(const TargetChange&)>;
+  // Every attempt's outcome, with the target it went to (its base URL).
+  using OutcomeObserver = std::function<void(const std::string& target, const Observation&)>;
 
   UpstreamMonitor(std::string name, Clock& clock, HealthSettings settings);
 
@@ -66,6 +68,8 @@ class UpstreamMonitor {
   void set_settings(HealthSettings settings);
   // Called (outside the lock) when a target's status or circuit changes.
   void set_change_observer(ChangeObserver observer);
+  // Called (outside the lock) after every attempt that reached the transport.
+  void set_outcome_observer(OutcomeObserver observer);
 
   // One attempt: `begin` before sending, `end` with its outcome. Requests
   // marked best-effort (`retry == false` and not a health check) are
@@ -109,7 +113,18 @@ class UpstreamMonitor {
   std::uint64_t successes_ = 0;
   Histogram latency_{latency_buckets()};
   ChangeObserver on_change_;
+  OutcomeObserver on_outcome_;
 };
+
+// Redundancy of a set of targets (resilience.md "AccountDB endpoints"):
+// single, dual or multi by count; degraded when fewer than half are healthy,
+// the active one is unhealthy, or no healthy backup exists.
+struct Redundancy {
+  std::string level;
+  bool degraded = false;
+  bool operator==(const Redundancy&) const = default;
+};
+Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::string& active);
 
 // An HttpClient that reports every request it sends to a monitor.
 class ObservingClient final : public HttpClient {
@@ -117,6 +132,7 @@ class ObservingClient final : public HttpClient {
   ObservingClient(std::unique_ptr<HttpClient> inner, UpstreamMonitor& monitor)
       : inner_(std::move(inner)), monitor_(monitor) {}
   HttpOutcome send(const HttpRequest& request) override;
+  void cancel() override { inner_->cancel(); }
 
  private:
   std::unique_ptr<HttpClient> inner_;

@@ -653,3 +653,67 @@ TEST_CASE("the proxmox-only scope of --list-guests does not require the AccountD
   REQUIRE(std::holds_alternative<ConfigErrors>(bad));
   CHECK(std::get<ConfigErrors>(bad).errors.size() == 2);
 }
+
+TEST_CASE("WEBHOOK_URLS: http or https URLs - shown by origin only - no duplicates") {
+  auto l = load(with(minimal_env(), {{"WEBHOOK_URLS",
+                                      "https://hooks.example/services/T0/SECRET, "
+                                      "http://10.0.0.9:9000/hook?key=abc"}}));
+  REQUIRE(l.ok());
+  const auto& urls = l.settings().webhook_urls;
+  REQUIRE(urls.size() == 2);
+  CHECK(urls[0] == "https://hooks.example:443/services/T0/SECRET");
+  CHECK(urls[1] == "http://10.0.0.9:9000/hook?key=abc");
+  CHECK(l.effective("WEBHOOK_URLS").text ==
+        "https://hooks.example:443/...,http://10.0.0.9:9000/...");
+  const auto dumped = print_config_json(l.config()).dump();
+  CHECK(dumped.find("T0/SECRET") == std::string::npos);
+  CHECK(dumped.find("key=abc") == std::string::npos);
+
+  CHECK(load(with(minimal_env(), {{"WEBHOOK_URLS", "ftp://h/x"}})).has_error("WEBHOOK_URLS="));
+  auto userinfo = load(with(minimal_env(), {{"WEBHOOK_URLS", "https://u:pw@h/x"}}));
+  CHECK(userinfo.has_error("WEBHOOK_URLS="));
+  CHECK(userinfo.all_errors().find("pw@") == std::string::npos);
+  auto bad = load(with(minimal_env(), {{"WEBHOOK_URLS", "https://h/T0/SECRET,ftp://x"}}));
+  CHECK(bad.has_error("WEBHOOK_URLS=https://h/...,ftp://x (from environment)"));
+  CHECK(bad.all_errors().find("T0/SECRET") == std::string::npos);
+  CHECK(load(with(minimal_env(), {{"WEBHOOK_URLS", "https://h/x,https://h:443/x"}}))
+            .has_error("WEBHOOK_URLS="));
+  CHECK(load(minimal_env()).settings().webhook_urls.empty());
+}
+
+TEST_CASE("WEBHOOK_EVENTS: a non-empty subset of the known events in any case") {
+  auto all = load(minimal_env());
+  REQUIRE(all.ok());
+  CHECK(all.settings().webhook_events.size() == kWebhookEventNames.size());
+  auto some = load(with(minimal_env(), {{"WEBHOOK_EVENTS", "Sync_Failed, failover"}}));
+  REQUIRE(some.ok());
+  CHECK(some.settings().webhook_events == std::vector<std::string>{"failover", "sync_failed"});
+  CHECK(load(with(minimal_env(), {{"WEBHOOK_EVENTS", "failover,reboot"}}))
+            .has_error(
+                "WEBHOOK_EVENTS=failover,reboot (from environment): 'reboot' is not an event"));
+  CHECK(load(with(minimal_env(), {{"WEBHOOK_EVENTS", " , "}})).has_error("WEBHOOK_EVENTS="));
+}
+
+TEST_CASE("WEBHOOK_URLS: the agent's own HTTP API is refused - it would loop") {
+  auto own = load(with(minimal_env(), {{"WEBHOOK_URLS", "http://127.0.0.1:8000/hook"}}));
+  CHECK(own.has_error(
+      "WEBHOOK_URLS=http://127.0.0.1:8000/... (from environment): is the agent's own"));
+  auto other_port = load(with(minimal_env(), {{"WEBHOOK_URLS", "http://127.0.0.1:9000/hook"}}));
+  CHECK(other_port.ok());
+  auto moved = load(with(minimal_env(), {{"WEBHOOK_URLS", "http://localhost:9000/hook"}}),
+                    {{"PORT", "9000"}});
+  CHECK(moved.has_error("WEBHOOK_URLS="));
+}
+
+TEST_CASE("WEBHOOK_TOKEN is a secret - with a file variant - and masked") {
+  test::FakeSystemAccess fs;
+  fs.files["/run/hook"] = "hook-secret-from-file\n";
+  auto l = load(with(minimal_env(), {{"WEBHOOK_TOKEN_FILE", "/run/hook"}}), {}, "", &fs);
+  REQUIRE(l.ok());
+  CHECK(l.settings().webhook_token == "hook-secret-from-file");
+  const auto secrets = l.settings().secrets();
+  CHECK(std::find(secrets.begin(), secrets.end(), "hook-secret-from-file") != secrets.end());
+  const auto json = print_config_json(l.config());
+  CHECK(json["settings"]["WEBHOOK_TOKEN"]["value"] == "***");
+  CHECK(json.dump().find("hook-secret-from-file") == std::string::npos);
+}
