@@ -56,7 +56,9 @@ build=build-release
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 echo "== configure + build ($build, Release)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHA_WERROR=ON "${launcher[@]}" >/dev/null
+# Without PHA_WERROR: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651)
+# in std::string code; the test command builds with warnings as errors.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHA_WERROR=OFF "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target sync_bench failover_bench proxmox-host-agent \
   mem_floor
 
