@@ -14,6 +14,7 @@
 #include "agent/config/docs.hpp"
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/platform/memory.hpp"
 #include "agent/platform/signals.hpp"
 
 extern char** environ;
@@ -60,6 +61,7 @@ void setup_logging(const pha::Settings& s) {
 }
 
 int run(int argc, char** argv) {
+  pha::limit_malloc_arenas();  // before any thread starts (platform/memory.hpp)
   pha::block_signals();
   auto parsed = pha::parse_command_line(argc, argv);
   if (auto* exit = std::get_if<pha::CliExit>(&parsed)) {

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format curl zlib1g-dev
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev doctest-dev libsystemd-dev
-  chromium prometheus
+  chromium prometheus wrk
   dpkg-dev lintian debootstrap systemd man-db
 )
 

@@ -2,7 +2,8 @@
 # The test command: sets up the machine, checks formatting, builds with
 # warnings as errors, runs the whole suite, then builds and runs it again
 # under AddressSanitizer + UndefinedBehaviorSanitizer, and checks the Debian
-# package (scripts/package_test.sh).
+# package (scripts/package_test.sh). After the first suite, the benchmarks'
+# smoke run (scripts/bench.sh --smoke) on the same build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,10 @@ run_suite() {
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The benchmarks at a tiny size on the build above, so that they cannot rot:
+# fails when a bench breaks, never on a missed budget.
+echo "== bench smoke (scripts/bench.sh --smoke)"
+PHA_BENCH_BUILD_DIR=build bash scripts/bench.sh --smoke
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPHA_SANITIZE=ON
 echo "== the Debian package (scripts/package_test.sh)"

@@ -12,6 +12,7 @@
 #include "agent/http/server.hpp"
 #include "agent/notify/rules.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/platform/memory.hpp"
 #include "agent/platform/systemd.hpp"
 #include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
@@ -224,6 +225,9 @@ int Agent::run() {
                     owner_id = *r.owner_id;
                   }
                   notify_cycle(r, loop.next_cycle_at());
+                  const auto heap = release_free_memory();
+                  log::debug("heap_trimmed", "free heap pages handed back after the cycle",
+                             {{"in_use_bytes", heap.in_use}, {"free_bytes", heap.free}});
                 });
   loop.set_heartbeat_observer([&store](bool ok) {
     if (ok) {

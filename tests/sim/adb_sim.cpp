@@ -940,6 +940,33 @@ std::size_t AdbSim::total_requests() const {
   return all_counts_.total;
 }
 
+std::uint64_t AdbSim::bytes_received() const {
+  std::lock_guard lock(endpoints_mutex_);
+  std::uint64_t n = 0;
+  for (const auto& ep : endpoints_) {
+    n += ep->server->bytes_received();
+  }
+  return n;
+}
+
+std::uint64_t AdbSim::bytes_sent() const {
+  std::lock_guard lock(endpoints_mutex_);
+  std::uint64_t n = 0;
+  for (const auto& ep : endpoints_) {
+    n += ep->server->bytes_sent();
+  }
+  return n;
+}
+
+std::size_t AdbSim::connections_accepted() const {
+  std::lock_guard lock(endpoints_mutex_);
+  std::size_t n = 0;
+  for (const auto& ep : endpoints_) {
+    n += ep->server->connections_accepted();
+  }
+  return n;
+}
+
 std::size_t AdbSim::count(const std::string& pattern_or_path, std::size_t index) const {
   endpoint_at(index);  // throws for an unknown endpoint
   std::lock_guard lock(log_mutex_);

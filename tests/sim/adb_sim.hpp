@@ -219,6 +219,11 @@ class AdbSim {
   std::size_t count(const std::string& pattern_or_path, std::size_t endpoint) const;
   std::size_t total_requests(std::size_t endpoint) const;
   std::vector<AdbRecordedRequest> requests() const;  // in arrival order (the first 100000)
+  // TCP payload bytes from and to clients, every endpoint together; and
+  // connections accepted (keep-alive reuse shows here).
+  std::uint64_t bytes_received() const;
+  std::uint64_t bytes_sent() const;
+  std::size_t connections_accepted() const;
   void reset_counts();
 
   // Everything as JSON (nodes with their keys, rows, fault of endpoint 0,

@@ -830,7 +830,15 @@ WireResponse PveHost::answer(const WireRequest& req) {
     }
 
     const auto nodes = cluster_.nodes();
-    const auto guests = cluster_.guests();
+    // Copied only by the calls that list guests: a copy per request would make
+    // each detail call cost O(guests) and a big node's first sync O(guests²).
+    std::optional<std::vector<Guest>> all_guests;
+    const auto guests = [&]() -> const std::vector<Guest>& {
+      if (!all_guests) {
+        all_guests = cluster_.guests();
+      }
+      return *all_guests;
+    };
     const auto type_name = to_string(route->type);
     const auto vms_path = "/vms/" + std::to_string(vmid);
     const auto denied = [](const std::string& path, const std::string& priv) {
@@ -869,7 +877,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         const std::string type = it == params.end() ? "" : it->second;
         json out = json::array();
         if ((type.empty() || type == "vm") && who.has("VM.Audit")) {
-          std::vector<Guest> listed = guests;
+          std::vector<Guest> listed = guests();
           scramble(listed, [](const Guest& g) { return g.vmid; });
           for (const auto& g : listed) {
             const auto n = std::find_if(nodes.begin(), nodes.end(),
@@ -881,7 +889,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         }
         for (const auto& n : nodes) {
           if ((type.empty() || type == "node") && who.has("Sys.Audit")) {
-            out.push_back(node_resource(n, guests, now));
+            out.push_back(node_resource(n, guests(), now));
           }
         }
         for (const auto& n : nodes) {
@@ -897,7 +905,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(out);
       }
       case RouteKind::nodes:
-        return ok(nodes_data(nodes, guests, now));
+        return ok(nodes_data(nodes, guests(), now));
       case RouteKind::node_index:
         return ok(
             subdirs({"qemu", "lxc", "status", "version", "tasks", "network", "storage"}, "name"));
@@ -905,11 +913,11 @@ WireResponse PveHost::answer(const WireRequest& req) {
         if (!who.has("Sys.Audit")) {
           return denied("/nodes/" + target, "Sys.Audit");
         }
-        return ok(node_status_data(*target_node, guests, now));
+        return ok(node_status_data(*target_node, guests(), now));
       case RouteKind::guest_list: {
         json out = json::array();
         std::vector<Guest> listed;
-        for (const auto& g : guests) {
+        for (const auto& g : guests()) {
           if (g.node == target && g.type == route->type && who.has("VM.Audit")) {
             listed.push_back(g);
           }

@@ -99,6 +99,9 @@ class PveHost {
 
   // How many TCP connections the host has accepted (keep-alive reuse shows here).
   std::size_t connections_accepted() const { return server_.connections_accepted(); }
+  // TCP payload bytes from and to clients, TLS included (WireServer).
+  std::uint64_t bytes_received() const { return server_.bytes_received(); }
+  std::uint64_t bytes_sent() const { return server_.bytes_sent(); }
 
   // A request that another host of the cluster forwards here.
   void record_proxied(const std::string& method, const std::string& path, const std::string& query,

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "agent/core/text.hpp"
+#include "tests/sim/tcp_bytes.hpp"
 
 namespace pha::sim {
 
@@ -175,6 +176,29 @@ struct WireServer::Connection {
   std::string peer;
   std::atomic<bool> done{false};
   std::thread thread;
+  // The server's totals, and what of this socket's bytes they already hold.
+  std::atomic<std::uint64_t>* bytes_in = nullptr;
+  std::atomic<std::uint64_t>* bytes_out = nullptr;
+  TcpBytes counted;
+
+  // Adds the socket's bytes since the last call to the server's totals.
+  void account() {
+    std::lock_guard lock(mutex);
+    account_locked();
+  }
+  void account_locked() {
+    if (fd < 0 || bytes_in == nullptr) {
+      return;
+    }
+    const auto now = tcp_bytes(fd);
+    if (now.received > counted.received) {
+      bytes_in->fetch_add(now.received - counted.received);
+    }
+    if (now.sent > counted.sent) {
+      bytes_out->fetch_add(now.sent - counted.sent);
+    }
+    counted = {std::max(now.received, counted.received), std::max(now.sent, counted.sent)};
+  }
 
   // Wakes every blocked call on the socket (stop, host down).
   void interrupt() {
@@ -198,6 +222,7 @@ struct WireServer::Connection {
       ERR_clear_error();
       SSL_shutdown(ssl);
     }
+    account_locked();
     if (ssl != nullptr) {
       SSL_free(ssl);
       ssl = nullptr;
@@ -615,6 +640,8 @@ void WireServer::accept_loop() {
       set_timeouts(fd);
       auto conn = std::make_unique<Connection>();
       conn->fd = fd;
+      conn->bytes_in = &bytes_in_;
+      conn->bytes_out = &bytes_out_;
       conn->peer = peer_name(ss);
       auto* c = conn.get();
       {
@@ -842,6 +869,7 @@ void WireServer::serve(Connection& conn) {
     if (!deliver(req, res, keep_alive) || !keep_alive) {
       break;
     }
+    conn.account();
   }
   conn.close(false);
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -119,6 +120,10 @@ class WireServer {
 
   std::size_t open_connections() const;
   std::size_t connections_accepted() const { return accepted_.load(); }
+  // TCP payload bytes received from and sent to clients (TLS included),
+  // counted after each answer and when a connection closes.
+  std::uint64_t bytes_received() const { return bytes_in_.load(); }
+  std::uint64_t bytes_sent() const { return bytes_out_.load(); }
 
   // Makes hanging answers re-check their `hang_while` now (else within 50 ms).
   void notify();
@@ -143,6 +148,8 @@ class WireServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> port_{0};
   std::atomic<std::size_t> accepted_{0};
+  std::atomic<std::uint64_t> bytes_in_{0};
+  std::atomic<std::uint64_t> bytes_out_{0};
   int stop_pipe_[2] = {-1, -1};  // readable once stop() was called
   int wake_fd_ = -1;             // eventfd that wakes the accept loop
 
