@@ -69,7 +69,9 @@ ApiResult ProxmoxClient::failure(const std::string& method, const std::string& p
     r.message = "permission denied for " + method + " " + path + " (" + std::to_string(o.status) +
                 reason +
                 "): give the API user or token the PVEAuditor role (VM.Audit, Sys.Audit) on /";
-  } else if (o.status != 0) {
+  } else if (o.status >= 300 || (o.status != 0 && o.error.empty())) {
+    // (A 2xx head whose body then failed - cut, too large - says why below,
+    // never "200 OK".)
     r.message = what + ": " + std::to_string(o.status) + reason;
   } else if (o.error.starts_with(method + " ")) {
     r.message = o.error;  // the HTTP layer's message already names the request

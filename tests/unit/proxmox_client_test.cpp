@@ -348,6 +348,21 @@ TEST_CASE("reloaded credentials: a changed password logs in anew - a token repla
   }
 }
 
+TEST_CASE("a body that fails after a 200 head says why - not 200 OK") {
+  Fixture f(token_options());
+  auto cut = http_answer(200, R"({"data":[)", "OK");
+  cut.kind = FailureKind::server;
+  cut.error =
+      "GET https://127.0.0.1:8006/api2/json/nodes/pve/qemu: response body over the 16 MiB "
+      "limit of Proxmox responses";
+  f.http.on(kQemu, cut);
+  auto r = f.client.read_guests();
+  CHECK_FALSE(r.ok);
+  CHECK(r.kind == FailureKind::server);
+  CHECK_MESSAGE(r.error.find("response body over the 16 MiB limit") != std::string::npos, r.error);
+  CHECK(r.error.find("200 OK") == std::string::npos);
+}
+
 TEST_CASE("a rejected token is an auth failure that names the settings - without the secret") {
   Fixture f(token_options());
   f.http.on(kQemu, http_answer(401, "", "invalid token value!"));
