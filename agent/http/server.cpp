@@ -1030,7 +1030,10 @@ bool Server::Impl::make_room() {
       rank = 2;
       since = c.idle_since;
     }
-    if (victim == nullptr || rank < victim_rank || (rank == victim_rank && since < victim_since)) {
+    // Ties (connections accepted in one batch share `now`): the older connection.
+    if (victim == nullptr || rank < victim_rank ||
+        (rank == victim_rank &&
+         (since < victim_since || (since == victim_since && c.id < victim->id)))) {
       victim = &c;
       victim_rank = rank;
       victim_since = since;
