@@ -99,7 +99,8 @@ std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts
     return what + ": AccountDB refused the request as malformed (" + std::to_string(o.status) +
            " " + body_excerpt(o.body) + "); this is a bug or a server version mismatch";
   }
-  if (o.status != 0) {
+  // A 2xx head whose body then failed (cut, too large) says why below, never "200".
+  if (o.status >= 300 || (o.status != 0 && o.error.empty())) {
     return what + ": " + std::to_string(o.status) + " " + body_excerpt(o.body);
   }
   return what + " on " + opts.endpoint.str() + ": " + log::mask_secrets(o.error, {opts.api_key});

@@ -231,6 +231,7 @@ void ProxmoxUpstream::apply(const Settings& settings) {
   router_.set_policy(retry_policy(settings));
   discover_ = settings.proxmox_discover_hosts;
   hosts_.set_options(host_options(settings));
+  client_->set_credentials(proxmox_client_options(settings).credentials);
 }
 
 AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,

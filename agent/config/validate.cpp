@@ -256,18 +256,20 @@ class Validator {
     check_pem("TLS_CERT_FILE", s.tls_cert_file, false);
     check_pem("TLS_KEY_FILE", s.tls_key_file, true);
     auto& state = out_.effective["STATE_DIR"];
+    // The state files are a cache (resilience.md): without them the agent
+    // still syncs correctly, so a state directory that is missing or read-only
+    // is a warning, configured or not, never a reason to stop syncing.
     if (!s.state_dir.empty() && !access_.is_writable_dir(s.state_dir)) {
-      if (state.origin.source == Source::default_value) {
-        out_.warnings.push_back(
-            "STATE_DIR: " + s.state_dir +
-            " is not a writable directory, so nothing is persisted (whitelist cache, sync state, "
-            "failover events); set STATE_DIR to keep them across restarts");
-        s.state_dir.clear();
-        state.text.clear();
-      } else {
-        error("STATE_DIR", s.state_dir, state.origin,
-              "expected an existing directory this user can write to");
-      }
+      const bool configured = state.origin.source != Source::default_value;
+      out_.warnings.push_back(
+          "STATE_DIR: " + s.state_dir + (configured ? " (from " + state.origin.where + ")" : "") +
+          " is not a writable directory, so nothing is persisted (whitelist cache, sync state, "
+          "failover events); " +
+          (configured ? "create it or make it writable for this user"
+                      : "set STATE_DIR to a writable directory") +
+          " to keep them across restarts");
+      s.state_dir.clear();
+      state.text.clear();
     }
   }
 

@@ -688,7 +688,7 @@ std::string Api::metrics_text() const {
   m.family("http_connections_open", "gauge", "Open connections to the agent's HTTP API.");
   m.sample("http_connections_open", static_cast<double>(server.connections_open));
   m.family("http_connections_rejected_total", "counter",
-           "Connections refused because the connection cap was reached.");
+           "Connections refused, or idle or slow ones closed to make room, at the connection cap.");
   m.sample("http_connections_rejected_total", static_cast<double>(server.connections_rejected));
   m.family("http_bad_requests_total", "counter", "Malformed or oversized requests refused.");
   m.sample("http_bad_requests_total", static_cast<double>(server.bad_requests));

@@ -661,6 +661,7 @@ struct Server::Impl {
   }
   int wait_ms() const;
   void accept_all();
+  bool make_room();
   void reject(int fd);
   void pause_accepting(int error);
   void on_event(Conn& c, std::uint32_t events);
@@ -961,7 +962,7 @@ void Server::Impl::accept_all() {
       }
       return;
     }
-    if (conns.size() >= options.max_connections) {
+    if (conns.size() >= options.max_connections && !make_room()) {
       reject(fd);
       continue;
     }
@@ -1003,6 +1004,54 @@ void Server::Impl::accept_all() {
       settle(c);
     }
   }
+}
+
+// At the cap a new connection takes the place of the least useful one: one
+// already closing, else the longest idle keep-alive connection, else the
+// request that has been arriving the longest (a slowloris client keeps its
+// slot for the whole request timeout otherwise, and 512 of them would lock
+// every monitor out). Connections whose job or answer is under way are never
+// taken; when all are, the newcomer is refused.
+bool Server::Impl::make_room() {
+  Conn* victim = nullptr;
+  int victim_rank = 0;
+  TimePoint victim_since{};
+  for (auto& [id, owned] : conns) {
+    Conn& c = *owned;
+    if (c.dead || c.busy || !c.out.empty()) {
+      continue;
+    }
+    int rank = 3;  // an unfinished request (or TLS handshake)
+    TimePoint since = c.request_open ? c.request_started : c.ready_at;
+    if (c.lingering) {
+      rank = 1;
+      since = c.linger_until;
+    } else if (!c.handshaking && !c.request_open && c.answered > 0) {
+      rank = 2;
+      since = c.idle_since;
+    }
+    // Ties (connections accepted in one batch share `now`): the older connection.
+    if (victim == nullptr || rank < victim_rank ||
+        (rank == victim_rank &&
+         (since < victim_since || (since == victim_since && c.id < victim->id)))) {
+      victim = &c;
+      victim_rank = rank;
+      victim_since = since;
+    }
+  }
+  if (victim == nullptr) {
+    return false;
+  }
+  rejected.fetch_add(1, std::memory_order_relaxed);
+  close_conn(*victim);
+  reap();
+  if (now - last_cap_warning >= kWarnEvery || last_cap_warning == TimePoint{}) {
+    last_cap_warning = now;
+    log::warn("http_connections_capped",
+              "connection limit reached; closing the longest idle or slowest connection",
+              {{"max_connections", options.max_connections}, {"rejected_total", rejected.load()}});
+  }
+  return true;
 }
 
 void Server::Impl::reject(int fd) {

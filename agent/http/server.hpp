@@ -6,7 +6,9 @@
 // the loop; handlers that must wait on an upstream run on a small worker pool
 // and hand their answer back to the loop.
 //
-// Limits: connections (over the cap: a canned 503 and close), request line and
+// Limits: connections (at the cap a newcomer takes the place of a connection
+// that is closing, idle or slowest to send its request; a canned 503 and close
+// only when every connection has a job or an answer under way), request line and
 // headers (431/414), body (413, decided from Content-Length before reading it),
 // a deadline for a whole request's headers and body (slowloris: 408 and close),
 // an idle keep-alive timeout, a write timeout. Optional TLS (OpenSSL, TLS >= 1.2).
@@ -83,7 +85,8 @@ struct ServerOptions {
 // Counters, for /metrics and /health. All monotonic except the gauges.
 struct ServerStats {
   std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_rejected = 0;  // over max_connections
+  // At max_connections: newcomers refused, and idle or slow connections closed to make room.
+  std::uint64_t connections_rejected = 0;
   std::uint64_t connections_timed_out = 0;
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t requests = 0;      // answered, any status

@@ -1,8 +1,10 @@
 #include "agent/platform/files.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +28,28 @@ struct FdCloser {
     }
   }
 };
+
+// The temporary files of earlier writes of `path` whose writer died before
+// its rename (kill -9, power loss): "<path>.tmp.<pid>" with a pid that is not
+// ours and no longer runs. Without this each crash would leave one behind.
+void remove_stale_temp_files(const std::string& dir, const std::string& path) {
+  const auto prefix = std::filesystem::path(path).filename().string() + ".tmp.";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (!name.starts_with(prefix) || name.size() == prefix.size()) {
+      continue;
+    }
+    const auto digits = name.substr(prefix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) {
+      continue;
+    }
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      ::unlink(it->path().c_str());
+    }
+  }
+}
 
 }  // namespace
 
@@ -101,6 +125,7 @@ Result<bool> write_file_atomic(const std::string& path, std::string_view content
     ::fsync(dfd);
     ::close(dfd);
   }
+  remove_stale_temp_files(dir, path);
   return true;
 }
 

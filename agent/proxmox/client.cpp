@@ -30,6 +30,24 @@ void ProxmoxClient::set_failover(ProxmoxFailover failover) {
   failover_ = std::move(failover);
 }
 
+void ProxmoxClient::set_credentials(ProxmoxCredentials credentials) {
+  std::lock_guard lock(ticket_mutex_);
+  auto& c = options_.credentials;
+  if (c.token_id == credentials.token_id && c.token_secret == credentials.token_secret &&
+      c.user == credentials.user && c.password == credentials.password) {
+    return;
+  }
+  c = std::move(credentials);
+  ticket_.reset();
+  log::info("proxmox_credentials_changed", "the Proxmox credentials were reloaded",
+            {{"auth", c.uses_token() ? "token" : "ticket"}});
+}
+
+ProxmoxCredentials ProxmoxClient::credentials() const {
+  std::lock_guard lock(ticket_mutex_);
+  return options_.credentials;
+}
+
 HttpOutcome ProxmoxClient::send(HttpRequest request) {
   if (!request.health_check) {
     ++requests_;  // the calls of the sync; health checks are counted by the monitor
@@ -38,21 +56,22 @@ HttpOutcome ProxmoxClient::send(HttpRequest request) {
 }
 
 ApiResult ProxmoxClient::failure(const std::string& method, const std::string& path,
-                                 const HttpOutcome& o) const {
+                                 const HttpOutcome& o, const ProxmoxCredentials& c) const {
   ApiResult r{o.kind, o.status, o.body, ""};
   const std::string what = method + " " + path + " on " + options_.host.str();
   const std::string reason = o.reason.empty() ? "" : " " + o.reason;
   if (o.kind == FailureKind::auth && o.status == 401) {
-    r.message = options_.credentials.uses_token()
-                    ? "Proxmox rejected the API token (401" + reason +
-                          "): check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
-                    : "Proxmox rejected the login of " + options_.credentials.user + " (401" +
-                          reason + "): check PROXMOX_USER and PROXMOX_PASSWORD";
+    r.message = c.uses_token() ? "Proxmox rejected the API token (401" + reason +
+                                     "): check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
+                               : "Proxmox rejected the login of " + c.user + " (401" + reason +
+                                     "): check PROXMOX_USER and PROXMOX_PASSWORD";
   } else if (o.kind == FailureKind::auth) {
     r.message = "permission denied for " + method + " " + path + " (" + std::to_string(o.status) +
                 reason +
                 "): give the API user or token the PVEAuditor role (VM.Audit, Sys.Audit) on /";
-  } else if (o.status != 0) {
+  } else if (o.status >= 300 || (o.status != 0 && o.error.empty())) {
+    // (A 2xx head whose body then failed - cut, too large - says why below,
+    // never "200 OK".)
     r.message = what + ": " + std::to_string(o.status) + reason;
   } else if (o.error.starts_with(method + " ")) {
     r.message = o.error;  // the HTTP layer's message already names the request
@@ -62,6 +81,7 @@ ApiResult ProxmoxClient::failure(const std::string& method, const std::string& p
   return r;
 }
 
+// With ticket_mutex_ held.
 ApiResult ProxmoxClient::login(bool renew) {
   const auto& c = options_.credentials;
   HttpRequest req;
@@ -75,7 +95,7 @@ ApiResult ProxmoxClient::login(bool renew) {
   req.any_target = true;  // a ticket is valid on every node of the cluster
   auto o = send(req);
   if (!o.ok()) {
-    return failure("POST", "/access/ticket", o);
+    return failure("POST", "/access/ticket", o, c);
   }
   auto t = parse_ticket(o.body);
   if (!t) {
@@ -109,7 +129,7 @@ bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
 
 ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
                               const std::string& form_body, const CallOptions& how) {
-  const auto& c = options_.credentials;
+  const auto c = credentials();
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
     req.method = method;
@@ -146,7 +166,7 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
       continue;
     }
     if (!o.ok()) {
-      return failure(method, path, o);
+      return failure(method, path, o, c);
     }
     return ApiResult{FailureKind::ok, o.status, std::move(o.body), ""};
   }
@@ -404,7 +424,7 @@ GuestRead ProxmoxClient::read_guests() {
     std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
   }
   remember(r.guests);
-  if (r.guests.empty() && options_.credentials.uses_token()) {
+  if (r.guests.empty() && credentials().uses_token()) {
     r.hint = "Proxmox shows no guests on node " + r.node +
              "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
              "its own "

@@ -113,6 +113,10 @@ class ProxmoxClient {
   // GET /cluster/status from any host (discovery).
   Result<ClusterStatus> cluster_status();
   void set_failover(ProxmoxFailover failover);
+  // SIGHUP: credentials from a reloaded configuration (a changed password or
+  // token) are used from the next request on; a changed login drops the
+  // ticket of the old one.
+  void set_credentials(ProxmoxCredentials credentials);
 
   std::uint64_t requests() const { return requests_.load(); }
   const ProxmoxClientOptions& options() const { return options_; }
@@ -141,9 +145,11 @@ class ProxmoxClient {
   HttpOutcome send(HttpRequest request);
   ApiResult login(bool renew);
   bool ensure_ticket(ApiResult& failure);
-  ApiResult failure(const std::string& method, const std::string& path,
-                    const HttpOutcome& outcome) const;
+  // `credentials`: the ones the request was sent with (login() holds ticket_mutex_).
+  ApiResult failure(const std::string& method, const std::string& path, const HttpOutcome& outcome,
+                    const ProxmoxCredentials& credentials) const;
   void read_details(Guest& guest, GuestRead& read);
+  ProxmoxCredentials credentials() const;  // a copy, taken under ticket_mutex_
   std::string url(const std::string& path, const std::string& host = {}) const;
 
   ProxmoxClientOptions options_;
@@ -151,9 +157,10 @@ class ProxmoxClient {
   Clock& clock_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<bool> agent_denied_logged_{false};
-  // Guards ticket_ and failover_. Requests are not serialised here: the
-  // transport sends one request at a time to each host (quiet neighbour).
-  std::mutex ticket_mutex_;
+  // Guards ticket_, failover_ and options_.credentials. Requests are not
+  // serialised here: the transport sends one request at a time to each host
+  // (quiet neighbour).
+  mutable std::mutex ticket_mutex_;
   std::optional<std::string> node_name_;
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};

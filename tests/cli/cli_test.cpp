@@ -121,7 +121,6 @@ TEST_CASE("each configuration error exits 78 and names the setting") {
       {with(base, {{"ACCOUNTDB_STRATEGY", "fastest"}}), {}, "ACCOUNTDB_STRATEGY=fastest"},
       {with(base, {{"BIND_ADDRESS", "example.com"}}), {}, "BIND_ADDRESS=example.com"},
       {with(base, {{"PROXMOX_CA_FILE", dir.path() + "/missing.pem"}}), {}, "PROXMOX_CA_FILE="},
-      {with(base, {{"STATE_DIR", dir.path() + "/missing"}}), {}, "STATE_DIR="},
       {with(base, {{"TLS_CERT_FILE", "/etc/hostname"}}), {}, "TLS_KEY_FILE is not set"},
       {without(base, "ACCOUNTDB_API_KEY"), {"--env-file", dir.path() + "/nope.env"}, "--env-file"},
       {with(without(base, "ACCOUNTDB_API_KEY"),
@@ -137,6 +136,16 @@ TEST_CASE("each configuration error exits 78 and names the setting") {
     CHECK(r.out.empty());
     CHECK_FALSE(contains(r.err, kApiKey));
   }
+}
+
+TEST_CASE("--check-config: a missing STATE_DIR is a warning and the config is OK") {
+  TempDir dir;
+  auto r = run(with(good_env(dir), {{"STATE_DIR", dir.path() + "/missing"}}), {"--check-config"},
+               dir.path());
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "config OK"));
+  CHECK(contains(r.out + r.err, "STATE_DIR: " + dir.path() + "/missing (from environment)"));
+  CHECK(contains(r.out + r.err, "nothing is persisted"));
 }
 
 TEST_CASE("--check-config reports every error at once - with exit 78") {

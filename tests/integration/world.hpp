@@ -121,13 +121,19 @@ struct World {
 // requests go to it over loopback.
 class RunningAgent {
  public:
-  RunningAgent(const World& w, const Env& extra, std::vector<std::string> args = {}) {
+  // `unset`: variables of the world's environment the agent must not see
+  // (e.g. the token when a test logs in with a password from an env file).
+  RunningAgent(const World& w, const Env& extra, std::vector<std::string> args = {},
+               const std::vector<std::string>& unset = {}) {
     auto e = w.env();
     e["PORT"] = "0";
     e["BIND_ADDRESS"] = "127.0.0.1";
     e["LOG_FORMAT"] = "json";
     for (const auto& [k, v] : extra) {
       e[k] = v;
+    }
+    for (const auto& k : unset) {
+      e.erase(k);
     }
     process_ = std::make_unique<Process>(PHA_AGENT_BINARY, ProcessOptions{args, e, w.dir.path()});
     REQUIRE_MESSAGE(process_->wait_for_output("\"event\":\"http_listening\"", 20s),

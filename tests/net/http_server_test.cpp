@@ -689,47 +689,83 @@ TEST_CASE("http server: a slow client gets 408 while others are served") {
   CHECK(server.stats().connections_timed_out >= 1);
 }
 
-TEST_CASE("http server: connections over the cap get 503 and the loop keeps serving") {
+TEST_CASE(
+    "http server: at the cap an idle or slow connection makes room - 503 only when all are busy") {
   auto opts = options();
   opts.max_connections = 4;
   Server server(opts, echo);
   start(server);
-  std::vector<std::unique_ptr<RawClient>> idle;
+  std::vector<std::unique_ptr<RawClient>> held;
   for (int i = 0; i < 4; ++i) {
-    idle.push_back(std::make_unique<RawClient>(server.port()));
-    REQUIRE(idle.back()->connected());
+    held.push_back(std::make_unique<RawClient>(server.port()));
+    REQUIRE(held.back()->connected());
+    REQUIRE(eventually([&] { return server.stats().connections_open == held.size(); }));
   }
-  // Two are half way through a request (slowloris), two say nothing.
-  REQUIRE(idle[0]->send("GET / HTTP/1.1\r\n"));
-  REQUIRE(idle[1]->send("GET / HTTP/1.1\r\nHost: x\r\n"));
-  REQUIRE(eventually([&] { return server.stats().connections_open == 4; }));
+  // 0 is half way through a request (slowloris), 1 and 2 say nothing, 3 is
+  // an idle keep-alive connection after an answer.
+  REQUIRE(held[0]->send("GET / HTTP/1.1\r\n"));
+  REQUIRE(held[3]->send(get("/first")));
+  REQUIRE(held[3]->read_answer());
 
-  RawClient fifth(server.port());
-  auto a = fifth.read_answer();
+  // Each newcomer takes a place: the idle keep-alive connection's first, then
+  // those of the unfinished requests.
+  std::vector<std::unique_ptr<RawClient>> newcomers;
+  newcomers.push_back(std::make_unique<RawClient>(server.port()));
+  CHECK(held[3]->wait_closed());
+  for (int i = 0; i < 3; ++i) {
+    newcomers.push_back(std::make_unique<RawClient>(server.port()));
+  }
+  for (const std::size_t i : {0u, 1u, 2u}) {
+    CAPTURE(i);
+    CHECK(held[i]->wait_closed());
+  }
+  // A request that arrives now is answered (the oldest silent newcomer makes room).
+  RawClient asking(server.port());
+  REQUIRE(asking.send(get("/new")));
+  const auto a = asking.read_answer();
+  REQUIRE(a);
+  CHECK(a->status == 200);
+  CHECK(newcomers[0]->wait_closed());
+  CHECK(server.stats().connections_rejected == 5);
+  CHECK(server.stats().connections_open == 4);
+}
+
+TEST_CASE("http server: connections over the cap get 503 when every one has a job running") {
+  auto gate = std::make_shared<Gate>();
+  auto opts = options();
+  opts.max_connections = 2;
+  opts.workers = 2;
+  Server server(opts, with_jobs(gate));
+  start(server);
+  GateOpener opener{gate};
+  RawClient one(server.port());
+  RawClient two(server.port());
+  REQUIRE(one.send(get("/slow")));
+  REQUIRE(two.send(get("/slow")));
+  REQUIRE(eventually([&] { return server.stats().jobs_running == 2; }));
+
+  RawClient third(server.port());
+  auto a = third.read_answer();
   REQUIRE(a);
   CHECK(a->status == 503);
   CHECK(a->doc()["error"] == "overloaded");
   CHECK(a->header("connection") == "close");
   CHECK(is_hex16(a->header("x-request-id")));
-  CHECK(fifth.wait_closed());
+  CHECK(third.wait_closed());
+  CHECK(server.stats().connections_rejected == 1);
 
-  RawClient sixth(server.port());
-  REQUIRE(sixth.send(get("/")));
-  a = sixth.read_answer();
-  REQUIRE(a);
-  CHECK(a->status == 503);
-  CHECK(server.stats().connections_rejected == 2);
-
-  idle[3]->close();
-  REQUIRE(eventually([&] { return server.stats().connections_open == 3; }));
+  gate->open();
+  for (auto* c : {&one, &two}) {
+    a = c->read_answer();
+    REQUIRE(a);
+    CHECK(a->status == 200);
+  }
   RawClient later(server.port());
   REQUIRE(later.send(get("/after")));
   a = later.read_answer();
   REQUIRE(a);
   CHECK(a->status == 200);
   CHECK(a->doc()["path"] == "/after");
-  CHECK(server.stats().connections_rejected == 2);
-  CHECK(server.stats().connections_accepted == 5);
 }
 
 TEST_CASE("http server: idle keep-alive connections are closed") {
@@ -1103,13 +1139,13 @@ TEST_CASE("http server: stats count connections and requests") {
   REQUIRE(eventually([&] { return server.stats().connections_open == 1; }));
   RawClient c3(server.port());
   REQUIRE(eventually([&] { return server.stats().connections_open == 2; }));
+  // At the cap c4 takes the place of c1, idle after its answers.
   RawClient c4(server.port());
-  const auto a = c4.read_answer();
-  REQUIRE(a);
-  CHECK(a->status == 503);
+  CHECK(c1.wait_closed());
+  REQUIRE(eventually([&] { return server.stats().connections_accepted == 4; }));
 
   const auto s = server.stats();
-  CHECK(s.connections_accepted == 3);
+  CHECK(s.connections_accepted == 4);
   CHECK(s.connections_rejected == 1);
   CHECK(s.connections_open == 2);
   CHECK(s.requests == 3);

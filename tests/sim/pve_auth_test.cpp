@@ -88,6 +88,30 @@ TEST_CASE("a bad token gets a delayed 401 with the reason and an empty body") {
   check_401("Authorization: PVEAPIToken=off@pve!t=x", "user 'off@pve' is disabled");
 }
 
+TEST_CASE("a removed token gets 401 from the next request on - and works again when re-added") {
+  SimCluster c;
+  CHECK(c.get("pve1", "/version").status == 200);
+  CHECK(c.cluster().remove_token(kTokenId));
+  CHECK_FALSE(c.cluster().remove_token(kTokenId));
+  const auto r = c.get("pve1", "/version");
+  CHECK(r.status == 401);
+  CHECK(r.reason == "no such token 'sync' for user 'agent@pve'");
+  c.cluster().add_token({.id = kTokenId, .secret = kTokenSecret});
+  CHECK(c.get("pve1", "/version").status == 200);
+}
+
+TEST_CASE("a changed password: the old one gets 401 while tickets already issued stay valid") {
+  SimCluster c;
+  const auto session = login_ok(c);
+  auto user = c.cluster().user("root@pam");
+  REQUIRE(user);
+  user->password = "new battery staple";
+  c.cluster().add_user(*user);
+  CHECK(login(c, "username=root%40pam&password=correct+horse").status == 401);
+  CHECK(c.get("pve1", "/version", {cookie(session.ticket)}).status == 200);
+  CHECK(login(c, "username=root%40pam&password=new+battery+staple").status == 200);
+}
+
 TEST_CASE("no credentials get 401 No ticket") {
   SimCluster c;
   const auto r = c.get("pve1", "/nodes/pve1/qemu", {});

@@ -635,6 +635,11 @@ void PveCluster::add_token(ApiToken token) {
   tokens_[id] = std::move(token);
 }
 
+bool PveCluster::remove_token(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  return tokens_.erase(id) == 1;
+}
+
 std::optional<User> PveCluster::user(const std::string& userid) const {
   std::lock_guard lock(mutex_);
   const auto it = users_.find(userid);

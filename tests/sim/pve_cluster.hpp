@@ -171,6 +171,8 @@ class PveCluster {
   // --- users and tokens ---
   void add_user(User user);
   void add_token(ApiToken token);
+  // Revokes a token (as `pveum user token remove`); false when there is no such token.
+  bool remove_token(const std::string& id);
   std::optional<User> user(const std::string& userid) const;
   std::optional<ApiToken> token(const std::string& id) const;
   // Failed authentication is answered after this delay (Proxmox: 3 s).

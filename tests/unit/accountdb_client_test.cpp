@@ -105,6 +105,19 @@ TEST_CASE("a whitelist error is an error - never an empty whitelist") {
   CHECK(garbage.result.message.find("not understood") != std::string::npos);
 }
 
+TEST_CASE("a body that fails after a 200 head says why - not 200") {
+  Fixture f;
+  auto cut = http_answer(200, R"({"vms":[{"id":1,)");
+  cut.kind = FailureKind::network;
+  cut.error = "GET http://127.0.0.1:5000/base/proxmox-nodes/agent-vms/34: response body truncated";
+  f.http.on("GET /base/proxmox-nodes/agent-vms/34", cut);
+  auto e = f.client.guests();
+  REQUIRE_FALSE(e.ok());
+  CHECK_MESSAGE(e.result.message.find("response body truncated") != std::string::npos,
+                e.result.message);
+  CHECK(e.result.message.find(": 200") == std::string::npos);
+}
+
 TEST_CASE("call E: rows parsed - a row without id fails the whole answer") {
   Fixture f;
   f.http.on(

@@ -314,6 +314,55 @@ TEST_CASE("a wrong password is a clear auth failure - one login attempt and no l
   CHECK(r.error.find("wrong") == std::string::npos);
 }
 
+TEST_CASE("reloaded credentials: a changed password logs in anew - a token replaces the ticket") {
+  Fixture f(password_options());
+  serve_node(f.http);
+  // The server knows only the new password.
+  f.http.on(kTicket, [](const HttpRequest& req) {
+    if (req.body != "username=root%40pam&password=new-password") {
+      return http_answer(401, R"({"data":null})", "authentication failure");
+    }
+    return http_answer(200, R"({"data":{"ticket":"PVE:root@pam:2::sig",)"
+                            R"("CSRFPreventionToken":"2:csrf","username":"root@pam"}})");
+  });
+  CHECK_FALSE(f.client.read_guests().ok);
+  CHECK(f.http.count(kTicket) == 1);
+  auto changed = password_options().credentials;
+  changed.password = "new-password";
+  f.client.set_credentials(changed);
+  auto r = f.client.read_guests();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(f.http.count(kTicket) == 2);
+  // The same credentials again change nothing: the ticket is kept.
+  f.client.set_credentials(changed);
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(f.http.count(kTicket) == 2);
+  // A token instead: no more logins, the header on every request.
+  f.client.set_credentials(token_options().credentials);
+  f.http.clear_requests();
+  REQUIRE(f.client.read_guests().ok);
+  CHECK(f.http.count(kTicket) == 0);
+  for (const auto& req : f.http.requests()) {
+    CHECK(header(req, "Authorization") == "PVEAPIToken=agent@pve!sync=tok-secret");
+    CHECK(header(req, "Cookie").empty());
+  }
+}
+
+TEST_CASE("a body that fails after a 200 head says why - not 200 OK") {
+  Fixture f(token_options());
+  auto cut = http_answer(200, R"({"data":[)", "OK");
+  cut.kind = FailureKind::server;
+  cut.error =
+      "GET https://127.0.0.1:8006/api2/json/nodes/pve/qemu: response body over the 16 MiB "
+      "limit of Proxmox responses";
+  f.http.on(kQemu, cut);
+  auto r = f.client.read_guests();
+  CHECK_FALSE(r.ok);
+  CHECK(r.kind == FailureKind::server);
+  CHECK_MESSAGE(r.error.find("response body over the 16 MiB limit") != std::string::npos, r.error);
+  CHECK(r.error.find("200 OK") == std::string::npos);
+}
+
 TEST_CASE("a rejected token is an auth failure that names the settings - without the secret") {
   Fixture f(token_options());
   f.http.on(kQemu, http_answer(401, "", "invalid token value!"));

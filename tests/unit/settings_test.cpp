@@ -594,8 +594,14 @@ TEST_CASE("files: the CA bundle - the HTTPS certificate and key - the state dire
   CHECK(load(with(minimal_env(), {{"TLS_CERT_FILE", "/cert.pem"}, {"TLS_KEY_FILE", "/cert.pem"}}),
              {}, "", &fs)
             .has_error("TLS_KEY_FILE=/cert.pem (from environment): holds no PEM private key"));
-  CHECK(load(with(minimal_env(), {{"STATE_DIR", "/nope"}}), {}, "", &fs)
-            .has_error("STATE_DIR=/nope (from environment): expected an existing directory"));
+  // A configured state directory that is missing or read-only: a warning, and
+  // the agent runs without persistence.
+  auto no_state = load(with(minimal_env(), {{"STATE_DIR", "/nope"}}), {}, "", &fs);
+  REQUIRE_MESSAGE(no_state.ok(), no_state.all_errors());
+  CHECK(no_state.has_warning(
+      "STATE_DIR: /nope (from environment) is not a writable directory, so nothing is persisted"));
+  CHECK(no_state.has_warning("create it or make it writable for this user"));
+  CHECK(no_state.settings().state_dir.empty());
   fs.writable_dirs.insert("/var/lib/proxmox-host-agent");
   auto packaged = load(minimal_env(), {}, "", &fs);
   REQUIRE(packaged.ok());
