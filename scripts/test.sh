@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, checks formatting, builds with
 # warnings as errors, runs the whole suite, then builds and runs it again
-# under AddressSanitizer + UndefinedBehaviorSanitizer, and checks the Debian
-# package (scripts/package_test.sh).
+# under AddressSanitizer + UndefinedBehaviorSanitizer, runs every fuzz target
+# briefly (scripts/fuzz.sh), and checks the Debian package
+# (scripts/package_test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,8 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPHA_SANITIZE=ON
+echo "== fuzz smoke run (scripts/fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
+bash scripts/fuzz.sh
 echo "== the Debian package (scripts/package_test.sh)"
 bash scripts/package_test.sh
-echo "== all tests passed (normal and sanitizer builds, the Debian package)"
+echo "== all tests passed (normal and sanitizer builds, fuzz smoke run, the Debian package)"
