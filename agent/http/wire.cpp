@@ -332,6 +332,16 @@ std::variant<std::monostate, std::size_t, Refusal> RequestReader::scan_head(
   if (!request_line_done_) {
     const auto skip = in.find_first_not_of("\r\n");
     in.erase(0, skip == std::string::npos ? in.size() : skip);
+    // Bytes that cannot start a request (TLS sent to a plain port, binary
+    // noise) are refused at once rather than at the timeout, whether or not
+    // the line end has arrived with them: the method ends at the first space
+    // or line end.
+    const auto method_end = std::min(in.find_first_of(" \r\n"), in.size());
+    for (; method_checked_ < method_end; ++method_checked_) {
+      if (!is_tchar(in[method_checked_])) {
+        return bad_request("malformed request line");
+      }
+    }
   }
   for (;;) {
     const auto nl = in.find('\n', scan_pos_);
@@ -356,15 +366,6 @@ std::variant<std::monostate, std::size_t, Refusal> RequestReader::scan_head(
     scan_pos_ = nl + 1;
   }
   if (!request_line_done_) {
-    // Bytes that cannot start a request (TLS sent to a plain port, binary
-    // noise) are refused at once rather than at the timeout.
-    const auto sp = in.find(' ');
-    const auto method_end = std::min(sp, in.size());
-    for (; method_checked_ < method_end; ++method_checked_) {
-      if (!is_tchar(in[method_checked_])) {
-        return bad_request("malformed request line");
-      }
-    }
     if (in.size() > options.max_header_bytes) {
       return refuse(414, "uri_too_long", "the request line is too long");
     }

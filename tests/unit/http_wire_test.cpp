@@ -167,3 +167,20 @@ TEST_CASE("http wire: answers are framed by the server whatever the handler adds
   r.status = 204;
   CHECK(serialize_response(r, false, true, "id-3").find("Content-Length") == std::string::npos);
 }
+
+// Found by fuzz/http_request: with the request line's end in the same read,
+// a method that could not be one was not refused until the whole head (or
+// the timeout) came; a byte at a time, it was refused at once.
+TEST_CASE("http wire: a bad method is refused at once whether or not its line end came with it") {
+  for (const std::string bytes :
+       {"\x16\x03\x01\x02\x00\r\n", "GE\x01T / HTTP/1.1\r\nHost: a\r\n"}) {
+    CAPTURE(bytes);
+    for (const std::size_t chunk : {bytes.size(), std::size_t{1}}) {
+      const auto f = frame(bytes, chunk);
+      REQUIRE(f.refusal.has_value());
+      CHECK(f.refusal->status == 400);
+    }
+  }
+  // A line end right after the method is for parse_request_head to refuse.
+  CHECK_FALSE(frame("GET\r\n\tX: 1\r\n", 64).refusal.has_value());
+}
