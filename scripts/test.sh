@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, checks formatting, builds with
 # warnings as errors, runs the whole suite, then builds and runs it again
-# under AddressSanitizer + UndefinedBehaviorSanitizer, and checks the Debian
-# package (scripts/package_test.sh). After the first suite, the benchmarks'
-# smoke run (scripts/bench.sh --smoke) on the same build.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, runs every fuzz target
+# briefly (scripts/fuzz.sh), and checks the Debian package
+# (scripts/package_test.sh). After the first suite, the benchmarks' smoke run
+# (scripts/bench.sh --smoke) on the same build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,8 @@ echo "== bench smoke (scripts/bench.sh --smoke)"
 PHA_BENCH_BUILD_DIR=build bash scripts/bench.sh --smoke
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPHA_SANITIZE=ON
+echo "== fuzz smoke run (scripts/fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
+bash scripts/fuzz.sh
 echo "== the Debian package (scripts/package_test.sh)"
 bash scripts/package_test.sh
-echo "== all tests passed (normal and sanitizer builds, the Debian package)"
+echo "== all tests passed (normal and sanitizer builds, fuzz smoke run, the Debian package)"

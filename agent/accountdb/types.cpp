@@ -1,5 +1,8 @@
 #include "agent/accountdb/types.hpp"
 
+#include <cmath>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 namespace pha {
@@ -16,15 +19,29 @@ Result<json> parse_json(std::string_view body) {
   return doc;
 }
 
+// An integer, or a float truncated as pydantic v1 does; a number outside
+// int64 is no integer (converting it would be undefined, or wrap).
 std::optional<std::int64_t> opt_int(const json& o, const char* key) {
   const auto it = o.find(key);
   if (it == o.end() || !it->is_number()) {
     return std::nullopt;
   }
+  if (it->is_number_unsigned()) {
+    const auto u = it->get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(u);
+  }
   if (it->is_number_integer()) {
     return it->get<std::int64_t>();
   }
-  return static_cast<std::int64_t>(it->get<double>());
+  const double d = it->get<double>();
+  // -2^63 <= d < 2^63: the doubles whose truncation is an int64.
+  if (!std::isfinite(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0) {
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(d);
 }
 
 std::optional<std::string> opt_string(const json& o, const char* key) {
@@ -111,6 +128,11 @@ Result<std::vector<AccountDbRow>> parse_rows(std::string_view body) {
     }
     AccountDbRow row;
     row.id = *opt_int(r, "id");
+    // Ids are positive serials; the agent's creates go to the negative VMID,
+    // so an update to a row id <= 0 would be sent as a create.
+    if (row.id <= 0) {
+      return Error{"a row's \"id\" is not a positive serial: " + r.dump().substr(0, 120)};
+    }
     row.vmid = *opt_int(r, "vmid");
     row.name = opt_string(r, "name").value_or("");
     row.status = opt_string(r, "status").value_or("");

@@ -114,11 +114,14 @@ void HostManager::publish_targets_locked() {
       targets.push_back({h, "config", 1, 1, ""});
     }
   }
-  for (const auto& [url, d] : discovered_) {
+  // (No structured binding: clang 14, which builds the fuzz targets, cannot
+  // capture one in a lambda.)
+  for (const auto& entry : discovered_) {
+    const auto& url = entry.first;
     const bool known = std::any_of(targets.begin(), targets.end(),
                                    [&url](const TargetInfo& t) { return t.url == url; });
     if (!known) {
-      targets.push_back({url, "discovered", 1, 1, d.node});
+      targets.push_back({url, "discovered", 1, 1, entry.second.node});
     }
   }
   monitor_.set_targets(targets);

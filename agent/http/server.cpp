@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "agent/core/text.hpp"
+#include "agent/http/wire.hpp"
 #include "agent/platform/logging.hpp"
 
 namespace pha::http {
@@ -80,140 +81,6 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string errno_text(int e) {
   return std::error_code(e, std::generic_category()).message();
-}
-
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Content";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      break;
-  }
-  if (status < 200) {
-    return "Informational";
-  }
-  if (status < 300) {
-    return "Success";
-  }
-  if (status < 400) {
-    return "Redirection";
-  }
-  if (status < 500) {
-    return "Client Error";
-  }
-  return "Server Error";
-}
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool is_alnum(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-// RFC 9110 5.6.2.
-bool is_tchar(char c) {
-  return is_alnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar);
-}
-
-bool sane_request_id(std::string_view id) {
-  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-    return is_alnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
-  });
-}
-
-int hex_value(char c) {
-  if (is_digit(c)) {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Malformed escapes and %00 give nullopt.
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) {
-      return std::nullopt;
-    }
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-      return std::nullopt;
-    }
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
 }
 
 std::string host_port(std::string_view address, int port) {
@@ -311,211 +178,6 @@ long socket_bio_ctrl(BIO*, int cmd, long, void*) {
   return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-// The request line and headers of a request, parsed and checked; the body
-// follows in the read buffer.
-struct Head {
-  std::string method;
-  std::string target;
-  std::string path;
-  std::string query;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::size_t head_bytes = 0;
-  std::size_t content_length = 0;
-  bool http10 = false;
-  bool keep_alive = true;
-  bool expect_continue = false;
-  std::string request_id;  // the client's, when sane
-};
-
-// A request the server answers itself, then closes the connection.
-struct Refusal {
-  int status = 400;
-  std::string_view code = "bad_request";
-  std::string message;
-  std::string request_id;    // the client's, when known and sane
-  bool head_method = false;  // when known
-};
-
-Refusal refuse(int status, std::string_view code, std::string message) {
-  return Refusal{status, code, std::move(message), {}, false};
-}
-
-Refusal bad_request(std::string message) {
-  return refuse(400, "bad_request", std::move(message));
-}
-
-std::variant<Head, Refusal> parse_head(std::string_view text, const ServerOptions& o) {
-  Head h;
-  h.head_bytes = text.size();
-  std::vector<std::string_view> lines;
-  for (std::size_t pos = 0; pos < text.size();) {
-    auto nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) {
-      nl = text.size();
-    }
-    auto line = text.substr(pos, nl - pos);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    lines.push_back(line);
-    pos = nl + 1;
-  }
-  while (!lines.empty() && lines.back().empty()) {
-    lines.pop_back();
-  }
-  if (lines.empty()) {
-    return bad_request("empty request");
-  }
-
-  // Request line: method SP target SP version, single spaces.
-  const auto line = lines.front();
-  const auto sp1 = line.find(' ');
-  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-    return bad_request("malformed request line");
-  }
-  h.method = std::string(line.substr(0, sp1));
-  h.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-  const auto version = line.substr(sp2 + 1);
-  if (!is_token(h.method)) {
-    return bad_request("malformed request method");
-  }
-  if (h.target.empty() ||
-      !std::all_of(h.target.begin(), h.target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
-    return bad_request("malformed request target");
-  }
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) ||
-      version[6] != '.' || !is_digit(version[7])) {
-    return bad_request("malformed HTTP version");
-  }
-  if (version == "HTTP/1.0") {
-    h.http10 = true;
-  } else if (version != "HTTP/1.1") {
-    return refuse(505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are supported");
-  }
-
-  // Header fields.
-  for (std::size_t i = 1; i < lines.size(); ++i) {
-    const auto field = lines[i];
-    if (field.empty() || field.front() == ' ' || field.front() == '\t') {
-      return bad_request("obsolete line folding in a header");
-    }
-    const auto colon = field.find(':');
-    if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) {
-      return bad_request("malformed header line");
-    }
-    auto value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-      value.remove_prefix(1);
-    }
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
-      value.remove_suffix(1);
-    }
-    if (std::any_of(value.begin(), value.end(), [](char c) {
-          const auto u = static_cast<unsigned char>(c);
-          return (u < 0x20 && c != '\t') || u == 0x7f;
-        })) {
-      return bad_request("control character in a header value");
-    }
-    h.headers.emplace_back(to_lower(field.substr(0, colon)), std::string(value));
-  }
-  if (h.headers.size() > o.max_headers) {
-    return refuse(431, "headers_too_large", "too many header fields");
-  }
-
-  // From here on the refusals can carry the client's request id.
-  bool have_length = false;
-  bool chunked = false;
-  std::string connection;
-  for (const auto& [name, value] : h.headers) {
-    if (name == "x-request-id" && h.request_id.empty() && sane_request_id(value)) {
-      h.request_id = value;
-    } else if (name == "transfer-encoding") {
-      chunked = true;
-    } else if (name == "connection") {
-      connection += value + ",";
-    } else if (name == "expect") {
-      h.expect_continue = iequals(trim(value), "100-continue");
-    }
-  }
-  auto refusal = [&](int status, std::string_view code, std::string message) {
-    Refusal r = refuse(status, code, std::move(message));
-    r.request_id = h.request_id;
-    r.head_method = h.method == "HEAD";
-    return r;
-  };
-  if (chunked) {
-    // No chunked (or any other) transfer coding: every request body this API
-    // takes is small and sent with a Content-Length.
-    return refusal(411, "length_required",
-                   "Transfer-Encoding is not supported; send the body with Content-Length");
-  }
-  for (const auto& [name, value] : h.headers) {
-    if (name != "content-length") {
-      continue;
-    }
-    // A list of equal values ("5, 5") is the same length sent twice.
-    const auto items = split_list(value);
-    if (items.empty()) {
-      return refusal(400, "bad_request", "invalid Content-Length");
-    }
-    for (const auto& item : items) {
-      if (!std::all_of(item.begin(), item.end(), is_digit)) {
-        return refusal(400, "bad_request", "invalid Content-Length");
-      }
-      const auto digits =
-          std::string_view(item).substr(std::min(item.find_first_not_of('0'), item.size() - 1));
-      std::size_t n = std::numeric_limits<std::size_t>::max();
-      if (digits.size() <= 18) {
-        n = 0;
-        for (char c : digits) {
-          n = n * 10 + static_cast<std::size_t>(c - '0');
-        }
-      }
-      if (have_length && n != h.content_length) {
-        return refusal(400, "bad_request", "conflicting Content-Length values");
-      }
-      have_length = true;
-      h.content_length = n;
-    }
-  }
-  if (h.content_length > o.max_body_bytes) {
-    return refusal(413, "payload_too_large",
-                   "the request body is over " + std::to_string(o.max_body_bytes) + " bytes");
-  }
-
-  // Target: origin-form, or "*" for OPTIONS.
-  if (h.target == "*") {
-    if (h.method != "OPTIONS") {
-      return refusal(400, "bad_request", "malformed request target");
-    }
-    h.path = "*";
-  } else {
-    if (h.target.front() != '/') {
-      return refusal(400, "bad_request", "the request target must start with '/'");
-    }
-    const auto q = h.target.find('?');
-    auto path = percent_decode(std::string_view(h.target).substr(0, q));
-    if (!path) {
-      return refusal(400, "bad_request", "malformed percent-encoding in the path");
-    }
-    h.path = std::move(*path);
-    if (q != std::string::npos) {
-      h.query = h.target.substr(q + 1);
-    }
-  }
-
-  bool close = false;
-  bool keep_alive = false;
-  for (const auto& token : split_list(connection)) {
-    close = close || iequals(token, "close");
-    keep_alive = keep_alive || iequals(token, "keep-alive");
-  }
-  h.keep_alive = !close && (!h.http10 || keep_alive);
-  h.expect_continue = h.expect_continue && !h.http10 && h.content_length > 0;
-  return h;
-}
-
 enum class Expiry { none, handshake, fresh, request, idle, write, linger };
 
 struct Conn {
@@ -532,12 +194,7 @@ struct Conn {
 
   // Reading and parsing.
   std::string in;
-  std::size_t scan_pos = 0;        // where the search for the end of the head goes on
-  std::size_t method_checked = 0;  // bytes of the method already checked
-  bool request_line_done = false;  // the request line has its line end
-  std::size_t header_lines = 0;    // complete header lines seen
-  std::optional<Head> head;        // parsed, its body still coming
-  bool continue_sent = false;
+  RequestReader reader;       // frames the requests out of `in`
   bool request_open = false;  // bytes of a request have arrived
   bool peer_eof = false;
 
@@ -673,8 +330,7 @@ struct Server::Impl {
 
   void drive(Conn& c);
   bool next_request(Conn& c);
-  std::variant<std::monostate, std::size_t, Refusal> scan_head(Conn& c);
-  void dispatch(Conn& c, Head h);
+  void dispatch(Conn& c, RequestHead h, std::string body);
   void refuse_request(Conn& c, Refusal r);
   void answer(Conn& c, Response r, bool head_method, bool keep_alive,
               const std::string& request_id);
@@ -693,8 +349,6 @@ struct Server::Impl {
   Io read_raw(Conn& c, char* data, std::size_t len, std::size_t& got);
   Io write_raw(Conn& c, const char* data, std::size_t len, std::size_t& put);
   std::string new_request_id();
-  std::string serialize(const Response& r, bool head_method, bool keep_alive,
-                        std::string_view request_id);
 
   // ---- workers ----
 
@@ -1062,7 +716,7 @@ void Server::Impl::reject(int fd) {
     (void)::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
     Response r = error_response(503, "overloaded", "too many connections; try again later");
     r.headers.emplace_back("Retry-After", "1");
-    const auto bytes = serialize(r, false, false, new_request_id());
+    const auto bytes = serialize_response(r, false, false, new_request_id());
     (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     ::shutdown(fd, SHUT_WR);
   }
@@ -1147,7 +801,7 @@ void Server::Impl::on_timer(Conn& c) {
     case Expiry::request:
       timed_out.fetch_add(1, std::memory_order_relaxed);
       log::debug("http_request_timeout", "request not complete in time", {{"peer", c.peer.text}});
-      refuse_request(c, refuse(408, "request_timeout", "the request took too long to arrive"));
+      refuse_request(c, Refusal{408, "request_timeout", "the request took too long to arrive"});
       break;
     case Expiry::handshake:
     case Expiry::fresh:
@@ -1249,119 +903,47 @@ void Server::Impl::drive(Conn& c) {
   }
 }
 
-std::variant<std::monostate, std::size_t, Refusal> Server::Impl::scan_head(Conn& c) {
-  // Empty lines before a request line are ignored (RFC 9112 2.2).
-  if (!c.request_line_done) {
-    const auto skip = c.in.find_first_not_of("\r\n");
-    c.in.erase(0, skip == std::string::npos ? c.in.size() : skip);
-  }
-  for (;;) {
-    const auto nl = c.in.find('\n', c.scan_pos);
-    if (nl == std::string::npos) {
-      break;
-    }
-    const bool empty = nl == c.scan_pos || (nl == c.scan_pos + 1 && c.in[c.scan_pos] == '\r');
-    if (!c.request_line_done) {
-      c.request_line_done = true;
-      if (nl > options.max_header_bytes) {
-        return refuse(414, "uri_too_long", "the request line is too long");
-      }
-    } else if (empty) {
-      const auto end = nl + 1;
-      if (end > options.max_header_bytes) {
-        return refuse(431, "headers_too_large", "the request headers are too large");
-      }
-      return end;
-    } else if (++c.header_lines > options.max_headers) {
-      return refuse(431, "headers_too_large", "too many header fields");
-    }
-    c.scan_pos = nl + 1;
-  }
-  if (!c.request_line_done) {
-    // Bytes that cannot start a request (TLS sent to a plain port, binary
-    // noise) are refused at once rather than at the timeout.
-    const auto sp = c.in.find(' ');
-    const auto method_end = std::min(sp, c.in.size());
-    for (; c.method_checked < method_end; ++c.method_checked) {
-      if (!is_tchar(c.in[c.method_checked])) {
-        return bad_request("malformed request line");
-      }
-    }
-    if (c.in.size() > options.max_header_bytes) {
-      return refuse(414, "uri_too_long", "the request line is too long");
-    }
-  } else if (c.in.size() > options.max_header_bytes) {
-    return refuse(431, "headers_too_large", "the request headers are too large");
-  }
-  return std::monostate{};
-}
-
-// One step with the next request: its head parsed, refused, its body still
-// awaited, or the whole request dispatched. false: nothing to do until more
-// bytes arrive.
+// One step with the next request: refused, its body still awaited (after a
+// 100 Continue when asked), or the whole request dispatched. false: nothing
+// to do until more bytes arrive.
 bool Server::Impl::next_request(Conn& c) {
-  if (!c.head) {
-    auto scanned = scan_head(c);
-    if (std::holds_alternative<std::monostate>(scanned)) {
+  auto step = c.reader.next(c.in, options);
+  if (auto* more = std::get_if<RequestReader::NeedMore>(&step)) {
+    if (!more->send_continue) {
       return false;
     }
-    if (auto* r = std::get_if<Refusal>(&scanned)) {
-      refuse_request(c, std::move(*r));
-      return true;
-    }
-    const auto end = std::get<std::size_t>(scanned);
-    auto parsed = parse_head(std::string_view(c.in).substr(0, end), options);
-    if (auto* r = std::get_if<Refusal>(&parsed)) {
-      refuse_request(c, std::move(*r));
-      return true;
-    }
-    c.head = std::move(std::get<Head>(parsed));
+    c.out.assign(kContinue);
+    c.write_since = now;
+    flush(c);
+    return true;
   }
-  const auto total = c.head->head_bytes + c.head->content_length;
-  if (c.in.size() < total) {
-    if (c.head->expect_continue && !c.continue_sent) {
-      c.continue_sent = true;
-      c.out.assign(kContinue);
-      c.write_since = now;
-      flush(c);
-      return true;
-    }
-    return false;
+  if (auto* r = std::get_if<Refusal>(&step)) {
+    refuse_request(c, std::move(*r));
+    return true;
   }
-  Head h = std::move(*c.head);
-  c.head.reset();
-  c.scan_pos = 0;
-  c.method_checked = 0;
-  c.request_line_done = false;
-  c.header_lines = 0;
-  c.continue_sent = false;
-  // The body stays in the buffer until dispatch() takes it.
-  dispatch(c, std::move(h));
+  auto& ready = std::get<RequestReader::Ready>(step);
+  dispatch(c, std::move(ready.head), std::move(ready.body));
   return true;
 }
 
-void Server::Impl::dispatch(Conn& c, Head h) {
-  Request req;
-  req.body = c.in.substr(h.head_bytes, h.content_length);
-  c.in.erase(0, h.head_bytes + h.content_length);
+void Server::Impl::dispatch(Conn& c, RequestHead h, std::string body) {
   if (c.in.empty() && c.in.capacity() > kKeptBuffer) {
     std::string().swap(c.in);
   }
   // A pipelined request already begun: its time runs from now.
   c.request_open = !c.in.empty();
   c.request_started = now;
-  req.method = std::move(h.method);
-  req.target = std::move(h.target);
-  req.path = std::move(h.path);
-  req.query = std::move(h.query);
-  req.headers = std::move(h.headers);
+  const bool keep_alive = h.keep_alive;
+  Request req = make_request(std::move(h), std::move(body));
   req.peer = c.peer.text;
   req.peer_loopback = c.peer.loopback;
-  req.request_id = h.request_id.empty() ? new_request_id() : h.request_id;
+  if (req.request_id.empty()) {
+    req.request_id = new_request_id();
+  }
   req.tls = c.ssl != nullptr;
 
   c.answer_head = req.method == "HEAD";
-  c.answer_keep_alive = h.keep_alive && c.answered + 1 < options.max_requests_per_connection &&
+  c.answer_keep_alive = keep_alive && c.answered + 1 < options.max_requests_per_connection &&
                         !stopping.load(std::memory_order_relaxed);
   c.answer_request_id = req.request_id;
   auto internal_error = [&] {
@@ -1406,7 +988,7 @@ void Server::Impl::dispatch(Conn& c, Head h) {
 
 void Server::Impl::refuse_request(Conn& c, Refusal r) {
   bad_requests.fetch_add(1, std::memory_order_relaxed);
-  c.head.reset();
+  c.reader.reset();
   c.in.clear();
   c.request_open = false;
   const auto id = r.request_id.empty() ? new_request_id() : r.request_id;
@@ -1427,55 +1009,8 @@ void Server::Impl::answer(Conn& c, Response r, bool head_method, bool keep_alive
   if (c.out.empty()) {
     c.write_since = now;
   }
-  c.out += serialize(r, head_method, keep_alive, request_id);
+  c.out += serialize_response(r, head_method, keep_alive, request_id);
   flush(c);
-}
-
-std::string Server::Impl::serialize(const Response& r, bool head_method, bool keep_alive,
-                                    std::string_view request_id) {
-  const bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
-  auto has_extra = [&r](std::string_view name) {
-    return std::any_of(r.headers.begin(), r.headers.end(),
-                       [name](const auto& h) { return iequals(h.first, name); });
-  };
-  std::string s;
-  s.reserve(256 + r.body.size());
-  s += "HTTP/1.1 ";
-  s += std::to_string(r.status);
-  s += ' ';
-  s += reason_phrase(r.status);
-  s += "\r\n";
-  if (!r.content_type.empty() && !bodiless_status) {
-    s += "Content-Type: " + r.content_type + "\r\n";
-  }
-  if (!bodiless_status) {
-    s += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
-  }
-  s += "X-Request-ID: ";
-  s += request_id;
-  s += "\r\n";
-  s += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
-  if (!has_extra("cache-control")) {
-    s += "Cache-Control: no-store\r\n";
-  }
-  if (!has_extra("x-content-type-options")) {
-    s += "X-Content-Type-Options: nosniff\r\n";
-  }
-  for (const auto& [name, value] : r.headers) {
-    // The framing is the server's; a header that could split the answer is dropped.
-    const auto lower = to_lower(name);
-    if (!is_token(name) || lower == "content-length" || lower == "transfer-encoding" ||
-        lower == "connection" || lower == "x-request-id" || lower == "content-type" ||
-        value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      continue;
-    }
-    s += name + ": " + value + "\r\n";
-  }
-  s += "\r\n";
-  if (!head_method && !bodiless_status) {
-    s += r.body;
-  }
-  return s;
 }
 
 std::string Server::Impl::new_request_id() {
@@ -1676,7 +1211,7 @@ void Server::Impl::begin_close(Conn& c) {
   c.linger_until = now + std::min<milliseconds>(kLingerTime, options.request_timeout);
   std::string().swap(c.in);
   std::string().swap(c.out);
-  c.head.reset();
+  c.reader.reset();
   discard_input(c);
 }
 

@@ -16,6 +16,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxShown = 80;
+constexpr double kMaxCpus = 1 << 20;
 
 std::string shown(const json& v) {
   auto s = v.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -167,6 +168,11 @@ Result<bool> fill_guest(const json& e, Guest& g, const char* cpus_key) {
   if (g.cpus < 0 || g.cpu < 0 || g.maxmem < 0 || g.maxdisk < 0 || !std::isfinite(g.cpu) ||
       !std::isfinite(g.cpus)) {
     return Error{"negative or non-finite resource values"};
+  }
+  // No guest has that many cores (Proxmox allows 8192 vCPUs); more would not
+  // even fit the integer core count sent to AccountDB.
+  if (g.cpus > kMaxCpus) {
+    return Error{"\"" + std::string(cpus_key) + "\" is not a core count: " + shown(e[cpus_key])};
   }
   return true;
 }

@@ -216,3 +216,21 @@ TEST_CASE("the key is never logged") {
     CHECK(l.find("request_id=req-") != std::string::npos);
   }
 }
+
+// Found by fuzz/accountdb_parse (UBSan: 1e+300 is outside the range of
+// long): a float id or count too large for int64 was converted anyway, and an
+// unsigned id above INT64_MAX wrapped to a negative one - an update to it
+// would have gone out as a create.
+TEST_CASE("call E: a row id that is not a positive int64 fails the whole answer") {
+  for (const char* id : {"1e300", "-1e300", "9.3e18", "18446744073709551615", "0", "-5"}) {
+    CAPTURE(id);
+    const auto rows = parse_rows(std::string(R"({"vms":[{"id":)") + id + R"(,"vmid":101}]})");
+    CHECK_FALSE(rows.ok());
+  }
+  const auto ok = parse_rows(R"({"vms":[{"id":7.0,"vmid":101,"cpu_cores":1e300,"disk_gb":2.7}]})");
+  REQUIRE(ok.ok());
+  CHECK(ok->at(0).id == 7);
+  CHECK_FALSE(ok->at(0).cpu_cores.has_value());  // not a number AccountDB can hold
+  CHECK(ok->at(0).disk_gb == std::optional<std::int64_t>(2));
+  CHECK_FALSE(parse_node(R"({"id":1e300})").ok());
+}

@@ -282,3 +282,23 @@ TEST_CASE("is_reportable_ipv4") {
   CHECK_FALSE(is_reportable_ipv4("fe80::1"));
   CHECK_FALSE(is_reportable_ipv4("10.0.0"));
 }
+
+// Found by fuzz/proxmox_parse (UBSan in to_record: 1e+300 is outside the
+// range of long): a finite but absurd core count was accepted and then
+// converted to AccountDB's integer cpu_cores.
+TEST_CASE("a core count no guest can have rejects the entry by name") {
+  auto r = parse_guest_list(
+      R"({"data":[{"vmid":101,"status":"running","cpus":1e300},{"vmid":102,"status":"running","cpus":"4e19"},)"
+      R"({"vmid":103,"status":"running","cpus":8192}]})",
+      GuestType::qemu, "pve");
+  REQUIRE(r.ok());
+  REQUIRE(r->guests.size() == 1);
+  CHECK(to_record(r->guests[0]).cpu_cores == 8192);
+  REQUIRE(r->rejected.size() == 2);
+  CHECK(r->rejected[0].find("(vmid 101): \"cpus\" is not a core count") != std::string::npos);
+  auto cluster = parse_cluster_resources(
+      R"({"data":[{"type":"qemu","node":"b","vmid":104,"status":"running","maxcpu":1e300}]})");
+  REQUIRE(cluster.ok());
+  CHECK(cluster->guests.empty());
+  CHECK(cluster->rejected.size() == 1);
+}
