@@ -219,8 +219,9 @@ int Agent::run() {
   SyncLoop loop(engine, accountdb.client(), clock_, loop_timings(s), options_.dry_run,
                 [this, &store, &owner_id, &loop, &notifier](const CycleReport& r) {
                   log_cycle(r);
-                  store.record_cycle(r);
+                  // Before the cycle shows in /status: its events are queued by then.
                   notifier.cycle(r.success, r.message, r.finished_at);
+                  store.record_cycle(r);
                   if (r.owner_id) {
                     owner_id = *r.owner_id;
                   }
