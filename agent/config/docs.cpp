@@ -221,6 +221,19 @@ std::string roff(std::string_view s) {
   return out;
 }
 
+// A value that may be a long list without spaces (a default such as
+// WEBHOOK_EVENTS's): a break point after each comma, so troff can wrap it.
+std::string roff_list(std::string_view s) {
+  std::string out;
+  for (char c : roff(s)) {
+    out += c;
+    if (c == ',') {
+      out += "\\:";
+    }
+  }
+  return out;
+}
+
 // Something typed as it is (a flag, a variable, a path) in bold, its hyphens
 // as minus signs so that it can be copied and searched for.
 std::string literal(std::string_view s) {
@@ -321,8 +334,8 @@ std::string render_man_page() {
       out += ".SS " + roff(section) + "\n";
     }
     out += ".TP\n" + setting_tag(spec) + "\n" + roff(spec.help) + "\n.br\n";
-    out += "Allowed: " + roff(describe_allowed(spec)) + ". Default: " + roff(shown_default(spec)) +
-           ".";
+    out += "Allowed: " + roff(describe_allowed(spec)) +
+           ". Default: " + roff_list(shown_default(spec)) + ".";
     if (spec.required) {
       out += " Required.";
     }
