@@ -42,16 +42,6 @@ nlohmann::json events_of(const RunningAgent& a) {
   return a.get_json("/failover/events")["events"];
 }
 
-// Triggers a cycle and waits for it to end; returns its /status.
-nlohmann::json cycle(const RunningAgent& a) {
-  const auto before = a.get_json("/status")["sync"]["cycle_count"].get<std::uint64_t>();
-  auto r = a.post("/sync/trigger");
-  REQUIRE(r);
-  REQUIRE(r->status == 202);
-  REQUIRE(a.wait_cycles(before + 1));
-  return a.get_json("/status");
-}
-
 }  // namespace
 
 TEST_CASE("failover: the local API refused - the same cycle reads a peer's cluster resources") {

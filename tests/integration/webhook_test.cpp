@@ -111,15 +111,6 @@ void check_envelope(const Call& c, const std::string& event) {
   CHECK(c.headers.at("X-Signature") == webhook_signature(kHookToken, c.body));
 }
 
-nlohmann::json cycle(const RunningAgent& a) {
-  const auto before = a.get_json("/status")["sync"]["cycle_count"].get<std::uint64_t>();
-  auto r = a.post("/sync/trigger");
-  REQUIRE(r);
-  REQUIRE(r->status == 202);
-  REQUIRE(a.wait_cycles(before + 1));
-  return a.get_json("/status");
-}
-
 Env hook_env(const Receiver& receiver, Env extra = {}) {
   Env e = {{"WEBHOOK_URLS", receiver.url()},
            {"WEBHOOK_TOKEN", kHookToken},

@@ -218,4 +218,31 @@ class RunningAgent {
   httplib::Headers default_headers_;
 };
 
+// The last lines the agent logged, for failure messages.
+inline std::string log_tail(RunningAgent& a, std::size_t bytes = 3000) {
+  const auto err = a.process().err_so_far();
+  return err.size() > bytes ? err.substr(err.size() - bytes) : err;
+}
+
+// Triggers a cycle and waits for it to end; returns /status after it. A
+// cycle already running (the reconnect schedule runs some by itself) may have
+// started before the caller changed the world: it is waited out first, so the
+// cycle this returns began after the call.
+inline nlohmann::json cycle(RunningAgent& a,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::uint64_t before = 0;
+  REQUIRE(a.wait_status(
+      [&](const nlohmann::json& s) {
+        before = s["sync"]["cycle_count"].get<std::uint64_t>();
+        return s["sync"]["is_syncing"] == false;
+      },
+      timeout));
+  auto r = a.post("/sync/trigger");
+  REQUIRE(r);
+  REQUIRE(r->status == 202);
+  REQUIRE_MESSAGE(a.wait_cycles(before + 1, timeout), "no cycle ended in time; the agent's log:\n",
+                  log_tail(a));
+  return a.get_json("/status");
+}
+
 }  // namespace pha::test
