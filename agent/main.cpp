@@ -12,6 +12,8 @@
 #include "agent/app/list_guests.hpp"
 #include "agent/app/startup.hpp"
 #include "agent/config/docs.hpp"
+#include "agent/core/text.hpp"
+#include "agent/core/version.hpp"
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/memory.hpp"
@@ -46,6 +48,13 @@ void setup_logging(const pha::Settings& s) {
   options.journal = std::getenv("JOURNAL_STREAM") != nullptr;
   options.secrets = s.secrets();
   pha::log::init(options);
+}
+
+// --check-config's second line: what it read, so that an operator sees a
+// drop-in that is missing or one that should not be there.
+void print_files_read(const pha::LoadedConfig& config) {
+  std::printf("read: %s\n",
+              config.env_files.empty() ? "no env file" : pha::join_list(config.env_files).c_str());
 }
 
 // The stop ran out of time: threads still use the stack of Agent::run(), so
@@ -87,6 +96,7 @@ int run(int argc, char** argv) {
   }
   if (cl.mode == pha::Mode::check_config) {
     std::puts("config OK");
+    print_files_read(config);
     return 0;
   }
   if (cl.mode == pha::Mode::list_guests) {
@@ -117,8 +127,10 @@ int run(int argc, char** argv) {
         for (const auto& w : fresh.warnings) {
           pha::log::warn("config_warning", w);
         }
+        const auto files = pha::join_list(fresh.env_files);
         agent.reload(std::move(fresh));
-        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)");
+        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)",
+                       {{"env_files", files}});
       });
   return agent.run();
 }

@@ -402,7 +402,10 @@ nlohmann::json print_config_json(const LoadedConfig& config) {
     } else {
       v = value.text;
     }
-    settings[name] = {{"value", v}, {"source", to_string(value.origin.source)}};
+    // "from": the file and line (or "environment", the flag), which "source"
+    // alone does not tell once there are drop-ins.
+    settings[name] = {
+        {"value", v}, {"source", to_string(value.origin.source)}, {"from", value.origin.where}};
   }
   return {{"settings", settings}};
 }

@@ -92,7 +92,7 @@ TEST_CASE("--check-config on a good configuration prints 'config OK'") {
   TempDir dir;
   auto r = run(good_env(dir), {"--check-config"}, dir.path());
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "config OK\n");
+  CHECK(r.out == "config OK\nread: no env file\n");
 }
 
 TEST_CASE("each configuration error exits 78 and names the setting") {
@@ -189,10 +189,13 @@ TEST_CASE("--print-config prints only JSON on stdout - with sources - secrets ma
   REQUIRE(r.exit_code == 0);
   const auto j = nlohmann::json::parse(r.out);  // nothing but JSON
   const auto& s = j.at("settings");
-  CHECK(s["UPDATE_INTERVAL"] == nlohmann::json({{"value", 60}, {"source", "env-file"}}));
-  CHECK(s["PORT"] == nlohmann::json({{"value", 8300}, {"source", "cli"}}));
-  CHECK(s["ACCOUNTDB_NODE_ID"] == nlohmann::json({{"value", 34}, {"source", "env"}}));
-  CHECK(s["HEALTH_CHECK_INTERVAL"] == nlohmann::json({{"value", 30}, {"source", "default"}}));
+  CHECK(s["UPDATE_INTERVAL"] ==
+        nlohmann::json({{"value", 60}, {"source", "env-file"}, {"from", file + ":1"}}));
+  CHECK(s["PORT"] == nlohmann::json({{"value", 8300}, {"source", "cli"}, {"from", "--port"}}));
+  CHECK(s["ACCOUNTDB_NODE_ID"] ==
+        nlohmann::json({{"value", 34}, {"source", "env"}, {"from", "environment"}}));
+  CHECK(s["HEALTH_CHECK_INTERVAL"] ==
+        nlohmann::json({{"value", 30}, {"source", "default"}, {"from", "built-in default"}}));
   CHECK(s["ACCOUNTDB_API_KEY"]["value"] == "***");
   CHECK(s["PROXMOX_TOKEN_SECRET"]["value"] == "***");
   CHECK_FALSE(contains(r.out, kApiKey));
