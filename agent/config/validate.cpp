@@ -82,10 +82,17 @@ class Validator {
     const auto* direct = find(spec.env);
     const auto* file = find(file_key);
     if (direct != nullptr && file != nullptr) {
-      error(spec.env, kMask, direct->origin,
-            "set either " + std::string(spec.env) + " or " + file_key + " (from " +
-                file->origin.where + "), not both");
-      return;
+      // In one place (one file, or the environment) which one is meant would
+      // be a guess; from two places the higher one wins, as any setting does
+      // (e.g. a systemd credential's *_FILE in the environment over the key
+      // in agent.env).
+      if (direct->origin.rank == file->origin.rank) {
+        error(spec.env, kMask, direct->origin,
+              "set either " + std::string(spec.env) + " or " + file_key + " (from " +
+                  file->origin.where + "), not both");
+        return;
+      }
+      (direct->origin.rank > file->origin.rank ? file : direct) = nullptr;
     }
     if (direct != nullptr) {
       apply(spec, direct->text, direct->origin);

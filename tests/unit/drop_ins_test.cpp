@@ -1,4 +1,5 @@
-// The env file's drop-ins (PATH.d/*.env), on a fake filesystem.
+// The env file's drop-ins (PATH.d/*.env), and a secret and its *_FILE across
+// places; on a fake filesystem.
 
 #include <algorithm>
 
@@ -182,4 +183,52 @@ TEST_CASE("drop-ins: the old Python agent's .env works unchanged as one") {
   CHECK(c.settings.accountdb_node_id == 7);
   CHECK(c.effective.at("ACCOUNTDB_URL").origin.where == kDir + "/50-old-agent.env:6");
   CHECK(has(c.warnings, "LOG_FORWARDING_ENABLED (" + kDir + "/50-old-agent.env:12)"));
+}
+
+TEST_CASE("a secret and its _FILE: in one place an error - from two places the higher one wins") {
+  Node n;
+  n.fs.files["/run/credentials/key"] = "k3y-from-credential-abcdefghijklmnopqrstuvwxyz0\n";
+  const std::string file_line = "ACCOUNTDB_API_KEY_FILE=/run/credentials/key\n";
+  SUBCASE("both in the env file") {
+    n.fs.files[kEnvFile] = kBase + kKey + file_line;
+    CHECK(has(n.errors(), "set either ACCOUNTDB_API_KEY or ACCOUNTDB_API_KEY_FILE (from " +
+                              kEnvFile + ":6), not both"));
+  }
+  SUBCASE("both in one drop-in") {
+    n.drop_in("10-node.env", kKey + file_line);
+    CHECK(has(n.errors(), "not both"));
+  }
+  SUBCASE("both in the environment") {
+    n.environment = {{"ACCOUNTDB_API_KEY", "k3y-env"},
+                     {"ACCOUNTDB_API_KEY_FILE", "/run/credentials/key"}};
+    CHECK(has(n.errors(), "ACCOUNTDB_API_KEY=*** (from environment): set either"));
+  }
+  SUBCASE("the key in the env file - its _FILE in a drop-in: the drop-in wins") {
+    n.fs.files[kEnvFile] = kBase + kKey;
+    n.drop_in("10-node.env", file_line);
+    const auto c = n.loaded();
+    CHECK(c.settings.accountdb_api_key == "k3y-from-credential-abcdefghijklmnopqrstuvwxyz0");
+    CHECK(c.effective.at("ACCOUNTDB_API_KEY").origin.where == kDir + "/10-node.env:1");
+    CHECK(c.effective.at("ACCOUNTDB_API_KEY_FILE").text == "/run/credentials/key");
+  }
+  SUBCASE("the _FILE in the env file - the key in a drop-in: the drop-in wins") {
+    n.fs.files[kEnvFile] = kBase + file_line;
+    n.drop_in("10-node.env", kKey);
+    const auto c = n.loaded();
+    CHECK(c.settings.accountdb_api_key == "k3y-abcdefghijklmnopqrstuvwxyz0123456789ABCD");
+    // The losing _FILE is not shown as if it were used.
+    CHECK(c.effective.at("ACCOUNTDB_API_KEY_FILE").text.empty());
+  }
+  SUBCASE("the key in a file - a systemd credential's _FILE in the environment wins") {
+    n.fs.files[kEnvFile] = kBase + kKey;
+    n.environment["ACCOUNTDB_API_KEY_FILE"] = "/run/credentials/key";
+    const auto c = n.loaded();
+    CHECK(c.settings.accountdb_api_key == "k3y-from-credential-abcdefghijklmnopqrstuvwxyz0");
+    CHECK(c.effective.at("ACCOUNTDB_API_KEY").origin.source == Source::env);
+  }
+  SUBCASE("a conflict in a lower place is settled by a higher one") {
+    n.fs.files[kEnvFile] = kBase + kKey + file_line;
+    n.environment["ACCOUNTDB_API_KEY"] = "k3y-from-the-environment";
+    CHECK(n.loaded().settings.accountdb_api_key == "k3y-from-the-environment");
+  }
 }
