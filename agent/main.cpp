@@ -50,6 +50,18 @@ void setup_logging(const pha::Settings& s) {
   pha::log::init(options);
 }
 
+// --check-required, the unit's ExecCondition=: 0 lets the start go ahead (and
+// meet any other error, exit 78), 1 skips it while the node is not configured.
+// Never 255, which systemd takes for a failure.
+int check_required(const pha::LoadOutcome& outcome, const pha::CommandLine& cl) {
+  const auto message = pha::missing_required_message(outcome, pha::env_file_in_use(cl));
+  if (!message) {
+    return 0;
+  }
+  std::fprintf(stderr, "%s: %s\n", pha::kProgramName, message->c_str());
+  return kExitFailure;
+}
+
 // --check-config's second line: what it read, so that an operator sees a
 // drop-in that is missing or one that should not be there.
 void print_files_read(const pha::LoadedConfig& config) {
@@ -81,6 +93,9 @@ int run(int argc, char** argv) {
   const auto& cl = std::get<pha::CommandLine>(parsed);
   pha::RealSystemAccess access;
   auto outcome = pha::load_configuration(cl, process_environment(), access);
+  if (cl.mode == pha::Mode::check_required) {
+    return check_required(outcome, cl);
+  }
   if (auto* errors = std::get_if<pha::ConfigErrors>(&outcome)) {
     pha::print_config_errors(*errors);
     return kExitConfig;

@@ -112,6 +112,11 @@ constexpr FlagDoc kModeFlags[] = {
      "Load and validate every setting (files readable, URLs well-formed, the CA file parses), "
      "print \"config OK\" or every error found, and exit 0 or 78. The systemd unit runs this "
      "before it starts the agent."},
+    {"--check-required", "",
+     "Load the settings as the service does and exit 0 when the required settings are set, "
+     "whatever else is wrong (the start reports that, exit 78; so too a file that cannot be read "
+     "or parsed); else print on standard error which are missing and where to put them, and exit "
+     "1. For the unit's ExecCondition=, which skips the start on exit 1 and never sees 255."},
     {"--print-config", "",
      "Print the effective settings as JSON on standard output and nothing else: "
      "{\"settings\": {\"ENV\": {\"value\": V, \"source\": S}}}, S one of default, env-file, env, "
@@ -171,7 +176,9 @@ struct TermDoc {
 };
 constexpr TermDoc kExitCodes[] = {
     {"0", "Normal stop (SIGTERM, SIGINT), or success of a one-shot mode."},
-    {"1", "A runtime failure the agent cannot survive, or a failed --once or --list-guests."},
+    {"1",
+     "A runtime failure the agent cannot survive, a failed --once or --list-guests, or "
+     "--check-required with a required setting missing."},
     {"2", "Wrong command-line usage."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
@@ -290,8 +297,8 @@ std::string render_man_page() {
       literal("proxmox-host-agent") + " [" + literal("--env-file") +
       " \\fIPATH\\fR] [\\fIOPTION\\fR]...\n" + ".br\n" + literal("proxmox-host-agent") + " [" +
       literal("--env-file") + " \\fIPATH\\fR] " + literal("--check-config") + " | " +
-      literal("--print-config") + " | " + literal("--list-guests") + " | " + literal("--once") +
-      " [" + literal("--dry-run") +
+      literal("--check-required") + " | " + literal("--print-config") + " | " +
+      literal("--list-guests") + " | " + literal("--once") + " [" + literal("--dry-run") +
       "]\n"
       ".SH DESCRIPTION\n"
       "The agent runs on every node of a Proxmox VE cluster. It reads the node's QEMU virtual "

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "agent/core/text.hpp"
+
 namespace pha {
 
 std::string_view to_string(Source s) {
@@ -184,6 +186,18 @@ LoadOutcome load_settings(const LoadInput& input, SystemAccess& access) {
     }
   }
   return outcome;
+}
+
+std::optional<std::string> missing_required_message(const LoadOutcome& outcome,
+                                                    const std::optional<std::string>& env_file) {
+  const auto* errors = std::get_if<ConfigErrors>(&outcome);
+  if (errors == nullptr || errors->missing_required.empty()) {
+    return std::nullopt;
+  }
+  const std::string where = env_file
+                                ? *env_file + " or a file in " + drop_in_dir(*env_file) + "/"
+                                : "the environment or an env file (--env-file PATH, or ./.env)";
+  return "not configured yet: set " + join_list(errors->missing_required) + " in " + where;
 }
 
 }  // namespace pha

@@ -95,6 +95,9 @@ struct LoadedConfig {
 struct ConfigErrors {
   std::vector<std::string>
       errors;  // one line each: the setting, where it came from, the value, what is allowed
+  // The required settings among them that are not set at all, as
+  // --check-required names them ("ACCOUNTDB_URL", "PROXMOX_TOKEN_SECRET").
+  std::vector<std::string> missing_required;
 };
 
 using LoadOutcome = std::variant<LoadedConfig, ConfigErrors>;
@@ -128,5 +131,12 @@ struct LoadInput {
   Scope scope = Scope::agent;
 };
 LoadOutcome load_settings(const LoadInput& input, SystemAccess& access);
+
+// --check-required (the unit's ExecCondition=): null when every required
+// setting is set, whatever else is wrong (the start reports that, with exit
+// 78, as it does a file that cannot be read or parsed); else one line that
+// names the missing settings and where to put them.
+std::optional<std::string> missing_required_message(const LoadOutcome& outcome,
+                                                    const std::optional<std::string>& env_file);
 
 }  // namespace pha

@@ -1,5 +1,5 @@
-// The env file's drop-ins (PATH.d/*.env), and a secret and its *_FILE across
-// places; on a fake filesystem.
+// The env file's drop-ins (PATH.d/*.env), a secret and its *_FILE across
+// places, and what --check-required decides; on a fake filesystem.
 
 #include <algorithm>
 
@@ -231,4 +231,54 @@ TEST_CASE("a secret and its _FILE: in one place an error - from two places the h
     n.environment["ACCOUNTDB_API_KEY"] = "k3y-from-the-environment";
     CHECK(n.loaded().settings.accountdb_api_key == "k3y-from-the-environment");
   }
+}
+
+TEST_CASE("--check-required: missing required settings are named with where to put them") {
+  Node n;
+  n.fs.files[kEnvFile] = "ACCOUNTDB_URL=\nACCOUNTDB_API_KEY=\n";
+  const auto message = missing_required_message(n.load(), kEnvFile);
+  REQUIRE(message);
+  CHECK(*message ==
+        "not configured yet: set ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, "
+        "PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET (or PROXMOX_PASSWORD) in " +
+            kEnvFile + " or a file in " + kDir + "/");
+  // A drop-in that sets them: configured.
+  n.drop_in("10-node.env", kBase + kKey);
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
+  // A token id without its secret: the secret is required.
+  n.drop_in("10-node.env",
+            "ACCOUNTDB_URL=https://adb\nACCOUNTDB_NODE_ID=1\nPROXMOX_TOKEN_ID=a@pve!t\n" + kKey);
+  CHECK(missing_required_message(n.load(), kEnvFile) ==
+        "not configured yet: set PROXMOX_TOKEN_SECRET in " + kEnvFile + " or a file in " + kDir +
+            "/");
+  // A password is credentials enough; a _FILE is as good as the key.
+  n.fs.files["/run/key"] = "k3y-abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+  n.drop_in("10-node.env",
+            "ACCOUNTDB_URL=https://adb\nACCOUNTDB_NODE_ID=1\nPROXMOX_PASSWORD=pw\n"
+            "ACCOUNTDB_API_KEY_FILE=/run/key\n");
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
+  // Without an env file it says so.
+  CHECK(missing_required_message(load_settings(LoadInput{}, n.fs), std::nullopt)
+            ->ends_with("in the environment or an env file (--env-file PATH, or ./.env)"));
+}
+
+TEST_CASE("--check-required: other errors are for the start to report") {
+  Node n;
+  // Present but invalid: required means set, not valid.
+  n.fs.files[kEnvFile] = kBase + kKey + "ACCOUNTDB_URL=adb:8080\nUPDATE_INTERVAL=1\n";
+  auto invalid = n.load();
+  REQUIRE(std::holds_alternative<ConfigErrors>(invalid));
+  CHECK_FALSE(missing_required_message(invalid, kEnvFile));
+  // A secret file that cannot be read: the start names it.
+  n.fs.files[kEnvFile] = kBase + "ACCOUNTDB_API_KEY_FILE=/nope\n";
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
+  // Cross-checks are not required settings.
+  n.fs.files[kEnvFile] = kBase + kKey + "TLS_CERT_FILE=/etc/cert.pem\nAGENT_READ_AUTH=true\n";
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
+  // A file that cannot be parsed at all, even with nothing else set.
+  n.fs.files[kEnvFile] = "ACCOUNTDB_URL=\n";
+  n.drop_in("10-node.env", "broken\n");
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
+  n.fs.unreadable.insert(kDir);
+  CHECK_FALSE(missing_required_message(n.load(), kEnvFile));
 }
