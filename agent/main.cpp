@@ -12,6 +12,8 @@
 #include "agent/app/list_guests.hpp"
 #include "agent/app/startup.hpp"
 #include "agent/config/docs.hpp"
+#include "agent/core/text.hpp"
+#include "agent/core/version.hpp"
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/memory.hpp"
@@ -48,6 +50,25 @@ void setup_logging(const pha::Settings& s) {
   pha::log::init(options);
 }
 
+// --check-required, the unit's ExecCondition=: 0 lets the start go ahead (and
+// meet any other error, exit 78), 1 skips it while the node is not configured.
+// Never 255, which systemd takes for a failure.
+int check_required(const pha::LoadOutcome& outcome, const pha::CommandLine& cl) {
+  const auto message = pha::missing_required_message(outcome, pha::env_file_in_use(cl));
+  if (!message) {
+    return 0;
+  }
+  std::fprintf(stderr, "%s: %s\n", pha::kProgramName, message->c_str());
+  return kExitFailure;
+}
+
+// --check-config's second line: what it read, so that an operator sees a
+// drop-in that is missing or one that should not be there.
+void print_files_read(const pha::LoadedConfig& config) {
+  std::printf("read: %s\n",
+              config.env_files.empty() ? "no env file" : pha::join_list(config.env_files).c_str());
+}
+
 // The stop ran out of time: threads still use the stack of Agent::run(), so
 // the only safe way out is to end the process without unwinding it. A
 // daemon's stop is still a normal stop (0); a --once cycle did not finish (1).
@@ -72,6 +93,9 @@ int run(int argc, char** argv) {
   const auto& cl = std::get<pha::CommandLine>(parsed);
   pha::RealSystemAccess access;
   auto outcome = pha::load_configuration(cl, process_environment(), access);
+  if (cl.mode == pha::Mode::check_required) {
+    return check_required(outcome, cl);
+  }
   if (auto* errors = std::get_if<pha::ConfigErrors>(&outcome)) {
     pha::print_config_errors(*errors);
     return kExitConfig;
@@ -87,6 +111,7 @@ int run(int argc, char** argv) {
   }
   if (cl.mode == pha::Mode::check_config) {
     std::puts("config OK");
+    print_files_read(config);
     return 0;
   }
   if (cl.mode == pha::Mode::list_guests) {
@@ -117,8 +142,10 @@ int run(int argc, char** argv) {
         for (const auto& w : fresh.warnings) {
           pha::log::warn("config_warning", w);
         }
+        const auto files = pha::join_list(fresh.env_files);
         agent.reload(std::move(fresh));
-        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)");
+        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)",
+                       {{"env_files", files}});
       });
   return agent.run();
 }

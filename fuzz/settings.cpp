@@ -15,15 +15,23 @@ namespace {
 // Secrets the harness sets itself; the input never holds the marker (such
 // inputs are skipped), so any "zq-" in an output is a leaked secret.
 constexpr std::string_view kMarker = "zq-";
+constexpr std::string_view kEnvFile = "fuzz.env";
 
 class FakeSystem final : public pha::SystemAccess {
  public:
+  explicit FakeSystem(std::string env_file_text) : env_file_text_(std::move(env_file_text)) {}
+
   pha::Result<std::string> read_file(const std::string& path) override {
+    if (path == kEnvFile) {
+      return env_file_text_;
+    }
     if (path.find("missing") != std::string::npos) {
       return pha::Error{path + ": No such file or directory"};
     }
     return std::string("zq-file-secret-zq\n");
   }
+  // No drop-ins: the input is the one env file.
+  pha::Result<pha::DirListing> list_dir(const std::string&) override { return pha::DirListing{}; }
   bool is_writable_dir(const std::string& path) override {
     return path.starts_with("/var/lib/") || path.starts_with("/tmp");
   }
@@ -36,6 +44,9 @@ class FakeSystem final : public pha::SystemAccess {
   pha::Result<bool> has_pem_private_key(const std::string& path) override {
     return path.find("nokey") == std::string::npos;
   }
+
+ private:
+  std::string env_file_text_;
 };
 
 void require_no_secret(std::string_view text) {
@@ -44,10 +55,9 @@ void require_no_secret(std::string_view text) {
 }
 
 void load(const std::string& text, pha::Scope scope) {
-  FakeSystem system;
+  FakeSystem system(text);
   pha::LoadInput input;
-  input.env_file_path = "fuzz.env";
-  input.env_file_text = text;
+  input.env_file = std::string(kEnvFile);
   input.environment = {{"PROXMOX_TOKEN_SECRET", "zq-token-secret-zq"},
                        {"AGENT_API_TOKEN", "zq-api-token-zq"}};
   input.scope = scope;

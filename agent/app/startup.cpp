@@ -7,28 +7,25 @@
 
 namespace pha {
 
+std::optional<std::string> env_file_in_use(const CommandLine& cl) {
+  if (cl.env_file) {
+    return cl.env_file;
+  }
+  // The old agent loaded ./.env from its working directory; so does this one.
+  if (::access(".env", F_OK) == 0) {
+    return "./.env";
+  }
+  return std::nullopt;
+}
+
 LoadOutcome load_configuration(const CommandLine& cl, const StringMap& environment,
                                SystemAccess& access) {
   LoadInput input;
+  input.env_file = env_file_in_use(cl);
+  input.env_file_named = cl.env_file.has_value();
   input.environment = environment;
   input.cli = cl.values;
   input.scope = cl.mode == Mode::list_guests ? Scope::proxmox_only : Scope::agent;
-  if (cl.env_file) {
-    auto text = access.read_file(*cl.env_file);
-    if (!text) {
-      return ConfigErrors{{"--env-file " + *cl.env_file + ": cannot read it: " + text.error()}};
-    }
-    input.env_file_path = *cl.env_file;
-    input.env_file_text = std::move(*text);
-  } else if (::access(".env", F_OK) == 0) {
-    // The old agent loaded ./.env from its working directory; so does this one.
-    auto text = access.read_file(".env");
-    if (!text) {
-      return ConfigErrors{{"./.env: cannot read it: " + text.error()}};
-    }
-    input.env_file_path = "./.env";
-    input.env_file_text = std::move(*text);
-  }
   return load_settings(input, access);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Turning the process's inputs (argv, the env file, the environment) into a
+// Turning the process's inputs (argv, the env files, the environment) into a
 // validated configuration. Used at start and again on SIGHUP.
 
 #include "agent/config/cli.hpp"
@@ -7,8 +7,12 @@
 
 namespace pha {
 
-// Reads the env file the command line names (or ./.env when it exists) and
-// loads the settings. `environment` is the process environment as a map.
+// The env file the command line names, else ./.env when it exists, else none.
+std::optional<std::string> env_file_in_use(const CommandLine& cl);
+
+// Reads the env file in use and its drop-ins, and loads the settings: the one
+// way the start, SIGHUP and every mode load them. `environment` is the
+// process environment as a map.
 LoadOutcome load_configuration(const CommandLine& cl, const StringMap& environment,
                                SystemAccess& access);
 

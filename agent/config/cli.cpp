@@ -27,7 +27,8 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
   CommandLine cl;
   CLI::App app{
       "proxmox-host-agent: keeps AccountDB's view of this Proxmox VE node's guests true.\n"
-      "Settings come from built-in defaults < env file < environment < flags;\n"
+      "Settings come from built-in defaults < env file < its drop-ins (PATH.d/*.env)\n"
+      "< environment < flags;\n"
       "secrets (passwords, tokens, the API key) are read from the environment or the\n"
       "env file only, or from a file named by their *_FILE variant.",
       kProgramName};
@@ -36,11 +37,19 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
 
   std::string env_file;
   auto* env_file_opt =
-      app.add_option("--env-file", env_file, "Read settings from this file instead of ./.env")
+      app.add_option("--env-file", env_file,
+                     "Read settings from this file instead of ./.env, then from PATH.d/*.env")
           ->type_name("PATH");
   auto* check =
       app.add_flag("--check-config")
-          ->description("Load and validate the settings, print 'config OK' or the errors, exit");
+          ->description(
+              "Load and validate the settings, print 'config OK' and the files read, or the "
+              "errors; exit");
+  auto* required =
+      app.add_flag("--check-required")
+          ->description(
+              "Exit 0 when the required settings are set (the start reports anything else "
+              "wrong), else name the missing ones on stderr and exit 1; for ExecCondition=");
   auto* print = app.add_flag("--print-config")
                     ->description("Print the effective settings as JSON (secrets masked) and exit");
   auto* list =
@@ -55,12 +64,13 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
                       ->description(
                           "Sync as usual but send nothing that writes to AccountDB; the report "
                           "says what would be sent");
-  once->excludes(check);
-  once->excludes(print);
-  once->excludes(list);
-  check->excludes(print);
-  list->excludes(check);
-  list->excludes(print);
+  // At most one mode; --once is a mode of its own, --dry-run goes with it or the daemon.
+  const std::vector<CLI::Option*> modes = {check, required, print, list, once};
+  for (std::size_t i = 0; i < modes.size(); ++i) {
+    for (std::size_t j = i + 1; j < modes.size(); ++j) {
+      modes[i]->excludes(modes[j]);
+    }
+  }
 
   for (const auto& spec : settings_table()) {
     if (spec.flag.empty()) {
@@ -102,6 +112,8 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
   cl.dry_run = dry_run->count() > 0;
   if (*check) {
     cl.mode = Mode::check_config;
+  } else if (*required) {
+    cl.mode = Mode::check_required;
   } else if (*print) {
     cl.mode = Mode::print_config;
   } else if (*list) {

@@ -10,7 +10,7 @@
 
 namespace pha {
 
-enum class Mode { run, check_config, print_config, list_guests };
+enum class Mode { run, check_config, check_required, print_config, list_guests };
 
 struct CommandLine {
   Mode mode = Mode::run;

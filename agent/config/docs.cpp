@@ -34,14 +34,14 @@ std::string render_env_example() {
       "# proxmox-host-agent settings (/etc/proxmox-host-agent/agent.env, or ./.env).\n"
       "#\n"
       "# Syntax: KEY=value, # comments, optional \"export \", single or double quotes.\n"
-      "# Precedence, lowest first: built-in default < this file < process environment\n"
-      "# < command-line flag. Every setting below is commented out and shows its\n"
-      "# default; uncomment a line to change it. Secrets have a *_FILE variant that\n"
-      "# reads the value from a file instead.\n"
+      "# Precedence, lowest first: built-in default < this file < its drop-ins <\n"
+      "# process environment < command-line flag. Every setting below is commented\n"
+      "# out and shows its default; uncomment a line to change it. Secrets have a\n"
+      "# *_FILE variant that reads the value from a file instead.\n"
       "#\n"
-      "# The packaged service has systemd read this file (EnvironmentFile=), and\n"
-      "# systemd ignores \"export \" lines and keeps an inline \" #\" comment as part of\n"
-      "# the value: there, write plain KEY=value lines, comments on lines of their own.\n"
+      "# Files in agent.env.d/ (or ./.env.d/) whose names end in .env are read after\n"
+      "# this one in byte-wise order, each overriding the ones before it key by key:\n"
+      "# e.g. a node's secrets in 10-node.env, shared settings in another file.\n"
       "#\n"
       "# Required: ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, and Proxmox\n"
       "# credentials (PROXMOX_TOKEN_ID + PROXMOX_TOKEN_SECRET, or PROXMOX_PASSWORD).\n"
@@ -106,16 +106,21 @@ struct FlagDoc {
 };
 constexpr FlagDoc kModeFlags[] = {
     {"--env-file", "PATH",
-     "Read settings from PATH instead of ./.env (which is read only when it exists). A missing "
-     "PATH is a configuration error."},
+     "Read settings from PATH instead of ./.env (which is read only when it exists), and then "
+     "from every PATH.d/*.env drop-in file. A missing PATH is a configuration error."},
     {"--check-config", "",
-     "Load and validate every setting (files readable, URLs well-formed, the CA file parses), "
-     "print \"config OK\" or every error found, and exit 0 or 78. The systemd unit runs this "
-     "before it starts the agent."},
+     "Load and validate every setting exactly as the service does (files readable, URLs "
+     "well-formed, the CA file parses), print \"config OK\" and on a second line the env files "
+     "read, or every error found, and exit 0 or 78."},
+    {"--check-required", "",
+     "Load the settings as the service does and exit 0 when the required settings are set, "
+     "whatever else is wrong (the start reports that, exit 78; so too a file that cannot be read "
+     "or parsed); else print on standard error which are missing and where to put them, and exit "
+     "1. For the unit's ExecCondition=, which skips the start on exit 1 and never sees 255."},
     {"--print-config", "",
      "Print the effective settings as JSON on standard output and nothing else: "
-     "{\"settings\": {\"ENV\": {\"value\": V, \"source\": S}}}, S one of default, env-file, env, "
-     "cli, secrets as \"***\"; exit."},
+     "{\"settings\": {\"ENV\": {\"value\": V, \"source\": S, \"from\": W}}}, S one of default, "
+     "env-file, env, cli, W the file and line, environment or flag, secrets as \"***\"; exit."},
     {"--once", "",
      "Run one sync cycle, print its report as JSON on standard output (logs go to standard "
      "error); exit 0 if it succeeded, 1 if not."},
@@ -171,7 +176,9 @@ struct TermDoc {
 };
 constexpr TermDoc kExitCodes[] = {
     {"0", "Normal stop (SIGTERM, SIGINT), or success of a one-shot mode."},
-    {"1", "A runtime failure the agent cannot survive, or a failed --once or --list-guests."},
+    {"1",
+     "A runtime failure the agent cannot survive, a failed --once or --list-guests, or "
+     "--check-required with a required setting missing."},
     {"2", "Wrong command-line usage."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
@@ -183,18 +190,21 @@ constexpr TermDoc kSignals[] = {
      "Stop accepting requests, let an in-flight AccountDB request finish (at most 10 s), persist "
      "the state and exit 0. Every wait and backoff ends at once."},
     {"SIGHUP",
-     "Read the env file and the environment again and apply what can change at run time "
-     "(intervals, thresholds, log level, hosts, endpoints, whitelist TTL). A configuration that "
-     "does not validate is rejected with an error log (config_reload_rejected) and the old one "
-     "stays. The packaged unit passes agent.env as its environment when it starts, so after "
-     "editing that file use systemctl restart."},
+     "Read the env file, its drop-ins (new, changed and removed ones) and the environment again, "
+     "the way the start does, and apply what can change at run time (intervals, thresholds, log "
+     "level, hosts, endpoints, whitelist TTL); systemctl reload sends it. A configuration that "
+     "does not validate is rejected with one error log per error (config_reload_rejected, naming "
+     "the file and line) and the old one stays."},
 };
 constexpr TermDoc kFiles[] = {
     {"/etc/proxmox-host-agent/agent.env",
-     "The settings of the packaged service, mode 0640, owner root, group proxmox-host-agent. It "
-     "lists every setting commented out with its default and meaning. systemd reads it (the "
-     "unit's EnvironmentFile=) and ignores \"export \" lines and keeps an inline \" #\" comment "
-     "as part of the value: write plain KEY=value lines there, comments on lines of their own."},
+     "The settings of the packaged service (its --env-file), mode 0640, owner root, group "
+     "proxmox-host-agent. The agent is the only parser of it and of its drop-ins."},
+    {"/etc/proxmox-host-agent/agent.env.d/",
+     "Drop-in env files, read after agent.env: every regular file (or symlink to one) whose name "
+     "ends in .env and does not start with a dot, in byte-wise order, each overriding the ones "
+     "before it key by key (e.g. a node's secrets in one small file, shared settings in another). "
+     "Other names (README, *.dpkg-old, foo.env~) are ignored."},
     {"/var/lib/proxmox-host-agent",
      "STATE_DIR: the cached whitelist, the sync state and the failover events. The service's "
      "working directory."},
@@ -290,8 +300,8 @@ std::string render_man_page() {
       literal("proxmox-host-agent") + " [" + literal("--env-file") +
       " \\fIPATH\\fR] [\\fIOPTION\\fR]...\n" + ".br\n" + literal("proxmox-host-agent") + " [" +
       literal("--env-file") + " \\fIPATH\\fR] " + literal("--check-config") + " | " +
-      literal("--print-config") + " | " + literal("--list-guests") + " | " + literal("--once") +
-      " [" + literal("--dry-run") +
+      literal("--check-required") + " | " + literal("--print-config") + " | " +
+      literal("--list-guests") + " | " + literal("--once") + " [" + literal("--dry-run") +
       "]\n"
       ".SH DESCRIPTION\n"
       "The agent runs on every node of a Proxmox VE cluster. It reads the node's QEMU virtual "
@@ -316,9 +326,12 @@ std::string render_man_page() {
   out +=
       ".SH ENVIRONMENT\n"
       "Every setting is an environment variable. Precedence, lowest first: the built-in "
-      "default, the env file, the process environment, the command-line flag. An empty value "
-      "means \"not set here\". Each secret has a _FILE variant that names a file to read it "
-      "from. Booleans accept true/false, 1/0, yes/no or on/off in any case; durations are whole "
+      "default, the env file, its drop-ins (PATH.d/*.env, in byte-wise order), the process "
+      "environment, the command-line flag. An empty value means \"not set here\". Each secret "
+      "has a _FILE variant that names a file to read it from (e.g. a systemd credential in "
+      "$CREDENTIALS_DIRECTORY); a secret and its _FILE set in the same place (one file, or the "
+      "environment) are a configuration error, from two places the higher one wins. Booleans "
+      "accept true/false, 1/0, yes/no or on/off in any case; durations are whole "
       "seconds unless stated otherwise. Out-of-range or malformed values are configuration "
       "errors (exit 78).\n"
       ".PP\n"
@@ -402,7 +415,10 @@ nlohmann::json print_config_json(const LoadedConfig& config) {
     } else {
       v = value.text;
     }
-    settings[name] = {{"value", v}, {"source", to_string(value.origin.source)}};
+    // "from": the file and line (or "environment", the flag), which "source"
+    // alone does not tell once there are drop-ins.
+    settings[name] = {
+        {"value", v}, {"source", to_string(value.origin.source)}, {"from", value.origin.where}};
   }
   return {{"settings", settings}};
 }

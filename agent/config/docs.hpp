@@ -19,7 +19,8 @@ std::string render_settings_markdown();
 // default, allowed values and meaning, the other flags, the HTTP endpoints,
 // exit codes, signals and files. Generated at build time (pha-gen-docs --man).
 std::string render_man_page();
-// {"settings": {"ENV": {"value": V, "source": S}, ...}}, secrets as "***".
+// {"settings": {"ENV": {"value": V, "source": S, "from": W}, ...}}, secrets as "***";
+// W is where the value came from: "FILE:LINE", "environment", the flag.
 nlohmann::json print_config_json(const LoadedConfig& config);
 
 }  // namespace pha

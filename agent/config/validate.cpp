@@ -31,7 +31,7 @@ class Validator {
     check_combinations();
     check_files();
     if (!errors_.empty()) {
-      return ConfigErrors{std::move(errors_)};
+      return ConfigErrors{std::move(errors_), std::move(missing_required_)};
     }
     out_.warnings.insert(out_.warnings.begin(), layered_.warnings.begin(), layered_.warnings.end());
     return std::move(out_);
@@ -82,10 +82,17 @@ class Validator {
     const auto* direct = find(spec.env);
     const auto* file = find(file_key);
     if (direct != nullptr && file != nullptr) {
-      error(spec.env, kMask, direct->origin,
-            "set either " + std::string(spec.env) + " or " + file_key + " (from " +
-                file->origin.where + "), not both");
-      return;
+      // In one place (one file, or the environment) which one is meant would
+      // be a guess; from two places the higher one wins, as any setting does
+      // (e.g. a systemd credential's *_FILE in the environment over the key
+      // in agent.env).
+      if (direct->origin.rank == file->origin.rank) {
+        error(spec.env, kMask, direct->origin,
+              "set either " + std::string(spec.env) + " or " + file_key + " (from " +
+                  file->origin.where + "), not both");
+        return;
+      }
+      (direct->origin.rank > file->origin.rank ? file : direct) = nullptr;
     }
     if (direct != nullptr) {
       apply(spec, direct->text, direct->origin);
@@ -120,6 +127,11 @@ class Validator {
   void missing(std::string_view name, const std::string& what) {
     errors_.push_back(std::string(name) + " is not set: " + what);
   }
+  // A setting the node cannot run without: --check-required names `listed`.
+  void missing_required(std::string_view name, const std::string& what, std::string listed) {
+    missing(name, what);
+    missing_required_.push_back(std::move(listed));
+  }
 
   void check_required() {
     for (const auto& spec : settings_table()) {
@@ -134,7 +146,7 @@ class Validator {
       if (spec.secret) {
         how += " (or name a file holding it with " + file_variant(spec) + ")";
       }
-      missing(spec.env, how);
+      missing_required(spec.env, how, std::string(spec.env));
     }
   }
 
@@ -168,9 +180,10 @@ class Validator {
     const auto& s = out_.settings;
     if (!s.proxmox_token_id.empty()) {
       if (s.proxmox_token_secret.empty() && !failed("PROXMOX_TOKEN_SECRET")) {
-        missing("PROXMOX_TOKEN_SECRET",
-                "PROXMOX_TOKEN_ID is set (from " + origin_of("PROXMOX_TOKEN_ID").where +
-                    "), so its secret is required (or PROXMOX_TOKEN_SECRET_FILE)");
+        missing_required("PROXMOX_TOKEN_SECRET",
+                         "PROXMOX_TOKEN_ID is set (from " + origin_of("PROXMOX_TOKEN_ID").where +
+                             "), so its secret is required (or PROXMOX_TOKEN_SECRET_FILE)",
+                         "PROXMOX_TOKEN_SECRET");
       }
     } else if (!s.proxmox_token_secret.empty()) {
       missing("PROXMOX_TOKEN_ID",
@@ -178,10 +191,10 @@ class Validator {
                   ") but the token id it belongs to (user@realm!tokenname) is not");
     } else if (s.proxmox_password.empty() && !failed("PROXMOX_PASSWORD") &&
                !failed("PROXMOX_TOKEN_ID")) {
-      missing("PROXMOX_TOKEN_ID",
-              "Proxmox credentials are required: PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET "
-              "(preferred), or "
-              "PROXMOX_USER and PROXMOX_PASSWORD");
+      missing_required("PROXMOX_TOKEN_ID",
+                       "Proxmox credentials are required: PROXMOX_TOKEN_ID and "
+                       "PROXMOX_TOKEN_SECRET (preferred), or PROXMOX_USER and PROXMOX_PASSWORD",
+                       "PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET (or PROXMOX_PASSWORD)");
     }
     if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
       const bool cert = !s.tls_cert_file.empty();
@@ -278,6 +291,7 @@ class Validator {
   Scope scope_;
   LoadedConfig out_;
   std::vector<std::string> errors_;
+  std::vector<std::string> missing_required_;
 };
 
 }  // namespace

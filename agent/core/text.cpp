@@ -53,6 +53,17 @@ std::vector<std::string> split_list(std::string_view s, char sep) {
   return out;
 }
 
+std::string join_list(const std::vector<std::string>& pieces, std::string_view sep) {
+  std::string out;
+  for (const auto& piece : pieces) {
+    if (!out.empty()) {
+      out += sep;
+    }
+    out += piece;
+  }
+  return out;
+}
+
 std::optional<long long> parse_int(std::string_view s) {
   if (s.empty() || s.front() == '+') {
     return std::nullopt;

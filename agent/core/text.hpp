@@ -15,6 +15,9 @@ bool iequals(std::string_view a, std::string_view b);
 // Splits on `sep`, trims each piece and drops empty pieces.
 std::vector<std::string> split_list(std::string_view s, char sep = ',');
 
+// The pieces with `sep` between them ("a, b, c").
+std::string join_list(const std::vector<std::string>& pieces, std::string_view sep = ", ");
+
 // The whole string must be a base-10 integer (optional leading '-').
 std::optional<long long> parse_int(std::string_view s);
 // The whole string must be a finite decimal number ("0.05", "3", "1e2").

@@ -133,6 +133,29 @@ Result<std::string> RealSystemAccess::read_file(const std::string& path) {
   return read_text_file(path);
 }
 
+Result<DirListing> RealSystemAccess::list_dir(const std::string& path) {
+  namespace fs = std::filesystem;
+  DirListing listing;
+  std::error_code ec;
+  fs::directory_iterator it(path, ec);
+  if (ec == std::errc::no_such_file_or_directory) {
+    return listing;
+  }
+  for (const fs::directory_iterator end; !ec && it != end; it.increment(ec)) {
+    // status() follows symlinks: a link to a regular file is a file. When the
+    // type cannot be told (a dangling link) the entry counts as a file, so
+    // that reading it reports why, instead of it being skipped unnoticed.
+    std::error_code type_ec;
+    const auto st = fs::status(it->path(), type_ec);
+    listing.entries.push_back({it->path().filename().string(), type_ec || fs::is_regular_file(st)});
+  }
+  if (ec) {
+    return Error{ec.message()};
+  }
+  listing.exists = true;
+  return listing;
+}
+
 bool RealSystemAccess::is_writable_dir(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&

@@ -21,6 +21,7 @@ Result<bool> write_file_atomic(const std::string& path, std::string_view content
 class RealSystemAccess final : public SystemAccess {
  public:
   Result<std::string> read_file(const std::string& path) override;
+  Result<DirListing> list_dir(const std::string& path) override;
   bool is_writable_dir(const std::string& path) override;
   Result<int> count_pem_certificates(const std::string& path) override;
   Result<bool> has_pem_private_key(const std::string& path) override;

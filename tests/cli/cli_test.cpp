@@ -2,6 +2,7 @@
 // the config modes, and signals.
 
 #include <csignal>
+#include <filesystem>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -80,6 +81,8 @@ TEST_CASE("wrong usage exits 2") {
                                              {"positional"},
                                              {"--update-interval"},
                                              {"--check-config", "--print-config"},
+                                             {"--check-required", "--check-config"},
+                                             {"--check-required", "--once"},
                                              {"--accountdb-api-key", "x"}}) {
     CAPTURE(args.front());
     auto r = run(good_env(dir), args, dir.path());
@@ -92,7 +95,7 @@ TEST_CASE("--check-config on a good configuration prints 'config OK'") {
   TempDir dir;
   auto r = run(good_env(dir), {"--check-config"}, dir.path());
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "config OK\n");
+  CHECK(r.out == "config OK\nread: no env file\n");
 }
 
 TEST_CASE("each configuration error exits 78 and names the setting") {
@@ -189,16 +192,138 @@ TEST_CASE("--print-config prints only JSON on stdout - with sources - secrets ma
   REQUIRE(r.exit_code == 0);
   const auto j = nlohmann::json::parse(r.out);  // nothing but JSON
   const auto& s = j.at("settings");
-  CHECK(s["UPDATE_INTERVAL"] == nlohmann::json({{"value", 60}, {"source", "env-file"}}));
-  CHECK(s["PORT"] == nlohmann::json({{"value", 8300}, {"source", "cli"}}));
-  CHECK(s["ACCOUNTDB_NODE_ID"] == nlohmann::json({{"value", 34}, {"source", "env"}}));
-  CHECK(s["HEALTH_CHECK_INTERVAL"] == nlohmann::json({{"value", 30}, {"source", "default"}}));
+  CHECK(s["UPDATE_INTERVAL"] ==
+        nlohmann::json({{"value", 60}, {"source", "env-file"}, {"from", file + ":1"}}));
+  CHECK(s["PORT"] == nlohmann::json({{"value", 8300}, {"source", "cli"}, {"from", "--port"}}));
+  CHECK(s["ACCOUNTDB_NODE_ID"] ==
+        nlohmann::json({{"value", 34}, {"source", "env"}, {"from", "environment"}}));
+  CHECK(s["HEALTH_CHECK_INTERVAL"] ==
+        nlohmann::json({{"value", 30}, {"source", "default"}, {"from", "built-in default"}}));
   CHECK(s["ACCOUNTDB_API_KEY"]["value"] == "***");
   CHECK(s["PROXMOX_TOKEN_SECRET"]["value"] == "***");
   CHECK_FALSE(contains(r.out, kApiKey));
   CHECK_FALSE(contains(r.out, "11111111-2222"));
   // The legacy key is warned about on stderr, not on stdout.
   CHECK(contains(r.err, "LOG_FORWARDING_ENABLED"));
+}
+
+TEST_CASE("--print-config names the drop-in and line a value came from") {
+  TempDir dir;
+  const auto file = dir.write("agent.env", "UPDATE_INTERVAL=60\nWHITELIST_TTL=100\n");
+  const auto drop_in = dir.write("agent.env.d/10-node.env", "# this node\nUPDATE_INTERVAL=90\n");
+  dir.write("agent.env.d/10-node.env.dpkg-old", "UPDATE_INTERVAL=30\n");
+  auto r = run(good_env(dir), {"--env-file", file, "--print-config"}, dir.path());
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const auto s = nlohmann::json::parse(r.out).at("settings");
+  CHECK(s["UPDATE_INTERVAL"] ==
+        nlohmann::json({{"value", 90}, {"source", "env-file"}, {"from", drop_in + ":2"}}));
+  CHECK(s["WHITELIST_TTL"]["from"] == file + ":2");
+}
+
+TEST_CASE("--check-config lists the files it read - a broken drop-in is named with its line") {
+  TempDir dir;
+  const auto file = dir.write("agent.env", "UPDATE_INTERVAL=60\n");
+  const auto a = dir.write("agent.env.d/10-a.env", "PORT=0\n");
+  const auto b = dir.write("agent.env.d/20-b.env", "WHITELIST_TTL=100\n");
+  dir.write("agent.env.d/README", "not read\n");
+  auto ok = run(good_env(dir), {"--env-file", file, "--check-config"}, dir.path());
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out == "config OK\nread: " + file + ", " + a + ", " + b + "\n");
+
+  dir.write("agent.env.d/20-b.env", "WHITELIST_TTL=100\nthis line is broken\n");
+  auto broken = run(good_env(dir), {"--env-file", file, "--check-config"}, dir.path());
+  CHECK(broken.exit_code == kExitConfig);
+  CHECK(contains(broken.err, b + ":2: expected KEY=value"));
+  CHECK_FALSE(contains(broken.out, "config OK"));
+
+  dir.write("agent.env.d/20-b.env", "WHITELIST_TTL=5\n");
+  auto invalid = run(good_env(dir), {"--env-file", file, "--check-config"}, dir.path());
+  CHECK(invalid.exit_code == kExitConfig);
+  CHECK(contains(invalid.err, "WHITELIST_TTL=5 (from " + b + ":1)"));
+
+  // A dangling symlink named like a drop-in is meant to be read: an error naming it.
+  std::filesystem::remove(b);
+  std::filesystem::create_symlink(dir.path() + "/nowhere.env", b);
+  auto dangling = run(good_env(dir), {"--env-file", file, "--check-config"}, dir.path());
+  CHECK(dangling.exit_code == kExitConfig);
+  CHECK(contains(dangling.err, b + ": cannot read it: No such file or directory"));
+}
+
+TEST_CASE("the old Python agent's .env copied unchanged as a drop-in passes --check-config") {
+  TempDir dir;
+  const auto file = dir.write("agent.env", "# required, set in agent.env.d/\nACCOUNTDB_URL=\n");
+  const auto old = dir.write("agent.env.d/50-old-agent.env",
+                             "# Proxmox connection\n"
+                             "export PROXMOX_HOST=\"https://127.0.0.1:8006\"\n"
+                             "PROXMOX_USER=root@pam\n"
+                             "PROXMOX_PASSWORD='pa ss#word'\n"
+                             "PROXMOX_VERIFY_SSL=false  # self-signed certificate\n"
+                             "\n"
+                             "# AccountDB\n"
+                             "ACCOUNTDB_URL=http://127.0.0.1:9\n"
+                             "ACCOUNTDB_API_KEY=\"" +
+                                 kApiKey +
+                                 "\"\n"
+                                 "ACCOUNTDB_NODE_ID=34\n"
+                                 "UPDATE_INTERVAL=300\n"
+                                 "PORT=8000\n"
+                                 "LOG_LEVEL=INFO\n"
+                                 "LOG_FORWARDING_ENABLED=true\n"
+                                 "LOG_FORWARDING_URL=http://logs.example:514\n"
+                                 "LOG_BATCH_SIZE=100\n");
+  const Env env = {{"STATE_DIR", dir.path()}, {"PATH", "/usr/bin:/bin"}};
+  auto r = run(env, {"--env-file", file, "--check-config"}, dir.path());
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out == "config OK\nread: " + file + ", " + old + "\n");
+  CHECK(contains(r.err, "LOG_FORWARDING_ENABLED (" + old + ":14)"));
+  CHECK(contains(r.err, "PROXMOX_VERIFY_SSL=false"));
+  CHECK_FALSE(contains(r.err, kApiKey));
+  CHECK_FALSE(contains(r.err, "pa ss#word"));
+}
+
+TEST_CASE("--check-required: exit 1 naming what is missing and where - 0 once it is set") {
+  TempDir dir;
+  const auto file =
+      dir.write("agent.env", "ACCOUNTDB_URL=\nACCOUNTDB_API_KEY=\nACCOUNTDB_NODE_ID=\n");
+  const Env bare = {{"STATE_DIR", dir.path()}, {"PATH", "/usr/bin:/bin"}};
+  auto fresh = run(bare, {"--env-file", file, "--check-required"}, dir.path());
+  CHECK(fresh.exit_code == 1);
+  CHECK(fresh.out.empty());
+  CHECK(fresh.err ==
+        "proxmox-host-agent: not configured yet: set ACCOUNTDB_URL, ACCOUNTDB_API_KEY, "
+        "ACCOUNTDB_NODE_ID, PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET (or PROXMOX_PASSWORD) in " +
+            file + " or a file in " + file + ".d/\n");
+
+  dir.write("agent.env.d/10-node.env",
+            "ACCOUNTDB_URL=http://127.0.0.1:9\nACCOUNTDB_NODE_ID=34\nPROXMOX_TOKEN_ID=a@pve!t\n");
+  dir.write("key", kApiKey + "\n");
+  auto partly = run(with(bare, {{"ACCOUNTDB_API_KEY_FILE", dir.path() + "/key"}}),
+                    {"--env-file", file, "--check-required"}, dir.path());
+  CHECK(partly.exit_code == 1);
+  CHECK(contains(partly.err, "set PROXMOX_TOKEN_SECRET in " + file));
+
+  auto configured = run(good_env(dir), {"--env-file", file, "--check-required"}, dir.path());
+  CHECK(configured.exit_code == 0);
+  CHECK(configured.out.empty());
+  CHECK(configured.err.empty());
+}
+
+TEST_CASE("--check-required: 0 when the settings are there but wrong - the start reports it") {
+  TempDir dir;
+  const auto file = dir.write("agent.env", "UPDATE_INTERVAL=1\n");
+  CHECK(run(good_env(dir), {"--env-file", file, "--check-required"}, dir.path()).exit_code == 0);
+  CHECK(run(good_env(dir), {"--env-file", file}, dir.path()).exit_code == kExitConfig);
+  // A file that cannot be parsed, even with nothing set: the start must fail visibly.
+  dir.write("agent.env", "broken\n");
+  const Env bare = {{"PATH", "/usr/bin:/bin"}};
+  CHECK(run(bare, {"--env-file", file, "--check-required"}, dir.path()).exit_code == 0);
+  // So is a missing --env-file.
+  CHECK(run(bare, {"--env-file", file + ".missing", "--check-required"}, dir.path()).exit_code ==
+        0);
+  // Without an env file it says where settings can come from.
+  auto none = run(bare, {"--check-required"}, dir.path());
+  CHECK(none.exit_code == 1);
+  CHECK(contains(none.err, "in the environment or an env file (--env-file PATH, or ./.env)"));
 }
 
 TEST_CASE("--list-guests needs only the Proxmox settings and reports a failed read with exit 1") {

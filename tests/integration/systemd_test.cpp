@@ -355,3 +355,41 @@ TEST_CASE("systemd: SIGHUP applies a new UPDATE_INTERVAL - a broken env file kee
   CHECK(agent.wait_cycles(3));
   CHECK(agent.stop().exit_code == 0);
 }
+
+TEST_CASE(
+    "systemd: SIGHUP re-reads the drop-ins - a new one applies - a broken one is refused by file "
+    "and line - a removed one counts no more") {
+  World w;
+  const auto file = w.dir.write("agent.env", "UPDATE_INTERVAL=3600\n");
+  RunningAgent agent(w, {}, {"--env-file", file});
+  REQUIRE(agent.wait_cycles(1));
+  const auto interval = [&agent] {
+    return agent.get_json("/status")["sync"]["update_interval"].get<int>();
+  };
+  CHECK(interval() == 3600);
+
+  const auto drop_in = w.dir.write("agent.env.d/20-interval.env", "# faster\nUPDATE_INTERVAL=30\n");
+  agent.process().signal(SIGHUP);
+  REQUIRE(agent.process().wait_for_output("\"event\":\"config_reloaded\"", 10s));
+  CHECK(interval() == 30);
+  CHECK(agent.get_json("/config")["settings"]["UPDATE_INTERVAL"]["from"] == drop_in + ":2");
+  const auto reloaded = log_line(agent.process().err_so_far(), "config_reloaded");
+  CHECK_MESSAGE(reloaded.find(drop_in) != std::string::npos, reloaded);
+
+  w.dir.write("agent.env.d/20-interval.env", "UPDATE_INTERVAL=40\nUPDATE_INTERVAL 50\n");
+  agent.process().signal(SIGHUP);
+  REQUIRE(agent.process().wait_for_output("\"event\":\"config_reload_rejected\"", 10s));
+  const auto rejected = log_line(agent.process().err_so_far(), "config_reload_rejected");
+  CHECK_MESSAGE(rejected.find(drop_in + ":2: expected KEY=value") != std::string::npos, rejected);
+  CHECK(interval() == 30);
+  CHECK(agent.get("/health")->status == 200);
+
+  // Removed: agent.env's value is back. Only this reload lists agent.env alone.
+  std::filesystem::remove(drop_in);
+  agent.process().signal(SIGHUP);
+  REQUIRE_MESSAGE(agent.process().wait_for_output("\"env_files\":\"" + file + "\"", 10s),
+                  log_tail(agent));
+  CHECK(interval() == 3600);
+  CHECK(agent.get_json("/config")["settings"]["UPDATE_INTERVAL"]["from"] == file + ":1");
+  CHECK(agent.stop().exit_code == 0);
+}

@@ -56,14 +56,15 @@ struct Loaded {
 Loaded load(const StringMap& env, const StringMap& cli = {}, const std::string& env_file = "",
             test::FakeSystemAccess* access = nullptr) {
   test::FakeSystemAccess fallback;
+  auto& fs = access != nullptr ? *access : fallback;
   LoadInput input;
   input.environment = env;
   input.cli = cli;
   if (!env_file.empty()) {
-    input.env_file_path = "test.env";
-    input.env_file_text = env_file;
+    input.env_file = "test.env";
+    fs.files["test.env"] = env_file;
   }
-  return Loaded{load_settings(input, access != nullptr ? *access : fallback)};
+  return Loaded{load_settings(input, fs)};
 }
 
 StringMap with(StringMap base, const StringMap& extra) {
