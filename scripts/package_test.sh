@@ -259,7 +259,7 @@ old_password='old-agent-password'
 api_key='PackageTestKeyPackageTestKeyPackageTestKey'
 node_id=7
 
-adb_rows() { curl -fsS "$adb_control/control/rows" | jq "[.[] | select(.proxmox_node_id == $node_id)]"; }
+adb_rows() { curl -fsS "$adb_control/control/rows" | jq "[.rows[] | select(.proxmox_node_id == $node_id)]"; }
 adb_row_count() { adb_rows | jq length; }
 # PUT /vms/agent/-VMID is a create (accountdb's protocol).
 adb_creates() {
@@ -309,7 +309,7 @@ node_test() {
     --pve-version "$pve_version" --auth-delay-ms 100
   pve_pid=${pids[-1]}
   ready=$(ready_of "$s-pve")
-  pve1=$(jq -r .pve1 <<<"$ready")
+  pve1=$(jq -r .hosts.pve1 <<<"$ready")
   ca_file=$(jq -r .ca_file <<<"$ready")
   PROXMOX_HOST=$pve1 PROXMOX_TOKEN_ID=$token_id PROXMOX_TOKEN_SECRET=$token_secret \
     PROXMOX_CA_FILE=$ca_file "$host_agent" --list-guests >"$work/$s-guests.json" 2>/dev/null ||

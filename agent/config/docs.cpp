@@ -31,17 +31,18 @@ std::string example_value(const SettingSpec& spec) {
 
 std::string render_env_example() {
   std::string out =
-      "# proxmox-host-agent settings (/etc/proxmox-host-agent/agent.env, or ./.env).\n"
+      "# proxmox-host-agent: every setting, with its default and meaning.\n"
       "#\n"
+      "# A template: copy the lines you need into /etc/proxmox-host-agent/agent.env\n"
+      "# or a drop-in (or into ./.env outside the package), and uncomment them.\n"
       "# Syntax: KEY=value, # comments, optional \"export \", single or double quotes.\n"
-      "# Precedence, lowest first: built-in default < this file < its drop-ins <\n"
-      "# process environment < command-line flag. Every setting below is commented\n"
-      "# out and shows its default; uncomment a line to change it. Secrets have a\n"
-      "# *_FILE variant that reads the value from a file instead.\n"
+      "# Precedence, lowest first: built-in default < the env file < its drop-ins <\n"
+      "# process environment < command-line flag. Secrets have a *_FILE variant\n"
+      "# that reads the value from a file instead.\n"
       "#\n"
       "# Files in agent.env.d/ (or ./.env.d/) whose names end in .env are read after\n"
-      "# this one in byte-wise order, each overriding the ones before it key by key:\n"
-      "# e.g. a node's secrets in 10-node.env, shared settings in another file.\n"
+      "# the env file in byte-wise order, each overriding the ones before it key by\n"
+      "# key: e.g. a node's secrets in 10-node.env, shared settings in another file.\n"
       "#\n"
       "# Required: ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, and Proxmox\n"
       "# credentials (PROXMOX_TOKEN_ID + PROXMOX_TOKEN_SECRET, or PROXMOX_PASSWORD).\n"
@@ -199,7 +200,11 @@ constexpr TermDoc kSignals[] = {
 constexpr TermDoc kFiles[] = {
     {"/etc/proxmox-host-agent/agent.env",
      "The settings of the packaged service (its --env-file), mode 0640, owner root, group "
-     "proxmox-host-agent. The agent is the only parser of it and of its drop-ins."},
+     "proxmox-host-agent: the required settings. The agent is the only parser of it and of its "
+     "drop-ins."},
+    {"/usr/share/doc/proxmox-host-agent/agent.env.example",
+     "The annotated template of every setting with its default, generated from the settings "
+     "table."},
     {"/etc/proxmox-host-agent/agent.env.d/",
      "Drop-in env files, read after agent.env: every regular file (or symlink to one) whose name "
      "ends in .env and does not start with a dot, in byte-wise order, each overriding the ones "
@@ -208,9 +213,12 @@ constexpr TermDoc kFiles[] = {
     {"/var/lib/proxmox-host-agent",
      "STATE_DIR: the cached whitelist, the sync state and the failover events. The service's "
      "working directory."},
-    {"/lib/systemd/system/proxmox-host-agent.service",
-     "The unit: Type=notify with a watchdog, runs --check-config before it starts, runs as the "
-     "system user proxmox-host-agent with a read-only view of the system."},
+    {"proxmox-host-agent.service",
+     "The unit (in /usr/lib/systemd/system, /lib on Debian 12): Type=notify with a watchdog; "
+     "skips the start while the required settings are missing (ExecCondition= with "
+     "--check-required); runs --check-config before it starts and before each reload, which "
+     "then sends SIGHUP; runs as the system user proxmox-host-agent with a read-only view of the "
+     "system."},
     {"./.env", "Read when it exists and no --env-file is given (the old agent did this)."},
     {"/etc/pve/pve-root-ca.pem",
      "The cluster's CA on a Proxmox VE node, readable by group www-data: point PROXMOX_CA_FILE at "

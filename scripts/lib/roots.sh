@@ -63,7 +63,7 @@ pha_root() {
       ;;
     run)
       variant=minbase
-      include=systemd,systemd-sysv
+      include=systemd,systemd-sysv,man-db
       ;;
     *)
       echo "pha_root: unknown kind $kind" >&2
