@@ -5,9 +5,26 @@
 
 #include "agent/proxmox/guest.hpp"
 #include "agent/proxmox/parse.hpp"
+#include "agent/proxmox/permissions.hpp"
 #include "fuzz/target.hpp"
 
 namespace {
+
+// Whatever the permissions answer holds, the evaluation names only what the
+// agent needs, each at most once.
+void use_permissions(const pha::Result<pha::PermissionMap>& granted) {
+  if (!granted) {
+    return;
+  }
+  for (const int major : {8, 9}) {
+    const auto missing = pha::missing_privileges(*granted, major, {.token_id = "a@pve!t"});
+    pha::fuzz::require(missing.size() <= 3, "at most the three needed privileges are missing");
+    for (const auto& m : missing) {
+      pha::fuzz::require(!m.effect.empty() && !m.fix.empty(), "a missing privilege says why");
+      pha::fuzz::require(major < 9 || m.privilege != "VM.Monitor", "VM.Monitor is not needed on 9");
+    }
+  }
+}
 
 void use_guests(const pha::Result<pha::GuestList>& list) {
   if (!list) {
@@ -37,7 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto status = pha::parse_cluster_status(body)) {
     (void)status->local_node();
   }
-  (void)pha::parse_version(body);
+  if (auto version = pha::parse_version(body)) {
+    (void)pha::pve_major(*version);
+  }
+  use_permissions(pha::parse_permissions(body));
   (void)pha::parse_ticket(body);
   (void)pha::parse_config_description(body);
   for (const auto& ip : {pha::parse_qemu_agent_ipv4(body), pha::parse_lxc_interfaces_ipv4(body)}) {

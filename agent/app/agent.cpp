@@ -278,6 +278,7 @@ int Agent::run() {
     return v < 0 ? std::nullopt : std::optional<std::int64_t>(v);
   };
   ctx.node_name = node_name;
+  ctx.proxmox_permissions = [&proxmox] { return proxmox.client().permissions(); };
   ctx.webhooks = [&webhooks] { return webhooks.stats(); };
   ctx.server_stats = [&server] { return server->stats(); };
   ctx.responses_by_status = [&server] { return server->responses_by_status(); };

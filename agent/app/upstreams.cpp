@@ -92,6 +92,7 @@ ProxmoxClientOptions proxmox_client_options(const Settings& s) {
   o.sync_lxc = s.sync_lxc;
   o.vm_details = s.vm_details;
   o.details_ttl = std::chrono::seconds(s.vm_details_ttl);
+  o.discover_hosts = s.proxmox_discover_hosts;
   o.short_hostname = short_hostname;
   return o;
 }

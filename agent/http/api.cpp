@@ -342,7 +342,20 @@ json Api::proxmox_json(const Settings& s) const {
           {"auto_recovery", s.auto_recovery},
           {"redundancy", red.level},
           {"degraded", red.degraded},
-          {"hosts", std::move(hosts)}};
+          {"hosts", std::move(hosts)},
+          {"permissions", permissions_json()}};
+}
+
+json Api::permissions_json() const {
+  const auto p = ctx_.proxmox_permissions ? ctx_.proxmox_permissions() : PermissionStatus{};
+  json missing = json::array();
+  for (const auto& m : p.missing) {
+    missing.push_back({{"privilege", m.privilege}, {"path", m.path}, {"effect", m.effect}});
+  }
+  return {{"checked", opt(p.checked)},
+          {"version", p.version.empty() ? json(nullptr) : json(p.version)},
+          {"missing", std::move(missing)},
+          {"error", opt(p.error)}};
 }
 
 json Api::accountdb_json(const Settings& s) const {

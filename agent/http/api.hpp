@@ -21,6 +21,7 @@
 #include "agent/failover/hosts.hpp"
 #include "agent/http/server.hpp"
 #include "agent/notify/webhook.hpp"
+#include "agent/proxmox/permissions.hpp"
 #include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
 #include "agent/sync/whitelist_cache.hpp"
@@ -57,6 +58,8 @@ struct ApiContext {
   std::function<Result<WhitelistStatus>()> refresh_whitelist;  // blocks: a server job
   std::function<std::optional<std::int64_t>()> owner_id;
   std::function<std::string()> node_name;
+  // What the Proxmox user or token may do; may be empty (not checked).
+  std::function<PermissionStatus()> proxmox_permissions;
   // The webhooks' counters; may be empty (no webhooks at all).
   std::function<WebhookStats()> webhooks;
   std::function<http::ServerStats()> server_stats;
@@ -92,6 +95,7 @@ class Api {
   http::Response failover_events() const;
   http::Response failover(const http::Request& r);
   nlohmann::json proxmox_json(const Settings& s) const;
+  nlohmann::json permissions_json() const;
   nlohmann::json accountdb_json(const Settings& s) const;
   nlohmann::json whitelist_json() const;
   nlohmann::json webhooks_json() const;

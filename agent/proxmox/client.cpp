@@ -1,6 +1,8 @@
 #include "agent/proxmox/client.hpp"
 
+#include <algorithm>
 #include <set>
+#include <utility>
 
 #include "agent/core/text.hpp"
 #include "agent/platform/logging.hpp"
@@ -14,6 +16,27 @@ constexpr std::string_view kApiPrefix = "/api2/json";
 
 std::string type_path(GuestType t) {
   return std::string(to_string(t));
+}
+
+// The privileges that let the guest agent's address call through (PVE 9, PVE 8).
+bool is_guest_agent_privilege(const std::string& p) {
+  return p == "VM.GuestAgent.Audit" || p == "VM.Monitor";
+}
+
+void log_missing(const MissingPrivilege& m, const std::string& who, const std::string& version) {
+  log::Fields fields = {{"privilege", m.privilege}, {"path", m.path},
+                        {"effect", m.effect},       {"fix", m.fix},
+                        {"version", version},       {"user", who}};
+  if (!m.note.empty()) {
+    fields.push_back({"note", m.note});
+  }
+  const auto message = who + " lacks " + m.privilege + " on " + m.path + ": " + m.effect;
+  // Going without VM.Monitor is what the README advises on PVE 8: no warning.
+  if (m.advised) {
+    log::warn("proxmox_privilege_missing", message, fields);
+  } else {
+    log::info("proxmox_privilege_missing", message, fields);
+  }
 }
 
 }  // namespace
@@ -41,6 +64,143 @@ void ProxmoxClient::set_credentials(ProxmoxCredentials credentials) {
   ticket_.reset();
   log::info("proxmox_credentials_changed", "the Proxmox credentials were reloaded",
             {{"auth", c.uses_token() ? "token" : "ticket"}});
+  std::lock_guard check(permissions_mutex_);
+  permissions_due_ = CheckDue::now;  // other credentials, other privileges
+  unknown_logged_ = false;
+}
+
+PermissionNeeds ProxmoxClient::permission_needs() const {
+  const auto c = credentials();
+  return {.vm_details = options_.vm_details,
+          .sync_qemu = options_.sync_qemu,
+          .node_name_auto = options_.node_name.empty(),
+          .discover_hosts = options_.discover_hosts,
+          .token_id = c.token_id,
+          .user = c.user};
+}
+
+ProxmoxClient::PermissionsRead ProxmoxClient::read_permissions() {
+  PermissionsRead out;
+  // Cluster-wide answers: the host in use; one attempt each, outside the
+  // retry budget (a failure here is never worth a retry). The body, or the
+  // error in `out`.
+  const auto ask = [&](const std::string& path) -> std::optional<std::string> {
+    auto r = call("GET", path, "", {.retry = false, .any_target = true});
+    out.reached = r.status != 0;
+    if (!r.ok()) {
+      out.granted = Error{r.message};
+      return std::nullopt;
+    }
+    return std::move(r.body);
+  };
+  const auto version_body = ask("/version");
+  if (!version_body) {
+    return out;
+  }
+  auto version = parse_version(*version_body);
+  if (!version) {
+    out.granted = Error{"GET /version: the answer is not understood: " + version.error()};
+    return out;
+  }
+  out.version = *version;
+  const auto body = ask("/access/permissions");
+  if (!body) {
+    return out;
+  }
+  auto granted = parse_permissions(*body);
+  out.granted =
+      granted ? std::move(granted)
+              : Error{"GET /access/permissions: the answer is not understood: " + granted.error()};
+  return out;
+}
+
+void ProxmoxClient::check_permissions() {
+  {
+    std::lock_guard lock(permissions_mutex_);
+    if (permissions_due_ != CheckDue::now) {
+      return;
+    }
+    permissions_due_ = CheckDue::no;
+  }
+  record_permissions(read_permissions());
+}
+
+void ProxmoxClient::record_permissions(const PermissionsRead& read) {
+  const auto needs = permission_needs();
+  const auto who = needs.token_id.empty() ? needs.user : needs.token_id;
+  const auto& version = read.version.version;
+  const auto major = read.granted ? pve_major(read.version) : std::nullopt;
+  if (!major) {
+    const auto error = read.granted ? "the Proxmox VE version is not understood: " + version
+                                    : read.granted.error();
+    bool log_it = false;
+    {
+      std::lock_guard lock(permissions_mutex_);
+      permissions_ = {std::nullopt, version, {}, error};
+      // No answer at all: ask again once Proxmox answers a read.
+      if (!read.reached) {
+        permissions_due_ = CheckDue::after_good_read;
+      }
+      log_it = !std::exchange(unknown_logged_, true);
+    }
+    if (log_it) {
+      log::warn("proxmox_permissions_unknown",
+                "cannot read the privileges of " + who + ": missing ones are not reported",
+                {{"user", who}, {"error", error}});
+    }
+    return;
+  }
+  const auto missing = missing_privileges(*read.granted, *major, needs);
+  for (const auto& m : missing) {
+    log_missing(m, who, version);
+  }
+  if (missing.empty()) {
+    log::info("proxmox_permissions", who + " has every privilege the agent needs",
+              {{"user", who}, {"version", version}});
+  }
+  // Said already: a refused guest agent call need not be logged again.
+  agent_denied_logged_ = std::any_of(missing.begin(), missing.end(), [](const auto& m) {
+    return is_guest_agent_privilege(m.privilege);
+  });
+  std::lock_guard lock(permissions_mutex_);
+  permissions_ = {clock_.unix_now(), version, missing, std::nullopt};
+}
+
+void ProxmoxClient::answered_read() {
+  std::lock_guard lock(permissions_mutex_);
+  if (permissions_due_ == CheckDue::after_good_read) {
+    permissions_due_ = CheckDue::now;
+  }
+}
+
+PermissionStatus ProxmoxClient::permissions() const {
+  std::lock_guard lock(permissions_mutex_);
+  return permissions_;
+}
+
+std::string ProxmoxClient::empty_node_hint(const std::string& node) const {
+  std::optional<bool> lacks_audit;
+  {
+    std::lock_guard lock(permissions_mutex_);
+    if (permissions_.checked) {
+      lacks_audit = std::any_of(permissions_.missing.begin(), permissions_.missing.end(),
+                                [](const auto& m) { return m.privilege == "VM.Audit"; });
+    }
+  }
+  const std::string none = "Proxmox shows no guests on node " + node;
+  if (lacks_audit.has_value()) {
+    // Known: either the node has no guests, or the privilege is missing.
+    return *lacks_audit ? none +
+                              ": the API user or token lacks VM.Audit on /vms "
+                              "(proxmox_privilege_missing says how to grant it)"
+                        : "";
+  }
+  if (!credentials().uses_token()) {
+    return "";
+  }
+  return none +
+         "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
+         "its own permissions, e.g. the PVEAuditor role on /vms)";
 }
 
 ProxmoxCredentials ProxmoxClient::credentials() const {
@@ -257,13 +417,14 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
         d.ip = *ip;
       }
     } else if (qemu && ifs.status == 403) {
-      // The guest agent call needs VM.Monitor (PVE 8), which PVEAuditor
-      // lacks: a permanent answer, cached, so that each running VM does not
-      // cost a refused call every cycle. Said once per run.
+      // The guest agent call needs VM.GuestAgent.Audit (PVE 9, in
+      // PVEAuditor) or VM.Monitor (PVE 8, not in PVEAuditor): a permanent
+      // answer, cached, so that each running VM does not cost a refused call
+      // every cycle. Said once per run, unless the permission check did.
       if (!agent_denied_logged_.exchange(true)) {
         log::warn("proxmox_agent_denied",
-                  "the QEMU guest agent call is not permitted: guest IP addresses stay empty; "
-                  "grant VM.Monitor to read them",
+                  "the QEMU guest agent call is not permitted: guest IP addresses stay empty "
+                  "(the reason names the privilege it needs)",
                   {{"vmid", g.vmid}, {"reason", ifs.message}});
       }
     } else if (!(qemu && ifs.kind == FailureKind::server && ifs.status == 500)) {
@@ -361,6 +522,7 @@ GuestRead ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local
   // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
   r.complete = r.rejected.empty();
   r.ok = true;
+  answered_read();
   return r;
 }
 
@@ -424,13 +586,11 @@ GuestRead ProxmoxClient::read_guests() {
     std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
   }
   remember(r.guests);
-  if (r.guests.empty() && credentials().uses_token()) {
-    r.hint = "Proxmox shows no guests on node " + r.node +
-             "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
-             "its own "
-             "permissions, e.g. the PVEAuditor role on /vms)";
+  if (r.guests.empty()) {
+    r.hint = empty_node_hint(r.node);
   }
   r.ok = true;
+  answered_read();
   return finish(std::move(r));
 }
 

@@ -20,6 +20,7 @@
 #include "agent/net/http.hpp"
 #include "agent/proxmox/guest.hpp"
 #include "agent/proxmox/parse.hpp"
+#include "agent/proxmox/permissions.hpp"
 
 namespace pha {
 
@@ -39,6 +40,7 @@ struct ProxmoxClientOptions {
   bool sync_lxc = true;
   bool vm_details = true;
   std::chrono::seconds details_ttl{3600};
+  bool discover_hosts = true;  // PROXMOX_DISCOVER_HOSTS: a reason to need Sys.Audit
   // The short host name, the last resort for the node name (injected for tests).
   std::function<std::string()> short_hostname;
 };
@@ -113,6 +115,14 @@ class ProxmoxClient {
   // GET /cluster/status from any host (discovery).
   Result<ClusterStatus> cluster_status();
   void set_failover(ProxmoxFailover failover);
+  // What the user or token may do (permissions.hpp), when due: once, again
+  // after set_credentials() changed them, and once more after a good read
+  // when Proxmox could not be reached for it. GET /version and
+  // /access/permissions on the host in use, one attempt each; each missing
+  // privilege is logged once (proxmox_privilege_missing), an answer that
+  // cannot be read once (proxmox_permissions_unknown). Never fails anything.
+  void check_permissions();
+  PermissionStatus permissions() const;
   // SIGHUP: credentials from a reloaded configuration (a changed password or
   // token) are used from the next request on; a changed login drops the
   // ticket of the old one.
@@ -150,6 +160,19 @@ class ProxmoxClient {
                     const ProxmoxCredentials& credentials) const;
   void read_details(Guest& guest, GuestRead& read);
   ProxmoxCredentials credentials() const;  // a copy, taken under ticket_mutex_
+  // The answers of the permission check, or why there is none (`reached`:
+  // whether Proxmox answered at all).
+  struct PermissionsRead {
+    Result<PermissionMap> granted = Error{"not read"};
+    VersionInfo version;
+    bool reached = false;
+  };
+  PermissionsRead read_permissions();
+  PermissionNeeds permission_needs() const;
+  void record_permissions(const PermissionsRead& read);
+  std::string empty_node_hint(const std::string& node) const;
+  // A read Proxmox answered: a check that could not reach it is due again.
+  void answered_read();
   std::string url(const std::string& path, const std::string& host = {}) const;
 
   ProxmoxClientOptions options_;
@@ -169,6 +192,13 @@ class ProxmoxClient {
   // cluster-wide fallback is reported with.
   std::map<GuestKey, Guest> last_known_;
   ProxmoxFailover failover_;
+
+  // The permission check's state, read by /status from another thread.
+  enum class CheckDue { no, now, after_good_read };
+  mutable std::mutex permissions_mutex_;
+  CheckDue permissions_due_ = CheckDue::now;
+  bool unknown_logged_ = false;
+  PermissionStatus permissions_;
 };
 
 }  // namespace pha

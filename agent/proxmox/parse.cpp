@@ -385,6 +385,36 @@ Result<Ticket> parse_ticket(std::string_view body) {
   return Ticket{**ticket, **csrf, user ? user->value_or("") : ""};
 }
 
+Result<PermissionMap> parse_permissions(std::string_view body) {
+  auto data = envelope(body);
+  if (!data) {
+    return Error{data.error()};
+  }
+  if (!data->is_object()) {
+    return Error{"\"data\" is not an object of paths: " + shown(*data)};
+  }
+  PermissionMap out;
+  for (const auto& [path, privileges] : data->items()) {
+    if (!path.starts_with("/")) {
+      return Error{"a path does not begin with /: " + shown(json(path))};
+    }
+    if (!privileges.is_object()) {
+      return Error{"the privileges of " + shown(json(path)) +
+                   " are not an object: " + shown(privileges)};
+    }
+    auto& into = out[path];
+    for (const auto& [name, propagate] : privileges.items()) {
+      auto flag = flag_field(privileges, name.c_str());
+      if (name.empty() || !flag) {
+        return Error{"privilege " + shown(json(name)) + " of " + shown(json(path)) +
+                     ": not a propagate flag (0 or 1): " + shown(propagate)};
+      }
+      into[name] = *flag;
+    }
+  }
+  return out;
+}
+
 Result<std::optional<std::string>> parse_config_description(std::string_view body) {
   auto data = envelope(body);
   if (!data) {

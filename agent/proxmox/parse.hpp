@@ -4,6 +4,7 @@
 // accept numbers sent as strings, 0/1 booleans, omitted and unknown fields,
 // and reject garbage with a clear error instead of guessing.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,14 @@ struct Ticket {
 };
 // POST /access/ticket.
 Result<Ticket> parse_ticket(std::string_view body);
+
+// GET /access/permissions (without `path`): the effective privileges of the
+// authenticated user or token on each listed ACL path, and whether each
+// propagates to the paths below ({"data": {"/vms": {"VM.Audit": 1}}}). A
+// path without privileges is not listed. A malformed entry rejects the whole
+// answer: a guess could report a privilege as missing that is not.
+using PermissionMap = std::map<std::string, std::map<std::string, bool>>;
+Result<PermissionMap> parse_permissions(std::string_view body);
 
 // GET /nodes/{node}/{qemu|lxc}/{vmid}/config: the guest's notes.
 Result<std::optional<std::string>> parse_config_description(std::string_view body);

@@ -314,7 +314,10 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
         "the whitelist is unknown: only guests AccountDB already has are updated, none created");
   }
 
-  // 3. Guests: a failed read is never an empty node.
+  // 3. Guests: a failed read is never an empty node. First, when due, what
+  // the token may do (logged and shown; it never fails the cycle), so that
+  // a guest agent call it may not make is explained before it is refused.
+  proxmox_.check_permissions();
   auto read = proxmox_.read_guests();
   if (!read.ok) {
     return finish(fail(std::move(report), "Proxmox: " + read.error));

@@ -658,6 +658,29 @@ std::optional<ApiToken> PveCluster::token(const std::string& id) const {
   return it->second;
 }
 
+namespace {
+
+template <typename K, typename V>
+std::vector<V> values_of(const std::map<K, V>& m) {
+  std::vector<V> out;
+  for (const auto& [k, v] : m) {
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<User> PveCluster::users() const {
+  std::lock_guard lock(mutex_);
+  return values_of(users_);
+}
+
+std::vector<ApiToken> PveCluster::tokens() const {
+  std::lock_guard lock(mutex_);
+  return values_of(tokens_);
+}
+
 void PveCluster::set_auth_failure_delay(std::chrono::milliseconds d) {
   std::lock_guard lock(mutex_);
   auth_delay_ = d;

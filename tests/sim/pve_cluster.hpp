@@ -79,20 +79,40 @@ struct Node {
   long long booted_at = 0;  // sim unix time
 };
 
+// One ACL entry of a user or token (`pveum acl modify PATH --roles ...`): a
+// built-in role and/or a custom role's privileges on a path, propagated to
+// the paths below it or not. Privileges the answering node's version does
+// not know (VM.Monitor on PVE 9, VM.GuestAgent.* before it) are ignored, as
+// Proxmox ignores them in user.cfg. pve_access.hpp computes what they give.
+struct Acl {
+  std::string path = "/";
+  std::string role;                  // "PVEAuditor", "Administrator", "NoAccess"; "" = none
+  std::set<std::string> privileges;  // a custom role's privileges
+  bool propagate = true;
+};
+
 struct ApiToken {
   std::string id;      // "user@realm!name"
   std::string secret;  // usually a UUID
-  // Privilege-separated: only `privileges` apply; otherwise the user's (all).
+  // Privilege-separated: only its own ACLs apply (`privileges` on / and
+  // `acls`), intersected with its user's; otherwise the user's. The default
+  // names the guest agent's privilege of both models, so that it reads
+  // addresses on PVE 8 and 9 alike.
   bool privsep = false;
-  std::set<std::string> privileges = {"VM.Audit", "Sys.Audit", "VM.Monitor", "VM.PowerMgmt"};
+  std::set<std::string> privileges = {"VM.Audit", "Sys.Audit", "VM.Monitor", "VM.GuestAgent.Audit",
+                                      "VM.PowerMgmt"};
   bool user_enabled = true;
   bool expired = false;
+  std::vector<Acl> acls;  // more ACL entries of a privilege-separated token
 };
 
 struct User {
-  std::string userid;  // "root@pam"
-  std::string password;
-  bool enabled = true;  // users have every privilege (like root@pam)
+  std::string userid;    // "root@pam"
+  std::string password;  // "" = no password login
+  bool enabled = true;
+  // nullopt: every privilege (like root@pam, always); otherwise these ACL
+  // entries. A token of a user the cluster does not list has every privilege.
+  std::optional<std::vector<Acl>> acls;
 };
 
 // How generate() mixes guests; the defaults give a realistic cluster.
@@ -175,6 +195,8 @@ class PveCluster {
   bool remove_token(const std::string& id);
   std::optional<User> user(const std::string& userid) const;
   std::optional<ApiToken> token(const std::string& id) const;
+  std::vector<User> users() const;
+  std::vector<ApiToken> tokens() const;
   // Failed authentication is answered after this delay (Proxmox: 3 s).
   void set_auth_failure_delay(std::chrono::milliseconds d);
   std::chrono::milliseconds auth_failure_delay() const;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/text.hpp"
+#include "tests/sim/pve_access.hpp"
 #include "tests/sim/pve_auth.hpp"
 #include "tests/sim/pve_render.hpp"
 
@@ -213,6 +214,7 @@ enum class RouteKind {
   agent_interfaces,
   lxc_interfaces,
   access_index,
+  access_permissions,
   ticket,
 };
 
@@ -264,6 +266,11 @@ std::optional<Route> resolve(const std::string& method, const std::vector<std::s
   if (s[0] == "access") {
     if (n == 1 && get) {
       r.kind = RouteKind::access_index;
+      return r;
+    }
+    if (n == 2 && s[1] == "permissions" && get) {
+      r.kind = RouteKind::access_permissions;
+      r.params = {"path", "userid"};
       return r;
     }
     if (n == 2 && s[1] == "ticket" && (get || method == "POST")) {
@@ -353,6 +360,37 @@ json subdirs(std::initializer_list<const char*> names, const char* key = "subdir
   return out;
 }
 
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (const auto& p : parts) {
+    out += (out.empty() ? "" : separator) + p;
+  }
+  return out;
+}
+
+// GET /access/permissions: a user or token may read its own permissions and
+// those of its tokens; anyone else's need Sys.Audit on /access.
+ApiResult access_permissions(const PveCluster& cluster, const Principal& who,
+                             const std::map<std::string, std::string>& params,
+                             const PveVersion& v) {
+  const auto userid_param = params.find("userid");
+  const auto userid = userid_param == params.end() ? who.authid : userid_param->second;
+  std::optional<std::string> path;
+  if (const auto it = params.find("path"); it != params.end()) {
+    if (!it->second.starts_with("/") ||
+        it->second.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-_/") != std::string::npos) {
+      return param_fail({{"path", "invalid ACL path '" + it->second + "'"}});
+    }
+    path = it->second;
+  }
+  const bool self = userid == who.authid;
+  if (!self && !userid.starts_with(who.authid + "!") && !who.has("Sys.Audit", "/access", v)) {
+    return fail(403, "Permission check failed (/access, Sys.Audit)\n");
+  }
+  return ok(permissions_data(cluster, self ? who : principal_of(cluster, userid), path, v));
+}
+
 }  // namespace
 
 std::string to_string(FaultKind k) {
@@ -391,9 +429,14 @@ std::optional<FaultKind> parse_fault_kind(const std::string& s) {
 }
 
 struct PveHost::Identity {
-  std::string userid;                               // for a token: "user@realm!name"
-  std::optional<std::set<std::string>> privileges;  // nullopt: every privilege
-  bool has(const std::string& p) const { return !privileges || privileges->count(p) != 0; }
+  std::string userid;  // for a token: "user@realm!name"
+  Principal principal;
+  // Of the node that runs the call: which privileges exist and what the
+  // built-in roles hold.
+  PveVersion version;
+  bool has(const std::string& privilege, const std::string& path) const {
+    return principal.has(privilege, path, version);
+  }
 };
 
 PveHost::PveHost(PveCluster& cluster, std::string node, PveHostOptions options)
@@ -722,9 +765,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return auth_failed(401, unified_auth ? "Authentication failed!" : error);
       }
       who.userid = tokenid;
-      if (token->privsep) {
-        who.privileges = token->privileges;
-      }
+      who.principal = principal_of(cluster_, tokenid);
     } else if (cookie && !cookie->empty()) {
       const auto userid = verify_ticket(key, *cookie, now);
       const auto user = userid ? cluster_.user(*userid) : std::nullopt;
@@ -740,6 +781,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return auth_failed(401, "Permission denied - invalid csrf token");
       }
       who.userid = *userid;
+      who.principal = principal_of(cluster_, *userid);
     } else {
       return auth_failed(401, "No ticket");
     }
@@ -778,6 +820,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
   }
   const auto target_node = cluster_.node(target);
   const auto typing = Typing::for_version(target_node ? target_node->version : "8.4.14");
+  who.version = PveVersion::parse(target_node ? target_node->version : "8.4.14");
 
   const auto run = [&]() -> ApiResult {
     // Parameter verification.
@@ -867,8 +910,10 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(subdirs({"log", "options", "resources", "status", "tasks", "nextid"}, "name"));
       case RouteKind::access_index:
         return ok(subdirs({"users", "groups", "roles", "acl", "domains", "ticket", "password"}));
+      case RouteKind::access_permissions:
+        return access_permissions(cluster_, who.principal, params, who.version);
       case RouteKind::cluster_status:
-        if (!who.has("Sys.Audit")) {
+        if (!who.has("Sys.Audit", "/")) {
           return denied("/", "Sys.Audit");
         }
         return ok(cluster_status_data(cluster_.name(), nodes, node_));
@@ -876,8 +921,13 @@ WireResponse PveHost::answer(const WireRequest& req) {
         const auto it = params.find("type");
         const std::string type = it == params.end() ? "" : it->second;
         json out = json::array();
-        if ((type.empty() || type == "vm") && who.has("VM.Audit")) {
-          std::vector<Guest> listed = guests();
+        if (type.empty() || type == "vm") {
+          std::vector<Guest> listed;
+          for (const auto& g : guests()) {
+            if (who.has("VM.Audit", "/vms/" + std::to_string(g.vmid))) {
+              listed.push_back(g);
+            }
+          }
           scramble(listed, [](const Guest& g) { return g.vmid; });
           for (const auto& g : listed) {
             const auto n = std::find_if(nodes.begin(), nodes.end(),
@@ -888,17 +938,19 @@ WireResponse PveHost::answer(const WireRequest& req) {
           }
         }
         for (const auto& n : nodes) {
-          if ((type.empty() || type == "node") && who.has("Sys.Audit")) {
+          if ((type.empty() || type == "node") && who.has("Sys.Audit", "/nodes/" + n.name)) {
             out.push_back(node_resource(n, guests(), now));
           }
         }
         for (const auto& n : nodes) {
-          if ((type.empty() || type == "storage") && who.has("Datastore.Audit")) {
+          if (type.empty() || type == "storage") {
             for (auto& s : storage_resources(n)) {
-              out.push_back(std::move(s));
+              if (who.has("Datastore.Audit", "/storage/" + s.value("storage", ""))) {
+                out.push_back(std::move(s));
+              }
             }
           }
-          if ((type.empty() || type == "sdn") && who.has("SDN.Audit")) {
+          if ((type.empty() || type == "sdn") && who.has("SDN.Audit", "/sdn/zones/localnetwork")) {
             out.push_back(sdn_resource(n));
           }
         }
@@ -910,7 +962,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(
             subdirs({"qemu", "lxc", "status", "version", "tasks", "network", "storage"}, "name"));
       case RouteKind::node_status:
-        if (!who.has("Sys.Audit")) {
+        if (!who.has("Sys.Audit", "/nodes/" + target)) {
           return denied("/nodes/" + target, "Sys.Audit");
         }
         return ok(node_status_data(*target_node, guests(), now));
@@ -918,7 +970,8 @@ WireResponse PveHost::answer(const WireRequest& req) {
         json out = json::array();
         std::vector<Guest> listed;
         for (const auto& g : guests()) {
-          if (g.node == target && g.type == route->type && who.has("VM.Audit")) {
+          if (g.node == target && g.type == route->type &&
+              who.has("VM.Audit", "/vms/" + std::to_string(g.vmid))) {
             listed.push_back(g);
           }
         }
@@ -930,7 +983,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(out);
       }
       case RouteKind::guest_index:
-        if (!who.has("VM.Audit")) {
+        if (!who.has("VM.Audit", vms_path)) {
           return denied(vms_path, "VM.Audit");
         }
         if (!find_guest()) {
@@ -940,7 +993,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
                       ? subdirs({"config", "status", "agent", "rrd", "snapshot"})
                       : subdirs({"config", "status", "interfaces", "rrd", "snapshot"}));
       case RouteKind::guest_status_index:
-        if (!who.has("VM.Audit")) {
+        if (!who.has("VM.Audit", vms_path)) {
           return denied(vms_path, "VM.Audit");
         }
         if (!find_guest()) {
@@ -948,7 +1001,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         }
         return ok(subdirs({"current", "start", "stop", "shutdown", "suspend", "resume"}));
       case RouteKind::guest_config: {
-        if (!who.has("VM.Audit")) {
+        if (!who.has("VM.Audit", vms_path)) {
           return denied(vms_path, "VM.Audit");
         }
         const auto g = find_guest();
@@ -958,7 +1011,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(guest_config(*g, typing));
       }
       case RouteKind::status_current: {
-        if (!who.has("VM.Audit")) {
+        if (!who.has("VM.Audit", vms_path)) {
           return denied(vms_path, "VM.Audit");
         }
         const auto g = find_guest();
@@ -968,8 +1021,12 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(status_current(*g, now));
       }
       case RouteKind::agent_interfaces: {
-        if (!who.has("VM.Monitor")) {
-          return denied(vms_path, "VM.Monitor");
+        // PVE 8: VM.Monitor (which also allows guest-exec); PVE 9: any of
+        // the privileges of read-only guest agent commands.
+        const auto privileges = guest_agent_audit_privileges(who.version);
+        if (std::none_of(privileges.begin(), privileges.end(),
+                         [&](const std::string& p) { return who.has(p, vms_path); })) {
+          return denied(vms_path, join(privileges, "|"));
         }
         const auto g = find_guest();
         if (!g) {
@@ -987,7 +1044,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(agent_network_interfaces(*g));
       }
       case RouteKind::lxc_interfaces: {
-        if (!who.has("VM.Audit")) {
+        if (!who.has("VM.Audit", vms_path)) {
           return denied(vms_path, "VM.Audit");
         }
         const auto g = find_guest();
@@ -1000,7 +1057,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         return ok(lxc_interfaces(*g));
       }
       case RouteKind::status_action: {
-        if (!who.has("VM.PowerMgmt")) {
+        if (!who.has("VM.PowerMgmt", vms_path)) {
           return denied(vms_path, "VM.PowerMgmt");
         }
         const auto g = find_guest();
@@ -1046,7 +1103,9 @@ WireResponse PveHost::answer(const WireRequest& req) {
           good = ticket_user && *ticket_user == userid;
         } else {
           const auto user = cluster_.user(userid);
-          good = user && user->enabled && constant_time_equals(password, user->password);
+          // A user without a password (one that only owns tokens) cannot log in.
+          good = user && user->enabled && !user->password.empty() &&
+                 constant_time_equals(password, user->password);
         }
         if (!good) {
           ApiResult r = fail(401, "authentication failure\n");

@@ -45,11 +45,12 @@ struct RunningSim {
     return fetch(r);
   }
 
-  Reply api(const std::string& node, const std::string& path) {
+  Reply api(const std::string& node, const std::string& path,
+            const std::string& auth = kTokenHeader) {
     Request r;
     r.url = ready["hosts"][node].get<std::string>() + "/api2/json" + path;
     r.ca_file = ready["ca_file"];
-    r.headers = {kTokenHeader};
+    r.headers = {auth};
     return fetch(r);
   }
 
@@ -143,4 +144,42 @@ TEST_CASE("pve-sim control API changes guests nodes and the clock") {
   CHECK(s.control("POST", "/control/guests/4242/start").status == 404);
   s.process.signal(SIGTERM);
   CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+}
+
+TEST_CASE(
+    "pve-sim --pve-version and --acl: a token's role and privileges in that version's model") {
+  TempDir dir;
+  RunningSim s(dir,
+               {"--pve-version", "9.0.3", "--privsep-token", "mon@pve!ro=s2", "--acl",
+                "/:mon@pve!ro:PVEAuditor", "--acl", "/vms:mon@pve!ro:VM.Monitor,VM.PowerMgmt:0"});
+  const std::string auth = "Authorization: PVEAPIToken=mon@pve!ro=s2";
+  const auto d = s.api("pve1", "/access/permissions", auth).json()["data"];
+  CHECK(d["/"]["VM.GuestAgent.Audit"] == 1);
+  // The entry on /vms replaces PVEAuditor there; VM.Monitor does not exist on PVE 9.
+  CHECK(d["/vms"] == json{{"VM.PowerMgmt", 0}});
+  CHECK(s.api("pve1", "/cluster/status", auth).status == 200);
+  CHECK(s.api("pve1", "/version").json()["data"]["release"] == "9.0");
+
+  TempDir dir8;
+  RunningSim pve8(dir8, {"--privsep-token", "mon@pve!ro=s2", "--acl", "/:mon@pve!ro:PVEAuditor"});
+  const auto d8 = pve8.api("pve1", "/access/permissions?path=/vms", auth).json()["data"]["/vms"];
+  CHECK(d8["VM.Audit"] == 1);
+  CHECK_FALSE(d8.contains("VM.GuestAgent.Audit"));
+  CHECK_FALSE(d8.contains("VM.Monitor"));
+  // A user's ACL limits its tokens without privilege separation too.
+  TempDir dir_user;
+  RunningSim user(dir_user, {"--token", "ro@pve!t=s3", "--acl", "/vms:ro@pve:VM.Audit"});
+  const auto u = user.api("pve1", "/access/permissions", "Authorization: PVEAPIToken=ro@pve!t=s3");
+  // /vms and the pool members below it; nothing on / itself.
+  CHECK(u.json()["data"]["/vms"] == json{{"VM.Audit", 1}});
+  CHECK_FALSE(u.json()["data"].contains("/"));
+}
+
+TEST_CASE("pve-sim refuses a malformed --acl") {
+  TempDir dir;
+  Process p(kBinary, {.args = RunningSim::args(dir, {"--acl", "vms:agent@pve!sync:PVEAuditor"}),
+                      .env = {{"PATH", "/usr/bin:/bin"}}});
+  const auto r = p.wait(std::chrono::seconds(10));
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("an ACL is PATH:SUBJECT:ROLES") != std::string::npos);
 }

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/core/text.hpp"
 #include "tests/sim/pve_control.hpp"
 #include "tests/sim/pve_sim.hpp"
 
@@ -45,6 +46,61 @@ pha::sim::User parse_user(const std::string& spec) {
   return {.userid = spec.substr(0, colon), .password = spec.substr(colon + 1)};
 }
 
+// "PATH:SUBJECT:ROLES[:0]", as `pveum acl modify PATH --tokens|--users
+// SUBJECT --roles ROLES [--propagate 0]`: ROLES is a comma-separated list of
+// built-in roles (PVEAuditor) and privileges (names with a dot, VM.Audit).
+struct AclSpec {
+  std::string subject;
+  pha::sim::Acl acl;
+};
+
+AclSpec parse_acl(const std::string& spec) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (auto colon = spec.find(':'); colon != std::string::npos; colon = spec.find(':', start)) {
+    parts.push_back(spec.substr(start, colon - start));
+    start = colon + 1;
+  }
+  parts.push_back(spec.substr(start));
+  if (parts.size() < 3 || parts.size() > 4 || !parts[0].starts_with("/") || parts[1].empty() ||
+      (parts.size() == 4 && parts[3] != "0" && parts[3] != "1")) {
+    throw std::invalid_argument("an ACL is PATH:SUBJECT:ROLES[:0|1]: " + spec);
+  }
+  AclSpec a{parts[1], {.path = parts[0], .propagate = parts.size() == 3 || parts[3] == "1"}};
+  for (const auto& name : pha::split_list(parts[2], ',')) {
+    if (name.find('.') != std::string::npos) {
+      a.acl.privileges.insert(name);
+    } else if (a.acl.role.empty()) {
+      a.acl.role = name;
+    } else {
+      throw std::invalid_argument("one built-in role per ACL: " + spec);
+    }
+  }
+  return a;
+}
+
+// Gives the ACL to the token or user it names (a user it does not list yet is
+// added without a password: it then only owns tokens).
+void apply_acl(const AclSpec& a, pha::sim::PveSimOptions& options) {
+  if (a.subject.find('!') != std::string::npos) {
+    for (auto& t : options.tokens) {
+      if (t.id == a.subject) {
+        t.acls.push_back(a.acl);
+        return;
+      }
+    }
+    throw std::invalid_argument("an ACL for a token that is not defined: " + a.subject);
+  }
+  for (auto& u : options.users) {
+    if (u.userid == a.subject) {
+      u.acls = u.acls.value_or(std::vector<pha::sim::Acl>{});
+      u.acls->push_back(a.acl);
+      return;
+    }
+  }
+  options.users.push_back({.userid = a.subject, .acls = std::vector<pha::sim::Acl>{a.acl}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +112,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> tokens;
   std::vector<std::string> privsep_tokens;
   std::vector<std::string> passwords;
+  std::vector<std::string> acls;
   long long auth_delay_ms = 3000;
   bool legacy = false;
   std::string version = "8.4.14";
@@ -69,10 +126,17 @@ int main(int argc, char** argv) {
   app.add_option("--privsep-token", privsep_tokens,
                  "privilege-separated API token without privileges (repeatable)");
   app.add_option("--password", passwords, "password login USER@REALM:PASSWORD (repeatable)");
+  app.add_option("--acl", acls,
+                 "ACL entry PATH:SUBJECT:ROLES[:0] (repeatable): SUBJECT a token or user id, "
+                 "ROLES built-in roles or privileges, comma-separated; :0 does not propagate. "
+                 "A user's ACLs replace its default of every privilege; a token's apply when it "
+                 "is privilege-separated");
   app.add_option("--auth-delay-ms", auth_delay_ms,
                  "delay of failed authentication (Proxmox: 3000)");
   app.add_flag("--legacy", legacy, "answer like PVE 6.4 (string vmids, template \"\")");
-  app.add_option("--pve-version", version, "pve-manager version of every node");
+  app.add_option("--pve-version", version,
+                 "pve-manager version of every node (9.x: the PVE 9 privileges, without "
+                 "VM.Monitor)");
   app.add_option("--cluster-name", cluster_name, "cluster name");
   app.add_flag("--one-port-each", one_port_each,
                "every node on 127.0.0.1 with its own port (default: 127.0.0.N, one port)");
@@ -107,6 +171,9 @@ int main(int argc, char** argv) {
     }
     for (const auto& p : passwords) {
       options.users.push_back(parse_user(p));
+    }
+    for (const auto& a : acls) {
+      apply_acl(parse_acl(a), options);
     }
     pha::sim::PveSim sim(options);
     pha::sim::PveControlApi control(sim);

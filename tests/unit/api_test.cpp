@@ -27,6 +27,7 @@ struct Harness {
   int triggers = 0;
   int refreshes = 0;
   LoopState loop{true, false, 0, {}};
+  PermissionStatus permissions;
   http::ServerStats server;
   std::unique_ptr<Api> api;
 
@@ -63,6 +64,7 @@ struct Harness {
     };
     c.owner_id = [] { return std::optional<std::int64_t>(2); };
     c.node_name = [] { return std::string("pve1"); };
+    c.proxmox_permissions = [this] { return permissions; };
     c.server_stats = [this] { return server; };
     c.responses_by_status = [] { return std::vector<std::pair<int, std::uint64_t>>{{200, 3}}; };
     api = std::make_unique<Api>(std::move(c));
@@ -232,6 +234,35 @@ TEST_CASE("api unit: status shows the history and the single host as it is") {
   CHECK(j["proxmox"]["hosts"][0]["score"].is_null());
   CHECK(j["accountdb"]["owner_id"] == 2);
   CHECK(j["sync"]["cycle_count"] == 1);
+}
+
+TEST_CASE("api unit: status shows the Proxmox permissions - unchecked - missing - unknown") {
+  Harness h;
+  auto p = json::parse(h.call("GET", "/status").body)["proxmox"]["permissions"];
+  CHECK(p == json{{"checked", nullptr},
+                  {"version", nullptr},
+                  {"missing", json::array()},
+                  {"error", nullptr}});
+  h.permissions.checked = h.clock.unix_now();
+  h.permissions.version = "9.0.3";
+  h.permissions.missing = {{.privilege = "VM.GuestAgent.Audit",
+                            .path = "/vms",
+                            .effect = "QEMU guest IPs stay empty",
+                            .fix = "pveum acl modify / --roles PVEAuditor --users a@pve",
+                            .note = "granted on /vms without propagation"}};
+  p = json::parse(h.call("GET", "/status").body)["proxmox"]["permissions"];
+  CHECK(p == json{{"checked", h.clock.unix_now()},
+                  {"version", "9.0.3"},
+                  {"missing",
+                   {{{"privilege", "VM.GuestAgent.Audit"},
+                     {"path", "/vms"},
+                     {"effect", "QEMU guest IPs stay empty"}}}},
+                  {"error", nullptr}});
+  h.permissions = {};
+  h.permissions.error = "GET /access/permissions on https://127.0.0.1:8006: 501 not implemented";
+  p = json::parse(h.call("GET", "/status").body)["proxmox"]["permissions"];
+  CHECK(p["checked"].is_null());
+  CHECK(p["error"] == *h.permissions.error);
 }
 
 TEST_CASE("api unit: failover control answers 400 409 and 200 and lists events newest first") {

@@ -4,6 +4,7 @@
 
 #include "agent/failover/events.hpp"
 #include "agent/platform/logging.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/support/process.hpp"
 
 using namespace pha;
@@ -38,21 +39,6 @@ std::string event_json(std::int64_t id, const std::string& to) {
   e.id = id;
   return to_json(e).dump();
 }
-
-// Routes log lines into a vector for the duration of a test.
-struct Capture {
-  std::vector<std::string> lines;
-  Capture() {
-    log::init({log::Level::info, log::Format::text, false, {}});
-    log::capture_for_test(&lines);
-  }
-  ~Capture() {
-    log::capture_for_test(nullptr);
-    log::init({});
-  }
-  Capture(const Capture&) = delete;
-  Capture& operator=(const Capture&) = delete;
-};
 
 }  // namespace
 
@@ -166,7 +152,7 @@ TEST_CASE("failover events: a malformed entry is skipped with a note and the oth
 
 TEST_CASE("failover events: an unwritable path keeps the event in memory and warns once") {
   test::TempDir dir;
-  Capture capture;
+  test::LogCapture capture(log::Level::info);
   FailoverLog log(dir.path() + "/missing-dir/failover-events.json");
   CHECK(log.record(event("https://adb2:8080")).id == 1);
   CHECK(log.record(event("https://adb1:8080")).id == 2);

@@ -1,12 +1,16 @@
 // The Proxmox client's logic against a scripted HTTP peer and a fake clock:
 // authentication, the node name, which calls a read makes, and failures.
 
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
+#include "agent/platform/logging.hpp"
 #include "agent/proxmox/client.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_http.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/log_capture.hpp"
 
 using namespace pha;
 using namespace std::chrono_literals;
@@ -461,4 +465,166 @@ TEST_CASE("the node name: the setting - else /cluster/status - else the host nam
     CHECK(f.client.node_name() == "pve");
     CHECK(f.http.requests().empty());
   }
+}
+
+namespace {
+
+const std::string kVersion = "GET /api2/json/version";
+const std::string kPermissions = "GET /api2/json/access/permissions";
+const std::string kAgentOf100 = "GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces";
+
+// A PVE `version` node whose token holds `privileges` on / and /vms.
+void serve_permissions(FakeHttp& http, const std::string& version,
+                       const std::vector<std::string>& privileges) {
+  nlohmann::json granted = nlohmann::json::object();
+  for (const auto& p : privileges) {
+    granted[p] = 1;
+  }
+  http.on(kVersion, http_answer(200, nlohmann::json({{"data",
+                                                      {{"version", version},
+                                                       {"release", version.substr(0, 3)},
+                                                       {"repoid", "0f39f621"}}}})
+                                         .dump()));
+  http.on(kPermissions,
+          http_answer(200, nlohmann::json({{"data", {{"/", granted}, {"/vms", granted}}}}).dump()));
+}
+
+}  // namespace
+
+TEST_CASE("the permission check: asked once - each missing privilege logged once - the state") {
+  test::LogCapture logged;
+  Fixture f(token_options());
+  serve_node(f.http);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit"});
+  f.http.on(kAgentOf100, http_answer(403, "",
+                                     "Permission check failed (/vms/100, "
+                                     "VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted)"));
+  CHECK_FALSE(f.client.permissions().checked.has_value());
+  f.client.check_permissions();
+  f.client.check_permissions();
+  REQUIRE(f.client.read_guests().ok);
+  f.client.check_permissions();
+  CHECK(f.http.count(kVersion) == 1);
+  CHECK(f.http.count(kPermissions) == 1);
+  const auto st = f.client.permissions();
+  CHECK(st.checked == f.clock.unix_now());
+  CHECK(st.version == "9.0.3");
+  CHECK_FALSE(st.error.has_value());
+  REQUIRE(st.missing.size() == 1);
+  CHECK(st.missing[0].privilege == "VM.GuestAgent.Audit");
+  CHECK(st.missing[0].path == "/vms");
+  CHECK(st.missing[0].effect == "QEMU guest IPs stay empty");
+  CHECK(logged.count("proxmox_privilege_missing") == 1);
+  CHECK(logged.count("privilege=VM.GuestAgent.Audit") == 1);
+  CHECK(logged.count("fix=\"pveum acl modify / --roles PVEAuditor") == 1);
+  // The refused guest agent call was explained already.
+  CHECK(logged.count("proxmox_agent_denied") == 0);
+  for (const auto& l : logged.lines) {
+    CHECK(l.find("tok-secret") == std::string::npos);
+  }
+}
+
+TEST_CASE("the permission check: every privilege - and PVE 8 without VM.Monitor") {
+  {
+    test::LogCapture logged;
+    Fixture f(token_options());
+    serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+    f.client.check_permissions();
+    CHECK(f.client.permissions().missing.empty());
+    CHECK(logged.count("proxmox_permissions: agent@pve!sync has every privilege") == 1);
+  }
+  test::LogCapture logged;
+  Fixture f(token_options());
+  serve_permissions(f.http, "8.4.14", {"VM.Audit", "Sys.Audit"});
+  f.client.check_permissions();
+  const auto st = f.client.permissions();
+  REQUIRE(st.missing.size() == 1);
+  CHECK(st.missing[0].privilege == "VM.Monitor");
+  // Going without it is the advice: said, not warned.
+  CHECK(logged.count("info proxmox_privilege_missing") == 1);
+  CHECK(logged.count("guest-exec") == 1);
+}
+
+TEST_CASE("the permission check again after the credentials changed - not for the same ones") {
+  test::LogCapture logged;
+  Fixture f(token_options());
+  serve_permissions(f.http, "9.0.3", {"VM.Audit"});
+  f.client.check_permissions();
+  f.client.set_credentials(token_options().credentials);
+  f.client.check_permissions();
+  CHECK(f.http.count(kPermissions) == 1);
+  auto changed = token_options().credentials;
+  changed.token_secret = "other-secret";
+  f.client.set_credentials(changed);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  f.client.check_permissions();
+  CHECK(f.http.count(kPermissions) == 2);
+  CHECK(f.client.permissions().missing.empty());
+  CHECK(logged.count("proxmox_privilege_missing") == 2);  // Sys.Audit, the guest agent: once
+}
+
+TEST_CASE("permissions that cannot be read are unknown - logged once - not asked again") {
+  test::LogCapture logged;
+  Fixture f(token_options());
+  serve_node(f.http);
+  serve_permissions(f.http, "6.1-3", {});
+  f.http.on(kPermissions, http_answer(501, R"({"data":null})",
+                                      "Method 'GET /access/permissions' not implemented"));
+  f.client.check_permissions();
+  REQUIRE(f.client.read_guests().ok);
+  f.client.check_permissions();
+  CHECK(f.http.count(kPermissions) == 1);
+  const auto st = f.client.permissions();
+  CHECK_FALSE(st.checked.has_value());
+  CHECK(st.missing.empty());
+  REQUIRE(st.error.has_value());
+  CHECK(st.error->find("501") != std::string::npos);
+  CHECK(logged.count("proxmox_permissions_unknown") == 1);
+
+  // A malformed answer: unknown, with the parser's reason.
+  Fixture g(token_options());
+  serve_permissions(g.http, "9.0.3", {});
+  g.http.on(kPermissions, http_answer(200, R"({"data":{"/vms":["VM.Audit"]}})"));
+  g.client.check_permissions();
+  REQUIRE(g.client.permissions().error.has_value());
+  CHECK(g.client.permissions().error->find("not understood: the privileges of \"/vms\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("permissions Proxmox did not answer are asked again once after a good read") {
+  test::LogCapture logged;
+  Fixture f(token_options());
+  serve_node(f.http);
+  f.http.on(kVersion, test::http_failure(FailureKind::network, "connection refused"));
+  f.client.check_permissions();
+  f.client.check_permissions();  // no answer came, and no read since: not asked
+  CHECK(f.http.count(kVersion) == 1);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  REQUIRE(f.client.read_guests().ok);
+  f.client.check_permissions();
+  f.client.check_permissions();
+  CHECK(f.http.count(kVersion) == 2);
+  CHECK(f.http.count(kPermissions) == 1);
+  CHECK(f.client.permissions().checked.has_value());
+  CHECK_FALSE(f.client.permissions().error.has_value());
+  CHECK(logged.count("proxmox_permissions_unknown") == 1);
+}
+
+TEST_CASE("an empty node: the VM.Audit hint is definite once the permissions are known") {
+  Fixture f(token_options());
+  f.http.on(kQemu, http_answer(200, R"({"data":[]})"));
+  f.http.on(kLxc, http_answer(200, R"({"data":[]})"));
+  serve_permissions(f.http, "9.0.3", {"Sys.Audit"});
+  f.client.check_permissions();
+  auto r = f.client.read_guests();
+  REQUIRE(r.ok);
+  CHECK(r.hint.find("lacks VM.Audit on /vms") != std::string::npos);
+
+  // It may see every guest: the node has none, nothing to hint at.
+  Fixture g(token_options());
+  g.http.on(kQemu, http_answer(200, R"({"data":[]})"));
+  g.http.on(kLxc, http_answer(200, R"({"data":[]})"));
+  serve_permissions(g.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  g.client.check_permissions();
+  CHECK(g.client.read_guests().hint.empty());
 }

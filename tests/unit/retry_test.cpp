@@ -14,6 +14,7 @@
 #include "agent/failover/router.hpp"
 #include "agent/platform/logging.hpp"
 #include "tests/support/fake_clock.hpp"
+#include "tests/support/log_capture.hpp"
 
 using namespace pha;
 using namespace std::chrono_literals;
@@ -70,18 +71,6 @@ class ScriptedClient final : public HttpClient {
   mutable std::mutex mutex_;
   std::deque<HttpOutcome> script_;
   int calls_ = 0;
-};
-
-struct LogCapture {
-  std::vector<std::string> lines;
-  LogCapture() {
-    log::init({log::Level::debug, log::Format::text, false, {}});
-    log::capture_for_test(&lines);
-  }
-  ~LogCapture() {
-    log::capture_for_test(nullptr);
-    log::init({});
-  }
 };
 
 // Waits (in real time, bounded) until `pred` holds.
@@ -465,7 +454,7 @@ TEST_CASE("send_with_retry: a wake-up does not cut the backoff short and is pass
 }
 
 TEST_CASE("send_with_retry logs each retry at debug level without the URL or secrets") {
-  LogCapture logs;
+  test::LogCapture logs;
   test::FakeClock clock;
   Interrupt interrupt;
   RetryBudget budget;

@@ -149,6 +149,11 @@ struct Cycle {
            http_answer(200, qemu_list({{101, "web", "running"},
                                        {102, "db", "stopped"},
                                        {103, "other", "running"}})));
+    pve.on("GET /api2/json/version",
+           http_answer(200, R"({"data":{"version":"9.0.3","release":"9.0"}})"));
+    pve.on(
+        "GET /api2/json/access/permissions",
+        http_answer(200, R"({"data":{"/":{"VM.Audit":1,"Sys.Audit":1},"/vms":{"VM.Audit":1}}})"));
   }
 };
 
@@ -168,7 +173,11 @@ TEST_CASE("the first cycle creates the whitelisted running guests and reports ev
   CHECK(r.stats.whitelist_count == 2);
   CHECK(r.stats.requests_sent == 1);
   CHECK(r.stats.accountdb_requests == 4);  // A, C, E, one F
-  CHECK(r.stats.proxmox_requests == 1);
+  // The list, and the first cycle's look at the token's permissions (/version and
+  // /access/permissions).
+  CHECK(r.stats.proxmox_requests == 3);
+  CHECK(c.pve.count("GET /api2/json/access/permissions") == 1);
+  CHECK(c.proxmox.permissions().missing.empty());
   CHECK(c.adb.http.count("PUT /vms/agent/-101") == 1);
   const auto j = to_json(r);
   for (const auto* key :
