@@ -94,7 +94,7 @@ if [[ ! -f $cached/done ]]; then
   if ! systemd-nspawn --quiet --register=no --keep-unit --console=pipe --read-only --private-network \
     --resolv-conf=off --timezone=off --link-journal=no -D "$root" \
     --tmpfs=/tmp --bind="$work":/build --bind="$ccache_dir":/ccache --chdir=/build/src \
-    --setenv=PATH=/usr/lib/ccache:/usr/sbin:/usr/bin:/sbin:/bin --setenv=CCACHE_DIR=/ccache \
+    --setenv=CMAKE_CXX_COMPILER_LAUNCHER=ccache --setenv=CCACHE_DIR=/ccache \
     --setenv=CCACHE_MAXSIZE=2G --setenv=LC_ALL=C.UTF-8 --setenv=HOME=/tmp \
     --setenv=DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-}" \
     dpkg-buildpackage -b -uc -us -j"$jobs" >"$out/build.log" 2>&1; then

@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   CLI::App app{"Serves a directory over HTTP on 127.0.0.1"};
   std::string root;
   int port = 0;
-  app.add_option("--root", root, "the directory to serve")->required()->check(CLI::ExistingDirectory);
+  app.add_option("--root", root, "the directory to serve")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   app.add_option("--port", port, "the port (0: a free one)")->check(CLI::Range(0, 65535));
   CLI11_PARSE(app, argc, argv);
 
