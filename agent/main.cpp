@@ -17,6 +17,7 @@
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/memory.hpp"
+#include "agent/platform/reload.hpp"
 #include "agent/platform/signals.hpp"
 
 extern char** environ;
@@ -27,6 +28,9 @@ constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 78;  // EX_CONFIG
 // interface.md "Signals": an in-flight AccountDB request may finish, within 10 s.
 constexpr auto kStopGrace = std::chrono::seconds(10);
+// A reload reads a few small files; past this the agent is stuck (the unit's
+// TimeoutStartSec= bounds ExecReload= as well, at 90 s by default).
+constexpr auto kReloadTimeout = std::chrono::seconds(30);
 
 pha::StringMap process_environment() {
   pha::StringMap env;
@@ -62,6 +66,16 @@ int check_required(const pha::LoadOutcome& outcome, const pha::CommandLine& cl) 
   return kExitFailure;
 }
 
+// --reload PID, the unit's ExecReload=: the agent's own verdict on SIGHUP.
+int reload_running_agent(int pid) {
+  const auto r = pha::request_reload(
+      pid, pha::reload_verdict_path(std::getenv("RUNTIME_DIRECTORY")), kReloadTimeout);
+  if (!r.message.empty()) {
+    std::fprintf(stderr, "%s: %s\n", pha::kProgramName, r.message.c_str());
+  }
+  return r.exit_code;
+}
+
 // --check-config's second line: what it read, so that an operator sees a
 // drop-in that is missing or one that should not be there.
 void print_files_read(const pha::LoadedConfig& config) {
@@ -91,6 +105,9 @@ int run(int argc, char** argv) {
     return exit->code;
   }
   const auto& cl = std::get<pha::CommandLine>(parsed);
+  if (cl.mode == pha::Mode::reload) {
+    return reload_running_agent(cl.reload_pid);
+  }
   pha::RealSystemAccess access;
   auto outcome = pha::load_configuration(cl, process_environment(), access);
   if (cl.mode == pha::Mode::check_required) {
@@ -121,6 +138,8 @@ int run(int argc, char** argv) {
   pha::SystemClock clock;
   pha::StopDeadline deadline(clock, kStopGrace, [once = cl.once] { exit_past_deadline(once); });
   pha::Agent agent(std::move(config), clock, {cl.once, cl.dry_run});
+  pha::ReloadRecorder verdicts(pha::reload_verdict_path(std::getenv("RUNTIME_DIRECTORY")));
+  verdicts.started();  // before READY=1: a reload can only come after it
   pha::SignalWatcher watcher(
       [&agent, &deadline](int sig) {
         pha::log::info("signal", "stop requested",
@@ -128,7 +147,7 @@ int run(int argc, char** argv) {
         agent.stop();
         deadline.arm();
       },
-      [&agent, &cl, &access] {
+      [&agent, &cl, &access, &verdicts] {
         auto reloaded = pha::load_configuration(cl, process_environment(), access);
         if (auto* errors = std::get_if<pha::ConfigErrors>(&reloaded)) {
           for (const auto& e : errors->errors) {
@@ -136,6 +155,7 @@ int run(int argc, char** argv) {
                             "the new configuration is invalid; keeping the old one",
                             {{"error", e}});
           }
+          verdicts.reloaded(false, errors->errors);
           return;
         }
         auto& fresh = std::get<pha::LoadedConfig>(reloaded);
@@ -146,6 +166,7 @@ int run(int argc, char** argv) {
         agent.reload(std::move(fresh));
         pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)",
                        {{"env_files", files}});
+        verdicts.reloaded(true, {});
       });
   return agent.run();
 }

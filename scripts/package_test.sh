@@ -268,6 +268,7 @@ node_id=7
 
 adb_rows() { curl -fsS "$adb_control/control/rows" | jq "[.rows[] | select(.proxmox_node_id == $node_id)]"; }
 adb_row_count() { adb_rows | jq length; }
+adb_holds() { [[ $(adb_row_count) -eq $1 ]]; }
 # PUT /vms/agent/-VMID is a create (accountdb's protocol).
 adb_creates() {
   curl -fsS "$adb_control/control/requests" |
@@ -392,7 +393,7 @@ EOF
   install -m 0640 -g "$(ct getent group $pkg | cut -d: -f3)" "$work/50-node.env" "$croot$dropin"
   ct systemctl start $unit || { ct journalctl -u $unit --no-pager | tail -n 30 >&2; fail "systemctl start failed"; }
   wait_for 60 "AccountDB holds the $expected whitelisted running guests" \
-    test "$(adb_row_count)" -eq "$expected"
+    adb_holds "$expected"
   [[ $(adb_creates) -eq $expected ]] || fail "$(adb_creates) creates for $expected rows"
   note "start: $expected rows in AccountDB"
 
@@ -423,8 +424,6 @@ EOF
   note "reload: applied; a broken edit refused with $dropin:$line"
 
   # -- restart keeps the sync state: no creates.
-  curl -fsS -X POST "$adb_control/control/counts/reset" >/dev/null
-  curl -fsS -X POST "$adb_control/control/requests/reset" >/dev/null 2>&1 || true
   local creates_before
   creates_before=$(adb_creates)
   ct systemctl restart $unit || fail "systemctl restart failed"
@@ -499,7 +498,6 @@ EOF
     { echo "$out" >&2; fail "the install did not point at the old agent"; }
   # The test's own needs, in a later drop-in: a free port on the shared loopback.
   printf 'BIND_ADDRESS=127.0.0.1\nPORT=0\n' | install -m 0644 /dev/stdin "$croot/etc/$pkg/agent.env.d/90-test.env"
-  curl -fsS -X POST "$adb_control/control/counts/reset" >/dev/null
   creates_before=$(adb_creates)
   # The README's migration commands, as they stand.
   sed -n '/<!-- migration:begin -->/,/<!-- migration:end -->/p' README.md | sed '/^```/d; /^<!--/d' >"$work/migrate.sh"

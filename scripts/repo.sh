@@ -81,7 +81,7 @@ if [[ -z $key ]]; then
       "proxmox-host-agent test repository (throw-away) <test@proxmox-host-agent.invalid>" \
       ed25519 sign 1y 2>/dev/null
   fi
-  key=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^fpr:/ {print $10; exit}')
+  key=$(gpg --batch --quiet --no-auto-check-trustdb --with-colons --list-secret-keys | awk -F: '/^fpr:/ {print $10; exit}')
 fi
 gpg --batch --quiet --list-secret-keys "$key" >/dev/null 2>&1 || fail "no secret key $key in the keyring"
 gpg --batch --quiet --yes --export "$key" >"$out/proxmox-host-agent-archive-keyring.gpg"

@@ -58,6 +58,13 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
               "Read this node's guests from Proxmox once, print them as JSON (AccountDB field "
               "names) with "
               "the request count, exit 0 (or 1 with the failure); needs only the Proxmox settings");
+  auto* reload =
+      app.add_option("--reload", cl.reload_pid)
+          ->description(
+              "Send SIGHUP to the agent PID and wait for its verdict: exit 0 when it applied "
+              "the new settings, 78 with its errors when it refused them; for ExecReload=")
+          ->type_name("PID")
+          ->check(CLI::PositiveNumber);
   auto* once = app.add_flag("--once")->description(
       "Run one sync cycle, print its report as JSON on stdout, exit 0 if it succeeded, 1 if not");
   auto* dry_run = app.add_flag("--dry-run")
@@ -65,7 +72,7 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
                           "Sync as usual but send nothing that writes to AccountDB; the report "
                           "says what would be sent");
   // At most one mode; --once is a mode of its own, --dry-run goes with it or the daemon.
-  const std::vector<CLI::Option*> modes = {check, required, print, list, once};
+  const std::vector<CLI::Option*> modes = {check, required, print, list, once, reload};
   for (std::size_t i = 0; i < modes.size(); ++i) {
     for (std::size_t j = i + 1; j < modes.size(); ++j) {
       modes[i]->excludes(modes[j]);
@@ -118,6 +125,8 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
     cl.mode = Mode::print_config;
   } else if (*list) {
     cl.mode = Mode::list_guests;
+  } else if (*reload) {
+    cl.mode = Mode::reload;
   }
   return cl;
 }

@@ -10,7 +10,7 @@
 
 namespace pha {
 
-enum class Mode { run, check_config, check_required, print_config, list_guests };
+enum class Mode { run, check_config, check_required, print_config, list_guests, reload };
 
 struct CommandLine {
   Mode mode = Mode::run;
@@ -18,6 +18,7 @@ struct CommandLine {
   StringMap values;                     // setting env name -> raw text of its flag
   bool once = false;                    // --once
   bool dry_run = false;                 // --dry-run
+  int reload_pid = 0;                   // --reload PID
 };
 
 // --help, --version and usage errors end the program with this.

@@ -132,6 +132,11 @@ constexpr FlagDoc kModeFlags[] = {
      "Read this node's guests from Proxmox VE once and print them as JSON in AccountDB's field "
      "names, with the number of requests it took; needs only the Proxmox settings; exit 0, or 1 "
      "with the failure."},
+    {"--reload", "PID",
+     "Send SIGHUP to the agent PID and wait (at most 30 s) for its verdict, which the agent "
+     "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 78 with "
+     "its errors on standard error when it refused them and kept the old ones, 1 when it could "
+     "not ask or got no answer. For the unit's ExecReload=."},
     {"--version", "", "Print the version and exit."},
     {"--help", "", "Print every flag with its environment variable and default, and exit."},
 };
@@ -216,9 +221,9 @@ constexpr TermDoc kFiles[] = {
     {"proxmox-host-agent.service",
      "The unit (in /usr/lib/systemd/system, /lib on Debian 12): Type=notify with a watchdog; "
      "skips the start while the required settings are missing (ExecCondition= with "
-     "--check-required); runs --check-config before it starts and before each reload, which "
-     "then sends SIGHUP; runs as the system user proxmox-host-agent with a read-only view of the "
-     "system."},
+     "--check-required); runs --check-config before it starts; reloads with --reload, so that "
+     "systemctl reload fails when the agent refuses an edit; runs as the system user "
+     "proxmox-host-agent with a read-only view of the system."},
     {"./.env", "Read when it exists and no --env-file is given (the old agent did this)."},
     {"/etc/pve/pve-root-ca.pem",
      "The cluster's CA on a Proxmox VE node, readable by group www-data: point PROXMOX_CA_FILE at "
@@ -309,8 +314,9 @@ std::string render_man_page() {
       " \\fIPATH\\fR] [\\fIOPTION\\fR]...\n" + ".br\n" + literal("proxmox-host-agent") + " [" +
       literal("--env-file") + " \\fIPATH\\fR] " + literal("--check-config") + " | " +
       literal("--check-required") + " | " + literal("--print-config") + " | " +
-      literal("--list-guests") + " | " + literal("--once") + " [" + literal("--dry-run") +
-      "]\n"
+      literal("--list-guests") + " | " + literal("--once") + " [" + literal("--dry-run") + "]\n" +
+      ".br\n" + literal("proxmox-host-agent") + " " + literal("--reload") +
+      " \\fIPID\\fR\n"
       ".SH DESCRIPTION\n"
       "The agent runs on every node of a Proxmox VE cluster. It reads the node's QEMU virtual "
       "machines and LXC containers from the Proxmox VE API (with retries and failover to other "

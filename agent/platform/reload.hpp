@@ -1,0 +1,59 @@
+#pragma once
+// `systemctl reload` with the agent's own verdict. The unit's ExecReload=
+// runs `proxmox-host-agent --reload $MAINPID`, which sends SIGHUP and waits
+// until the agent has recorded what it did with it in
+// $RUNTIME_DIRECTORY/reload.json: exit 0 when the new settings apply, 78
+// with the agent's errors when it refused them (the old settings stay).
+//
+// The agent reads the files itself, with its own credentials: the verdict is
+// the one that counts, where a separate --check-config could not read a
+// LoadCredential= secret (systemd does not mount credentials for
+// ExecReload= in a sandboxed unit, systemd issue 35227).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace pha {
+
+struct ReloadVerdict {
+  std::uint64_t generation = 0;  // 0 at start, one more per SIGHUP
+  bool applied = true;
+  std::vector<std::string> errors;  // why it was refused, file and line included
+};
+
+std::string verdict_json(const ReloadVerdict& v);
+// nullopt for anything but a verdict_json() text.
+std::optional<ReloadVerdict> parse_verdict(std::string_view text);
+
+// reload.json in the first directory of $RUNTIME_DIRECTORY (systemd sets it
+// for RuntimeDirectory=), or nullopt where there is none.
+std::optional<std::string> reload_verdict_path(const char* runtime_directory);
+
+// The agent's side: one verdict at start, then one per SIGHUP. Without a
+// path it records nothing. A write that fails is logged, never fatal.
+class ReloadRecorder {
+ public:
+  explicit ReloadRecorder(std::optional<std::string> path);
+  void started();
+  void reloaded(bool applied, std::vector<std::string> errors);
+
+ private:
+  void write(const ReloadVerdict& v);
+  std::optional<std::string> path_;
+  std::uint64_t generation_ = 0;
+};
+
+// The ExecReload= side: the exit code, and what to print on stderr.
+struct ReloadRequest {
+  int exit_code = 0;
+  std::string message;
+};
+ReloadRequest request_reload(pid_t pid, const std::optional<std::string>& path,
+                             std::chrono::milliseconds timeout);
+
+}  // namespace pha

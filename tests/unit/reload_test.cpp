@@ -1,0 +1,74 @@
+// The reload verdict of platform/reload.hpp: its file, and the recorder's
+// generations. The whole handshake against the real binary is in
+// tests/integration/systemd_test.cpp.
+
+#include "agent/platform/reload.hpp"
+
+#include <doctest/doctest.h>
+
+#include "agent/platform/files.hpp"
+#include "tests/support/process.hpp"
+
+using namespace pha;
+
+TEST_CASE("reload verdict: the JSON round-trips and anything else is no verdict") {
+  const ReloadVerdict v{7, false, {"/etc/x/agent.env.d/50-node.env:2: expected KEY=value"}};
+  const auto back = parse_verdict(verdict_json(v));
+  REQUIRE(back);
+  CHECK(back->generation == 7);
+  CHECK_FALSE(back->applied);
+  CHECK(back->errors == v.errors);
+
+  for (const char* bad : {"", "{", "[]", "null", R"({"generation":1,"applied":true})",
+                          R"({"generation":-1,"applied":true,"errors":[]})",
+                          R"({"generation":1,"applied":"yes","errors":[]})",
+                          R"({"generation":1,"applied":true,"errors":[3]})"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_verdict(bad));
+  }
+}
+
+TEST_CASE("reload verdict: the path is reload.json in the first RuntimeDirectory") {
+  CHECK_FALSE(reload_verdict_path(nullptr));
+  CHECK_FALSE(reload_verdict_path(""));
+  CHECK(reload_verdict_path("/run/proxmox-host-agent") == "/run/proxmox-host-agent/reload.json");
+  CHECK(reload_verdict_path("/run/a:/run/b") == "/run/a/reload.json");
+}
+
+TEST_CASE("reload verdict: the recorder starts at generation 0 and counts each reload") {
+  test::TempDir dir;
+  const auto path = dir.path() + "/reload.json";
+  ReloadRecorder recorder(path);
+  const auto read = [&] { return parse_verdict(read_text_file(path).value()); };
+
+  recorder.started();
+  REQUIRE(read());
+  CHECK(read()->generation == 0);
+  CHECK(read()->applied);
+
+  recorder.reloaded(false, {"UPDATE_INTERVAL=abc (from a.env:1): not a number"});
+  CHECK(read()->generation == 1);
+  CHECK_FALSE(read()->applied);
+  CHECK(read()->errors.size() == 1);
+
+  recorder.reloaded(true, {});
+  CHECK(read()->generation == 2);
+  CHECK(read()->applied);
+  CHECK(read()->errors.empty());
+
+  ReloadRecorder nowhere(std::nullopt);  // outside a unit: records nothing, never fails
+  CHECK_NOTHROW(nowhere.started());
+  CHECK_NOTHROW(nowhere.reloaded(true, {}));
+}
+
+TEST_CASE("reload request: without RUNTIME_DIRECTORY or a verdict it says why and exits 1") {
+  const auto none = request_reload(1, std::nullopt, std::chrono::milliseconds(100));
+  CHECK(none.exit_code == 1);
+  CHECK(none.message.find("RUNTIME_DIRECTORY") != std::string::npos);
+
+  test::TempDir dir;
+  const auto missing =
+      request_reload(1, dir.path() + "/reload.json", std::chrono::milliseconds(100));
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.message.find("no reload record") != std::string::npos);
+}
