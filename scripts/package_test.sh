@@ -216,7 +216,7 @@ static_checks() {
     fail "the conffiles are not just /etc/$pkg/agent.env: $(dpkg-deb -I "$deb" conffiles)"
   local depends
   depends=$(dpkg-deb -f "$deb" Depends)
-  for d in libc6 libcurl4 libssl3 libsystemd0 procps; do
+  for d in libc6 libcurl4 libssl3 libsystemd0; do
     [[ $depends == *"$d"* ]] || fail "Depends lacks $d: $depends"
   done
   [[ $depends != *spdlog* || $s != trixie || $depends == *libspdlog1.15* ]] ||
@@ -225,7 +225,7 @@ static_checks() {
   cmp -s "$work/$s-files/etc/$pkg/agent.env" debian/agent.env || fail "agent.env is not debian/agent.env"
   cmp -s "$work/$s-files/usr/share/doc/$pkg/agent.env.example" .env.example ||
     fail "agent.env.example is not .env.example"
-  if readelf -S "$work/$s-files/usr/bin/$pkg" | grep -Eq '\.(symtab|debug_info)'; then
+  if readelf -S "$work/$s-files/usr/bin/$pkg" | grep -Ec '\.(symtab|debug_info)' >/dev/null; then
     fail "/usr/bin/$pkg is not stripped"
   fi
   local dbgsym=${deb/$pkg\_/$pkg-dbgsym_}

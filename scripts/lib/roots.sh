@@ -75,7 +75,12 @@ pha_root() {
     {
       echo "v1 $suite $kind $variant $include"
       pha_sources "$suite"
-      if [[ $kind == build ]]; then cat "$src/debian/control"; fi
+      # The build root depends on the Build-Depends only, not on the rest of
+      # debian/control (a binary package's Depends, its description).
+      if [[ $kind == build ]]; then
+        awk '/^Build-Depends/ {on = 1; print; next} on && /^[ \t]/ {print; next} {on = 0}' \
+          "$src/debian/control"
+      fi
     } | sha256sum | cut -c1-12
   )
   local root=$PHA_ROOT_CACHE/$suite-$kind-$key
