@@ -73,7 +73,15 @@ int reload_running_agent(int pid) {
   if (!r.message.empty()) {
     std::fprintf(stderr, "%s: %s\n", pha::kProgramName, r.message.c_str());
   }
-  return r.exit_code;
+  switch (r.outcome) {
+    case pha::ReloadRequest::Outcome::applied:
+      return 0;
+    case pha::ReloadRequest::Outcome::refused:
+      return kExitConfig;  // as a start with the same settings would
+    case pha::ReloadRequest::Outcome::failed:
+      break;
+  }
+  return kExitFailure;
 }
 
 // --check-config's second line: what it read, so that an operator sees a

@@ -14,8 +14,7 @@ namespace pha {
 
 namespace {
 
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 78;  // EX_CONFIG, as a bad start
+using Outcome = ReloadRequest::Outcome;
 // How often --reload looks for the verdict: a reload takes milliseconds.
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
@@ -86,17 +85,17 @@ void ReloadRecorder::write(const ReloadVerdict& v) {
 ReloadRequest request_reload(pid_t pid, const std::optional<std::string>& path,
                              std::chrono::milliseconds timeout) {
   if (!path) {
-    return {kExitFailure,
+    return {Outcome::failed,
             "--reload needs RUNTIME_DIRECTORY (RuntimeDirectory= of the unit), where the agent "
             "records each reload's outcome"};
   }
   const auto before = read_verdict(*path);
   if (!before) {
-    return {kExitFailure, "no reload record at " + *path + ": is process " + std::to_string(pid) +
-                              " an agent that has started?"};
+    return {Outcome::failed, "no reload record at " + *path + ": is process " +
+                                 std::to_string(pid) + " an agent that has started?"};
   }
   if (::kill(pid, SIGHUP) != 0) {
-    return {kExitFailure,
+    return {Outcome::failed,
             "cannot signal process " + std::to_string(pid) + ": " + std::strerror(errno)};
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -104,18 +103,18 @@ ReloadRequest request_reload(pid_t pid, const std::optional<std::string>& path,
     const auto now = read_verdict(*path);
     if (now && now->generation > before->generation) {
       if (now->applied) {
-        return {0, ""};
+        return {Outcome::applied, ""};
       }
       std::string message = "the agent refused the new configuration and keeps the old one:";
       for (const auto& e : now->errors) {
         message += "\n  " + e;
       }
-      return {kExitConfig, message};
+      return {Outcome::refused, message};
     }
     std::this_thread::sleep_for(kPollInterval);
   }
-  return {kExitFailure, "process " + std::to_string(pid) + " did not answer the reload within " +
-                            std::to_string(timeout.count() / 1000) + " s"};
+  return {Outcome::failed, "process " + std::to_string(pid) + " did not answer the reload within " +
+                               std::to_string(timeout.count() / 1000) + " s"};
 }
 
 }  // namespace pha

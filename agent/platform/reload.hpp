@@ -2,8 +2,8 @@
 // `systemctl reload` with the agent's own verdict. The unit's ExecReload=
 // runs `proxmox-host-agent --reload $MAINPID`, which sends SIGHUP and waits
 // until the agent has recorded what it did with it in
-// $RUNTIME_DIRECTORY/reload.json: exit 0 when the new settings apply, 78
-// with the agent's errors when it refused them (the old settings stay).
+// $RUNTIME_DIRECTORY/reload.json: applied, or refused with the agent's
+// errors (the old settings stay).
 //
 // The agent reads the files itself, with its own credentials: the verdict is
 // the one that counts, where a separate --check-config could not read a
@@ -48,9 +48,15 @@ class ReloadRecorder {
   std::uint64_t generation_ = 0;
 };
 
-// The ExecReload= side: the exit code, and what to print on stderr.
+// The ExecReload= side: what became of the request, and what to print on
+// stderr (main maps the outcome to the exit code).
 struct ReloadRequest {
-  int exit_code = 0;
+  enum class Outcome {
+    applied,  // the agent applied the new settings
+    refused,  // the agent refused them and kept the old ones
+    failed,   // no agent to ask, or no answer in time
+  };
+  Outcome outcome = Outcome::applied;
   std::string message;
 };
 ReloadRequest request_reload(pid_t pid, const std::optional<std::string>& path,

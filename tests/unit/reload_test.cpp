@@ -61,14 +61,14 @@ TEST_CASE("reload verdict: the recorder starts at generation 0 and counts each r
   CHECK_NOTHROW(nowhere.reloaded(true, {}));
 }
 
-TEST_CASE("reload request: without RUNTIME_DIRECTORY or a verdict it says why and exits 1") {
+TEST_CASE("reload request: without RUNTIME_DIRECTORY or a verdict it fails and says why") {
   const auto none = request_reload(1, std::nullopt, std::chrono::milliseconds(100));
-  CHECK(none.exit_code == 1);
+  CHECK(none.outcome == ReloadRequest::Outcome::failed);
   CHECK(none.message.find("RUNTIME_DIRECTORY") != std::string::npos);
 
   test::TempDir dir;
   const auto missing =
       request_reload(1, dir.path() + "/reload.json", std::chrono::milliseconds(100));
-  CHECK(missing.exit_code == 1);
+  CHECK(missing.outcome == ReloadRequest::Outcome::failed);
   CHECK(missing.message.find("no reload record") != std::string::npos);
 }
