@@ -22,8 +22,10 @@
 #include <unistd.h>
 #include <vector>
 
-#include "agent/app/upstreams.hpp"
 #include "agent/sync/engine.hpp"
+#include "agent/upstream/accountdb_upstream.hpp"
+#include "agent/upstream/options.hpp"
+#include "agent/upstream/proxmox_upstream.hpp"
 #include "bench/bench_credentials.hpp"
 #include "tests/sim/adb_sim.hpp"
 #include "tests/sim/pve_sim.hpp"

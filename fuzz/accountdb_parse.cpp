@@ -44,7 +44,7 @@ void run_client(std::string_view body, int status) {
   options.endpoint = *pha::parse_url("http://adb.example:8080/api", {"http", 80});
   options.api_key = "zq-key-zq";
   options.node_id = 7;
-  const pha::AdbTransport transport = [&](const pha::HttpRequest&) {
+  const pha::Transport transport = [&](const pha::HttpRequest&) {
     pha::HttpOutcome o;
     o.status = status;
     o.kind = pha::classify_status(status);

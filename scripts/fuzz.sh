@@ -24,11 +24,9 @@ declare -A dict=([env_file]=env_file [settings]=settings [proxmox_parse]=json
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 echo "== configure + build (build-fuzz, clang, libFuzzer + ASan + UBSan)"
-# -O1 and line tables only: half the compile time of -O2 -g, and still
-# symbolised stack traces.
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
-  -DPHA_FUZZ=ON -DPHA_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
+# The preset "fuzz" of CMakePresets.json: -O1 and line tables only, half the
+# compile time of -O2 -g, and still symbolised stack traces.
+cmake --preset fuzz "${launcher[@]}" >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 work=$(mktemp -d)

@@ -28,23 +28,22 @@ if grep -rn --include='*.cpp' -E 'TEST_CASE\("[^"]*[,;\\]' tests; then
 fi
 
 jobs=$(nproc)
+# A suite is a preset of CMakePresets.json: configure, build, test.
 run_suite() {
-  local dir=$1
-  shift
-  echo "== configure + build ($dir)"
-  cmake -S . -B "$dir" -G Ninja -DPHA_WERROR=ON "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
-  echo "== tests ($dir)"
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
+  local preset=$1
+  echo "== configure + build (preset $preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "== tests (preset $preset)"
+  ctest --preset "$preset" -j "$jobs"
 }
 
-run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite dev
 # The benchmarks at a tiny size on the build above, so that they cannot rot:
 # fails when a bench breaks, never on a missed budget.
 echo "== bench smoke (scripts/bench.sh --smoke)"
 PHA_BENCH_BUILD_DIR=build bash scripts/bench.sh --smoke
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPHA_SANITIZE=ON
+run_suite sanitize
 echo "== fuzz smoke run (scripts/fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
 bash scripts/fuzz.sh
 echo "== the Debian packages on bookworm and trixie (scripts/package_test.sh)"

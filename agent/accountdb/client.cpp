@@ -55,7 +55,7 @@ std::string random_request_id() {
   return id;
 }
 
-AccountDbClient::AccountDbClient(AccountDbClientOptions options, AdbTransport transport,
+AccountDbClient::AccountDbClient(AccountDbClientOptions options, Transport transport,
                                  std::function<std::string()> request_id)
     : options_(std::move(options)),
       transport_(std::move(transport)),

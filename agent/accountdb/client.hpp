@@ -29,9 +29,6 @@ struct AccountDbClientOptions {
   std::chrono::milliseconds timeout{30'000};  // ACCOUNTDB_TIMEOUT
 };
 
-// Sends one request with the retry policy the caller wires in.
-using AdbTransport = std::function<HttpOutcome(const HttpRequest&)>;
-
 // One call's outcome, with a message for operators and the server's request id.
 struct AdbResult {
   FailureKind kind = FailureKind::network;
@@ -56,7 +53,7 @@ struct WhitelistAnswer {
 
 class AccountDbClient {
  public:
-  AccountDbClient(AccountDbClientOptions options, AdbTransport transport,
+  AccountDbClient(AccountDbClientOptions options, Transport transport,
                   std::function<std::string()> request_id = {});
 
   AdbCall<AccountDbNode> connect();  // A
@@ -85,7 +82,7 @@ class AccountDbClient {
 
   mutable std::mutex mutex_;  // guards options_: requests run on several threads
   AccountDbClientOptions options_;
-  AdbTransport transport_;
+  Transport transport_;
   std::function<std::string()> request_id_;
   std::atomic<std::uint64_t> requests_{0};
 };

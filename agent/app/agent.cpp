@@ -3,21 +3,23 @@
 #include <atomic>
 #include <cstdio>
 
-#include "agent/app/upstreams.hpp"
 #include "agent/config/docs.hpp"
 #include "agent/core/version.hpp"
-#include "agent/failover/events.hpp"
-#include "agent/health/checker.hpp"
 #include "agent/http/api.hpp"
 #include "agent/http/server.hpp"
-#include "agent/notify/rules.hpp"
+#include "agent/notify/notifier.hpp"
+#include "agent/notify/webhook_options.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/memory.hpp"
 #include "agent/platform/systemd.hpp"
-#include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
 #include "agent/sync/engine.hpp"
 #include "agent/sync/loop.hpp"
+#include "agent/upstream/accountdb_upstream.hpp"
+#include "agent/upstream/failover_log.hpp"
+#include "agent/upstream/health_checker.hpp"
+#include "agent/upstream/proxmox_upstream.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
 
 namespace pha {
 

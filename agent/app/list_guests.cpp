@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "agent/app/upstreams.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/upstream/proxmox_upstream.hpp"
 
 namespace pha {
 

@@ -130,6 +130,16 @@ std::string url_origin(std::string_view url) {
   return std::string(url.substr(0, url.find_first_of("/?", scheme_end + 3)));
 }
 
+std::string matching_base(const std::string& url, const std::vector<std::string>& bases) {
+  std::string best;
+  for (const auto& b : bases) {
+    if (url.starts_with(b) && b.size() > best.size()) {
+      best = b;
+    }
+  }
+  return best.empty() ? url_origin(url) : best;
+}
+
 std::string url_display(std::string_view url) {
   const auto scheme_end = url.find("://");
   const auto host_from = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/core/result.hpp"
 
@@ -34,6 +35,10 @@ bool is_ip_literal(std::string_view host);
 // scheme://host:port of a full URL (what a target is keyed by); the text
 // itself when it has no scheme.
 std::string url_origin(std::string_view url);
+
+// The base URL in `bases` that `url` begins with (the longest), or, when none
+// does, the origin of `url`.
+std::string matching_base(const std::string& url, const std::vector<std::string>& bases);
 
 // How a URL whose path may hold a secret (a webhook receiver's) is shown in
 // logs and answers: its origin (never user info), and "/..." when it has more.

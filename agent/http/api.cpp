@@ -5,6 +5,7 @@
 
 #include "agent/core/text.hpp"
 #include "agent/http/status_page.hpp"
+#include "agent/platform/process_stats.hpp"
 
 namespace pha {
 
@@ -121,7 +122,14 @@ bool is_digits(std::string_view s) {
 }  // namespace
 
 Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& server,
-                           const Settings& s, Clock::TimePoint now) {
+                           const Settings& s, Clock::TimePoint now,
+                           const ThreadFailures& failures) {
+  // What the exception said stays in the log: it may quote upstream data.
+  if (const auto failed = failures.first()) {
+    return {false, "the " + failed->thread +
+                       " thread stopped on an unexpected error (log event thread_failed); "
+                       "restart the agent"};
+  }
   if (loop.running) {
     // The longest a healthy loop waits between cycles is the larger of the
     // interval and the reconnect cap; two of those without a finished cycle

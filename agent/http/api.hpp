@@ -16,15 +16,16 @@
 #include "agent/config/settings.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/core/result.hpp"
-#include "agent/failover/endpoint_pool.hpp"
-#include "agent/failover/events.hpp"
-#include "agent/failover/hosts.hpp"
 #include "agent/http/server.hpp"
 #include "agent/notify/webhook.hpp"
+#include "agent/platform/thread_guard.hpp"
 #include "agent/proxmox/permissions.hpp"
-#include "agent/status/monitor.hpp"
 #include "agent/status/store.hpp"
 #include "agent/sync/whitelist_cache.hpp"
+#include "agent/upstream/endpoint_pool.hpp"
+#include "agent/upstream/failover_log.hpp"
+#include "agent/upstream/host_manager.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
 
 namespace pha {
 
@@ -66,13 +67,16 @@ struct ApiContext {
   std::function<std::vector<std::pair<int, std::uint64_t>>()> responses_by_status;
 };
 
-// /health's verdict: whether the sync loop and the server's workers move.
+// /health's verdict: whether every thread is alive (`failures`, the top-level
+// catches of agent/platform/thread_guard.hpp), and whether the sync loop and
+// the server's workers move.
 struct Liveness {
   bool ok = true;
   std::string message;
 };
 Liveness evaluate_liveness(const LoopState& loop, const http::ServerStats& server,
-                           const Settings& settings, Clock::TimePoint now);
+                           const Settings& settings, Clock::TimePoint now,
+                           const ThreadFailures& failures = thread_failures());
 
 class Api {
  public:

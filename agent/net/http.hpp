@@ -4,6 +4,7 @@
 // failure kind of resilience.md ("Failure kinds").
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,5 +78,10 @@ class HttpClient {
   // ones fail at once (a `network` failure). Safe from any thread.
   virtual void cancel() {}
 };
+
+// How the upstreams' clients send: one request, through whatever retry and
+// failover the application wires in (agent/upstream/failover_router.hpp), or a
+// fake in tests.
+using Transport = std::function<HttpOutcome(const HttpRequest&)>;
 
 }  // namespace pha

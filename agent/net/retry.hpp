@@ -1,9 +1,8 @@
 #pragma once
-// Retries with backoff, per resilience.md ("Retry with backoff"): pure
-// functions of the attempt number with the random source passed in, a
-// thread-safe retry budget per upstream (gRPC retry throttling), one decision
-// function that every retrying caller uses (the loop that uses them is in
-// agent/failover/router.hpp).
+// Retries, per resilience.md ("Retry with backoff"): the delays are in
+// agent/core/backoff.hpp; here are the thread-safe retry budget per upstream (gRPC retry
+// throttling), one decision function that every retrying caller uses (the loop that uses them is in
+// agent/upstream/failover_router.hpp).
 
 #include <chrono>
 #include <cstdint>
@@ -13,32 +12,11 @@
 #include <string>
 #include <string_view>
 
+#include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/net/http.hpp"
 
 namespace pha {
-
-struct RetryPolicy {
-  using Duration = std::chrono::milliseconds;
-  int max_attempts = 3;         // RETRY_MAX_ATTEMPTS, the first attempt included
-  Duration base_delay{1000};    // RETRY_BASE_DELAY
-  Duration max_delay{120'000};  // RETRY_MAX_DELAY
-  double jitter = 0.2;          // ±20 % (gRPC)
-};
-
-// Delay before retry `retry_number` (1 = the first retry):
-// min(max_delay, base_delay × 2^(n-1)) scaled by (1 + jitter × (2 × random - 1)),
-// so ±jitter around the nominal value, and never less than `retry_after`.
-// `random` is a number in [0, 1); 0.5 gives the nominal delay.
-RetryPolicy::Duration backoff_delay(const RetryPolicy& policy, int retry_number, double random,
-                                    std::optional<RetryPolicy::Duration> retry_after = {});
-
-// The schedule of reconnect probes to AccountDB after it was found down: base
-// 5 s, factor 2, capped at `max_delay` (RETRY_MAX_DELAY), ±20 % jitter. It
-// never gives up: every probe after the cap waits about `max_delay`.
-RetryPolicy reconnect_policy(RetryPolicy::Duration max_delay);
-RetryPolicy::Duration reconnect_delay(RetryPolicy::Duration max_delay, int probe_number,
-                                      double random);
 
 // gRPC retry throttling, one per upstream: a bucket of 10 tokens, each failure
 // takes 1, each success gives back 0.1 (never above 10); retries are allowed

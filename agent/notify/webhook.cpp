@@ -8,8 +8,9 @@
 
 #include "agent/core/url.hpp"
 #include "agent/core/version.hpp"
-#include "agent/failover/router.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/platform/thread_guard.hpp"
+#include "agent/upstream/failover_router.hpp"
 
 namespace pha {
 
@@ -116,7 +117,7 @@ Webhooks::~Webhooks() {
 void Webhooks::start() {
   for (auto& r : receivers_) {
     if (!r->thread.joinable()) {
-      r->thread = std::thread([this, &rec = *r] { run(rec); });
+      r->thread = std::thread([this, &rec = *r] { run_guarded("webhook", [&] { run(rec); }); });
     }
   }
 }

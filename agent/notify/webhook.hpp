@@ -31,7 +31,7 @@
 #include "agent/core/clock.hpp"
 #include "agent/net/http.hpp"
 #include "agent/net/retry.hpp"
-#include "agent/status/monitor.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
 
 namespace pha {
 

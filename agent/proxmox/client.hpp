@@ -45,9 +45,6 @@ struct ProxmoxClientOptions {
   std::function<std::string()> short_hostname;
 };
 
-// Sends one request, with whatever retry policy the caller wires in.
-using Transport = std::function<HttpOutcome(const HttpRequest&)>;
-
 // How the read of this node's guests fails over (resilience.md "Choosing the
 // Proxmox host"): the node's own API while it is usable, otherwise
 // /cluster/resources from a peer. Unset members: the local API only.

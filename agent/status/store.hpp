@@ -21,8 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/metrics.hpp"
 #include "agent/proxmox/guest.hpp"
-#include "agent/status/metrics.hpp"
 #include "agent/sync/engine.hpp"
 
 namespace pha {

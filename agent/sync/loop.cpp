@@ -2,13 +2,9 @@
 
 #include "agent/net/retry.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/platform/thread_guard.hpp"
 
 namespace pha {
-
-Clock::Duration jittered(Clock::Duration period, double random) {
-  const double factor = 1.0 + 0.1 * (2.0 * random - 1.0);
-  return std::chrono::duration_cast<Clock::Duration>(period * factor);
-}
 
 SyncLoop::SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock,
                    LoopTimings timings, bool dry_run, CycleObserver on_cycle)
@@ -25,8 +21,8 @@ SyncLoop::~SyncLoop() {
 }
 
 void SyncLoop::start() {
-  sync_ = std::thread([this] { sync_thread(); });
-  heartbeat_ = std::thread([this] { heartbeat_thread(); });
+  sync_ = std::thread([this] { run_guarded("sync", [this] { sync_thread(); }); });
+  heartbeat_ = std::thread([this] { run_guarded("heartbeat", [this] { heartbeat_thread(); }); });
 }
 
 void SyncLoop::stop() {

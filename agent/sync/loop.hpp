@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agent/accountdb/client.hpp"
+#include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/sync/engine.hpp"
 
@@ -23,10 +24,6 @@ struct LoopTimings {
   std::chrono::seconds heartbeat_interval{60};
   std::chrono::milliseconds retry_max_delay{120'000};
 };
-
-// ±10 % around `period` (resilience.md: every periodic timer is jittered);
-// `random` in [0, 1).
-Clock::Duration jittered(Clock::Duration period, double random);
 
 class SyncLoop {
  public:

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/app/upstreams.hpp"
+#include "agent/upstream/accountdb_upstream.hpp"
+#include "agent/upstream/options.hpp"
+#include "agent/upstream/proxmox_upstream.hpp"
 #include "tests/sim/pve_sim.hpp"
 #include "tests/support/process.hpp"
 

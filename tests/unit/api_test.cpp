@@ -4,6 +4,9 @@
 
 #include "agent/http/api.hpp"
 
+#include <stdexcept>
+#include <thread>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -214,6 +217,49 @@ TEST_CASE("api unit: health turns 503 when the loop stalls or a worker is stuck"
   r = h.call("GET", "/health");
   CHECK(r.status == 503);
   CHECK(json::parse(r.body)["message"].get<std::string>().starts_with("an HTTP worker"));
+}
+
+TEST_CASE("api unit: health turns 503 for good when a thread stops on an exception") {
+  Harness h;
+  h.loop.last_progress = h.clock.now();
+  CHECK(h.call("GET", "/health").status == 200);
+  // A thread of the agent, as SyncLoop, HealthChecker and Webhooks start theirs.
+  std::thread t([] {
+    run_guarded("sync", [] { throw std::runtime_error("row 17: customer ops@example.com"); });
+  });
+  t.join();
+  const auto failed = thread_failures().first();
+  REQUIRE(failed.has_value());
+  CHECK(failed->thread == "sync");
+  CHECK(failed->error == "row 17: customer ops@example.com");
+  auto r = h.call("GET", "/health");
+  CHECK(r.status == 503);
+  const auto message = json::parse(r.body)["message"].get<std::string>();
+  CHECK(message.starts_with("the sync thread stopped on an unexpected error"));
+  // What the exception said is for the log: it may quote customer data.
+  CHECK(r.body.find("example.com") == std::string::npos);
+  // The loop moving again does not make the lost thread come back.
+  h.clock.advance(1s);
+  h.loop.last_progress = h.clock.now();
+  CHECK(h.call("GET", "/health").status == 503);
+  // Only the first failure is kept; a second one does not replace it.
+  run_guarded("webhook", [] { throw 42; });
+  CHECK(thread_failures().first()->thread == "sync");
+  thread_failures().clear();
+  CHECK(h.call("GET", "/health").status == 200);
+}
+
+TEST_CASE("api unit: a guarded thread that returns records nothing") {
+  ThreadFailures failures;
+  int ran = 0;
+  run_guarded(
+      "health", [&] { ++ran; }, failures);
+  CHECK(ran == 1);
+  CHECK_FALSE(failures.first().has_value());
+  run_guarded(
+      "health", [] { throw std::bad_alloc(); }, failures);
+  REQUIRE(failures.first().has_value());
+  CHECK(failures.first()->error == std::bad_alloc().what());
 }
 
 TEST_CASE("api unit: status shows the history and the single host as it is") {

@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/endpoints.hpp"
+#include "agent/upstream/endpoint_selector.hpp"
 
 using namespace pha;
 

@@ -2,8 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/events.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/upstream/failover_log.hpp"
 #include "tests/support/log_capture.hpp"
 #include "tests/support/process.hpp"
 

@@ -1,10 +1,10 @@
-// Choosing the Proxmox host (agent/failover/hosts.hpp) on a fake clock: the
+// Choosing the Proxmox host (agent/upstream/host_manager.hpp) on a fake clock: the
 // ordered list, failing over to the best peer, the return to the primary
 // after its hold, discovery and aging, manual failover and reset.
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/hosts.hpp"
+#include "agent/upstream/host_manager.hpp"
 #include "tests/support/fake_clock.hpp"
 
 using namespace pha;

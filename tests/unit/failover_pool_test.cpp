@@ -1,9 +1,9 @@
-// The AccountDB endpoint in use (agent/failover/endpoint_pool.hpp): failing
+// The AccountDB endpoint in use (agent/upstream/endpoint_pool.hpp): failing
 // over, going back, the switches, manual failover and recovery checks.
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/endpoint_pool.hpp"
+#include "agent/upstream/endpoint_pool.hpp"
 #include "tests/support/fake_clock.hpp"
 
 using namespace pha;

@@ -1,6 +1,8 @@
-// One request through several targets (agent/failover/router.hpp), on a fake
+// One request through several targets (agent/upstream/failover_router.hpp), on a fake
 // clock: failing over at once on network failures, breakers that keep a dead
 // target out, API errors that stop the failover, the retry budget.
+
+#include "agent/upstream/failover_router.hpp"
 
 #include <future>
 #include <map>
@@ -8,7 +10,6 @@
 #include <doctest/doctest.h>
 
 #include "agent/core/url.hpp"
-#include "agent/failover/router.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_http.hpp"
 

@@ -3,11 +3,11 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/hosts.hpp"
-#include "agent/health/breaker.hpp"
-#include "agent/health/target.hpp"
 #include "agent/http/api.hpp"
-#include "agent/status/monitor.hpp"
+#include "agent/upstream/circuit_breaker.hpp"
+#include "agent/upstream/host_manager.hpp"
+#include "agent/upstream/target_health.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
 #include "tests/support/fake_clock.hpp"
 
 using namespace pha;

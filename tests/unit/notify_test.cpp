@@ -6,7 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "agent/core/url.hpp"
-#include "agent/notify/rules.hpp"
+#include "agent/notify/notifier.hpp"
 #include "agent/notify/webhook.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_http.hpp"

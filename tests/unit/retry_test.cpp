@@ -11,8 +11,8 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/failover/router.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/upstream/failover_router.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/log_capture.hpp"
 

@@ -4,7 +4,8 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/status/metrics.hpp"
+#include "agent/core/metrics.hpp"
+#include "agent/platform/process_stats.hpp"
 #include "agent/status/store.hpp"
 #include "tests/support/fake_clock.hpp"
 

@@ -1,0 +1,188 @@
+#include "agent/upstream/endpoint_pool.hpp"
+
+#include <algorithm>
+
+namespace pha {
+
+namespace {
+
+std::vector<TargetInfo> target_infos(const std::vector<AccountDbEndpoint>& endpoints) {
+  std::vector<TargetInfo> out;
+  for (const auto& e : endpoints) {
+    out.push_back({e.url.str(), "config", e.priority, e.weight, ""});
+  }
+  return out;
+}
+
+}  // namespace
+
+EndpointPool::EndpointPool(std::vector<AccountDbEndpoint> endpoints, Strategy strategy,
+                           UpstreamMonitor& monitor, Clock& clock, FailoverSink sink)
+    : endpoints_(std::move(endpoints)),
+      selector_(strategy),
+      monitor_(monitor),
+      clock_(clock),
+      sink_(std::move(sink)) {
+  monitor_.set_targets(target_infos(endpoints_));
+}
+
+std::vector<EndpointState> EndpointPool::states_locked() const {
+  // One snapshot of the monitor per request, not one per endpoint.
+  const auto targets = monitor_.targets();
+  std::vector<EndpointState> out;
+  for (const auto& e : endpoints_) {
+    EndpointState s;
+    s.url = e.url.str();
+    s.priority = e.priority;
+    s.weight = e.weight;
+    const auto t = std::find_if(targets.begin(), targets.end(),
+                                [&s](const TargetView& v) { return v.info.url == s.url; });
+    if (t != targets.end()) {
+      s.circuit = t->health.circuit;
+      s.good_standing =
+          t->health.circuit == CircuitState::closed && t->health.consecutive_failures == 0;
+      s.in_flight = t->in_flight;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<std::string> EndpointPool::order() {
+  std::lock_guard lock(mutex_);
+  auto order = selector_.order(states_locked());
+  if (order.empty()) {
+    return order;
+  }
+  if (!auto_failover_) {
+    const auto& current = !pinned_.empty() ? pinned_ : !active_.empty() ? active_ : order.front();
+    return {current};
+  }
+  const auto to_front = [&order](const std::string& url) {
+    std::erase(order, url);
+    order.insert(order.begin(), url);
+  };
+  if (!pinned_.empty() && monitor_.circuit(pinned_) != CircuitState::open) {
+    to_front(pinned_);
+  } else if (!auto_recovery_ && selector_.strategy() == Strategy::priority && !active_.empty() &&
+             monitor_.circuit(active_) != CircuitState::open) {
+    to_front(active_);
+  }
+  return order;
+}
+
+void EndpointPool::set_switches(bool auto_failover, bool auto_recovery) {
+  std::lock_guard lock(mutex_);
+  auto_failover_ = auto_failover;
+  auto_recovery_ = auto_recovery;
+}
+
+void EndpointPool::answered(const Routed& routed) {
+  if (routed.target.empty() || is_host_failure(routed.outcome.kind)) {
+    return;
+  }
+  std::optional<FailoverEvent> event;
+  {
+    std::lock_guard lock(mutex_);
+    if (routed.target == active_) {
+      return;
+    }
+    if (!routed.failed.empty() && routed.failed.front().first == pinned_) {
+      pinned_.clear();  // the operator's choice failed: automatic failover takes over
+    }
+    const auto from = active_;
+    active_ = routed.target;
+    FailoverEvent e;
+    e.timestamp = clock_.unix_now();
+    e.target = "accountdb";
+    e.from = from;
+    e.to = routed.target;
+    if (!routed.failed.empty()) {
+      e.kind = "automatic";
+      e.reason = describe_failures(routed.failed);
+      event = e;
+    } else if (!from.empty() && selector_.strategy() == Strategy::priority) {
+      e.kind = "recovery";
+      e.reason = "a preferred endpoint is healthy again";
+      event = e;
+    }
+  }
+  if (event && sink_) {
+    sink_(*event);
+  }
+}
+
+std::string EndpointPool::active() const {
+  std::lock_guard lock(mutex_);
+  return active_;
+}
+
+Strategy EndpointPool::strategy() const {
+  std::lock_guard lock(mutex_);
+  return selector_.strategy();
+}
+
+std::optional<std::string> EndpointPool::prefer(const std::string& url) {
+  FailoverEvent e;
+  {
+    std::lock_guard lock(mutex_);
+    const bool known =
+        std::any_of(endpoints_.begin(), endpoints_.end(),
+                    [&url](const AccountDbEndpoint& x) { return x.url.str() == url; });
+    if (!known) {
+      return "unknown AccountDB endpoint: " + url;
+    }
+    if (monitor_.circuit(url) == CircuitState::open) {
+      return "the circuit breaker of " + url + " is open";
+    }
+    pinned_ = url;
+    if (url == active_) {
+      return std::nullopt;
+    }
+    e.timestamp = clock_.unix_now();
+    e.target = "accountdb";
+    e.from = active_;
+    e.to = url;
+    e.reason = "requested through the API";
+    e.kind = "manual";
+    active_ = url;
+  }
+  if (sink_) {
+    sink_(e);
+  }
+  return std::nullopt;
+}
+
+void EndpointPool::reset() {
+  std::lock_guard lock(mutex_);
+  monitor_.reset();
+  selector_.reset();
+  pinned_.clear();
+  active_.clear();  // the strategy's first endpoint is in use again from the next request
+}
+
+void EndpointPool::set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy) {
+  std::lock_guard lock(mutex_);
+  if (endpoints != endpoints_) {
+    endpoints_ = std::move(endpoints);
+    monitor_.set_targets(target_infos(endpoints_));
+    pinned_.clear();
+  }
+  if (strategy != selector_.strategy()) {
+    selector_.set_strategy(strategy);
+  }
+}
+
+std::vector<Url> EndpointPool::to_check() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Url> out;
+  for (const auto& e : endpoints_) {
+    const auto t = monitor_.target(e.url.str());
+    if (t && t->health.consecutive_failures > 0 && t->health.circuit != CircuitState::open) {
+      out.push_back(e.url);
+    }
+  }
+  return out;
+}
+
+}  // namespace pha

@@ -1,0 +1,65 @@
+#pragma once
+// The AccountDB endpoints of ACCOUNTDB_URL (resilience.md "AccountDB
+// endpoints"): which ones a request tries and in what order (the strategy of
+// EndpointSelector over the health the monitor keeps), which one is in use,
+// the failover events when that changes, manual failover, and which
+// endpoints need a recovery check. Thread-safe.
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/config/settings.hpp"
+#include "agent/upstream/endpoint_selector.hpp"
+#include "agent/upstream/failover_router.hpp"
+#include "agent/upstream/host_manager.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
+
+namespace pha {
+
+class EndpointPool {
+ public:
+  EndpointPool(std::vector<AccountDbEndpoint> endpoints, Strategy strategy,
+               UpstreamMonitor& monitor, Clock& clock, FailoverSink sink);
+
+  // The endpoints to try for one request, in order: an operator's choice
+  // first while its breaker is not open, then the strategy's order.
+  std::vector<std::string> order();
+  // What a request's routing gave: the endpoint in use follows the one that
+  // answered; a change is an event (automatic when endpoints before it
+  // failed, recovery when the priority strategy returns to a better one).
+  void answered(const Routed& routed);
+  std::string active() const;  // the endpoint in use ("" before the first answer)
+  Strategy strategy() const;
+  // POST /failover/accountdb: an error for an unknown or open-circuit endpoint.
+  std::optional<std::string> prefer(const std::string& url);
+  // POST /failover/reset: breakers closed, counts zeroed, no operator choice.
+  void reset();
+  void set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy);  // SIGHUP
+  // AUTO_FAILOVER false: every request goes to the endpoint in use only (an
+  // operator's choice, else the one that answered last, else the strategy's
+  // first). AUTO_RECOVERY false: the `priority` strategy stays on the
+  // endpoint in use while it works, instead of going back to a better one.
+  void set_switches(bool auto_failover, bool auto_recovery);
+  // The endpoints that need a recovery check now (call A): those with a
+  // failure since their last success whose breaker lets a request through
+  // (closed, or half-open once the open period has passed).
+  std::vector<Url> to_check() const;
+
+ private:
+  std::vector<EndpointState> states_locked() const;
+
+  mutable std::mutex mutex_;
+  std::vector<AccountDbEndpoint> endpoints_;
+  EndpointSelector selector_;
+  UpstreamMonitor& monitor_;
+  Clock& clock_;
+  FailoverSink sink_;
+  std::string active_;
+  std::string pinned_;  // an operator's choice
+  bool auto_failover_ = true;
+  bool auto_recovery_ = true;
+};
+
+}  // namespace pha

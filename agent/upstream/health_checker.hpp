@@ -1,0 +1,43 @@
+#pragma once
+// The periodic health checks of resilience.md ("Health checks"): one check
+// at start, then every HEALTH_CHECK_INTERVAL with ±10 % jitter, one at a
+// time, on its own thread. What a check does (GET /version on each host) is
+// the caller's; its outcome reaches the monitors through the HTTP client.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "agent/core/backoff.hpp"
+#include "agent/core/clock.hpp"
+
+namespace pha {
+
+class HealthChecker {
+ public:
+  HealthChecker(Clock& clock, std::function<void()> check, std::chrono::seconds interval);
+  ~HealthChecker();
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  void start();
+  void stop();  // ends the wait at once; a running check finishes first
+  void set_interval(std::chrono::seconds interval);
+  std::uint64_t checks() const { return checks_.load(); }
+
+ private:
+  void run();
+
+  Clock& clock_;
+  std::function<void()> check_;
+  std::mutex mutex_;
+  std::chrono::seconds interval_;
+  RandomSource random_;
+  Interrupt interrupt_;
+  std::thread thread_;
+  std::atomic<std::uint64_t> checks_{0};
+};
+
+}  // namespace pha

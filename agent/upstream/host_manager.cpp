@@ -1,0 +1,380 @@
+#include "agent/upstream/host_manager.hpp"
+
+#include <algorithm>
+
+#include "agent/core/url.hpp"
+#include "agent/platform/logging.hpp"
+
+namespace pha {
+
+std::optional<double> host_score(const TargetSnapshot& t, bool primary, int bonus) {
+  if (t.status != HealthStatus::healthy || t.circuit != CircuitState::closed) {
+    return std::nullopt;
+  }
+  const double rt = t.response_time_ms.value_or(0.0);
+  double score = 100.0 - std::min(100.0, rt / 10.0) - 10.0 * static_cast<double>(t.failure_count);
+  if (primary) {
+    score += bonus;
+  }
+  return score;
+}
+
+namespace {
+
+// Lower is tried earlier.
+int tier(const TargetSnapshot& t) {
+  if (t.circuit == CircuitState::half_open) {
+    return 3;
+  }
+  switch (t.status) {
+    case HealthStatus::healthy:
+      return 0;
+    case HealthStatus::unknown:
+      return 1;
+    case HealthStatus::unhealthy:
+      return 2;
+  }
+  return 2;
+}
+
+}  // namespace
+
+std::vector<std::string> order_hosts(const std::vector<TargetView>& hosts,
+                                     const std::string& preferred, const std::string& primary,
+                                     int bonus, const std::vector<std::string>& exclude) {
+  const auto excluded = [&](const std::string& url) {
+    return std::find(exclude.begin(), exclude.end(), url) != exclude.end();
+  };
+  struct Ranked {
+    const TargetView* view;
+    int tier;
+    double score;
+    double rt;
+    std::size_t index;
+  };
+  std::vector<std::string> out;
+  std::vector<Ranked> rest;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const auto& h = hosts[i];
+    if (h.health.circuit == CircuitState::open || excluded(h.info.url)) {
+      continue;
+    }
+    if (h.info.url == preferred) {
+      out.insert(out.begin(), h.info.url);
+      continue;
+    }
+    rest.push_back({&h, tier(h.health),
+                    host_score(h.health, h.info.url == primary, bonus).value_or(0.0),
+                    h.health.response_time_ms.value_or(0.0), i});
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.tier != b.tier) {
+      return a.tier < b.tier;
+    }
+    if (a.score != b.score) {
+      return a.score > b.score;
+    }
+    if (a.rt != b.rt) {
+      return a.rt < b.rt;
+    }
+    return a.index < b.index;
+  });
+  for (const auto& r : rest) {
+    out.push_back(r.view->info.url);
+  }
+  return out;
+}
+
+HostManager::HostManager(HostOptions options, UpstreamMonitor& monitor, Clock& clock,
+                         std::function<double()> random, FailoverSink sink)
+    : options_(std::move(options)),
+      monitor_(monitor),
+      clock_(clock),
+      random_(std::move(random)),
+      sink_(std::move(sink)),
+      preferred_(options_.primary) {
+  std::lock_guard lock(mutex_);
+  publish_targets_locked();
+}
+
+void HostManager::emit(const std::vector<FailoverEvent>& events) {
+  if (!sink_) {
+    return;
+  }
+  for (const auto& e : events) {
+    sink_(e);
+  }
+}
+
+void HostManager::publish_targets_locked() {
+  std::vector<TargetInfo> targets;
+  targets.push_back({options_.primary, "config", 1, 1, options_.primary_node});
+  for (const auto& h : options_.configured) {
+    if (h != options_.primary) {
+      targets.push_back({h, "config", 1, 1, ""});
+    }
+  }
+  // (No structured binding: clang 14, which builds the fuzz targets, cannot
+  // capture one in a lambda.)
+  for (const auto& entry : discovered_) {
+    const auto& url = entry.first;
+    const bool known = std::any_of(targets.begin(), targets.end(),
+                                   [&url](const TargetInfo& t) { return t.url == url; });
+    if (!known) {
+      targets.push_back({url, "discovered", 1, 1, entry.second.node});
+    }
+  }
+  monitor_.set_targets(targets);
+}
+
+std::string HostManager::primary() const {
+  std::lock_guard lock(mutex_);
+  return options_.primary;
+}
+
+std::string HostManager::preferred() const {
+  std::lock_guard lock(mutex_);
+  return preferred_;
+}
+
+bool HostManager::manual() const {
+  std::lock_guard lock(mutex_);
+  return manual_;
+}
+
+std::vector<std::string> HostManager::order_locked() const {
+  if (!options_.auto_failover) {
+    // The preferred host only; with its breaker open, none.
+    if (monitor_.circuit(preferred_) == CircuitState::open) {
+      return {};
+    }
+    return {preferred_};
+  }
+  return order_hosts(monitor_.targets(), preferred_, options_.primary, options_.primary_bonus);
+}
+
+std::vector<std::string> HostManager::order() const {
+  std::lock_guard lock(mutex_);
+  return order_locked();
+}
+
+std::vector<std::string> HostManager::hosts() const {
+  std::vector<std::string> out;
+  for (const auto& t : monitor_.targets()) {
+    out.push_back(t.info.url);
+  }
+  return out;
+}
+
+bool HostManager::use_local() {
+  evaluate();
+  std::lock_guard lock(mutex_);
+  return preferred_ == options_.primary && monitor_.circuit(options_.primary) != CircuitState::open;
+}
+
+bool HostManager::has_usable_peer() const {
+  std::lock_guard lock(mutex_);
+  if (!options_.auto_failover) {
+    return false;  // nothing to fall back to: the read stays on the preferred host
+  }
+  const auto order = order_hosts(monitor_.targets(), "", options_.primary, options_.primary_bonus,
+                                 {options_.primary});
+  return !order.empty();
+}
+
+void HostManager::switch_locked(const std::string& to, const std::string& reason,
+                                const std::string& kind, std::vector<FailoverEvent>& events) {
+  if (to == preferred_) {
+    return;
+  }
+  FailoverEvent e;
+  e.timestamp = clock_.unix_now();
+  e.target = "proxmox";
+  e.from = preferred_;
+  e.to = to;
+  e.reason = reason;
+  e.kind = kind;
+  events.push_back(std::move(e));
+  preferred_ = to;
+  hold_until_.reset();
+}
+
+void HostManager::local_failed(const std::string& reason) {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    const auto peers = order_hosts(monitor_.targets(), "", options_.primary, options_.primary_bonus,
+                                   {options_.primary});
+    if (options_.auto_failover && !peers.empty()) {
+      manual_ = false;
+      switch_locked(peers.front(), reason, "automatic", events);
+    }
+  }
+  emit(events);
+}
+
+void HostManager::answered_by(const std::string& host, const std::string& reason) {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    if (options_.auto_failover && host != preferred_ && !reason.empty()) {
+      manual_ = false;
+      switch_locked(host, reason, "automatic", events);
+    }
+  }
+  emit(events);
+}
+
+void HostManager::evaluate() {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = clock_.now();
+    age_out_locked(now, events);
+    if (preferred_ == options_.primary || manual_ || !options_.auto_recovery) {
+      hold_until_.reset();
+    } else {
+      const auto primary = monitor_.target(options_.primary);
+      const bool ready = primary && primary->health.status == HealthStatus::healthy &&
+                         primary->health.circuit == CircuitState::closed;
+      if (!ready) {
+        hold_until_.reset();
+      } else if (!hold_until_) {
+        const auto hold = std::chrono::milliseconds(static_cast<std::int64_t>(
+            std::clamp(random_(), 0.0, 1.0) * static_cast<double>(options_.max_hold.count())));
+        hold_until_ = now + hold;
+        log::info("proxmox_primary_recovered",
+                  "the primary Proxmox host is healthy again; returning to it after a hold",
+                  {{"host", options_.primary}, {"hold_ms", hold.count()}});
+      }
+      if (ready && hold_until_ && now >= *hold_until_) {
+        switch_locked(options_.primary, "the primary host is healthy again", "recovery", events);
+      }
+    }
+  }
+  emit(events);
+}
+
+void HostManager::age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent>& events) {
+  bool changed = false;
+  for (auto it = discovered_.begin(); it != discovered_.end();) {
+    if (now - it->second.last_seen > options_.cleanup_age) {
+      log::info("proxmox_host_dropped", "a discovered Proxmox host left /cluster/status",
+                {{"host", it->first}, {"node", it->second.node}});
+      if (it->first == preferred_) {
+        manual_ = false;
+        switch_locked(options_.primary, "the host " + it->first + " left the cluster", "automatic",
+                      events);
+      }
+      it = discovered_.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (changed) {
+    publish_targets_locked();
+  }
+}
+
+void HostManager::age_out() {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    age_out_locked(clock_.now(), events);
+  }
+  emit(events);
+}
+
+void HostManager::discovered(const ClusterStatus& status) {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    if (!options_.discover) {
+      return;
+    }
+    const auto primary = parse_url(options_.primary, {"https", 8006});
+    if (!primary) {
+      return;
+    }
+    const auto now = clock_.now();
+    bool changed = false;
+    for (const auto& node : status.nodes) {
+      if (!node.online || node.ip.empty() || node.local) {
+        continue;
+      }
+      Url url = *primary;
+      url.host = node.ip;
+      url.path.clear();
+      const auto key = url.str();
+      if (key == options_.primary ||
+          std::find(options_.configured.begin(), options_.configured.end(), key) !=
+              options_.configured.end()) {
+        continue;
+      }
+      auto [it, added] = discovered_.try_emplace(key, Discovered{node.name, now});
+      it->second.last_seen = now;
+      it->second.node = node.name;
+      if (added) {
+        log::info("proxmox_host_discovered", "a failover Proxmox host was discovered",
+                  {{"host", key}, {"node", node.name}});
+        changed = true;
+      }
+    }
+    if (changed) {
+      publish_targets_locked();
+    }
+    age_out_locked(now, events);
+  }
+  emit(events);
+}
+
+std::optional<std::string> HostManager::prefer(const std::string& host) {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    const auto target = monitor_.target(host);
+    if (!target) {
+      return "unknown Proxmox host: " + host;
+    }
+    if (target->health.circuit == CircuitState::open) {
+      return "the circuit breaker of " + host + " is open";
+    }
+    switch_locked(host, "requested through the API", "manual", events);
+    manual_ = host != options_.primary;
+  }
+  emit(events);
+  return std::nullopt;
+}
+
+void HostManager::reset() {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    monitor_.reset();
+    manual_ = false;
+    switch_locked(options_.primary, "failover reset through the API", "manual", events);
+  }
+  emit(events);
+}
+
+void HostManager::set_options(HostOptions options) {
+  std::vector<FailoverEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    const bool primary_changed = options.primary != options_.primary;
+    options_ = std::move(options);
+    if (!options_.discover) {
+      discovered_.clear();
+    }
+    publish_targets_locked();
+    const auto known = monitor_.target(preferred_);
+    if (primary_changed || !known) {
+      manual_ = false;
+      switch_locked(options_.primary, "the configuration changed", "manual", events);
+    }
+  }
+  emit(events);
+}
+
+}  // namespace pha
