@@ -12,8 +12,8 @@
 namespace pha {
 
 namespace {
-constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // resilience.md: 16 MiB
-constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // resilience.md: 32 MiB
+constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // docs/failover.md: 16 MiB
+constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // docs/failover.md: 32 MiB
 constexpr auto kAccountDbConnectTimeout = std::chrono::seconds(5);
 constexpr std::size_t kWebhookMaxBody = std::size_t{64} << 10;  // the answer is not read
 
@@ -141,7 +141,7 @@ std::string base_of(const std::string& url, const std::vector<std::string>& base
   return best.empty() ? url_origin(url) : best;
 }
 
-// Quiet neighbour (proxmox.md): one request at a time to each Proxmox host,
+// Quiet neighbour (docs/proxmox.md "Quiet neighbour"): one request at a time to each Proxmox host,
 // whichever thread sends it (the sync loop, the health checks). Hosts do not
 // wait on each other, so a hung host holds up only its own queue.
 class OnePerHost final : public HttpClient {

@@ -36,7 +36,7 @@ HttpClientOptions accountdb_http_options(const Settings& s);
 WebhookOptions webhook_options(const Settings& s);
 std::unique_ptr<HttpClient> webhook_http_client(const Settings& s);
 
-// The health settings of resilience.md from the settings.
+// The health settings of docs/failover.md ("Breakers", "Target health") from the settings.
 HealthSettings health_settings(const Settings& s);
 HostOptions host_options(const Settings& s);
 
@@ -52,7 +52,7 @@ class ProxmoxUpstream {
   UpstreamMonitor& monitor() { return monitor_; }
   HostManager& hosts() { return hosts_; }
   const RetryBudget& budget() const { return router_.budget(); }
-  // One round of health checks (resilience.md): GET /version on each known
+  // One round of health checks (docs/failover.md "Health checks"): GET /version on each known
   // host whose breaker lets it through, one at a time; discovery from
   // /cluster/status; then the return to the primary is evaluated.
   void health_round();
@@ -81,8 +81,8 @@ class AccountDbUpstream {
   UpstreamMonitor& monitor() { return monitor_; }
   EndpointPool& pool() { return pool_; }
   const RetryBudget& budget() const { return router_.budget(); }
-  // The recovery checks (resilience.md): call A on each endpoint that failed
-  // since its last success and whose breaker lets a request through.
+  // The recovery checks (docs/failover.md "AccountDB endpoints"): node_info on each endpoint that
+  // failed since its last success and whose breaker lets a request through.
   void recovery_round();
   void apply(const Settings& settings);  // SIGHUP
 

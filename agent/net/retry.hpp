@@ -1,5 +1,5 @@
 #pragma once
-// Retries with backoff, per resilience.md ("Retry with backoff"): pure
+// Retries with backoff, per docs/failover.md "Retries and backoff": pure
 // functions of the attempt number with the random source passed in, a
 // thread-safe retry budget per upstream (gRPC retry throttling), one decision
 // function that every retrying caller uses (the loop that uses them is in
