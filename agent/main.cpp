@@ -1,5 +1,5 @@
 // proxmox-host-agent: parse the settings, set up logging, run the Agent, and
-// map the outcome to an exit code (interface.md "Exit codes").
+// map the outcome to an exit code (docs/settings.md "Exit codes").
 
 #include <chrono>
 #include <csignal>
@@ -26,7 +26,7 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 78;  // EX_CONFIG
-// interface.md "Signals": an in-flight AccountDB request may finish, within 10 s.
+// docs/settings.md "Signals": an in-flight AccountDB request may finish, within 10 s.
 constexpr auto kStopGrace = std::chrono::seconds(10);
 // A reload reads a few small files; past this the agent is stuck (the unit's
 // TimeoutStartSec= bounds ExecReload= as well, at 90 s by default).

@@ -1,5 +1,5 @@
-// What failover costs a sync cycle (resilience.md "Choosing the Proxmox
-// host", "AccountDB endpoints"): the cycles run in-process as the
+// What failover costs a sync cycle (docs/failover.md "Proxmox hosts",
+// "AccountDB endpoints"): the cycles run in-process as the
 // long-running agent runs them, against a three-node Proxmox simulator and
 // two AccountDB endpoints over one state. For each fault of the primary
 // Proxmox host (refused connections; a host that accepts and never answers)

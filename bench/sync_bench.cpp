@@ -6,7 +6,7 @@
 // counts and TCP bytes come from the simulators. Beside it, a "naive"
 // reference cycle (bench/naive_sync.cpp: the old agent's way, libcurl only)
 // on the same simulators, and wrk against the agent's HTTP API. Prints
-// Markdown tables with the budgets (proxmox.md "quiet neighbour", issue 8)
+// Markdown tables with the budgets (docs/proxmox.md "Quiet neighbour", issue 8)
 // beside the figures; a missed budget is reported, never an error. The exit
 // status is 1 only when something broke: a failed cycle, a crash, a wrong
 // result in AccountDB, a tool that could not run.

@@ -1,8 +1,9 @@
 // Writes the files derived from the settings table.
 //
-//   pha-gen-docs SOURCE_DIR             rewrites .env.example and the settings table in
-//                                       README.md (between its markers); the unit tests fail
-//                                       when either is out of date. Run it with:
+//   pha-gen-docs SOURCE_DIR             rewrites .env.example and the settings tables in
+//                                       README.md and docs/settings.md (between their
+//                                       markers); the unit tests fail when any is out of
+//                                       date. Run it with:
 //                                       cmake --build build --target update-docs
 //   pha-gen-docs --man FILE             writes the man page proxmox-host-agent(8); the build
 //                                       does this (target man-page), so it cannot drift
@@ -31,24 +32,33 @@ int write_or_complain(const std::string& path, const std::string& content) {
   return 0;
 }
 
+// Replaces what lies between the settings-table markers of `path` with the
+// rendered table.
+int update_settings_table(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  std::string text = buf.str();
+  const std::string begin = "<!-- settings-table:begin -->\n";
+  const std::string end = "<!-- settings-table:end -->";
+  const auto b = text.find(begin);
+  const auto e = text.find(end);
+  if (b == std::string::npos || e == std::string::npos || e < b) {
+    std::fprintf(stderr, "%s has no settings-table markers\n", path.c_str());
+    return 1;
+  }
+  text.replace(b + begin.size(), e - b - begin.size(), pha::render_settings_markdown());
+  return write_or_complain(path, text);
+}
+
 int update_source_dir(const std::string& dir) {
   if (write_or_complain(dir + "/.env.example", pha::render_env_example()) != 0) {
     return 1;
   }
-  std::ifstream in(dir + "/README.md", std::ios::binary);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  std::string readme = buf.str();
-  const std::string begin = "<!-- settings-table:begin -->\n";
-  const std::string end = "<!-- settings-table:end -->";
-  const auto b = readme.find(begin);
-  const auto e = readme.find(end);
-  if (b == std::string::npos || e == std::string::npos || e < b) {
-    std::fprintf(stderr, "README.md has no settings-table markers\n");
+  if (update_settings_table(dir + "/README.md") != 0) {
     return 1;
   }
-  readme.replace(b + begin.size(), e - b - begin.size(), pha::render_settings_markdown());
-  return write_or_complain(dir + "/README.md", readme);
+  return update_settings_table(dir + "/docs/settings.md");
 }
 
 }  // namespace

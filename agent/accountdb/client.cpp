@@ -129,7 +129,7 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
   ++requests_;
   auto o = transport_(req);
   AdbResult r{o.kind, o.status, std::move(o.body), "", id};
-  // A 404 on A means the node id is unknown: as bad as a wrong key.
+  // A 404 on node_info means the node id is unknown: as bad as a wrong key.
   if (o.status == 404 && call_id == "A") {
     r.kind = FailureKind::auth;
   }
@@ -185,7 +185,7 @@ AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
         },
         "GET " + c_path);
   }
-  // An older server without call C.
+  // An older server without whitelist: whitelist_legacy.
   const auto d_path = "/proxmox-nodes/agent-whitelist/" + node;
   return parsed<WhitelistAnswer>(
       call("D", "GET", d_path, "", "", true),

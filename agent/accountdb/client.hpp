@@ -1,5 +1,5 @@
 #pragma once
-// The AccountDB client: calls A-F of accountdb.md exactly as the production
+// The AccountDB client: the calls of docs/accountdb.md exactly as the production
 // server speaks them. The API key travels only as the api_key query parameter
 // and never appears in a log line or an error message. Every request carries
 // an X-Request-ID, logged with its outcome.
@@ -48,7 +48,7 @@ struct AdbCall {
 
 struct WhitelistAnswer {
   std::set<std::int64_t> vmids;
-  std::string source;  // "accountdb" (C) or "accountdb-legacy" (D)
+  std::string source;  // "accountdb" (whitelist) or "accountdb-legacy" (whitelist_legacy)
 };
 
 class AccountDbClient {
@@ -56,14 +56,14 @@ class AccountDbClient {
   AccountDbClient(AccountDbClientOptions options, Transport transport,
                   std::function<std::string()> request_id = {});
 
-  AdbCall<AccountDbNode> connect();  // A
-  // The recovery check of resilience.md: call A on one endpoint only, one
-  // attempt, outside the retry budget.
+  AdbCall<AccountDbNode> connect();  // node_info
+  // The recovery check of docs/failover.md "AccountDB endpoints": node_info on one endpoint only,
+  // one attempt, outside the retry budget.
   AdbResult check_endpoint(const Url& endpoint);
-  AdbResult heartbeat();                        // B
-  AdbCall<WhitelistAnswer> whitelist();         // C, or D on an older server
-  AdbCall<std::vector<AccountDbRow>> guests();  // E
-  // F to /vms/agent/{id}; a create (negative id) is not idempotent.
+  AdbResult heartbeat();                        // heartbeat
+  AdbCall<WhitelistAnswer> whitelist();         // whitelist, or whitelist_legacy on an older server
+  AdbCall<std::vector<AccountDbRow>> guests();  // list_vms
+  // put_vm to /vms/agent/{id}; a create (negative id) is not idempotent.
   AdbResult put_guest(std::int64_t id, const nlohmann::json& body);
 
   AccountDbClientOptions options() const;

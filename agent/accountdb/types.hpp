@@ -1,5 +1,5 @@
 #pragma once
-// What AccountDB answers, as the agent uses it (accountdb.md "Protocol").
+// What AccountDB answers, as the agent uses it (docs/accountdb.md).
 
 #include <cstdint>
 #include <optional>
@@ -21,7 +21,7 @@ struct AccountDbNode {
   std::vector<std::int64_t> whitelist;
 };
 
-// A row of call E.
+// A row of list_vms.
 struct AccountDbRow {
   std::int64_t id = 0;  // AccountDB's key, the path of an update
   std::int64_t vmid = 0;
@@ -38,12 +38,12 @@ struct AccountDbRow {
 };
 
 Result<AccountDbNode> parse_node(std::string_view body);
-// Call C: a bare JSON array of VMIDs.
+// whitelist: a bare JSON array of VMIDs.
 Result<std::set<std::int64_t>> parse_whitelist_c(std::string_view body);
-// Call D: {"node_id", "vmids": [...], "success", "message"}.
+// whitelist_legacy: {"node_id", "vmids": [...], "success", "message"}.
 Result<std::set<std::int64_t>> parse_whitelist_d(std::string_view body);
-// Call E: {"vms": [row...], "count", "node_id"}. A row that cannot be
-// understood fails the whole answer: E decides what gets created, and a
+// list_vms: {"vms": [row...], "count", "node_id"}. A row that cannot be
+// understood fails the whole answer: list_vms decides what gets created, and a
 // missing row would become a duplicate.
 Result<std::vector<AccountDbRow>> parse_rows(std::string_view body);
 

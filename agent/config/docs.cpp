@@ -98,7 +98,7 @@ namespace {
 // ---- The man page ---------------------------------------------------------
 // What the man page says beyond the settings table: the flags that select a
 // mode (cli.cpp; a unit test compares them with --help), the HTTP endpoints
-// (interface.md; a unit test compares them), exit codes, signals and files.
+// (docs/http-api.md; a unit test compares them), exit codes, signals and files.
 
 struct FlagDoc {
   std::string_view flag;

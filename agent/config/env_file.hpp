@@ -1,5 +1,5 @@
 #pragma once
-// The .env syntax of interface.md: KEY=value lines, # comments, blank lines,
+// The .env syntax of docs/settings.md "Env files": KEY=value lines, # comments, blank lines,
 // an optional "export " prefix, single- or double-quoted values (double quotes
 // allow \n, \" and \\), and an inline " #" comment after an unquoted value.
 

@@ -269,7 +269,7 @@ class Validator {
     check_pem("TLS_CERT_FILE", s.tls_cert_file, false);
     check_pem("TLS_KEY_FILE", s.tls_key_file, true);
     auto& state = out_.effective["STATE_DIR"];
-    // The state files are a cache (resilience.md): without them the agent
+    // The state files are a cache (docs/sync.md "State files"): without them the agent
     // still syncs correctly, so a state directory that is missing or read-only
     // is a warning, configured or not, never a reason to stop syncing.
     if (!s.state_dir.empty() && !access_.is_writable_dir(s.state_dir)) {

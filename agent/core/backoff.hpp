@@ -1,5 +1,5 @@
 #pragma once
-// Backoff and jitter, per resilience.md ("Retry with backoff"): pure functions
+// Backoff and jitter, per docs/failover.md "Retries and backoff": pure functions
 // of the attempt number with the random source passed in, so every caller
 // (the retry loop, the reconnect schedule, the periodic timers) is tested with
 // a fixed number instead of a random one.
@@ -35,7 +35,7 @@ RetryPolicy reconnect_policy(RetryPolicy::Duration max_delay);
 RetryPolicy::Duration reconnect_delay(RetryPolicy::Duration max_delay, int probe_number,
                                       double random);
 
-// ±10 % around `period` (resilience.md: every periodic timer is jittered);
+// ±10 % around `period` (docs/failover.md "Timers and jitter");
 // `random` in [0, 1).
 Clock::Duration jittered(Clock::Duration period, double random);
 

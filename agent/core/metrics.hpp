@@ -1,5 +1,5 @@
 #pragma once
-// The Prometheus text exposition format 0.0.4 (interface.md "Monitoring"): a
+// The Prometheus text exposition format 0.0.4 (docs/http-api.md "GET /metrics"): a
 // writer that puts HELP and TYPE before each family and escapes label
 // values, and a thread-safe histogram.
 

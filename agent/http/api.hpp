@@ -1,5 +1,5 @@
 #pragma once
-// The agent's HTTP API (interface.md "HTTP API"): routing, authorisation and
+// The agent's HTTP API (docs/http-api.md): routing, authorisation and
 // the JSON and Prometheus answers. GET handlers answer from the status store
 // and the monitors, never from an upstream; the one POST that must ask
 // AccountDB (/whitelist/refresh) runs as a server job.

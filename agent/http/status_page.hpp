@@ -1,5 +1,5 @@
 #pragma once
-// The status page served at GET / (interface.md "HTTP API"): one
+// The status page served at GET / (docs/http-api.md "Status page"): one
 // self-contained HTML document (inline CSS and JavaScript, no external assets)
 // that fetches the relative URL `status` every 5 s and renders it, so it works
 // behind a path prefix. It inserts every value as text, never as markup. With

@@ -7,7 +7,8 @@
 // across threads, known bug 11.11, so connections stay with their handle; a
 // thread that sends one request after another gets the same handle back.)
 //
-// What it promises, per resilience.md and proxmox.md ("Response facts", "TLS"):
+// What it promises, per docs/failover.md "Failure kinds" and docs/proxmox.md
+// "Response facts", "TLS":
 // - keep-alive, with connections reused for at most `max_connection_age`
 //   (below the servers' 5 s idle timeout), and one quiet retry of an
 //   idempotent request whose reused connection turns out to have been closed

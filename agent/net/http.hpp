@@ -1,7 +1,7 @@
 #pragma once
 // Outgoing HTTP as the agent sees it: a request, and an outcome value that
 // every caller must look at. Every outcome is classified once, here, into a
-// failure kind of resilience.md ("Failure kinds").
+// failure kind of docs/failover.md "Failure kinds".
 
 #include <chrono>
 #include <functional>

@@ -1,8 +1,8 @@
 #pragma once
-// Retries, per resilience.md ("Retry with backoff"): the delays are in
-// agent/core/backoff.hpp; here are the thread-safe retry budget per upstream (gRPC retry
-// throttling), one decision function that every retrying caller uses (the loop that uses them is in
-// agent/upstream/failover_router.hpp).
+// Retries, per docs/failover.md "Retries and backoff": the delays are in
+// agent/core/backoff.hpp; here are the thread-safe retry budget per upstream
+// (gRPC retry throttling) and one decision function that every retrying
+// caller uses (the loop that uses them is in agent/upstream/failover_router.hpp).
 
 #include <chrono>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 // The agent's heap between cycles. A cycle allocates a few MB for a moment
-// (the guest lists, E's rows, request and answer bodies, their JSON trees)
+// (the guest lists, list_vms's rows, request and answer bodies, their JSON trees)
 // and frees them; glibc keeps freed pages that are not at the top of a heap,
 // so a big node's agent would otherwise stay at its first cycle's size.
 

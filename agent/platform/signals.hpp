@@ -32,7 +32,7 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-// A bound on how long a stop may take (interface.md "Signals": an in-flight
+// A bound on how long a stop may take (docs/settings.md "Signals": an in-flight
 // AccountDB request may finish, but within 10 s). arm() starts the count
 // when the stop is requested; if the deadline passes first, `on_expiry`
 // runs on the deadline's own thread (the agent's logs and exits there).

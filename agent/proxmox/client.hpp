@@ -45,8 +45,8 @@ struct ProxmoxClientOptions {
   std::function<std::string()> short_hostname;
 };
 
-// How the read of this node's guests fails over (resilience.md "Choosing the
-// Proxmox host"): the node's own API while it is usable, otherwise
+// How the read of this node's guests fails over (docs/failover.md "Proxmox
+// hosts"): the node's own API while it is usable, otherwise
 // /cluster/resources from a peer. Unset members: the local API only.
 struct ProxmoxFailover {
   std::function<bool()> use_local;                              // read from the node's own API now?
@@ -104,7 +104,7 @@ class ProxmoxClient {
   ClusterRead read_cluster_guests();
   // GET /api2/json{path} with authentication; re-logs in once on a 401 with a ticket.
   ApiResult get(const std::string& path);
-  // The health check of resilience.md: GET /version on `host` (a base URL;
+  // The health check of docs/failover.md "Health checks": GET /version on `host` (a base URL;
   // empty: PROXMOX_HOST), one attempt, outside the retry budget. Safe to
   // call from another thread while a cycle runs (the transport sends one
   // request at a time to each host).

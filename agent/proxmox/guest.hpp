@@ -1,6 +1,6 @@
 #pragma once
 // A guest (QEMU VM or LXC container) as the Proxmox VE API reports it, and
-// its mapping to AccountDB's field names (accountdb.md "Field mapping").
+// its mapping to AccountDB's field names (docs/sync.md "Field mapping").
 
 #include <cstdint>
 #include <optional>
@@ -41,7 +41,7 @@ struct Guest {
   bool operator==(const Guest&) const = default;
 };
 
-// A guest in AccountDB's field names: the body of call F and the rows of /vms.
+// A guest in AccountDB's field names: the body of put_vm and the rows of /vms.
 struct GuestRecord {
   std::int64_t vmid = 0;
   std::string name;  // never empty: "VM-<vmid>" when Proxmox has none; at most 100 chars
@@ -61,7 +61,7 @@ struct GuestRecord {
 };
 
 GuestRecord to_record(const Guest& guest);
-// The JSON body AccountDB expects (call F): every field, nulls as null.
+// The JSON body AccountDB expects (put_vm): every field, nulls as null.
 nlohmann::json to_accountdb_json(const GuestRecord& record);
 // Guests as shown to people (--list-guests, --once, /vms): AccountDB's fields plus "type".
 nlohmann::json guests_json(const std::vector<Guest>& guests);

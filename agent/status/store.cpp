@@ -112,7 +112,7 @@ void StatusStore::record_cycle(const CycleReport& r) {
   }
   s.totals.write_errors += static_cast<std::uint64_t>(r.stats.errors);
   if (r.connected) {
-    s.last_heartbeat_ok = r.started_at;  // call A marks the node connected, as B does
+    s.last_heartbeat_ok = r.started_at;  // node_info marks the node connected, as heartbeat does
   }
   if (r.proxmox_read) {
     auto v = std::make_shared<VmsSnapshot>();

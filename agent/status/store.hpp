@@ -1,7 +1,7 @@
 #pragma once
 // The one place where the sync loop, the health checks and the upstream
 // monitors leave what they learn, and where the HTTP API reads consistent
-// snapshots from (interface.md `/status`, `/sync/status`, `/vms`). Handlers
+// snapshots from (docs/http-api.md "GET /status", "GET /sync/status", "GET /vms"). Handlers
 // never wait on an upstream: everything here is already known.
 //
 // The status history: the agent's overall state is the worst of its
@@ -55,7 +55,7 @@ struct SyncInfo {
   std::optional<CycleStats> last_stats;
   std::string last_status;  // of the last cycle: ok, warning, error
   std::string last_message;
-  std::optional<std::int64_t> last_heartbeat_ok;  // unix seconds of the last successful A or B
+  std::optional<std::int64_t> last_heartbeat_ok;  // unix s of the last good node_info or heartbeat
   SyncTotals totals;
 };
 
@@ -78,7 +78,7 @@ class StatusStore {
 
   // The end of a cycle: sync info, counters, the guests it read, the sync component.
   void record_cycle(const CycleReport& report);
-  // A heartbeat (call B) or connection check (call A) that succeeded.
+  // A heartbeat or connection check (node_info) that succeeded.
   void record_heartbeat();
 
   SyncInfo sync() const;

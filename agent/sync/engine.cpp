@@ -10,7 +10,7 @@ namespace pha {
 
 namespace {
 
-constexpr std::size_t kMaxInFlight = 4;  // accountdb.md: at most 4 requests in flight
+constexpr std::size_t kMaxInFlight = 4;  // docs/sync.md "Sending and retries"
 
 PlanSettings plan_settings(const Settings& s) {
   return {s.create_stopped_vms, s.cpu_change_threshold, s.full_resync_interval, s.mark_missing_vms,
@@ -264,7 +264,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   };
 
   report.owner_id = owner_id_;
-  // 1. Connection: A, unless it succeeded within the last UPDATE_INTERVAL.
+  // 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
   const auto now = clock_.unix_now();
   if (!last_connect_ok_ || now - *last_connect_ok_ >= settings_.update_interval) {
     auto a = accountdb_.connect();

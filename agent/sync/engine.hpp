@@ -1,8 +1,8 @@
 #pragma once
-// One sync cycle (accountdb.md "Sync rules"): connection (A), whitelist (C/D,
-// cached), the Proxmox read, what AccountDB has (E), the plan, sending (F, at
-// most 4 in flight), and the report. Failures of steps 1-5 fail the cycle;
-// failed F requests only make it a warning.
+// One sync cycle (docs/sync.md "The cycle"): connection (node_info), whitelist
+// (whitelist or whitelist_legacy, cached), the Proxmox read, what AccountDB has
+// (list_vms), the plan, sending (put_vm, at most 4 in flight), and the report. Failures of steps
+// 1-5 fail the cycle; failed put_vm requests only make it a warning.
 
 #include <atomic>
 #include <cstdint>
@@ -39,15 +39,15 @@ struct CycleStats {
   bool used_cached_whitelist = false;
   std::int64_t online_vms = 0;
   std::int64_t duration_ms = 0;
-  std::int64_t requests_sent = 0;  // F requests sent (writes)
-  // Beyond accountdb.md's list: every request of the cycle, per upstream.
+  std::int64_t requests_sent = 0;  // put_vm requests sent (writes)
+  // Beyond the common keys (docs/sync.md "Cycle report"): every request of the cycle, per upstream.
   std::int64_t accountdb_requests = 0;
   std::int64_t proxmox_requests = 0;
 };
 nlohmann::json to_json(const CycleStats& s);
 
 struct CycleReport {
-  bool success = false;  // steps 1-5 succeeded (some F may still have failed)
+  bool success = false;  // steps 1-5 succeeded (some put_vm may still have failed)
   std::string status;    // ok, warning, error
   std::string message;
   bool dry_run = false;
@@ -59,10 +59,10 @@ struct CycleReport {
   std::vector<std::string> errors;      // one line per failed request
   std::vector<std::string> warnings;
   // Why the cycle failed, for the loop's schedule.
-  bool accountdb_unreachable = false;    // A failed with a transient failure
-  bool accountdb_auth_failed = false;    // A answered 401/404: stop writing, probe slowly
-  bool connected = false;                // call A was made and succeeded
-  std::optional<std::int64_t> owner_id;  // from the last successful call A
+  bool accountdb_unreachable = false;    // node_info failed with a transient failure
+  bool accountdb_auth_failed = false;    // node_info answered 401/404: stop writing, probe slowly
+  bool connected = false;                // node_info was made and succeeded
+  std::optional<std::int64_t> owner_id;  // from the last successful node_info
   // The Proxmox read of this cycle, for /vms (false when the cycle ended before it).
   bool proxmox_read = false;
   std::int64_t proxmox_read_at = 0;
@@ -91,7 +91,7 @@ class SyncEngine {
   // The whitelist as it is now. Never waits for a running cycle.
   WhitelistStatus whitelist_status() const;
   std::vector<std::int64_t> whitelist_vmids() const;
-  // POST /whitelist/refresh: fetch it now (C, or D), whatever its age. Runs
+  // POST /whitelist/refresh: fetch it now (whitelist, or whitelist_legacy), whatever its age. Runs
   // beside a cycle without waiting for it. The error says why it failed.
   Result<WhitelistStatus> refresh_whitelist();
 
@@ -99,7 +99,7 @@ class SyncEngine {
   CycleReport fail(CycleReport r, const std::string& message);
   void send(const std::vector<PlannedRequest>& requests, CycleReport& report);
   void persist_memory();
-  // Fetches (C, or D) and stores the whitelist.
+  // Fetches (whitelist, or whitelist_legacy) and stores the whitelist.
   WhitelistFetch fetch_whitelist(std::int64_t now);
 
   // Held for a whole cycle: guards settings_, memory_ and the cycle's own state.

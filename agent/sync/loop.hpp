@@ -2,7 +2,7 @@
 // The sync loop: a cycle at start-up, then every UPDATE_INTERVAL (±10 %
 // jitter); when AccountDB was found down, cycles follow the reconnect
 // schedule (5 s, doubling, capped at RETRY_MAX_DELAY) instead; a 401 waits
-// the cap. A separate heartbeat timer (call B) pauses while AccountDB is down.
+// the cap. A separate heartbeat timer (heartbeat) pauses while AccountDB is down.
 // Every wait ends at once on stop; trigger() runs a cycle now, and triggers
 // that arrive while a cycle runs are merged into it.
 
@@ -39,7 +39,7 @@ class SyncLoop {
   void stop();     // ends every wait at once and joins the threads
   void trigger();  // run a cycle now (merged with one that is running)
   void set_timings(LoopTimings timings);
-  // Called after each heartbeat (call B) with whether it succeeded. Set before start().
+  // Called after each heartbeat with whether it succeeded. Set before start().
   void set_heartbeat_observer(std::function<void(bool)> observer) {
     on_heartbeat_ = std::move(observer);
   }

@@ -161,7 +161,7 @@ Plan make_plan(const PlanInput& in) {
     }
   }
 
-  // Guests that are gone: rows of E absent from this read.
+  // Guests that are gone: rows of list_vms absent from this read.
   for (const auto& [vmid, row] : by_vmid) {
     if (present.contains(vmid)) {
       continue;  // back, or never gone: the count starts again

@@ -1,8 +1,8 @@
 #pragma once
 // The sync plan: a pure function of what Proxmox shows, the whitelist, what
-// AccountDB has (call E), what the agent remembers having sent, the settings
-// and the time. It decides every F request of a cycle (accountdb.md "Sync
-// rules" and "Guests that are gone"); the engine only carries them out.
+// AccountDB has (list_vms), what the agent remembers having sent, the settings
+// and the time. It decides every put_vm request of a cycle (docs/sync.md "Only
+// changes", "Creates" and "Guests that are gone"); the engine only carries them out.
 
 #include <cstdint>
 #include <map>
@@ -26,7 +26,7 @@ struct WhitelistView {
 
 // What the agent remembers between cycles (persisted in the state directory).
 struct SyncMemory {
-  std::map<std::int64_t, std::int64_t> last_sent;  // vmid -> unix time of the last successful F
+  std::map<std::int64_t, std::int64_t> last_sent;  // vmid -> unix time of its last good put_vm
   std::map<std::int64_t, int> missing;  // vmid -> consecutive complete reads it was absent from
   bool operator==(const SyncMemory&) const = default;
 };
@@ -45,7 +45,7 @@ struct PlanInput {
   // (not a failed or partial one, nor the fallback source with unknown guests).
   bool read_counts_for_missing = true;
   WhitelistView whitelist;
-  std::vector<AccountDbRow> rows;  // call E
+  std::vector<AccountDbRow> rows;  // list_vms
   SyncMemory memory;
   PlanSettings settings;
   std::int64_t now = 0;  // unix seconds
@@ -81,7 +81,7 @@ struct Plan {
   // Rows whose guest has been gone long enough, waiting for a cluster lookup
   // to tell migrated from deleted.
   std::vector<std::int64_t> mark_candidates;
-  SyncMemory memory;  // the memory after this cycle, before any F is sent
+  SyncMemory memory;  // the memory after this cycle, before any put_vm is sent
   PlanStats stats;
   std::vector<std::string> warnings;
 };
@@ -89,7 +89,7 @@ struct Plan {
 Plan make_plan(const PlanInput& input);
 
 // The fields of a guest that differ from its stored row, by the comparison
-// rules of accountdb.md (null on our side is no difference, a CPU dead band).
+// rules of docs/sync.md "Only changes" (null on our side is no difference, a CPU dead band).
 std::vector<std::string> changed_fields(const GuestRecord& ours, const AccountDbRow& stored,
                                         double cpu_threshold);
 

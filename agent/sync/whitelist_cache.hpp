@@ -1,10 +1,9 @@
 #pragma once
-// The node's VMID whitelist as the sync uses it (accountdb.md "Sync rules",
-// step 2): fetched at most every WHITELIST_TTL, an error never read as
-// "empty", the last good copy used while younger than WHITELIST_MAX_STALE
-// (flagged stale), persisted atomically in the state directory so that a
-// restart while AccountDB is down still filters correctly, and "unknown" when
-// nothing usable exists.
+// The node's VMID whitelist as the sync uses it (docs/failover.md "Whitelist
+// cache", docs/sync.md "Whitelist filter"): fetched at most every WHITELIST_TTL, an error never
+// read as "empty", the last good copy used while younger than WHITELIST_MAX_STALE (flagged stale),
+// persisted atomically in the state directory so that a restart while AccountDB is down still
+// filters correctly, and "unknown" when nothing usable exists.
 
 #include <cstdint>
 #include <optional>
@@ -20,7 +19,7 @@ namespace pha {
 struct WhitelistCopy {
   std::set<std::int64_t> vmids;
   std::int64_t fetched_at = 0;  // unix seconds
-  std::string source;           // "accountdb" (call C) or "accountdb-legacy" (call D)
+  std::string source;           // "accountdb" (whitelist) or "accountdb-legacy" (whitelist_legacy)
 };
 
 // What /status and the cycle report say about the whitelist.

@@ -24,8 +24,8 @@ class AccountDbUpstream {
   UpstreamMonitor& monitor() { return monitor_; }
   EndpointPool& pool() { return pool_; }
   const RetryBudget& budget() const { return router_.budget(); }
-  // The recovery checks (resilience.md): call A on each endpoint that failed
-  // since its last success and whose breaker lets a request through.
+  // The recovery checks (docs/failover.md "AccountDB endpoints"): node_info on each endpoint that
+  // failed since its last success and whose breaker lets a request through.
   void recovery_round();
   void apply(const Settings& settings);  // SIGHUP
 

@@ -1,6 +1,6 @@
 #pragma once
 // A circuit breaker per Proxmox host and per AccountDB endpoint
-// (resilience.md "Circuit breaker"): closed until `threshold` consecutive host
+// (docs/failover.md "Breakers"): closed until `threshold` consecutive host
 // failures; then open for the open period (CIRCUIT_BREAKER_RESET the first
 // time, doubled at each re-open without a success in between, capped at
 // 300 s); then half-open, where one trial request may pass: its success

@@ -1,5 +1,5 @@
 #pragma once
-// The AccountDB endpoints of ACCOUNTDB_URL (resilience.md "AccountDB
+// The AccountDB endpoints of ACCOUNTDB_URL (docs/failover.md "AccountDB
 // endpoints"): which ones a request tries and in what order (the strategy of
 // EndpointSelector over the health the monitor keeps), which one is in use,
 // the failover events when that changes, manual failover, and which
@@ -42,7 +42,7 @@ class EndpointPool {
   // first). AUTO_RECOVERY false: the `priority` strategy stays on the
   // endpoint in use while it works, instead of going back to a better one.
   void set_switches(bool auto_failover, bool auto_recovery);
-  // The endpoints that need a recovery check now (call A): those with a
+  // The endpoints that need a recovery check now (node_info): those with a
   // failure since their last success whose breaker lets a request through
   // (closed, or half-open once the open period has passed).
   std::vector<Url> to_check() const;

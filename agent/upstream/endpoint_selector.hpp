@@ -1,5 +1,5 @@
 #pragma once
-// Choosing the AccountDB endpoint for one request (resilience.md "AccountDB
+// Choosing the AccountDB endpoint for one request (docs/failover.md "AccountDB
 // endpoints"): the best usable priority group, the strategy within it, the
 // other usable endpoints after it, and the all-unhealthy fallback. The
 // selector keeps only the strategies' own state (the round-robin position and

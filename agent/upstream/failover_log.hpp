@@ -1,6 +1,6 @@
 #pragma once
-// Failover events (resilience.md "Failover events", interface.md
-// `/failover/events`): every change of the Proxmox host or the AccountDB
+// Failover events (docs/failover.md "Failover events", docs/http-api.md
+// "Failover control"): every change of the Proxmox host or the AccountDB
 // endpoint in use, a ring of the last 100, written to the state directory
 // atomically after each new event and reloaded at start. Thread-safe.
 

@@ -1,6 +1,6 @@
 #pragma once
-// One request through the targets of an upstream (resilience.md "Retry with
-// backoff", "Circuit breaker", "Choosing the Proxmox host"): the targets are
+// One request through the targets of an upstream (docs/failover.md "Retries
+// and backoff", "Breakers", "Proxmox hosts"): the targets are
 // tried in the order the caller chose; a target whose breaker is open is not
 // contacted; a `network` or `timeout` failure moves to the next target at
 // once, and the backoff applies only before going back to a target already

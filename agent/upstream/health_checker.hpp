@@ -1,5 +1,5 @@
 #pragma once
-// The periodic health checks of resilience.md ("Health checks"): one check
+// The periodic health checks of docs/failover.md "Health checks": one check
 // at start, then every HEALTH_CHECK_INTERVAL with ±10 % jitter, one at a
 // time, on its own thread. What a check does (GET /version on each host) is
 // the caller's; its outcome reaches the monitors through the HTTP client.

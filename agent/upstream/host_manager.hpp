@@ -1,5 +1,5 @@
 #pragma once
-// The Proxmox hosts of resilience.md ("Choosing the Proxmox host"): the
+// The Proxmox hosts of docs/failover.md "Proxmox hosts": the
 // primary (PROXMOX_HOST, this node's own API), the configured failover hosts
 // (PROXMOX_HOSTS) and the discovered ones (online nodes of /cluster/status,
 // dropped after HOST_CLEANUP_AGE out of it); the preferred host, its ordered
@@ -23,7 +23,7 @@
 
 namespace pha {
 
-// The score of resilience.md, for a healthy host with a closed breaker (none
+// The score of docs/failover.md "Proxmox hosts", for a healthy host with a closed breaker (none
 // otherwise): 100, minus a tenth of its moving-average response time in ms
 // (at most 100), minus 10 per recent failure, plus `bonus` for the primary.
 std::optional<double> host_score(const TargetSnapshot& t, bool primary, int bonus);

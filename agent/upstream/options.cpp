@@ -8,8 +8,8 @@
 namespace pha {
 
 namespace {
-constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // resilience.md: 16 MiB
-constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // resilience.md: 32 MiB
+constexpr std::size_t kProxmoxMaxBody = std::size_t{16} << 20;    // docs/failover.md: 16 MiB
+constexpr std::size_t kAccountDbMaxBody = std::size_t{32} << 20;  // docs/failover.md: 32 MiB
 constexpr auto kAccountDbConnectTimeout = std::chrono::seconds(5);
 
 }  // namespace

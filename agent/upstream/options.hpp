@@ -23,7 +23,7 @@ HttpClientOptions proxmox_http_options(const Settings& s);
 ProxmoxClientOptions proxmox_client_options(const Settings& s);
 HttpClientOptions accountdb_http_options(const Settings& s);
 
-// The health settings of resilience.md from the settings.
+// The health settings of docs/failover.md ("Breakers", "Target health").
 HealthSettings health_settings(const Settings& s);
 HostOptions host_options(const Settings& s);
 

@@ -11,7 +11,7 @@ namespace pha {
 
 namespace {
 
-// Quiet neighbour (proxmox.md): one request at a time to each Proxmox host,
+// Quiet neighbour (docs/proxmox.md): one request at a time to each Proxmox host,
 // whichever thread sends it (the sync loop, the health checks). Hosts do not
 // wait on each other, so a hung host holds up only its own queue.
 class OnePerHost final : public HttpClient {

@@ -27,7 +27,7 @@ class ProxmoxUpstream {
   UpstreamMonitor& monitor() { return monitor_; }
   HostManager& hosts() { return hosts_; }
   const RetryBudget& budget() const { return router_.budget(); }
-  // One round of health checks (resilience.md): GET /version on each known
+  // One round of health checks (docs/failover.md "Health checks"): GET /version on each known
   // host whose breaker lets it through, one at a time; discovery from
   // /cluster/status; then the return to the primary is evaluated.
   void health_round();

@@ -1,6 +1,6 @@
 #pragma once
 // What the agent knows about one Proxmox host or AccountDB endpoint
-// (resilience.md "Health checks", interface.md `/status` host fields): its
+// (docs/failover.md "Target health", docs/http-api.md "GET /status"): its
 // health status with rise/fall thresholds, its circuit breaker, the moving
 // average of its response time, failure counts, when it last answered and
 // its last error. Fed by every real call and every health check. Not

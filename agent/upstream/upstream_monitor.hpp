@@ -116,7 +116,7 @@ class UpstreamMonitor {
   OutcomeObserver on_outcome_;
 };
 
-// Redundancy of a set of targets (resilience.md "AccountDB endpoints"):
+// Redundancy of a set of targets (docs/failover.md "Redundancy"):
 // single, dual or multi by count; degraded when fewer than half are healthy,
 // the active one is unhealthy, or no healthy backup exists.
 struct Redundancy {

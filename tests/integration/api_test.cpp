@@ -1,4 +1,4 @@
-// The agent's HTTP API (interface.md "HTTP API"): the real binary with the
+// The agent's HTTP API (docs/http-api.md): the real binary with the
 // simulators, over loopback. Every endpoint's shape and status code, the
 // health of the Proxmox side following the simulator, the status history,
 // the POST authorisation, secrets, and hostile clients.
@@ -296,7 +296,7 @@ TEST_CASE(
   REQUIRE(s["history"].size() == 1);
   CHECK(s["history"][0]["message"] == "in sync");
 
-  // AccountDB refuses E: the cycle fails, one entry.
+  // AccountDB refuses list_vms: the cycle fails, one entry.
   w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'E', .status = 400});
   REQUIRE(agent.post("/sync/trigger")->status == 202);
   REQUIRE(agent.wait_status([](const json& j) { return j["current"]["status"] == "error"; }));

@@ -1,5 +1,5 @@
 // Failover against a three-node Proxmox simulator and two AccountDB
-// endpoints, with the real binary (resilience.md): the local API refused or
+// endpoints, with the real binary (docs/failover.md): the local API refused or
 // hanging, breakers that keep a dead host out, the return to the primary,
 // AccountDB endpoints, manual failover and reset, events across a restart.
 
@@ -177,7 +177,7 @@ TEST_CASE("failover: AccountDB writes go to the second endpoint and back") {
   CHECK(ev[0]["to"] == url1);
 
   w.adb.clear_fault(0);
-  // A recovery check (call A) each health round finds it back.
+  // A recovery check (node_info) each health round finds it back.
   REQUIRE(a.wait_status(
       [&](const nlohmann::json& st) {
         for (const auto& e : st["accountdb"]["endpoints"]) {

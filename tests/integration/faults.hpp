@@ -1,5 +1,5 @@
 #pragma once
-// What every fault scenario checks (resilience.md "What must survive"): the
+// What every fault scenario checks (docs/failover.md "What must survive"): the
 // agent keeps serving its API with the last known state while a path is
 // broken, syncs again as soon as it is back, never writes anything wrong to
 // AccountDB, and ends with AccountDB matching Proxmox. Cycles are triggered

@@ -1,6 +1,6 @@
 // Fault injection, AccountDB side (issue 8): the real binary against an
 // AccountDB that is down, fails with 5xx, rate-limits, refuses the key, fails
-// E, or cannot give the whitelist. Nothing wrong is ever written, and what
+// list_vms, or cannot give the whitelist. Nothing wrong is ever written, and what
 // changed on Proxmox meanwhile arrives in the first successful cycle.
 
 #include <filesystem>
@@ -71,13 +71,13 @@ TEST_CASE(
   CHECK(s.a->stop().exit_code == 0);
 }
 
-TEST_CASE("faults accountdb: 5xx bursts on E and F - no duplicate and in sync after") {
+TEST_CASE("faults accountdb: 5xx bursts on list_vms and put_vm - no duplicate and in sync after") {
   Synced s;
   auto& w = s.w;
   s.change_guests();
   const auto puts = w.puts();
-  // A burst as long as a call's attempts (RETRY_MAX_ATTEMPTS=2) on E fails
-  // the cycle before any write. (A runs once per UPDATE_INTERVAL and C once
+  // A burst as long as a call's attempts (RETRY_MAX_ATTEMPTS=2) on list_vms fails
+  // the cycle before any write. (node_info runs once per UPDATE_INTERVAL and whitelist once
   // per WHITELIST_TTL: the down scenario and the whitelist ones cover them.)
   for (const int status : {500, 502, 503, 504}) {
     CAPTURE(status);
@@ -87,9 +87,9 @@ TEST_CASE("faults accountdb: 5xx bursts on E and F - no duplicate and in sync af
     w.adb.clear_fault();
   }
   CHECK(w.puts() == puts);
-  // On F: each burst meets the writes of fresh changes. A failed write is an
+  // On put_vm: each burst meets the writes of fresh changes. A failed write is an
   // error of that guest only; updates are retried, a create that may have
-  // landed is left to the next cycle's E.
+  // landed is left to the next cycle's list_vms.
   for (const int status : {500, 502, 503}) {
     CAPTURE(status);
     const auto guest = static_cast<int>(w.running[2 + static_cast<std::size_t>(status % 10)]);
@@ -167,7 +167,7 @@ TEST_CASE("faults accountdb: 401 then fixed on the server - no writes meanwhile 
   check_matches_proxmox(w, whitelist_of(w));
 }
 
-TEST_CASE("faults accountdb: E failing - no write at all and the changes arrive after") {
+TEST_CASE("faults accountdb: list_vms failing - no write at all and the changes arrive after") {
   Synced s;
   auto& w = s.w;
   s.change_guests();
@@ -178,7 +178,7 @@ TEST_CASE("faults accountdb: E failing - no write at all and the changes arrive 
     CHECK(last_status(st) == "error");
     serves_last_state(*s.a, s.a->get_json("/vms"));
   }
-  // Without E the agent cannot know what exists: it creates nothing.
+  // Without list_vms the agent cannot know what exists: it creates nothing.
   CHECK(w.puts() == 0);
   CHECK(w.adb.count("GET /proxmox-nodes/agent-vms/{node_id}") >= 2);
   w.adb.clear_fault();
@@ -191,7 +191,7 @@ TEST_CASE(
   Synced s;
   auto& w = s.w;
   s.change_guests();
-  w.adb.set_whitelist_endpoint(false);  // C answers 404: D is asked
+  w.adb.set_whitelist_endpoint(false);  // whitelist answers 404: whitelist_legacy is asked
   w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'D', .status = 503});
   const auto refresh = s.a->post("/whitelist/refresh");
   REQUIRE(refresh);

@@ -1,5 +1,5 @@
 // The agent's main job: the real binary against the Proxmox and AccountDB
-// simulators over loopback (accountdb.md "Sync rules" and "Guests that are gone").
+// simulators over loopback (docs/sync.md "The cycle" and "Guests that are gone").
 
 #include <csignal>
 #include <filesystem>
@@ -44,7 +44,7 @@ TEST_CASE(
   w.check_no_duplicates();
 }
 
-TEST_CASE("a rename sends one F and a stopped guest sends one F") {
+TEST_CASE("a rename sends one put_vm and a stopped guest sends one put_vm") {
   World w;
   REQUIRE(w.once().exit_code == 0);
   const auto renamed = w.running[0];
@@ -75,7 +75,7 @@ TEST_CASE("a guest removed from the whitelist is no longer updated") {
   CHECK(w.row_of(dropped)->name != "not-sent");
 }
 
-TEST_CASE("E failing fails the cycle and creates nothing") {
+TEST_CASE("list_vms failing fails the cycle and creates nothing") {
   World w;
   w.adb.set_fault({.kind = sim::AdbFaultKind::e_fails});
   auto r = w.once();
@@ -106,7 +106,7 @@ TEST_CASE(
   CHECK(unknown.report["stats"]["created"] == 0);
 }
 
-TEST_CASE("an older server without call C: the whitelist comes from D") {
+TEST_CASE("an older server without whitelist: the whitelist comes from whitelist_legacy") {
   World w;
   w.adb.set_whitelist_endpoint(false);
   auto r = w.once();

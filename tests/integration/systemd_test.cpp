@@ -1,4 +1,4 @@
-// The agent under systemd (packaging.md "The unit", interface.md "Signals"):
+// The agent under systemd (docs/packaging.md "Under systemd", docs/settings.md "Signals"):
 // the real binary talks sd_notify to a datagram socket the test owns, the way
 // systemd's NOTIFY_SOCKET works; SIGTERM within its grace; SIGHUP applied.
 
@@ -277,7 +277,7 @@ TEST_CASE("systemd: a stuck sync loop stops the watchdog pings and they resume w
   }
   CHECK_FALSE(socket.wait_for("WATCHDOG=1", 3s));
 
-  w.adb.clear_fault();  // the hung call A is answered: the cycle ends
+  w.adb.clear_fault();  // the hung node_info is answered: the cycle ends
   CHECK_MESSAGE(socket.wait_for("WATCHDOG=1", 20s), agent.process().err_so_far());
   CHECK(agent.process().wait_for_output("\"event\":\"watchdog_resumed\"", 5s));
   CHECK(agent.stop().exit_code == 0);
@@ -285,7 +285,7 @@ TEST_CASE("systemd: a stuck sync loop stops the watchdog pings and they resume w
 
 TEST_CASE("systemd: SIGTERM lets an in-flight AccountDB request finish") {
   World w;
-  // The first call A takes 3 s; everything after it answers at once.
+  // The first node_info takes 3 s; everything after it answers at once.
   w.adb.set_fault({.kind = sim::AdbFaultKind::slow, .call = 'A', .count = 1, .delay = 3000ms});
   RunningAgent agent(w, {});
   REQUIRE(wait_for_call(w.adb, 'A'));

@@ -253,7 +253,7 @@ TEST_CASE("a body cut off mid-way: a close is a server failure - a reset a netwo
   REQUIRE(server.ok());
   auto client = make_curl_client(options());
   auto o = client->send(get(server.url("/close")));
-  CHECK(o.kind == FailureKind::server);  // a truncated body (resilience.md)
+  CHECK(o.kind == FailureKind::server);  // a truncated body (docs/failover.md "Failure kinds")
   CHECK(o.maybe_sent);
   CHECK(o.status == 200);
   CHECK(o.body.empty());

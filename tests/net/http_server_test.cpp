@@ -1,5 +1,5 @@
-// The agent's own HTTP server over real loopback sockets (interface.md "HTTP
-// API"): the answer's standard headers and request ids, keep-alive and
+// The agent's own HTTP server over real loopback sockets (docs/http-api.md
+// "Limits", "Errors"): the answer's standard headers and request ids, keep-alive and
 // pipelining, HEAD, every limit and protocol error, slow and idle clients,
 // the connection cap, jobs on the worker pool, TLS, IPv6, the counters, stop
 // and many clients at once. Clients are raw sockets (the bytes are the test)

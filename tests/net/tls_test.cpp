@@ -1,4 +1,4 @@
-// TLS of the libcurl HttpClient over loopback (proxmox.md "TLS"): verified by
+// TLS of the libcurl HttpClient over loopback (docs/proxmox.md "TLS"): verified by
 // default, a CA file, a pinned leaf fingerprint checked inside the handshake
 // (a host with the wrong certificate never sees a request), verify=false, and
 // messages that tell the operator which setting to use.

@@ -1,5 +1,5 @@
 #pragma once
-// The captured responses in tests/fixtures (copied from shared/fixtures).
+// The captured responses in tests/fixtures (their READMEs say where each came from).
 
 #include <fstream>
 #include <sstream>

@@ -1,5 +1,5 @@
 // The AccountDB client against a scripted peer: paths, the key only in the
-// query string, request ids, and each status of accountdb.md's table.
+// query string, request ids, and each row of docs/accountdb.md "Status codes".
 
 #include <doctest/doctest.h>
 
@@ -37,7 +37,7 @@ std::string header(const HttpRequest& r, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("call A: the path - the key in the query - the request id - the node object") {
+TEST_CASE("node_info: the path - the key in the query - the request id - the node object") {
   Fixture f;
   f.http.on(
       "GET /base/proxmox-nodes/agent-node/34",
@@ -58,7 +58,7 @@ TEST_CASE("call A: the path - the key in the query - the request id - the node o
   CHECK(req.timeout == std::chrono::seconds(30));
 }
 
-TEST_CASE("call B: POST with node_id and api_key and no body") {
+TEST_CASE("heartbeat: POST with node_id and api_key and no body") {
   Fixture f;
   f.http.on("POST /base/proxmox-nodes/heartbeat",
             http_answer(200, R"({"message":"Heartbeat received"})"));
@@ -68,7 +68,7 @@ TEST_CASE("call B: POST with node_id and api_key and no body") {
   CHECK(req.body.empty());
 }
 
-TEST_CASE("call C and the fall back to D on an older server") {
+TEST_CASE("whitelist and the fall back to whitelist_legacy on an older server") {
   Fixture f;
   f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(200, "[1552, 5001]"));
   auto c = f.client.whitelist();
@@ -118,7 +118,7 @@ TEST_CASE("a body that fails after a 200 head says why - not 200") {
   CHECK(e.result.message.find(": 200") == std::string::npos);
 }
 
-TEST_CASE("call E: rows parsed - a row without id fails the whole answer") {
+TEST_CASE("list_vms: rows parsed - a row without id fails the whole answer") {
   Fixture f;
   f.http.on(
       "GET /base/proxmox-nodes/agent-vms/34",
@@ -156,7 +156,7 @@ TEST_CASE(
   CHECK(nlohmann::json::parse(reqs[0].body) == body);
 }
 
-TEST_CASE("401 - 404 on A - 422 and 429 give operator messages without the key") {
+TEST_CASE("401 - 404 on node_info - 422 and 429 give operator messages without the key") {
   Fixture f;
   f.http.on("GET /base/proxmox-nodes/agent-node/34",
             http_answer(401, R"({"detail":"Invalid API key"})"));
@@ -221,7 +221,7 @@ TEST_CASE("the key is never logged") {
 // long): a float id or count too large for int64 was converted anyway, and an
 // unsigned id above INT64_MAX wrapped to a negative one - an update to it
 // would have gone out as a create.
-TEST_CASE("call E: a row id that is not a positive int64 fails the whole answer") {
+TEST_CASE("list_vms: a row id that is not a positive int64 fails the whole answer") {
   for (const char* id : {"1e300", "-1e300", "9.3e18", "18446744073709551615", "0", "-5"}) {
     CAPTURE(id);
     const auto rows = parse_rows(std::string(R"({"vms":[{"id":)") + id + R"(,"vmid":101}]})");

@@ -1,6 +1,6 @@
 // The HTTP API's routing, authorisation and liveness, with a fake context and
-// a fake clock (no server, no upstream): what interface.md "Authorisation"
-// and `/health` say, including the cases a loopback test cannot reach.
+// a fake clock (no server, no upstream): what docs/http-api.md "Authorisation"
+// and "GET /health" say, including the cases a loopback test cannot reach.
 
 #include "agent/http/api.hpp"
 

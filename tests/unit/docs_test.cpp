@@ -1,14 +1,19 @@
 #include "agent/config/docs.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include <doctest/doctest.h>
 
+#include "agent/accountdb/client.hpp"
 #include "agent/config/cli.hpp"
 #include "agent/config/env_file.hpp"
+#include "agent/core/url.hpp"
 
 using namespace pha;
 
@@ -37,6 +42,32 @@ std::string man_literal(std::string_view s) {
     out += c == '-' ? std::string("\\-") : std::string(1, c);
   }
   return out + "\\fR";
+}
+
+// What lies between "<!-- NAME:begin -->\n" and "<!-- NAME:end -->".
+std::optional<std::string> between_markers(const std::string& text, const std::string& name) {
+  const std::string begin = "<!-- " + name + ":begin -->\n";
+  const std::string end = "<!-- " + name + ":end -->";
+  const auto b = text.find(begin);
+  const auto e = text.find(end);
+  if (b == std::string::npos || e == std::string::npos || e < b) {
+    return std::nullopt;
+  }
+  return text.substr(b + begin.size(), e - b - begin.size());
+}
+
+// The first capture of `row` on each line of `text` that it matches.
+std::set<std::string> table_keys(const std::string& text, const std::regex& row) {
+  std::set<std::string> keys;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, row)) {
+      keys.insert(m[1].str());
+    }
+  }
+  return keys;
 }
 
 }  // namespace
@@ -127,45 +158,57 @@ TEST_CASE("the table is well-formed: unique names and flags - secrets without fl
   }
 }
 
-TEST_CASE("every setting and flag of interface.md is in the table") {
-  const auto spec = slurp(std::string(PHA_SPEC_DIR) + "/interface.md");
-  if (!spec) {
-    MESSAGE("interface.md not found beside the checkout; skipped");
-    return;
-  }
-  // Rows of the settings tables: | `ENV` | `--flag` or secret | default | notes |
-  const std::regex row(R"(^\| `([A-Z][A-Z0-9_]+)`(?:, `([A-Z][A-Z0-9_]+)`)? \| ([^|]*)\|)");
-  std::istringstream in(*spec);
+TEST_CASE("docs/settings.md's settings table is exactly what the settings table renders") {
+  const auto doc = slurp(std::string(PHA_DOCS_DIR) + "/settings.md");
+  REQUIRE(doc.has_value());
+  const auto table = between_markers(*doc, "settings-table");
+  REQUIRE(table.has_value());
+  CHECK_MESSAGE(*table == render_settings_markdown(), kRegenerate);
+}
+
+TEST_CASE("docs/settings.md lists every setting of the table with its flag and default") {
+  const auto doc = slurp(std::string(PHA_DOCS_DIR) + "/settings.md");
+  REQUIRE(doc.has_value());
+  const auto table = between_markers(*doc, "settings-table");
+  REQUIRE(table.has_value());
+  // | `ENV` (secret; also `ENV_FILE`) | `--flag` or – | default | allowed | meaning |
+  const std::regex row(
+      R"(^\| `([A-Z][A-Z0-9_]+)`(?: \(secret; also `([A-Z][A-Z0-9_]+)`\))? \| (?:`(--[a-z0-9-]+)`|–) \| ((?:[^|\\]|\\.)*) \|)");
+  std::map<std::string, std::smatch> rows;
+  std::istringstream in(*table);
   std::string line;
-  int rows = 0;
+  std::vector<std::string> lines;
   while (std::getline(in, line)) {
+    lines.push_back(line);
+  }
+  for (const auto& l : lines) {
     std::smatch m;
-    if (!std::regex_search(line, m, row)) {
-      continue;
-    }
-    const std::string flags = m[3].str();
-    std::vector<std::string> names = {m[1].str()};
-    if (m[2].matched) {
-      names.push_back(m[2].str());
-    }
-    std::vector<std::string> flag_list;
-    const std::regex flag_re("`(--[a-z0-9-]+)`");
-    for (auto it = std::sregex_iterator(flags.begin(), flags.end(), flag_re);
-         it != std::sregex_iterator(); ++it) {
-      flag_list.push_back((*it)[1].str());
-    }
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      ++rows;
-      const auto* s = find_setting(names[i]);
-      REQUIRE_MESSAGE(s != nullptr, names[i], " is in interface.md but not in the settings table");
-      if (flags.find("secret") != std::string::npos) {
-        CHECK_MESSAGE(s->secret, names[i]);
-      } else if (i < flag_list.size()) {
-        CHECK_MESSAGE(s->flag == flag_list[i], names[i]);
-      }
+    if (std::regex_search(l, m, row)) {
+      CHECK_MESSAGE(rows.emplace(m[1].str(), m).second, m[1].str(), " is listed twice");
     }
   }
-  CHECK(rows >= 40);
+  for (const auto& spec : settings_table()) {
+    const std::string env(spec.env);
+    const auto it = rows.find(env);
+    REQUIRE_MESSAGE(it != rows.end(), env, " is in the settings table but not in docs/settings.md");
+    const auto& m = it->second;
+    CHECK_MESSAGE(m[2].matched == spec.secret, env, ": secret or not");
+    if (spec.secret) {
+      CHECK_MESSAGE(m[2].str() == file_variant(spec), env);
+    } else {
+      CHECK_MESSAGE(m[3].str() == spec.flag, env, ": flag");
+    }
+    const std::string shown = !spec.default_doc.empty()    ? std::string(spec.default_doc)
+                              : spec.required              ? std::string("(required)")
+                              : spec.default_value.empty() ? std::string("(empty)")
+                                                           : std::string(spec.default_value);
+    CHECK_MESSAGE(m[4].str() == shown, env, ": default");
+    rows.erase(it);
+  }
+  for (const auto& [env, m] : rows) {
+    FAIL_CHECK(env, " is in docs/settings.md but not in the settings table");
+  }
+  CHECK(settings_table().size() >= 40);
 }
 
 TEST_CASE("the man page documents every setting: variable - flag - default - allowed - meaning") {
@@ -210,34 +253,113 @@ TEST_CASE("the man page lists every flag that --help lists") {
   CHECK(flags > 40);
 }
 
-TEST_CASE("the man page lists every HTTP endpoint and exit code of interface.md") {
-  const auto spec = slurp(std::string(PHA_SPEC_DIR) + "/interface.md");
-  if (!spec) {
-    MESSAGE("interface.md not found beside the checkout; skipped");
-    return;
+TEST_CASE("docs/http-api.md and the man page list the same HTTP endpoints") {
+  const auto doc = slurp(std::string(PHA_DOCS_DIR) + "/http-api.md");
+  REQUIRE(doc.has_value());
+  // | GET `/health` | ...
+  const auto in_docs = table_keys(*doc, std::regex(R"(^\| ((?:GET|POST) `[^`]+`) \|)"));
+  std::set<std::string> documented;
+  for (auto key : in_docs) {
+    key.erase(std::remove(key.begin(), key.end(), '`'), key.end());
+    documented.insert(key);
   }
   const auto man = render_man_page();
-  // | GET `/health` | ... and | 78 | ...
-  const std::regex endpoint(R"(^\| (GET|POST) `([^`]+)` \|)");
-  const std::regex exit_code(R"(^\| ([0-9]+) \|)");
-  std::istringstream in(*spec);
+  std::set<std::string> in_man;
+  const std::regex man_endpoint(R"(\.TP\n\\fB((?:GET|POST) [^\\\n]+)\\fR\n)");
+  for (auto it = std::sregex_iterator(man.begin(), man.end(), man_endpoint);
+       it != std::sregex_iterator(); ++it) {
+    in_man.insert((*it)[1].str());
+  }
+  for (const auto& e : documented) {
+    CHECK_MESSAGE(in_man.count(e) == 1, e, " is in docs/http-api.md, not in the man page");
+  }
+  for (const auto& e : in_man) {
+    CHECK_MESSAGE(documented.count(e) == 1, e, " is in the man page, not in docs/http-api.md");
+  }
+  CHECK(documented.size() >= 15);
+}
+
+TEST_CASE("docs/settings.md and the man page list the same exit codes") {
+  const auto doc = slurp(std::string(PHA_DOCS_DIR) + "/settings.md");
+  REQUIRE(doc.has_value());
+  const auto section = doc->find("\n## Exit codes\n");
+  REQUIRE(section != std::string::npos);
+  const auto end = doc->find("\n## ", section + 1);
+  // | 78 | ...
+  const auto documented =
+      table_keys(doc->substr(section, end - section), std::regex(R"(^\| ([0-9]+) \|)"));
+  const auto man = render_man_page();
+  const auto man_section = man.find(".SH EXIT STATUS\n");
+  REQUIRE(man_section != std::string::npos);
+  const auto man_end = man.find(".SH ", man_section + 1);
+  const auto exit_status = man.substr(man_section, man_end - man_section);
+  std::set<std::string> in_man;
+  const std::regex man_code(R"(\.TP\n\\fB([0-9]+)\\fR\n)");
+  for (auto it = std::sregex_iterator(exit_status.begin(), exit_status.end(), man_code);
+       it != std::sregex_iterator(); ++it) {
+    in_man.insert((*it)[1].str());
+  }
+  CHECK(documented == in_man);
+  CHECK(documented == std::set<std::string>{"0", "1", "2", "78"});
+}
+
+TEST_CASE("docs/accountdb.md names each call with the method and path the client sends") {
+  const auto doc = slurp(std::string(PHA_DOCS_DIR) + "/accountdb.md");
+  REQUIRE(doc.has_value());
+  const auto section = doc->find("\n## Names of the calls\n");
+  REQUIRE(section != std::string::npos);
+  const auto end = doc->find("\n## ", section + 1);
+  // | `node_info` | `GET /proxmox-nodes/agent-node/{node_id}` | A |
+  const std::regex row(R"(^\| `([a-z_]+)` \| `([A-Z]+ [^`]+)` \| ([A-F]) \|)");
+  std::map<std::string, std::string> documented;  // name -> "METHOD path?query"
+  std::istringstream in(doc->substr(section, end - section));
   std::string line;
-  int endpoints = 0;
-  int codes = 0;
   while (std::getline(in, line)) {
     std::smatch m;
-    if (std::regex_search(line, m, endpoint)) {
-      ++endpoints;
-      CHECK_MESSAGE(contains(man, ".TP\n\\fB" + m[1].str() + " " + m[2].str() + "\\fR\n"),
-                    m[1].str(), " ", m[2].str());
-    } else if (std::regex_search(line, m, exit_code)) {
-      ++codes;
-      CHECK_MESSAGE(contains(man, ".TP\n" + man_literal(m[1].str()) + "\n"), "exit code ",
-                    m[1].str());
+    if (std::regex_search(line, m, row)) {
+      auto request = m[2].str();
+      for (const auto& [from, to] : {std::pair<std::string, std::string>{"{node_id}", "7"},
+                                     std::pair<std::string, std::string>{"{id}", "5"}}) {
+        for (auto at = request.find(from); at != std::string::npos; at = request.find(from)) {
+          request.replace(at, from.size(), to);
+        }
+      }
+      documented[m[1].str()] = request;
     }
   }
-  CHECK(endpoints >= 15);
-  CHECK(codes == 4);
+  // What the client sends, without the base URL and the api_key parameter.
+  std::vector<std::string> sent;
+  AccountDbClient client(
+      {*parse_url("https://adb.test:8080/base", {"", 0}), "key", 7, std::chrono::seconds(5)},
+      [&sent](const HttpRequest& r) {
+        auto target = r.url.substr(std::string("https://adb.test:8080/base").size());
+        const auto key = target.find("api_key=");
+        target.erase(key == std::string::npos ? target.size() : key - 1);
+        sent.push_back(r.method + " " + target);
+        HttpOutcome o;
+        // An older server: whitelist answers 404, so whitelist_legacy is asked too.
+        o.status = target.starts_with("/vm-access/") ? 404 : 200;
+        o.kind = classify_status(o.status);
+        o.body = "{}";
+        return o;
+      });
+  const std::map<std::string, std::function<void()>> calls = {
+      {"node_info", [&] { (void)client.connect(); }},
+      {"heartbeat", [&] { (void)client.heartbeat(); }},
+      {"whitelist", [&] { (void)client.whitelist(); }},
+      {"whitelist_legacy", [&] { (void)client.whitelist(); }},
+      {"list_vms", [&] { (void)client.guests(); }},
+      {"put_vm", [&] { (void)client.put_guest(5, nlohmann::json::object()); }},
+  };
+  CHECK(documented.size() == calls.size());
+  for (const auto& [name, call] : calls) {
+    CAPTURE(name);
+    REQUIRE_MESSAGE(documented.count(name) == 1, name, " is not in docs/accountdb.md");
+    sent.clear();
+    call();
+    CHECK_MESSAGE(std::find(sent.begin(), sent.end(), documented[name]) != sent.end(), name,
+                  ": docs/accountdb.md says ", documented[name]);
+  }
 }
 
 TEST_CASE("the man page is plain man(7): known requests only - a title - every section") {

@@ -1,5 +1,5 @@
-// Circuit breakers and target health on a fake clock (resilience.md "Circuit
-// breaker" and "Health checks"), and the upstream monitor that feeds them.
+// Circuit breakers and target health on a fake clock (docs/failover.md
+// "Breakers" and "Target health"), and the upstream monitor that feeds them.
 
 #include <doctest/doctest.h>
 
@@ -158,7 +158,7 @@ TEST_CASE("target health: an API error shows the host answers but is not ok") {
   CHECK(s.last_error == "401 token rejected");
 }
 
-TEST_CASE("score: the table of resilience.md") {
+TEST_CASE("score: the formula of docs/failover.md - Proxmox hosts") {
   TargetSnapshot healthy;
   healthy.status = HealthStatus::healthy;
   healthy.circuit = CircuitState::closed;

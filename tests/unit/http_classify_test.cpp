@@ -1,4 +1,4 @@
-// resilience.md "Failure kinds": every row of the table, from an HTTP status
+// docs/failover.md "Failure kinds": every row of the table, from an HTTP status
 // or from the libcurl error a transfer ended with.
 
 #include <curl/curl.h>

@@ -1,4 +1,4 @@
-// The mapping of accountdb.md "Field mapping", field by field.
+// The mapping of docs/sync.md "Field mapping", field by field.
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
-// The parsers on captured real responses (tests/fixtures/proxmox, copied from
-// shared/fixtures) and on the garbage a broken server could send.
+// The parsers on captured real responses (tests/fixtures/proxmox, see its
+// README) and on the garbage a broken server could send.
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-// resilience.md "Retry with backoff": the delay table, the Retry-After floor,
+// docs/failover.md "Retries and backoff": the delay table, the Retry-After floor,
 // the retry budget, the decision rules, and the executor on a fake clock.
 
 #include "agent/net/retry.hpp"

@@ -1,4 +1,4 @@
-// The status store (interface.md `/status`): the history appended only on a
+// The status store (docs/http-api.md "GET /status"): the history appended only on a
 // change and bounded, the overall state as the worst component, and what a
 // cycle leaves behind.
 

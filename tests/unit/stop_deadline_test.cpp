@@ -1,4 +1,4 @@
-// The bound on a stop (interface.md "Signals": at most 10 s), on a fake clock.
+// The bound on a stop (docs/settings.md "Signals": at most 10 s), on a fake clock.
 
 #include <atomic>
 #include <thread>

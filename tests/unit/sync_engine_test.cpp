@@ -172,7 +172,7 @@ TEST_CASE("the first cycle creates the whitelisted running guests and reports ev
   CHECK(r.stats.whitelist_enabled);
   CHECK(r.stats.whitelist_count == 2);
   CHECK(r.stats.requests_sent == 1);
-  CHECK(r.stats.accountdb_requests == 4);  // A, C, E, one F
+  CHECK(r.stats.accountdb_requests == 4);  // node_info, whitelist, list_vms, one put_vm
   // The list, and the first cycle's look at the token's permissions (/version and
   // /access/permissions).
   CHECK(r.stats.proxmox_requests == 3);
@@ -194,7 +194,7 @@ TEST_CASE("the first cycle creates the whitelisted running guests and reports ev
                                            {"reason", "new"}}));
 }
 
-TEST_CASE("a second cycle with nothing changed sends no F and skips A and C") {
+TEST_CASE("a second cycle with nothing changed sends no put_vm and skips node_info and whitelist") {
   Cycle c(settings());
   REQUIRE(c.engine.run_cycle(false).success);
   c.adb.http.clear_requests();
@@ -207,7 +207,7 @@ TEST_CASE("a second cycle with nothing changed sends no F and skips A and C") {
   CHECK(c.adb.http.count(kA) == 0);  // A succeeded within UPDATE_INTERVAL
   CHECK(c.adb.http.count(kC) == 0);  // the whitelist is younger than its TTL
   CHECK(c.adb.http.count(kE) == 1);
-  // After UPDATE_INTERVAL A runs again, after WHITELIST_TTL so does C.
+  // After UPDATE_INTERVAL node_info runs again, after WHITELIST_TTL so does whitelist.
   c.clock.advance(300s);
   c.adb.http.clear_requests();
   REQUIRE(c.engine.run_cycle(false).success);
@@ -215,7 +215,7 @@ TEST_CASE("a second cycle with nothing changed sends no F and skips A and C") {
   CHECK(c.adb.http.count(kC) == 1);
 }
 
-TEST_CASE("A failing fails the cycle before anything else - marked unreachable or auth") {
+TEST_CASE("node_info failing fails the cycle before anything else - marked unreachable or auth") {
   Cycle c(settings());
   c.adb.http.on(kA, test::http_failure(FailureKind::network, "refused"));
   auto r = c.engine.run_cycle(false);
@@ -232,7 +232,7 @@ TEST_CASE("A failing fails the cycle before anything else - marked unreachable o
   CHECK(c.adb.puts() == 0);
 }
 
-TEST_CASE("a failed Proxmox read or a failed E fails the cycle and writes nothing") {
+TEST_CASE("a failed Proxmox read or a failed list_vms fails the cycle and writes nothing") {
   Cycle c(settings());
   c.pve.on("GET /api2/json/nodes/pve/qemu", http_answer(500, "", "hostname lookup 'pve' failed"));
   auto r = c.engine.run_cycle(false);
@@ -270,7 +270,7 @@ TEST_CASE("a dry run sends no write and reports what it would send") {
   CHECK(r.message.starts_with("dry run"));
 }
 
-TEST_CASE("one failed F does not stop the others - a warning with the error") {
+TEST_CASE("one failed put_vm does not stop the others - a warning with the error") {
   Cycle c(settings());
   c.adb.whitelist = {101, 102, 103};
   c.pve.on(
@@ -287,7 +287,7 @@ TEST_CASE("one failed F does not stop the others - a warning with the error") {
   CHECK(r.errors[0].find("VMID 102") != std::string::npos);
 }
 
-TEST_CASE("at most 4 F requests are in flight") {
+TEST_CASE("at most 4 put_vm requests are in flight") {
   Cycle c(settings());
   std::vector<std::int64_t> wl;
   std::vector<std::tuple<int, std::string, std::string>> guests;

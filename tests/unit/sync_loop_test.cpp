@@ -131,7 +131,7 @@ TEST_CASE("triggers that arrive during a cycle are merged into it") {
   REQUIRE(h.await_cycles(1));
   REQUIRE(h.clock.await_waiters(2));
   loop.trigger();
-  // Wait until the second cycle is inside E, then trigger twice more.
+  // Wait until the second cycle is inside list_vms, then trigger twice more.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (e_calls.load() < 2 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::yield();  // bounded by the deadline, not by a count of turns

@@ -1,4 +1,5 @@
-// The sync plan, rule by rule (accountdb.md "Sync rules" and "Guests that are gone").
+// The sync plan, rule by rule (docs/sync.md "Whitelist filter", "Only changes",
+// "Creates" and "Guests that are gone").
 
 #include <doctest/doctest.h>
 
@@ -26,7 +27,7 @@ Guest guest(std::int64_t vmid, const std::string& status = "running",
   return g;
 }
 
-// The row AccountDB would hold after a successful F of `g`.
+// The row AccountDB would hold after a successful put_vm of `g`.
 AccountDbRow row_of(const Guest& g, std::int64_t id) {
   const auto r = to_record(g);
   AccountDbRow row;
@@ -66,7 +67,7 @@ const PlannedRequest* request_for(const Plan& p, std::int64_t vmid) {
 
 }  // namespace
 
-TEST_CASE("create: a whitelisted running guest unknown to E is created through -vmid") {
+TEST_CASE("create: a whitelisted running guest unknown to list_vms is created through -vmid") {
   auto p = make_plan(input({guest(101), guest(102, "stopped"), guest(103)}, {101, 102}, {}));
   REQUIRE(p.requests.size() == 1);
   const auto& r = p.requests[0];
@@ -105,7 +106,8 @@ TEST_CASE("create: never with an empty whitelist - which filters nothing for upd
   CHECK(p.requests[0].kind == RequestKind::update);
   CHECK(p.requests[0].id == 7);
   CHECK(p.stats.filtered_out == 0);
-  CHECK(p.stats.filtered == 1);  // 100: unknown to E, and no non-empty whitelist allows a create
+  CHECK(p.stats.filtered ==
+        1);  // 100: unknown to list_vms, and no non-empty whitelist allows a create
 }
 
 TEST_CASE("unknown whitelist: only guests AccountDB has are kept - and no creates") {
@@ -221,7 +223,7 @@ TEST_CASE("full resync: a guest never sent by this agent starts counting now ins
   CHECK(p.memory.last_sent.at(101) == kNow);
 }
 
-TEST_CASE("duplicates in E: the newest row is updated and both ids are named") {
+TEST_CASE("duplicates in list_vms: the newest row is updated and both ids are named") {
   const auto g = guest(101);
   auto old_row = row_of(g, 7);
   auto new_row = row_of(g, 9);

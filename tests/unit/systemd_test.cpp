@@ -1,5 +1,5 @@
 // The pure parts of the systemd integration: the STATUS= line of a cycle and
-// the watchdog's ping interval (packaging.md "The unit").
+// the watchdog's ping interval (docs/packaging.md "Under systemd").
 
 #include "agent/platform/systemd.hpp"
 
