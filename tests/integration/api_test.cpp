@@ -226,7 +226,8 @@ TEST_CASE("api: every endpoint answers with the documented keys and status codes
   CHECK(refreshed["whitelist_count"] == 1);
   CHECK(agent.get_json("/status")["whitelist"]["count"] == 1);
 
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'C', .status = 503});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::whitelist, .status = 503});
   w.adb.set_whitelist_endpoint(false);
   auto failed = agent.post("/whitelist/refresh");
   REQUIRE(failed);
@@ -297,7 +298,8 @@ TEST_CASE(
   CHECK(s["history"][0]["message"] == "in sync");
 
   // AccountDB refuses list_vms: the cycle fails, one entry.
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'E', .status = 400});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::list_vms, .status = 400});
   REQUIRE(agent.post("/sync/trigger")->status == 202);
   REQUIRE(agent.wait_status([](const json& j) { return j["current"]["status"] == "error"; }));
   const auto cycles = agent.get_json("/status")["sync"]["cycle_count"].get<std::uint64_t>();
@@ -363,7 +365,8 @@ TEST_CASE("api: no answer contains a secret") {
   agent.set_default_headers({{"Authorization", "Bearer " + kAgentToken}});
   REQUIRE(agent.wait_cycles(1));
   // A failure whose message names a request: the key is in AccountDB's query strings.
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'E', .status = 500});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::list_vms, .status = 500});
   const httplib::Headers auth = {{"Authorization", "Bearer " + kAgentToken}};
   REQUIRE(agent.post("/sync/trigger", auth)->status == 202);
   REQUIRE(agent.wait_cycles(2));

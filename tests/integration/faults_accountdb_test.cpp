@@ -81,7 +81,10 @@ TEST_CASE("faults accountdb: 5xx bursts on list_vms and put_vm - no duplicate an
   // per WHITELIST_TTL: the down scenario and the whitelist ones cover them.)
   for (const int status : {500, 502, 503, 504}) {
     CAPTURE(status);
-    w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'E', .count = 2, .status = status});
+    w.adb.set_fault({.kind = sim::AdbFaultKind::status,
+                     .call = sim::AdbCall::list_vms,
+                     .count = 2,
+                     .status = status});
     CHECK(last_status(cycle(*s.a, 20s)) == "error");
     answers_within(*s.a, "/health", 1s);
     w.adb.clear_fault();
@@ -94,7 +97,10 @@ TEST_CASE("faults accountdb: 5xx bursts on list_vms and put_vm - no duplicate an
     CAPTURE(status);
     const auto guest = static_cast<int>(w.running[2 + static_cast<std::size_t>(status % 10)]);
     REQUIRE(w.pve.cluster().rename(guest, "burst-" + std::to_string(status)));
-    w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'F', .count = 2, .status = status});
+    w.adb.set_fault({.kind = sim::AdbFaultKind::status,
+                     .call = sim::AdbCall::put_vm,
+                     .count = 2,
+                     .status = status});
     CHECK(last_status(cycle(*s.a, 20s)) != "error");
     answers_within(*s.a, "/health", 1s);
     w.check_no_duplicates();
@@ -171,7 +177,7 @@ TEST_CASE("faults accountdb: list_vms failing - no write at all and the changes 
   Synced s;
   auto& w = s.w;
   s.change_guests();
-  w.adb.set_fault({.kind = sim::AdbFaultKind::e_fails});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::list_vms_fails});
   w.adb.reset_counts();
   for (int i = 0; i < 2; ++i) {
     const auto st = cycle(*s.a);
@@ -192,7 +198,8 @@ TEST_CASE(
   auto& w = s.w;
   s.change_guests();
   w.adb.set_whitelist_endpoint(false);  // whitelist answers 404: whitelist_legacy is asked
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'D', .status = 503});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::whitelist_legacy, .status = 503});
   const auto refresh = s.a->post("/whitelist/refresh");
   REQUIRE(refresh);
   CHECK(refresh->status == 502);
@@ -224,7 +231,8 @@ TEST_CASE(
   const auto unknown = w.running[1];
   w.adb.add_row({.vmid = known, .name = "old-name", .status = "running", .proxmox_node_id = kNode});
   w.adb.set_whitelist_endpoint(false);
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'D', .status = 500});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::whitelist_legacy, .status = 500});
   std::filesystem::create_directories(w.dir.path() + "/empty-state");
   RunningAgent a(w, fast_env({{"STATE_DIR", w.dir.path() + "/empty-state"}}));
   (void)unknown;

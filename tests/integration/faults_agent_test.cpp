@@ -51,7 +51,7 @@ TEST_CASE("faults agent: kill -9 while AccountDB holds the creates - no duplicat
   const auto state = w.dir.path() + "/state";
   // AccountDB stores each create and answers 30 s later: the agent is killed
   // while it waits, with rows it has not heard about.
-  w.adb.set_fault({.kind = sim::AdbFaultKind::slow, .call = 'F', .delay = 30s});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::slow, .call = sim::AdbCall::put_vm, .delay = 30s});
   {
     RunningAgent a(w, fast_env({{"ACCOUNTDB_TIMEOUT", "60"}}));
     const auto deadline = std::chrono::steady_clock::now() + 20s;

@@ -77,7 +77,7 @@ TEST_CASE("a guest removed from the whitelist is no longer updated") {
 
 TEST_CASE("list_vms failing fails the cycle and creates nothing") {
   World w;
-  w.adb.set_fault({.kind = sim::AdbFaultKind::e_fails});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::list_vms_fails});
   auto r = w.once();
   CHECK(r.exit_code == 1);
   CHECK(r.report["status"] == "error");
@@ -89,7 +89,8 @@ TEST_CASE(
     "the whitelist endpoint down after a restart: the state file's copy is used and flagged") {
   World w;
   REQUIRE(w.once().exit_code == 0);
-  w.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'C', .status = 503});
+  w.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::whitelist, .status = 503});
   REQUIRE(w.pve.cluster().rename(static_cast<int>(w.running[0]), "still-synced"));
   auto r = w.once();
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -99,7 +100,8 @@ TEST_CASE(
   CHECK(w.row_of(w.running[0])->name == "still-synced");
   // Without a state directory there is nothing to fall back on: unknown, no creates.
   World fresh;
-  fresh.adb.set_fault({.kind = sim::AdbFaultKind::status, .call = 'C', .status = 503});
+  fresh.adb.set_fault(
+      {.kind = sim::AdbFaultKind::status, .call = sim::AdbCall::whitelist, .status = 503});
   auto unknown = fresh.once({{"STATE_DIR", ""}});
   REQUIRE(unknown.exit_code == 0);
   CHECK(fresh.rows().empty());
@@ -128,8 +130,10 @@ TEST_CASE("a dry run reads everything and writes nothing") {
 
 TEST_CASE("429 is respected: the create waits Retry-After and lands once") {
   World w;
-  w.adb.set_fault(
-      {.kind = sim::AdbFaultKind::rate_limit, .call = 'F', .count = 1, .retry_after = 1});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::rate_limit,
+                   .call = sim::AdbCall::put_vm,
+                   .count = 1,
+                   .retry_after = 1});
   const auto t0 = std::chrono::steady_clock::now();
   auto r = w.once();
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);

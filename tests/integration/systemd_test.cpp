@@ -143,7 +143,7 @@ Env under_systemd(const NotifySocket& socket) {
 }
 
 // Polls the simulator until call `call` has arrived (it may still be unanswered).
-bool wait_for_call(const sim::AdbSim& adb, char call) {
+bool wait_for_call(const sim::AdbSim& adb, sim::AdbCall call) {
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < deadline) {
     const auto requests = adb.requests();
@@ -255,7 +255,7 @@ TEST_CASE("systemd: a stuck sync loop stops the watchdog pings and they resume w
   World w;
   // Call A hangs: the first cycle cannot finish. With UPDATE_INTERVAL=10 and
   // RETRY_MAX_DELAY=2, /health calls the loop stuck after 2 x 10 s.
-  w.adb.set_fault({.kind = sim::AdbFaultKind::hang, .call = 'A'});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::hang, .call = sim::AdbCall::node_info});
   NotifySocket socket;
   auto env = under_systemd(socket);
   env["UPDATE_INTERVAL"] = "10";
@@ -286,9 +286,12 @@ TEST_CASE("systemd: a stuck sync loop stops the watchdog pings and they resume w
 TEST_CASE("systemd: SIGTERM lets an in-flight AccountDB request finish") {
   World w;
   // The first node_info takes 3 s; everything after it answers at once.
-  w.adb.set_fault({.kind = sim::AdbFaultKind::slow, .call = 'A', .count = 1, .delay = 3000ms});
+  w.adb.set_fault({.kind = sim::AdbFaultKind::slow,
+                   .call = sim::AdbCall::node_info,
+                   .count = 1,
+                   .delay = 3000ms});
   RunningAgent agent(w, {});
-  REQUIRE(wait_for_call(w.adb, 'A'));
+  REQUIRE(wait_for_call(w.adb, sim::AdbCall::node_info));
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = agent.stop();
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -308,7 +311,8 @@ TEST_CASE("systemd: SIGTERM during a hung AccountDB request exits 0 after the 10
   World w;
   w.adb.set_fault({.kind = sim::AdbFaultKind::hang});
   RunningAgent agent(w, {{"ACCOUNTDB_TIMEOUT", "120"}});
-  REQUIRE(wait_for_call(w.adb, 'A'));  // in flight: the simulator never answers it
+  REQUIRE(
+      wait_for_call(w.adb, sim::AdbCall::node_info));  // in flight: the simulator never answers it
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = agent.stop();
   const auto took = std::chrono::steady_clock::now() - t0;

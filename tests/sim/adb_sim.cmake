@@ -2,7 +2,18 @@
 # server comes from the Proxmox simulator's library.
 
 # The AccountDB simulator as a library: integration tests run it in-process.
-add_library(pha_adb_sim STATIC ${CMAKE_CURRENT_LIST_DIR}/adb_sim.cpp)
+set(_adb ${CMAKE_CURRENT_LIST_DIR})
+add_library(pha_adb_sim STATIC
+  ${_adb}/adb_control.cpp
+  ${_adb}/adb_fault.cpp
+  ${_adb}/adb_json.cpp
+  ${_adb}/adb_protocol.cpp
+  ${_adb}/adb_rate_limit.cpp
+  ${_adb}/adb_reply.cpp
+  ${_adb}/adb_sim.cpp
+  ${_adb}/adb_store.cpp
+  ${_adb}/adb_validation.cpp
+)
 target_include_directories(pha_adb_sim PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(pha_adb_sim
   PUBLIC pha_pve_sim nlohmann_json::nlohmann_json Threads::Threads pha_warnings pha_sanitizers

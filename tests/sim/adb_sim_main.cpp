@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/text.hpp"
-#include "tests/sim/adb_sim.hpp"
+#include "tests/sim/adb_control.hpp"
 
 namespace {
 

@@ -3,8 +3,6 @@
 // real loopback HTTP with libcurl. Time moves through a FakeClock or
 // advance(); every wait is bounded.
 
-#include "tests/sim/adb_sim.hpp"
-
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -20,10 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/text.hpp"
+#include "tests/sim/adb_control.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/process.hpp"
 
 using namespace std::chrono_literals;
+using pha::sim::AdbCall;
 using pha::sim::AdbFault;
 using pha::sim::AdbFaultKind;
 using pha::sim::AdbNode;
@@ -140,23 +140,23 @@ Reply post(const AdbSim& sim, const std::string& target) {
   return send({.method = "POST", .url = sim.url() + target});
 }
 
-// The calls of accountdb.md for node 34 with `key`.
-std::string a_path(const std::string& key = kKey) {
+// The calls of docs/accountdb.md for node 34 with `key`.
+std::string node_info_path(const std::string& key = kKey) {
   return "/proxmox-nodes/agent-node/34?api_key=" + key;
 }
-std::string b_path(const std::string& key = kKey) {
+std::string heartbeat_path(const std::string& key = kKey) {
   return "/proxmox-nodes/heartbeat?node_id=34&api_key=" + key;
 }
-std::string c_path(const std::string& key = kKey) {
+std::string whitelist_path(const std::string& key = kKey) {
   return "/vm-access/node/34/whitelist/agent?api_key=" + key;
 }
-std::string d_path(const std::string& key = kKey) {
+std::string whitelist_legacy_path(const std::string& key = kKey) {
   return "/proxmox-nodes/agent-whitelist/34?api_key=" + key;
 }
-std::string e_path(const std::string& key = kKey) {
+std::string list_vms_path(const std::string& key = kKey) {
   return "/proxmox-nodes/agent-vms/34?api_key=" + key;
 }
-std::string f_path(long long id, const std::string& key = kKey) {
+std::string put_vm_path(long long id, const std::string& key = kKey) {
   return "/vms/agent/" + std::to_string(id) + "?node_id=34&api_key=" + key;
 }
 
@@ -349,8 +349,8 @@ TEST_CASE("replaying the real-server transcript gives the recorded answers") {
 
 TEST_CASE("a create through a negative id inserts a new row every time") {
   AdbSim sim(recorded_options());
-  const auto first = put(sim, f_path(-101), guest(101, "web-101"));
-  const auto second = put(sim, f_path(-101), guest(101, "web-101"));
+  const auto first = put(sim, put_vm_path(-101), guest(101, "web-101"));
+  const auto second = put(sim, put_vm_path(-101), guest(101, "web-101"));
   REQUIRE(first.status == 200);
   REQUIRE(second.status == 200);
   CHECK(first.doc()["id"] == 1);
@@ -358,7 +358,7 @@ TEST_CASE("a create through a negative id inserts a new row every time") {
   CHECK(second.doc()["proxmox_node"] == "pha-node-34");
   CHECK(second.doc()["owner_id"] == 1);
 
-  const auto e = get(sim, e_path()).doc();
+  const auto e = get(sim, list_vms_path()).doc();
   CHECK(e["count"] == 2);
   CHECK(e["vms"][0]["vmid"] == 101);
   CHECK(e["vms"][1]["vmid"] == 101);
@@ -366,36 +366,36 @@ TEST_CASE("a create through a negative id inserts a new row every time") {
   CHECK(sim.count("PUT /vms/agent/-101") == 2);
 
   // A PUT to an id that exists updates it, wherever the id comes from.
-  CHECK(put(sim, f_path(2), guest(101, "web-101b")).doc()["id"] == 2);
+  CHECK(put(sim, put_vm_path(2), guest(101, "web-101b")).doc()["id"] == 2);
   CHECK(sim.rows().size() == 2);
   CHECK(sim.row(2)->name == "web-101b");
-  // E lists the rows in the order of their last write, like a heap scan.
-  const auto again = get(sim, e_path()).doc();
+  // list_vms lists the rows in the order of their last write, like a heap scan.
+  const auto again = get(sim, list_vms_path()).doc();
   CHECK(again["vms"][0]["id"] == 1);
   CHECK(again["vms"][1]["id"] == 2);
-  put(sim, f_path(1), guest(101, "web-101a"));
-  CHECK(get(sim, e_path()).doc()["vms"][1]["id"] == 1);
+  put(sim, put_vm_path(1), guest(101, "web-101a"));
+  CHECK(get(sim, list_vms_path()).doc()["vms"][1]["id"] == 1);
 }
 
 TEST_CASE("an update moves the row to the node of the request") {
   auto options = recorded_options();
   options.nodes.push_back({.id = 35, .name = "pve2", .api_key = kOtherKey});
   AdbSim sim(options);
-  REQUIRE(put(sim, f_path(-101), guest(101, "web-101")).status == 200);
+  REQUIRE(put(sim, put_vm_path(-101), guest(101, "web-101")).status == 200);
   // The server checks the key against node_id only, not against the row.
   const auto moved =
       put(sim, "/vms/agent/1?node_id=35&api_key=" + kOtherKey, guest(101, "web-101"));
   REQUIRE(moved.status == 200);
   CHECK(moved.doc()["proxmox_node_id"] == 35);
   CHECK(moved.doc()["proxmox_node"] == "pve2");
-  CHECK(get(sim, e_path()).doc()["count"] == 0);
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 0);
   CHECK(sim.rows_of_node(35).size() == 1);
 }
 
 TEST_CASE("a null or missing field keeps the stored value but a missing status means stopped") {
   AdbSim sim(recorded_options());
-  REQUIRE(put(sim, f_path(-101), guest(101, "web-101")).status == 200);
-  const auto updated = put(sim, f_path(1),
+  REQUIRE(put(sim, put_vm_path(-101), guest(101, "web-101")).status == 200);
+  const auto updated = put(sim, put_vm_path(1),
                            {{"vmid", 101},
                             {"name", "web-101"},
                             {"status", "paused"},
@@ -416,14 +416,14 @@ TEST_CASE("a null or missing field keeps the stored value but a missing status m
   CHECK(row["created_at"] != row["updated_at"]);
 
   // pydantic's default for a missing status is "stopped", and COALESCE keeps it.
-  const auto no_status = put(sim, f_path(1), {{"vmid", 101}, {"name", "web-101"}});
+  const auto no_status = put(sim, put_vm_path(1), {{"vmid", 101}, {"name", "web-101"}});
   REQUIRE(no_status.status == 200);
   CHECK(no_status.doc()["status"] == "stopped");
   CHECK(sim.row(1)->status == "stopped");
 
   // A null status is rejected.
   const auto null_status =
-      put(sim, f_path(1), {{"vmid", 101}, {"name", "web-101"}, {"status", nullptr}});
+      put(sim, put_vm_path(1), {{"vmid", 101}, {"name", "web-101"}, {"status", nullptr}});
   CHECK(null_status.status == 422);
   CHECK(null_status.doc()["details"]["errors"]["status"][0] == "none is not an allowed value");
 }
@@ -453,21 +453,21 @@ TEST_CASE("a key is valid for its own node only") {
   // A rotated key replaces the old one.
   const auto fresh = sim.rotate_key(34);
   CHECK(fresh.size() == 43);
-  CHECK(get(sim, a_path()).status == 401);
-  CHECK(get(sim, a_path(fresh)).status == 200);
+  CHECK(get(sim, node_info_path()).status == 401);
+  CHECK(get(sim, node_info_path(fresh)).status == 200);
 }
 
-TEST_CASE("A marks the node connected but answers with the node as it was") {
+TEST_CASE("node_info marks the node connected but answers with the node as it was") {
   AdbSim sim(recorded_options());
-  const auto first = get(sim, a_path()).doc();
+  const auto first = get(sim, node_info_path()).doc();
   CHECK(first["status"] == "disconnected");
   CHECK(first["last_seen"].is_null());
-  const auto second = get(sim, a_path()).ordered();
+  const auto second = get(sim, node_info_path()).ordered();
   CHECK(second["status"] == "connected");
   CHECK(is_timestamp(second["last_seen"]));
   CHECK(sim.node(34)->last_seen.has_value());
 
-  const auto heartbeat = post(sim, b_path());
+  const auto heartbeat = post(sim, heartbeat_path());
   CHECK(heartbeat.status == 200);
   CHECK(heartbeat.doc() == json{{"message", "Heartbeat received"}});
   CHECK(post(sim, "/proxmox-nodes/heartbeat?node_id=99&api_key=" + kKey).status == 404);
@@ -484,7 +484,7 @@ TEST_CASE("the rate limit counts per client address and path and frees after the
   AdbSim sim(options);
 
   for (int i = 1; i <= 5; ++i) {
-    const auto r = get(sim, c_path());
+    const auto r = get(sim, whitelist_path());
     REQUIRE(r.status == 200);
     CHECK(r.header("x-ratelimit-limit") == "5");
     CHECK(r.header("x-ratelimit-remaining") == std::to_string(5 - i));
@@ -498,8 +498,8 @@ TEST_CASE("the rate limit counts per client address and path and frees after the
   CHECK(limited.header("x-ratelimit-remaining") == "0");
 
   // Another path and another client address have windows of their own.
-  CHECK(get(sim, d_path()).status == 200);
-  const auto other_client = send({.url = sim.url() + c_path(), .source = "127.0.0.2"});
+  CHECK(get(sim, whitelist_legacy_path()).status == 200);
+  const auto other_client = send({.url = sim.url() + whitelist_path(), .source = "127.0.0.2"});
   REQUIRE(other_client.code == CURLE_OK);
   CHECK(other_client.status == 200);
   CHECK(other_client.header("x-ratelimit-remaining") == "4");
@@ -507,157 +507,159 @@ TEST_CASE("the rate limit counts per client address and path and frees after the
 
   // The window ends 60 s after its first request.
   clock.advance(39s);
-  CHECK(get(sim, c_path()).header("retry-after") == "1");
+  CHECK(get(sim, whitelist_path()).header("retry-after") == "1");
   clock.advance(1500ms);
-  const auto again = get(sim, c_path());
+  const auto again = get(sim, whitelist_path());
   CHECK(again.status == 200);
   CHECK(again.header("x-ratelimit-remaining") == "4");
 
   // advance() moves the simulator's time on top of its clock.
   for (int i = 0; i < 5; ++i) {
-    get(sim, c_path());
+    get(sim, whitelist_path());
   }
-  CHECK(get(sim, c_path()).status == 429);
+  CHECK(get(sim, whitelist_path()).status == 429);
   sim.advance(61s);
-  CHECK(get(sim, c_path()).status == 200);
+  CHECK(get(sim, whitelist_path()).status == 200);
 }
 
 TEST_CASE("a down server refuses connections until the fault is cleared") {
   AdbSim sim(recorded_options());
-  REQUIRE(get(sim, a_path()).status == 200);
+  REQUIRE(get(sim, node_info_path()).status == 200);
   sim.set_fault({.kind = AdbFaultKind::down});
-  CHECK(get(sim, a_path()).code == CURLE_COULDNT_CONNECT);
+  CHECK(get(sim, node_info_path()).code == CURLE_COULDNT_CONNECT);
   sim.clear_fault();
-  CHECK(get(sim, a_path()).status == 200);
+  CHECK(get(sim, node_info_path()).status == 200);
 }
 
 TEST_CASE("a slow server makes a short client time out while the write still lands") {
   AdbSim sim(recorded_options());
   sim.set_fault({.kind = AdbFaultKind::slow, .delay = 3000ms});
   const auto r = send({.method = "PUT",
-                       .url = sim.url() + f_path(-101),
+                       .url = sim.url() + put_vm_path(-101),
                        .body = guest(101, "web-101").dump(),
                        .timeout_ms = 200});
   CHECK(r.code == CURLE_OPERATION_TIMEDOUT);
   CHECK(wait_until([&] { return sim.rows().size() == 1; }));
   sim.clear_fault();
-  CHECK(get(sim, e_path()).doc()["count"] == 1);
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 1);
 }
 
 TEST_CASE("a hanging server answers nothing until the fault is cleared") {
   AdbSim sim(recorded_options());
-  sim.set_fault({.kind = AdbFaultKind::hang, .call = 'F'});
+  sim.set_fault({.kind = AdbFaultKind::hang, .call = AdbCall::put_vm});
   const auto r = send({.method = "PUT",
-                       .url = sim.url() + f_path(-101),
+                       .url = sim.url() + put_vm_path(-101),
                        .body = guest(101, "web-101").dump(),
                        .timeout_ms = 200});
   CHECK(r.code == CURLE_OPERATION_TIMEDOUT);
-  CHECK(sim.rows().empty());                // a hang never reaches the database
-  CHECK(get(sim, e_path()).status == 200);  // only F hangs
+  CHECK(sim.rows().empty());                       // a hang never reaches the database
+  CHECK(get(sim, list_vms_path()).status == 200);  // only put_vm hangs
   CHECK(sim.requests().front().status == 0);
   sim.clear_fault();
-  CHECK(put(sim, f_path(-101), guest(101, "web-101")).status == 200);
+  CHECK(put(sim, put_vm_path(-101), guest(101, "web-101")).status == 200);
 }
 
 TEST_CASE("a status fault answers for one call kind and only for the next requests") {
   AdbSim sim(recorded_options());
-  sim.set_fault({.kind = AdbFaultKind::status, .call = 'E', .count = 2, .status = 503});
-  CHECK(get(sim, a_path()).status == 200);
-  const auto first = get(sim, e_path());
+  sim.set_fault(
+      {.kind = AdbFaultKind::status, .call = AdbCall::list_vms, .count = 2, .status = 503});
+  CHECK(get(sim, node_info_path()).status == 200);
+  const auto first = get(sim, list_vms_path());
   CHECK(first.status == 503);
   CHECK(first.header("content-type") == "application/json");
   CHECK(first.doc() == json{{"detail", "Service Unavailable"}});
-  CHECK(get(sim, e_path()).status == 503);
+  CHECK(get(sim, list_vms_path()).status == 503);
   CHECK_FALSE(sim.fault().has_value());
-  CHECK(get(sim, e_path()).status == 200);
+  CHECK(get(sim, list_vms_path()).status == 200);
 
   sim.set_fault({.kind = AdbFaultKind::status, .status = 500});
-  const auto server_error = get(sim, c_path());
+  const auto server_error = get(sim, whitelist_path());
   CHECK(server_error.status == 500);
   CHECK(server_error.doc()["error"] == "INTERNAL_SERVER_ERROR");
 
-  sim.set_fault({.kind = AdbFaultKind::status, .call = 'F', .status = 401});
-  const auto denied = put(sim, f_path(-101), guest(101, "web-101"));
+  sim.set_fault({.kind = AdbFaultKind::status, .call = AdbCall::put_vm, .status = 401});
+  const auto denied = put(sim, put_vm_path(-101), guest(101, "web-101"));
   CHECK(denied.status == 401);
   CHECK(denied.doc()["detail"] == "Invalid API key or node not found");
   CHECK(sim.rows().empty());
 
   sim.set_fault({.kind = AdbFaultKind::status, .status = 502, .body = R"({"oops":1})"});
-  const auto custom = get(sim, d_path());
+  const auto custom = get(sim, whitelist_legacy_path());
   CHECK(custom.status == 502);
   CHECK(custom.body == R"({"oops":1})");
   CHECK(custom.header("content-type") == "application/json");
 
   const std::string page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
   sim.set_fault({.kind = AdbFaultKind::status, .status = 502, .body = page});
-  const auto proxy = get(sim, d_path());
+  const auto proxy = get(sim, whitelist_legacy_path());
   CHECK(proxy.body == page);
   CHECK(proxy.header("content-type") == "text/html");
 
   sim.clear_fault();
-  CHECK(get(sim, d_path()).status == 200);
+  CHECK(get(sim, whitelist_legacy_path()).status == 200);
 }
 
 TEST_CASE("a forced rate limit answers 429 with the configured retry-after") {
   AdbSim sim(recorded_options());
-  sim.set_fault({.kind = AdbFaultKind::rate_limit, .call = 'F', .retry_after = 7});
-  const auto r = put(sim, f_path(-101), guest(101, "web-101"));
+  sim.set_fault({.kind = AdbFaultKind::rate_limit, .call = AdbCall::put_vm, .retry_after = 7});
+  const auto r = put(sim, put_vm_path(-101), guest(101, "web-101"));
   CHECK(r.status == 429);
   CHECK(r.header("retry-after") == "7");
   CHECK(r.doc() == json{{"detail", "Too many requests"}});
   CHECK(sim.rows().empty());
   sim.set_fault({.kind = AdbFaultKind::rate_limit, .retry_after = 0});
-  CHECK(get(sim, a_path()).header("retry-after") == "0");
+  CHECK(get(sim, node_info_path()).header("retry-after") == "0");
   sim.clear_fault();
-  CHECK(put(sim, f_path(-101), guest(101, "web-101")).status == 200);
+  CHECK(put(sim, put_vm_path(-101), guest(101, "web-101")).status == 200);
 }
 
 TEST_CASE("a reset cuts the answer off but the create has landed") {
   AdbSim sim(recorded_options());
-  sim.set_fault({.kind = AdbFaultKind::reset, .call = 'F'});
-  const auto r = put(sim, f_path(-101), guest(101, "web-101"));
+  sim.set_fault({.kind = AdbFaultKind::reset, .call = AdbCall::put_vm});
+  const auto r = put(sim, put_vm_path(-101), guest(101, "web-101"));
   CHECK(r.code != CURLE_OK);
   CHECK(sim.rows().size() == 1);
   sim.clear_fault();
-  CHECK(get(sim, e_path()).doc()["count"] == 1);
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 1);
 }
 
-TEST_CASE("e_fails makes E answer 500 while the other calls work") {
+TEST_CASE("list_vms_fails makes list_vms answer 500 while the other calls work") {
   AdbSim sim(recorded_options());
-  sim.set_fault({.kind = AdbFaultKind::e_fails});
-  CHECK(get(sim, e_path()).status == 500);
-  CHECK(get(sim, e_path()).status == 500);
-  CHECK(get(sim, a_path()).status == 200);
-  CHECK(get(sim, c_path()).status == 200);
-  CHECK(put(sim, f_path(-101), guest(101, "web-101")).status == 200);
+  sim.set_fault({.kind = AdbFaultKind::list_vms_fails});
+  CHECK(get(sim, list_vms_path()).status == 500);
+  CHECK(get(sim, list_vms_path()).status == 500);
+  CHECK(get(sim, node_info_path()).status == 200);
+  CHECK(get(sim, whitelist_path()).status == 200);
+  CHECK(put(sim, put_vm_path(-101), guest(101, "web-101")).status == 200);
   sim.clear_fault();
-  CHECK(get(sim, e_path()).status == 200);
+  CHECK(get(sim, list_vms_path()).status == 200);
 }
 
 TEST_CASE("X-Request-ID is echoed or generated") {
   AdbSim sim(recorded_options());
-  CHECK(get(sim, a_path(), {"X-Request-ID: trace-42"}).header("x-request-id") == "trace-42");
-  const auto one = get(sim, a_path()).header("x-request-id");
+  CHECK(get(sim, node_info_path(), {"X-Request-ID: trace-42"}).header("x-request-id") ==
+        "trace-42");
+  const auto one = get(sim, node_info_path()).header("x-request-id");
   const auto two = get(sim, "/no/such/path").header("x-request-id");
   CHECK(is_hex16(one));
   CHECK(is_hex16(two));
   CHECK(one != two);
-  const auto r = get(sim, c_path());
+  const auto r = get(sim, whitelist_path());
   CHECK(r.header("content-type") == "application/json");
   CHECK(r.header("server") == "uvicorn");
 }
 
-TEST_CASE("an older server without C answers 404 there while D works") {
+TEST_CASE("an older server without whitelist answers 404 there while whitelist_legacy works") {
   auto options = recorded_options();
   options.whitelist_endpoint = false;
   AdbSim sim(options);
-  const auto c = get(sim, c_path());
+  const auto c = get(sim, whitelist_path());
   CHECK(c.status == 404);
   CHECK(c.doc()["error"] == "NOT_FOUND");
-  CHECK(get(sim, d_path()).doc()["vmids"] == json{101, 102, 205});
+  CHECK(get(sim, whitelist_legacy_path()).doc()["vmids"] == json{101, 102, 205});
   CHECK(sim.count("GET /vm-access/node/{node_id}/whitelist/agent") == 1);
   sim.set_whitelist_endpoint(true);
-  CHECK(get(sim, c_path()).doc() == json{101, 102, 205});
+  CHECK(get(sim, whitelist_path()).doc() == json{101, 102, 205});
 }
 
 TEST_CASE("a newer server rejects a fractional disk_gb") {
@@ -666,18 +668,18 @@ TEST_CASE("a newer server rejects a fractional disk_gb") {
   AdbSim sim(options);
   auto body = guest(101, "web-101");
   body["disk_gb"] = 31.5;
-  const auto r = put(sim, f_path(-101), body);
+  const auto r = put(sim, put_vm_path(-101), body);
   CHECK(r.status == 422);
   CHECK(r.doc()["details"]["errors"]["disk_gb"][0] ==
         "Input should be a valid integer, got a number with a fractional part");
   body["disk_gb"] = 31.0;
-  CHECK(put(sim, f_path(-101), body).doc()["disk_gb"] == 31);
+  CHECK(put(sim, put_vm_path(-101), body).doc()["disk_gb"] == 31);
   sim.set_reject_float_disk(false);
   body["disk_gb"] = 31.9;
-  CHECK(put(sim, f_path(-101), body).doc()["disk_gb"] == 31);
+  CHECK(put(sim, put_vm_path(-101), body).doc()["disk_gb"] == 31);
 }
 
-TEST_CASE("F validates its body like pydantic v1") {
+TEST_CASE("put_vm validates its body like pydantic v1") {
   AdbSim sim(recorded_options());
   const auto errors = [](const Reply& r) {
     REQUIRE(r.status == 422);
@@ -686,25 +688,27 @@ TEST_CASE("F validates its body like pydantic v1") {
     return doc["details"]["errors"];
   };
   auto body = guest(101, std::string(101, 'n'));
-  CHECK(errors(put(sim, f_path(-101), body))["name"][0] ==
+  CHECK(errors(put(sim, put_vm_path(-101), body))["name"][0] ==
         "ensure this value has at most 100 characters");
   body = guest(101, std::string(100, 'n'));
   body["status"] = std::string(21, 's');
-  CHECK(errors(put(sim, f_path(-101), body))["status"][0] ==
+  CHECK(errors(put(sim, put_vm_path(-101), body))["status"][0] ==
         "ensure this value has at most 20 characters");
   body = guest(101, "web");
   body["cpu_cores"] = "four";
   body["memory_mb"] = json::array();
-  const auto two = errors(put(sim, f_path(-101), body));
+  const auto two = errors(put(sim, put_vm_path(-101), body));
   CHECK(two["cpu_cores"][0] == "value is not a valid integer");
   CHECK(two["memory_mb"][0] == "value is not a valid integer");
-  CHECK(errors(put(sim, f_path(-101), json{{"name", "x"}}))["vmid"][0] == "field required");
+  CHECK(errors(put(sim, put_vm_path(-101), json{{"name", "x"}}))["vmid"][0] == "field required");
 
-  const auto not_json = send({.method = "PUT", .url = sim.url() + f_path(-101), .body = "{nope"});
+  const auto not_json =
+      send({.method = "PUT", .url = sim.url() + put_vm_path(-101), .body = "{nope"});
   CHECK(errors(not_json).size() == 1);
-  CHECK(errors(send({.method = "PUT", .url = sim.url() + f_path(-101), .body = "[1]"}))[""][0] ==
-        "value is not a valid dict");
-  CHECK(errors(send({.method = "PUT", .url = sim.url() + f_path(-101)}))[""][0] ==
+  CHECK(
+      errors(send({.method = "PUT", .url = sim.url() + put_vm_path(-101), .body = "[1]"}))[""][0] ==
+      "value is not a valid dict");
+  CHECK(errors(send({.method = "PUT", .url = sim.url() + put_vm_path(-101)}))[""][0] ==
         "field required");
   const auto both = errors(put(sim, "/vms/agent/abc?api_key=" + kKey, json{{"vmid", 1}}));
   CHECK(both["path.vm_id"][0] == "value is not a valid integer");
@@ -718,7 +722,7 @@ TEST_CASE("F validates its body like pydantic v1") {
   body["cpu_usage_percent"] = 12.35;
   body["name"] = 1234;
   body["no_such_field"] = {{"x", 1}};
-  const auto ok = put(sim, f_path(-101), body);
+  const auto ok = put(sim, put_vm_path(-101), body);
   REQUIRE(ok.status == 200);
   CHECK(ok.doc()["cpu_cores"] == 4);
   CHECK(ok.doc()["cpu_usage_percent"] == 12.4);
@@ -732,7 +736,7 @@ TEST_CASE("wrong methods and unknown paths answer like the server") {
   CHECK(unknown.status == 404);
   CHECK(unknown.doc()["message"] == "Endpoint not found");
   CHECK(unknown.has("x-ratelimit-remaining"));
-  const auto wrong = send({.method = "DELETE", .url = sim.url() + a_path()});
+  const auto wrong = send({.method = "DELETE", .url = sim.url() + node_info_path()});
   CHECK(wrong.status == 405);
   CHECK(wrong.doc() == json{{"detail", "Method Not Allowed"}});
   const auto bad_id = get(sim, "/proxmox-nodes/agent-node/x1?api_key=" + kKey);
@@ -748,26 +752,26 @@ TEST_CASE("wrong methods and unknown paths answer like the server") {
 
 TEST_CASE("a client that asks for JSON gets the server's own error format") {
   AdbSim sim(recorded_options());
-  const auto r = get(sim, a_path("wrong"), {"Accept: application/json"});
+  const auto r = get(sim, node_info_path("wrong"), {"Accept: application/json"});
   CHECK(r.status == 401);
   CHECK(r.doc() == json{{"error", "HTTP_ERROR"},
                         {"message", "Invalid API key"},
                         {"status_code", 401},
                         {"details", json::object()}});
-  CHECK(get(sim, a_path("wrong")).doc() == json{{"detail", "Invalid API key"}});
+  CHECK(get(sim, node_info_path("wrong")).doc() == json{{"detail", "Invalid API key"}});
 }
 
 TEST_CASE("the request log masks the key and the counts reset") {
   AdbSim sim(recorded_options());
-  put(sim, f_path(-101), guest(101, "web-101"));
-  get(sim, e_path());
+  put(sim, put_vm_path(-101), guest(101, "web-101"));
+  get(sim, list_vms_path());
   get(sim, "/proxmox-nodes/agent-vms/34");
   const auto log = sim.requests();
   REQUIRE(log.size() == 3);
   CHECK(log[0].method == "PUT");
   CHECK(log[0].path == "/vms/agent/-101");
   CHECK(log[0].query == "node_id=34&api_key=***");
-  CHECK(log[0].call == 'F');
+  CHECK(log[0].call == AdbCall::put_vm);
   CHECK(log[0].status == 200);
   CHECK(json::parse(log[0].body)["name"] == "web-101");
   CHECK(log[2].status == 422);
@@ -785,19 +789,19 @@ TEST_CASE("operator changes to rows and whitelists show in the answers") {
   AdbSim sim(recorded_options());
   const auto added = sim.add_row({.vmid = 300, .name = "by-hand", .proxmox_node_id = 34});
   CHECK(added.id == 1);
-  CHECK(get(sim, e_path()).doc()["vms"][0]["name"] == "by-hand");
+  CHECK(get(sim, list_vms_path()).doc()["vms"][0]["name"] == "by-hand");
   CHECK(sim.edit_row(1, [](AdbRow& r) { r.status = "running"; }));
-  CHECK(get(sim, e_path()).doc()["vms"][0]["status"] == "running");
-  CHECK(put(sim, f_path(-301), guest(301, "next")).doc()["id"] == 2);
+  CHECK(get(sim, list_vms_path()).doc()["vms"][0]["status"] == "running");
+  CHECK(put(sim, put_vm_path(-301), guest(301, "next")).doc()["id"] == 2);
   CHECK(sim.delete_row(1));
-  CHECK(get(sim, e_path()).doc()["count"] == 1);
-  CHECK(put(sim, f_path(-302), guest(302, "after")).doc()["id"] == 3);  // serials never repeat
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 1);
+  CHECK(put(sim, put_vm_path(-302), guest(302, "after")).doc()["id"] == 3);  // serials never repeat
 
   CHECK(sim.set_whitelist(34, {7, 8}));
-  CHECK(get(sim, c_path()).doc() == json{7, 8});
-  CHECK(get(sim, d_path()).doc()["vmids"] == json{7, 8});
+  CHECK(get(sim, whitelist_path()).doc() == json{7, 8});
+  CHECK(get(sim, whitelist_legacy_path()).doc()["vmids"] == json{7, 8});
   CHECK(sim.set_whitelist(34, {}));
-  CHECK(get(sim, c_path()).doc() == json::array());
+  CHECK(get(sim, whitelist_path()).doc() == json::array());
   CHECK_FALSE(sim.set_whitelist(99, {1}));
 }
 
@@ -810,16 +814,16 @@ TEST_CASE("the control API drives the simulator") {
     return send({.method = method, .url = control.url() + path, .body = std::move(body)});
   };
 
-  REQUIRE(ctl("POST", "/control/fault", R"({"kind":"status","call":"C","status":502})").status ==
-          200);
-  CHECK(get(sim, c_path()).status == 502);
-  CHECK(ctl("GET", "/control/fault").doc()["call"] == "C");
+  REQUIRE(ctl("POST", "/control/fault", R"({"kind":"status","call":"whitelist","status":502})")
+              .status == 200);
+  CHECK(get(sim, whitelist_path()).status == 502);
+  CHECK(ctl("GET", "/control/fault").doc()["call"] == "whitelist");
   CHECK(ctl("DELETE", "/control/fault").status == 200);
-  CHECK(get(sim, c_path()).status == 200);
+  CHECK(get(sim, whitelist_path()).status == 200);
   CHECK(ctl("POST", "/control/fault", R"({"kind":"nonsense"})").status == 400);
 
   CHECK(ctl("PUT", "/control/nodes/34/whitelist", "[5, 6]").status == 200);
-  CHECK(get(sim, c_path()).doc() == json{5, 6});
+  CHECK(get(sim, whitelist_path()).doc() == json{5, 6});
   CHECK(ctl("PUT", "/control/nodes/99/whitelist", "[5]").status == 404);
 
   const auto row = ctl("POST", "/control/rows", R"({"vmid":300,"name":"ops"})").doc();
@@ -827,7 +831,7 @@ TEST_CASE("the control API drives the simulator") {
   CHECK(row["proxmox_node_id"] == 34);
   CHECK(ctl("PUT", "/control/rows/1", R"({"name":"renamed","ip_address":null})").doc()["name"] ==
         "renamed");
-  CHECK(get(sim, e_path()).doc()["vms"][0]["name"] == "renamed");
+  CHECK(get(sim, list_vms_path()).doc()["vms"][0]["name"] == "renamed");
   CHECK(ctl("GET", "/control/rows").doc()["count"] == 1);
   CHECK(ctl("DELETE", "/control/rows/1").status == 200);
   CHECK(ctl("DELETE", "/control/rows/1").status == 404);
@@ -842,15 +846,15 @@ TEST_CASE("the control API drives the simulator") {
 
   CHECK(ctl("POST", "/control/settings", R"({"rate_limit":1,"whitelist_endpoint":false})")
             .doc()["rate_limit"] == 1);
-  CHECK(get(sim, d_path()).status == 200);
-  CHECK(get(sim, d_path()).status == 429);
-  CHECK(get(sim, c_path()).status == 404);
+  CHECK(get(sim, whitelist_legacy_path()).status == 200);
+  CHECK(get(sim, whitelist_legacy_path()).status == 429);
+  CHECK(get(sim, whitelist_path()).status == 404);
   CHECK(ctl("POST", "/control/clock/advance", R"({"seconds":61})").status == 200);
-  CHECK(get(sim, d_path()).status == 200);
+  CHECK(get(sim, whitelist_legacy_path()).status == 200);
   CHECK(ctl("POST", "/control/settings", R"({"rate_limit":100})").status == 200);
 
   const auto key = ctl("POST", "/control/nodes/34/rotate-key", "{}").doc()["api_key"];
-  CHECK(get(sim, a_path()).status == 401);
+  CHECK(get(sim, node_info_path()).status == 401);
   CHECK(get(sim, "/proxmox-nodes/agent-node/34?api_key=" + key.get<std::string>()).status == 200);
   const auto state = ctl("GET", "/control/state").doc();
   CHECK(state["nodes"][0]["api_key"] == key);
@@ -879,7 +883,7 @@ TEST_CASE("adb-sim prints its ready line and exits 0 on SIGTERM") {
   CHECK(url.starts_with("http://127.0.0.1:"));
   CHECK(control.starts_with("http://127.0.0.1:"));
 
-  const auto a = send({.url = url + a_path()});
+  const auto a = send({.url = url + node_info_path()});
   REQUIRE(a.status == 200);
   CHECK(a.doc()["name"] == "pve1");
   CHECK(a.doc()["owner_id"] == 2);
@@ -887,7 +891,7 @@ TEST_CASE("adb-sim prints its ready line and exits 0 on SIGTERM") {
   CHECK(send({.url = control + "/control/counts"}).doc()["total"] == 1);
   CHECK(send({.method = "POST", .url = control + "/control/fault", .body = R"({"kind":"down"})"})
             .status == 200);
-  CHECK(send({.url = url + a_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url + node_info_path()}).code == CURLE_COULDNT_CONNECT);
 
   p.signal(SIGTERM);
   const auto result = p.wait(20s);
@@ -911,7 +915,7 @@ TEST_CASE("adb-sim reads nodes and rows from a seed file") {
   REQUIRE(e.status == 200);
   CHECK(e.doc()["vms"][0]["name"] == "seeded");
   CHECK(e.header("x-ratelimit-limit") == "3");
-  CHECK(send({.url = url + a_path()}).status == 200);
+  CHECK(send({.url = url + node_info_path()}).status == 200);
 
   p.signal(SIGINT);
   const auto result = p.wait(20s);
@@ -954,30 +958,30 @@ TEST_CASE("two endpoints serve the same rows and share the rate limit") {
   CHECK_THROWS_AS(sim.url(2), std::out_of_range);
 
   // A create through endpoint 1 is read through endpoint 0.
-  const auto created = put_at(sim, 1, f_path(-101), guest(101, "web-101"));
+  const auto created = put_at(sim, 1, put_vm_path(-101), guest(101, "web-101"));
   REQUIRE(created.status == 200);
-  const auto e = get_at(sim, 0, e_path());
+  const auto e = get_at(sim, 0, list_vms_path());
   REQUIRE(e.status == 200);
   CHECK(e.doc()["count"] == 1);
   CHECK(e.doc()["vms"][0]["id"] == created.doc()["id"]);
   CHECK(sim.rows().size() == 1);
   // An operator's change shows through both.
   sim.add_row({.vmid = 300, .name = "by-hand", .proxmox_node_id = 34});
-  CHECK(get_at(sim, 1, e_path()).doc()["count"] == 2);
+  CHECK(get_at(sim, 1, list_vms_path()).doc()["count"] == 2);
 
   // One rate limit for the farm: the window of (client, path) is shared.
-  CHECK(get_at(sim, 0, d_path()).status == 200);
-  CHECK(get_at(sim, 1, d_path()).status == 200);
-  CHECK(get_at(sim, 0, d_path()).status == 200);
-  CHECK(get_at(sim, 1, d_path()).status == 429);
+  CHECK(get_at(sim, 0, whitelist_legacy_path()).status == 200);
+  CHECK(get_at(sim, 1, whitelist_legacy_path()).status == 200);
+  CHECK(get_at(sim, 0, whitelist_legacy_path()).status == 200);
+  CHECK(get_at(sim, 1, whitelist_legacy_path()).status == 429);
 }
 
 TEST_CASE("a down endpoint refuses connections while the other answers") {
   AdbSim sim(recorded_options());
   sim.add_endpoint();
   sim.set_fault({.kind = AdbFaultKind::down}, 0);
-  CHECK(get_at(sim, 0, a_path()).code == CURLE_COULDNT_CONNECT);
-  const auto a = get_at(sim, 1, a_path());
+  CHECK(get_at(sim, 0, node_info_path()).code == CURLE_COULDNT_CONNECT);
+  const auto a = get_at(sim, 1, node_info_path());
   REQUIRE(a.code == CURLE_OK);
   CHECK(a.status == 200);
   CHECK(sim.fault(0).has_value());
@@ -987,10 +991,10 @@ TEST_CASE("a down endpoint refuses connections while the other answers") {
   // The other way round, through the calls without an endpoint for endpoint 0.
   sim.clear_fault();
   sim.set_fault({.kind = AdbFaultKind::down}, 1);
-  CHECK(get_at(sim, 0, a_path()).status == 200);
-  CHECK(get_at(sim, 1, a_path()).code == CURLE_COULDNT_CONNECT);
+  CHECK(get_at(sim, 0, node_info_path()).status == 200);
+  CHECK(get_at(sim, 1, node_info_path()).code == CURLE_COULDNT_CONNECT);
   sim.clear_fault(1);
-  CHECK(get_at(sim, 1, a_path()).status == 200);
+  CHECK(get_at(sim, 1, node_info_path()).status == 200);
   CHECK_THROWS_AS(sim.set_fault({.kind = AdbFaultKind::down}, 2), std::out_of_range);
 }
 
@@ -998,14 +1002,14 @@ TEST_CASE("a hang on endpoint 0 does not delay endpoint 1") {
   AdbSim sim(recorded_options());
   sim.add_endpoint();
   sim.set_fault({.kind = AdbFaultKind::hang}, 0);
-  const auto hung = send({.url = sim.url(0) + e_path(), .timeout_ms = 200});
+  const auto hung = send({.url = sim.url(0) + list_vms_path(), .timeout_ms = 200});
   CHECK(hung.code == CURLE_OPERATION_TIMEDOUT);
   // Endpoint 0 still hangs (its fault has no count): endpoint 1 answers at once.
-  const auto answered = send({.url = sim.url(1) + e_path(), .timeout_ms = 2000});
+  const auto answered = send({.url = sim.url(1) + list_vms_path(), .timeout_ms = 2000});
   REQUIRE(answered.code == CURLE_OK);
   CHECK(answered.status == 200);
   const auto written = send({.method = "PUT",
-                             .url = sim.url(1) + f_path(-101),
+                             .url = sim.url(1) + put_vm_path(-101),
                              .body = guest(101, "web-101").dump(),
                              .timeout_ms = 2000});
   CHECK(written.status == 200);
@@ -1013,17 +1017,17 @@ TEST_CASE("a hang on endpoint 0 does not delay endpoint 1") {
   CHECK(sim.requests().front().status == 0);
   CHECK(sim.requests().front().endpoint == 0);
   sim.clear_fault(0);
-  CHECK(get_at(sim, 0, e_path()).doc()["count"] == 1);
+  CHECK(get_at(sim, 0, list_vms_path()).doc()["count"] == 1);
 }
 
 TEST_CASE("per-endpoint request counts add up to the totals") {
   AdbSim sim(recorded_options());
   sim.add_endpoint();
-  get_at(sim, 0, a_path());
-  get_at(sim, 0, e_path());
-  get_at(sim, 1, e_path());
-  put_at(sim, 1, f_path(-101), guest(101, "web-101"));
-  put_at(sim, 1, f_path(-102), guest(102, "web-102"));
+  get_at(sim, 0, node_info_path());
+  get_at(sim, 0, list_vms_path());
+  get_at(sim, 1, list_vms_path());
+  put_at(sim, 1, put_vm_path(-101), guest(101, "web-101"));
+  put_at(sim, 1, put_vm_path(-102), guest(102, "web-102"));
   get_at(sim, 1, "/no/such/path");
 
   CHECK(sim.total_requests(0) == 2);
@@ -1062,11 +1066,11 @@ TEST_CASE("stop with two endpoints returns and closes both") {
   // A hanging request on each endpoint must not hold stop() up.
   sim.set_fault({.kind = AdbFaultKind::hang}, 0);
   sim.set_fault({.kind = AdbFaultKind::hang}, 1);
-  CHECK(send({.url = url0 + a_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
-  CHECK(send({.url = url1 + a_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
+  CHECK(send({.url = url0 + node_info_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
+  CHECK(send({.url = url1 + node_info_path(), .timeout_ms = 100}).code == CURLE_OPERATION_TIMEDOUT);
   sim.stop();
-  CHECK(send({.url = url0 + a_path()}).code == CURLE_COULDNT_CONNECT);
-  CHECK(send({.url = url1 + a_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url0 + node_info_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url1 + node_info_path()}).code == CURLE_COULDNT_CONNECT);
   CHECK_THROWS_AS(sim.add_endpoint(), std::logic_error);
   sim.stop();  // idempotent
 }
@@ -1083,16 +1087,16 @@ TEST_CASE("adb-sim with two endpoints prints both and faults one through the con
   CHECK(url1.starts_with("http://127.0.0.1:"));
   CHECK(url1 != url);
 
-  REQUIRE(send({.method = "PUT", .url = url1 + f_path(-101), .body = guest(101, "web").dump()})
+  REQUIRE(send({.method = "PUT", .url = url1 + put_vm_path(-101), .body = guest(101, "web").dump()})
               .status == 200);
-  CHECK(send({.url = url + e_path()}).doc()["count"] == 1);
+  CHECK(send({.url = url + list_vms_path()}).doc()["count"] == 1);
 
   CHECK(send({.method = "POST",
               .url = control + "/control/fault",
               .body = R"({"kind":"down","endpoint":1})"})
             .status == 200);
-  CHECK(send({.url = url1 + a_path()}).code == CURLE_COULDNT_CONNECT);
-  CHECK(send({.url = url + a_path()}).status == 200);
+  CHECK(send({.url = url1 + node_info_path()}).code == CURLE_COULDNT_CONNECT);
+  CHECK(send({.url = url + node_info_path()}).status == 200);
   CHECK(send({.url = control + "/control/fault"}).doc().is_null());
   CHECK(send({.url = control + "/control/fault?endpoint=1"}).doc()["kind"] == "down");
   CHECK(send({.method = "POST",
@@ -1102,7 +1106,7 @@ TEST_CASE("adb-sim with two endpoints prints both and faults one through the con
   const auto counts = send({.url = control + "/control/counts"}).doc();
   CHECK(counts["endpoints"] == json{2, 1});
   CHECK(send({.method = "DELETE", .url = control + "/control/fault?endpoint=1"}).status == 200);
-  CHECK(send({.url = url1 + a_path()}).status == 200);
+  CHECK(send({.url = url1 + node_info_path()}).status == 200);
 
   p.signal(SIGTERM);
   const auto result = p.wait(20s);

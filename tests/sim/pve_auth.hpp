@@ -23,7 +23,4 @@ std::string make_csrf_token(const std::string& key, const std::string& userid, l
 bool verify_csrf_token(const std::string& key, const std::string& userid, const std::string& token,
                        long long now);
 
-// Percent-decoding of a URL component ('+' is a space in form data).
-std::string url_decode(const std::string& s, bool plus_is_space = true);
-
 }  // namespace pha::sim

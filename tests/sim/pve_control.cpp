@@ -13,22 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-struct ControlError : std::runtime_error {
-  ControlError(int s, const std::string& what) : std::runtime_error(what), status(s) {}
-  int status;
-};
-
-json body_of(const httplib::Request& req) {
-  if (req.body.empty()) {
-    return json::object();
-  }
-  auto j = json::parse(req.body, nullptr, false);
-  if (!j.is_object()) {
-    throw ControlError(400, "the body must be a JSON object");
-  }
-  return j;
-}
-
 PveHost& host_of(PveSim& sim, const std::string& node) {
   try {
     return sim.host(node);
@@ -154,108 +138,77 @@ void guest_action(PveSim& sim, int vmid, const std::string& action, const json& 
 
 }  // namespace
 
-PveControlApi::PveControlApi(PveSim& sim)
-    : sim_(sim), server_(std::make_unique<httplib::Server>()) {
-  using Handler = std::function<json(const httplib::Request&)>;
-  const auto wrap = [](Handler h) {
-    return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
-      try {
-        res.set_content(h(req).dump(), "application/json");
-      } catch (const ControlError& e) {
-        res.status = e.status;
-        res.set_content(json{{"error", e.what()}}.dump(), "application/json");
-      } catch (const std::exception& e) {
-        res.status = 400;
-        res.set_content(json{{"error", e.what()}}.dump(), "application/json");
+PveControlApi::PveControlApi(PveSim& sim) : sim_(sim) {
+  auto& s = server_;
+  s.get("/control/state", [this](const httplib::Request&) {
+    json hosts = json::object();
+    for (const auto& n : sim_.node_names()) {
+      auto& h = sim_.host(n);
+      const auto f = h.fault();
+      hosts[n] = {{"url", h.url()}, {"down", h.down()}, {"requests", h.total_requests()}};
+      if (f) {
+        hosts[n]["fault"] = fault_json(*f);
       }
-    };
-  };
-  auto& s = *server_;
-  s.Get("/control/state", wrap([this](const httplib::Request&) {
-          json hosts = json::object();
-          for (const auto& n : sim_.node_names()) {
-            auto& h = sim_.host(n);
-            const auto f = h.fault();
-            hosts[n] = {{"url", h.url()}, {"down", h.down()}, {"requests", h.total_requests()}};
-            if (f) {
-              hosts[n]["fault"] = fault_json(*f);
-            }
-          }
-          auto state = json::parse(sim_.cluster().snapshot_json());
-          state["hosts"] = hosts;
-          return state;
-        }));
-  s.Get(
-      R"(/control/hosts/([^/]+)/counts)", wrap([this](const httplib::Request& req) {
-        auto& h = host_of(sim_, req.matches[1]);
-        json requests = json::array();
-        for (const auto& r : h.requests()) {
-          requests.push_back({{"method", r.method},
-                              {"path", r.path},
-                              {"query", r.query},
-                              {"status", r.status},
-                              {"proxied_from", r.proxied_from}});
-        }
-        return json{{"total", h.total_requests()}, {"counts", h.counts()}, {"requests", requests}};
-      }));
-  s.Post(R"(/control/hosts/([^/]+)/counts/reset)", wrap([this](const httplib::Request& req) {
-           host_of(sim_, req.matches[1]).reset_counts();
-           return json{{"ok", true}};
-         }));
-  s.Post(R"(/control/hosts/([^/]+)/fault)", wrap([this](const httplib::Request& req) {
-           host_of(sim_, req.matches[1]).set_fault(fault_from(body_of(req)));
-           return json{{"ok", true}};
-         }));
-  s.Delete(R"(/control/hosts/([^/]+)/fault)", wrap([this](const httplib::Request& req) {
-             host_of(sim_, req.matches[1]).clear_fault();
-             return json{{"ok", true}};
-           }));
-  s.Post("/control/guests", wrap([this](const httplib::Request& req) {
-           auto g = guest_from(sim_, body_of(req));
-           const int vmid = g.vmid;
-           try {
-             sim_.cluster().add_guest(std::move(g));
-           } catch (const std::invalid_argument& e) {
-             throw ControlError(400, e.what());
-           }
-           return json{{"ok", true}, {"vmid", vmid}};
-         }));
-  s.Post(R"(/control/guests/(\d+)/([a-z]+))", wrap([this](const httplib::Request& req) {
-           guest_action(sim_, std::stoi(req.matches[1]), req.matches[2], body_of(req));
-           return json{{"ok", true}};
-         }));
-  s.Post("/control/clock/advance", wrap([this](const httplib::Request& req) {
-           const auto j = body_of(req);
-           sim_.cluster().advance(std::chrono::seconds(j.value("seconds", 0LL)));
-           return json{{"ok", true}, {"now", sim_.cluster().now()}};
-         }));
-  s.Post(R"(/control/nodes/([^/]+)/(online|offline))", wrap([this](const httplib::Request& req) {
-           try {
-             sim_.cluster().set_node_online(req.matches[1], req.matches[2] == "online");
-           } catch (const std::invalid_argument& e) {
-             throw ControlError(404, e.what());
-           }
-           return json{{"ok", true}};
-         }));
+    }
+    auto state = json::parse(sim_.cluster().snapshot_json());
+    state["hosts"] = hosts;
+    return state;
+  });
+  s.get(R"(/control/hosts/([^/]+)/counts)", [this](const httplib::Request& req) {
+    auto& h = host_of(sim_, req.matches[1]);
+    json requests = json::array();
+    for (const auto& r : h.requests()) {
+      requests.push_back({{"method", r.method},
+                          {"path", r.path},
+                          {"query", r.query},
+                          {"status", r.status},
+                          {"proxied_from", r.proxied_from}});
+    }
+    return json{{"total", h.total_requests()}, {"counts", h.counts()}, {"requests", requests}};
+  });
+  s.post(R"(/control/hosts/([^/]+)/counts/reset)", [this](const httplib::Request& req) {
+    host_of(sim_, req.matches[1]).reset_counts();
+    return json{{"ok", true}};
+  });
+  s.post(R"(/control/hosts/([^/]+)/fault)", [this](const httplib::Request& req) {
+    host_of(sim_, req.matches[1]).set_fault(fault_from(control_object(req)));
+    return json{{"ok", true}};
+  });
+  s.del(R"(/control/hosts/([^/]+)/fault)", [this](const httplib::Request& req) {
+    host_of(sim_, req.matches[1]).clear_fault();
+    return json{{"ok", true}};
+  });
+  s.post("/control/guests", [this](const httplib::Request& req) {
+    auto g = guest_from(sim_, control_object(req));
+    const int vmid = g.vmid;
+    try {
+      sim_.cluster().add_guest(std::move(g));
+    } catch (const std::invalid_argument& e) {
+      throw ControlError(400, e.what());
+    }
+    return json{{"ok", true}, {"vmid", vmid}};
+  });
+  s.post(R"(/control/guests/(\d+)/([a-z]+))", [this](const httplib::Request& req) {
+    guest_action(sim_, std::stoi(req.matches[1]), req.matches[2], control_object(req));
+    return json{{"ok", true}};
+  });
+  s.post("/control/clock/advance", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    sim_.cluster().advance(std::chrono::seconds(j.value("seconds", 0LL)));
+    return json{{"ok", true}, {"now", sim_.cluster().now()}};
+  });
+  s.post(R"(/control/nodes/([^/]+)/(online|offline))", [this](const httplib::Request& req) {
+    try {
+      sim_.cluster().set_node_online(req.matches[1], req.matches[2] == "online");
+    } catch (const std::invalid_argument& e) {
+      throw ControlError(404, e.what());
+    }
+    return json{{"ok", true}};
+  });
 }
 
 PveControlApi::~PveControlApi() {
   stop();
-}
-
-void PveControlApi::start() {
-  port_ = server_->bind_to_any_port("127.0.0.1");
-  if (port_ <= 0) {
-    throw std::runtime_error("the control API cannot listen on 127.0.0.1");
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-}
-
-void PveControlApi::stop() {
-  if (thread_.joinable()) {
-    server_->stop();
-    thread_.join();
-  }
 }
 
 }  // namespace pha::sim

@@ -20,13 +20,9 @@
 //
 // Answers are JSON; errors are {"error": "..."} with 400 or 404.
 
-#include <memory>
 #include <string>
-#include <thread>
 
-namespace httplib {
-class Server;
-}
+#include "tests/sim/common/control_server.hpp"
 
 namespace pha::sim {
 
@@ -39,16 +35,14 @@ class PveControlApi {
   PveControlApi(const PveControlApi&) = delete;
   PveControlApi& operator=(const PveControlApi&) = delete;
 
-  void start();  // listens on 127.0.0.1, any free port
-  void stop();
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void start() { server_.start(); }  // listens on 127.0.0.1, any free port
+  void stop() { server_.stop(); }
+  int port() const { return server_.port(); }
+  std::string url() const { return server_.url(); }
 
  private:
   PveSim& sim_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  ControlServer server_;
 };
 
 }  // namespace pha::sim

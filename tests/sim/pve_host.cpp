@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/text.hpp"
+#include "tests/sim/common/http_reason.hpp"
+#include "tests/sim/common/percent.hpp"
+#include "tests/sim/common/query.hpp"
 #include "tests/sim/pve_access.hpp"
 #include "tests/sim/pve_auth.hpp"
 #include "tests/sim/pve_render.hpp"
@@ -19,38 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kJsonType = "application/json;charset=UTF-8";
-constexpr std::size_t kLogLimit = 100000;
-
-std::string default_reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 595:
-      return "Connection refused";
-    case 596:
-      return "Connection timed out";
-    default:
-      return "Error";
-  }
-}
 
 // The result of an API call before it is put on the wire.
 struct ApiResult {
@@ -104,7 +75,7 @@ WireResponse to_wire(const ApiResult& r, bool message_member) {
   }
   w.reason = reason_of(r.message);
   if (w.reason.empty()) {
-    w.reason = default_reason(r.status);
+    w.reason = reason_phrase(r.status);
   }
   if (!r.empty_body) {
     json body = {{"data", nullptr}};
@@ -127,7 +98,7 @@ std::vector<std::string> split_path(const std::string& path) {
     const auto j = path.find('/', i);
     const auto piece = path.substr(i, j == std::string::npos ? std::string::npos : j - i);
     if (!piece.empty()) {
-      out.push_back(url_decode(piece, false));
+      out.push_back(percent_decode(piece, false));
     }
     if (j == std::string::npos) {
       break;
@@ -137,27 +108,18 @@ std::vector<std::string> split_path(const std::string& path) {
   return out;
 }
 
+// pveproxy reads parameters from the query string and a form body alike;
+// the last of a repeated one wins.
 void parse_form(const std::string& text, std::map<std::string, std::string>& into) {
-  std::size_t i = 0;
-  while (i <= text.size()) {
-    auto j = text.find('&', i);
-    if (j == std::string::npos) {
-      j = text.size();
-    }
-    const auto pair = text.substr(i, j - i);
-    if (!pair.empty()) {
-      const auto eq = pair.find('=');
-      into[url_decode(pair.substr(0, eq))] =
-          eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1));
-    }
-    i = j + 1;
+  for (auto& [k, v] : parse_query(text)) {
+    into[k] = std::move(v);
   }
 }
 
 std::optional<std::string> cookie_value(const std::string& header, const std::string& name) {
   for (const auto& part : split_list(header, ';')) {
     if (part.starts_with(name + "=")) {
-      return url_decode(part.substr(name.size() + 1), false);
+      return percent_decode(part.substr(name.size() + 1), false);
     }
   }
   return std::nullopt;
@@ -449,8 +411,7 @@ PveHost::PveHost(PveCluster& cluster, std::string node, PveHostOptions options)
                                 .also_ipv6_loopback = options_.also_ipv6_loopback,
                                 .cert_pem_path = options_.cert_pem_path,
                                 .key_pem_path = options_.key_pem_path},
-              [this](const WireRequest& req) { return handle(req); }),
-      fault_epoch_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+              [this](const WireRequest& req) { return handle(req); }) {
   if (!cluster_.node(node_)) {
     throw std::invalid_argument("no such node in the cluster: " + node_);
   }
@@ -473,96 +434,55 @@ void PveHost::start() {
 
 void PveHost::stop() {
   cluster_.detach_host(node_, this);
-  fault_epoch_->fetch_add(1);
+  fault_.end_hangs();
   server_.stop();
 }
 
 std::string PveHost::url() const {
-  const auto& a = server_.bind_address();
-  const auto host = a.find(':') != std::string::npos ? "[" + a + "]" : a;
-  return "https://" + host + ":" + std::to_string(port());
+  return server_.url();
 }
 
 void PveHost::set_fault(const Fault& fault) {
-  bool was_down = false;
-  {
-    std::lock_guard lock(fault_mutex_);
-    was_down = fault_ && fault_->kind == FaultKind::down;
-    fault_ = fault;
-    if (fault_->every == 0) {
-      fault_->every = 1;
-    }
-    fault_seen_ = 0;
-    fault_epoch_->fetch_add(1);
-  }
-  server_.notify();
-  if (fault.kind == FaultKind::down) {
-    server_.set_accepting(false);
-  } else if (was_down) {
-    server_.set_accepting(true);
-  }
+  auto f = fault;
+  f.every = std::max<std::size_t>(f.every, 1);
+  fault_.set(f);
 }
 
 void PveHost::clear_fault() {
-  bool was_down = false;
-  {
-    std::lock_guard lock(fault_mutex_);
-    was_down = fault_ && fault_->kind == FaultKind::down;
-    fault_.reset();
-    fault_seen_ = 0;
-    fault_epoch_->fetch_add(1);
-  }
-  server_.notify();
-  if (was_down || !server_.accepting()) {
-    server_.set_accepting(true);
-  }
+  fault_.clear();
 }
 
 std::optional<Fault> PveHost::fault() const {
-  std::lock_guard lock(fault_mutex_);
-  return fault_;
+  return fault_.get();
 }
 
 bool PveHost::down() const {
-  std::lock_guard lock(fault_mutex_);
-  return fault_ && fault_->kind == FaultKind::down;
+  return fault_.down();
 }
 
 std::map<std::string, std::size_t> PveHost::counts() const {
-  std::lock_guard lock(count_mutex_);
-  return counts_;
+  return log_.tally().counts();
 }
 
 std::size_t PveHost::count(const std::string& method_and_path) const {
-  std::lock_guard lock(count_mutex_);
-  const auto it = counts_.find(method_and_path);
-  return it == counts_.end() ? 0 : it->second;
+  return log_.tally().count(method_and_path);
 }
 
 std::size_t PveHost::total_requests() const {
-  std::lock_guard lock(count_mutex_);
-  return total_;
+  return log_.tally().total();
 }
 
 std::vector<RecordedRequest> PveHost::requests() const {
-  std::lock_guard lock(count_mutex_);
-  return log_;
+  return log_.entries();
 }
 
 void PveHost::reset_counts() {
-  std::lock_guard lock(count_mutex_);
-  counts_.clear();
   log_.clear();
-  total_ = 0;
 }
 
 void PveHost::record(RecordedRequest r) {
-  std::lock_guard lock(count_mutex_);
-  ++counts_[r.method + " " + r.path];
-  ++total_;
-  if (log_.size() < kLogLimit) {
-    log_.push_back(std::move(r));
-  }
+  auto key = r.method + " " + r.path;
+  log_.record(std::move(r), {std::move(key)});
 }
 
 void PveHost::record_proxied(const std::string& method, const std::string& path,
@@ -571,35 +491,26 @@ void PveHost::record_proxied(const std::string& method, const std::string& path,
 }
 
 WireResponse PveHost::handle(const WireRequest& req) {
-  std::optional<Fault> active;
-  FaultKind action = FaultKind::status;
-  std::uint64_t epoch = 0;
-  {
-    std::lock_guard lock(fault_mutex_);
-    if (fault_ && fault_->kind != FaultKind::down) {
-      const auto& prefix = fault_->path_prefix;
-      const bool matches =
-          prefix.empty() || req.path.starts_with(prefix) ||
-          (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
-      if (matches) {
-        const auto index = fault_seen_++;
-        action = fault_->kind;
-        bool failing = true;
-        if (action == FaultKind::flap) {
-          failing = (index / fault_->every) % 2 == 1;
-          action = FaultKind::status;
-        }
-        if (failing) {
-          active = fault_;
-        }
-        epoch = fault_epoch_->load();
-        if (fault_->count && fault_seen_ >= *fault_->count) {
-          fault_.reset();
-        }
-      }
-    }
+  const auto hit = fault_.take([&](const Fault& f) {
+    const auto& prefix = f.path_prefix;
+    return prefix.empty() || req.path.starts_with(prefix) ||
+           (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+  });
+  if (!hit) {
+    return answered(req, answer(req));
   }
-  WireResponse res = active ? fault_response(*active, action, req, epoch) : answer(req);
+  auto action = hit->fault.kind;
+  if (action == FaultKind::flap) {
+    // `every` requests answered, then `every` failed, and so on.
+    if ((hit->index / hit->fault.every) % 2 == 0) {
+      return answered(req, answer(req));
+    }
+    action = FaultKind::status;
+  }
+  return answered(req, fault_response(hit->fault, action, req, hit->epoch));
+}
+
+WireResponse PveHost::answered(const WireRequest& req, WireResponse res) {
   record({req.method, req.path, req.query, res.fault == WireFault::hang ? 0 : res.status, ""});
   return res;
 }
@@ -608,12 +519,8 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
                                      std::uint64_t epoch) {
   WireResponse res;
   switch (action) {
-    case FaultKind::hang: {
-      res.status = 0;
-      res.fault = WireFault::hang;
-      res.hang_while = [e = fault_epoch_, epoch] { return e->load() == epoch; };
-      return res;
-    }
+    case FaultKind::hang:
+      return fault_.hang(epoch);
     case FaultKind::slow:
       res = answer(req);
       res.delay += f.delay;
@@ -675,7 +582,7 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
     case FaultKind::down:
       break;
   }
-  const auto reason = f.reason.empty() ? default_reason(f.status) : f.reason;
+  const auto reason = f.reason.empty() ? reason_phrase(f.status) : f.reason;
   ApiResult r = fail(f.status, reason + "\n");
   r.empty_body = f.status == 595 || f.status == 596;
   const auto version = cluster_.node(node_)->version;

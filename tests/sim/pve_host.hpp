@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/sim/common/fault_slot.hpp"
+#include "tests/sim/common/request_log.hpp"
 #include "tests/sim/pve_cluster.hpp"
 #include "tests/sim/wire_server.hpp"
 
@@ -112,6 +114,7 @@ class PveHost {
   struct Identity;
 
   WireResponse handle(const WireRequest& req);
+  WireResponse answered(const WireRequest& req, WireResponse res);  // records it
   WireResponse answer(const WireRequest& req);
   WireResponse fault_response(const Fault& f, FaultKind action, const WireRequest& req,
                               std::uint64_t epoch);
@@ -121,16 +124,8 @@ class PveHost {
   std::string node_;
   PveHostOptions options_;
   WireServer server_;
-
-  mutable std::mutex fault_mutex_;
-  std::optional<Fault> fault_;
-  std::size_t fault_seen_ = 0;  // matching requests since the fault was set
-  std::shared_ptr<std::atomic<std::uint64_t>> fault_epoch_;  // bumped by set/clear: ends hangs
-
-  mutable std::mutex count_mutex_;
-  std::map<std::string, std::size_t> counts_;
-  std::vector<RecordedRequest> log_;
-  std::size_t total_ = 0;
+  FaultSlot<Fault> fault_{server_};
+  RequestLog<RecordedRequest> log_;  // counted by "METHOD path"
 };
 
 }  // namespace pha::sim

@@ -1,6 +1,6 @@
 #pragma once
 // The `data` of each simulated endpoint, built from the cluster state in the
-// shapes of the captured responses (../../shared/fixtures/proxmox/): fields
+// shapes of the captured responses (tests/fixtures/proxmox/): fields
 // omitted rather than null, legacy string typing on old versions. Pure
 // functions of their inputs.
 

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "agent/core/text.hpp"
+#include "tests/sim/common/http_reason.hpp"
 #include "tests/sim/tcp_bytes.hpp"
 
 namespace pha::sim {
@@ -346,14 +347,14 @@ ParsedHead parse_head(std::string_view head) {
   const auto sp1 = line.find(' ');
   const auto sp2 = line.rfind(' ');
   if (sp1 == std::string_view::npos || sp2 == sp1) {
-    out.error = "Bad Request";
+    out.error = reason_phrase(400);
     return out;
   }
   req.method = std::string(line.substr(0, sp1));
   req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
   req.version = std::string(line.substr(sp2 + 1));
   if (!req.version.starts_with("HTTP/1.") || req.target.empty()) {
-    out.error = "Bad Request";
+    out.error = reason_phrase(400);
     return out;
   }
   const auto q = req.target.find('?');
@@ -370,7 +371,7 @@ ParsedHead parse_head(std::string_view head) {
     }
     const auto colon = h.find(':');
     if (colon == std::string_view::npos || colon == 0) {
-      out.error = "Bad Request";
+      out.error = reason_phrase(400);
       return out;
     }
     req.headers.emplace_back(to_lower(trim(h.substr(0, colon))),
@@ -417,7 +418,7 @@ void redirect_to_https(const ConnIo& io, const std::string& fallback_host,
     host = fallback_host;
   }
   const std::string target = parsed.request.target.empty() ? "/" : parsed.request.target;
-  io.write_all("HTTP/1.1 301 Moved Permanently\r\nLocation: https://" + host + target +
+  io.write_all("HTTP/1.1 301 " + reason_phrase(301) + "\r\nLocation: https://" + host + target +
                "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -537,6 +538,12 @@ void WireServer::set_accepting(bool accepting) {
   if (!accept_error_.empty()) {
     throw std::runtime_error(accept_error_);
   }
+}
+
+std::string WireServer::url() const {
+  const auto& a = options_.bind_address;
+  const auto host = a.find(':') != std::string::npos ? "[" + a + "]" : a;
+  return (tls() ? "https://" : "http://") + host + ":" + std::to_string(port());
 }
 
 bool WireServer::accepting() const {
@@ -788,7 +795,7 @@ void WireServer::serve(Connection& conn) {
     while ((head_end = buf.find("\r\n\r\n")) == std::string::npos) {
       if (buf.size() > options_.max_header_bytes) {
         WireRequest dummy;
-        auto r = simple(431, "Request Header Fields Too Large");
+        auto r = simple(431, reason_phrase(431));
         deliver(dummy, r, false);
         ended = true;
         break;
@@ -826,19 +833,19 @@ void WireServer::serve(Connection& conn) {
     if (req.has_header("content-length")) {
       const auto cl = parse_int(req.header("content-length"));
       if (!cl || *cl < 0) {
-        auto r = simple(400, "Bad Request");
+        auto r = simple(400, reason_phrase(400));
         deliver(req, r, false);
         break;
       }
       content_length = static_cast<std::size_t>(*cl);
     }
     if (content_length > options_.max_body_bytes) {
-      auto r = simple(413, "Request Entity Too Large");
+      auto r = simple(413, reason_phrase(413));
       deliver(req, r, false);
       break;
     }
     if (content_length > buf.size() && iequals(req.header("expect"), "100-continue") &&
-        !io.write_all("HTTP/1.1 100 Continue\r\n\r\n")) {
+        !io.write_all("HTTP/1.1 100 " + reason_phrase(100) + "\r\n\r\n")) {
       break;
     }
     while (buf.size() < content_length) {

@@ -110,6 +110,8 @@ class WireServer {
   int port() const { return port_.load(); }
   const std::string& bind_address() const { return options_.bind_address; }
   bool tls() const { return !options_.cert_pem_path.empty(); }
+  // "http://127.0.0.1:PORT" ("https" with TLS; an IPv6 address in brackets).
+  std::string url() const;
 
   // false: the host is "down": the listening sockets are closed (connection
   // attempts are refused) and open connections are closed. true: listen again
