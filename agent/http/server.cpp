@@ -82,14 +82,15 @@ Response internal_error() {
 }
 
 // What a handler returns, or `fallback` (and a log line) when it throws.
-template <class T, class F>
-T guarded(F&& f, T fallback, const std::string& what, const log::Fields& fields) {
+// The log fields are made only then: this runs for every request.
+template <class T, class F, class Fields>
+T guarded(F&& f, T fallback, const std::string& what, Fields&& fields) {
   try {
     return f();
   } catch (const std::exception& e) {
-    log::warn("http_handler_failed", what + " threw: " + e.what(), fields);
+    log::warn("http_handler_failed", what + " threw: " + e.what(), fields());
   } catch (...) {
-    log::warn("http_handler_failed", what + " threw", fields);
+    log::warn("http_handler_failed", what + " threw", fields());
   }
   return fallback;
 }
@@ -738,7 +739,10 @@ void Server::Impl::tick() {
 Dispatch Server::Impl::call(const Request& req) {
   Dispatch d = guarded<Dispatch>(
       [&] { return dispatcher(req); }, Dispatch{internal_error(), {}}, "request handler",
-      {{"method", req.method}, {"path", req.path}, {"request_id", req.request_id}});
+      [&] {
+        return log::Fields{
+            {"method", req.method}, {"path", req.path}, {"request_id", req.request_id}};
+      });
   if (!d.now && !d.job) {
     d.now = internal_error();
   }
@@ -766,7 +770,9 @@ bool Server::Impl::submit(std::weak_ptr<Conn> conn, std::function<Response()> jo
       me = running.insert(Clock::now());
     }
     Response r = guarded<Response>([&] { return job(); }, internal_error(), "request job",
-                                   {{"method", method}, {"path", path}});
+                                   [&] {
+                                     return log::Fields{{"method", method}, {"path", path}};
+                                   });
     job = nullptr;  // its captures go before the lock is taken
     {
       std::lock_guard lock(jobs_mutex);
