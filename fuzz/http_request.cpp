@@ -1,6 +1,7 @@
 // Fuzz target: HTTP request handling of the agent's own server. The input is
-// what a client sends on one connection: RequestReader (agent/http/wire.*)
-// frames it into requests exactly as the server does, each request goes
+// what a client sends on one connection: RequestReader (agent/http/wire.*:
+// Beast's parser with the agent's limits and admission rules) frames it into
+// requests exactly as the server does, each request goes
 // through the real Api (agent/http/api.*) with a fake context, and the answer
 // is written as the server writes it. Properties:
 // - the framing does not depend on how the bytes arrive (all at once, or a
@@ -90,14 +91,12 @@ struct World {
 // (method, target, body) or the refusal's status.
 std::vector<std::string> frame(std::string_view bytes, std::size_t chunk,
                                std::vector<RequestReader::Ready>* requests) {
-  const auto o = limits();
-  RequestReader reader;
-  std::string in;
+  RequestReader reader(limits());
   std::vector<std::string> steps;
   for (std::size_t pos = 0; pos < bytes.size(); pos += chunk) {
-    in.append(bytes.substr(pos, chunk));
+    reader.feed(bytes.substr(pos, chunk));
     for (;;) {
-      auto step = reader.next(in, o);
+      auto step = reader.next();
       if (auto* refusal = std::get_if<pha::http::Refusal>(&step)) {
         steps.push_back("refused " + std::to_string(refusal->status));
         return steps;  // the server answers and closes
@@ -106,7 +105,9 @@ std::vector<std::string> frame(std::string_view bytes, std::size_t chunk,
       if (ready == nullptr) {
         break;
       }
-      steps.push_back(ready->head.method + " " + ready->head.target + " " + ready->body);
+      const auto& r = ready->request;
+      steps.push_back(r.method + " " + r.target + " " + r.body + " " + r.path + "?" + r.query +
+                      " " + r.request_id + (ready->keep_alive ? " keep-alive" : " close"));
       if (requests != nullptr) {
         requests->push_back(std::move(*ready));
       }
@@ -157,8 +158,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   bool loopback = false;
   for (auto& ready : requests) {
-    const bool keep_alive = ready.head.keep_alive;
-    auto request = pha::http::make_request(std::move(ready.head), std::move(ready.body));
+    const bool keep_alive = ready.keep_alive;
+    auto request = std::move(ready.request);
     request.peer_loopback = loopback = !loopback;
     request.peer = loopback ? "127.0.0.1" : "192.0.2.7";
     if (request.request_id.empty()) {

@@ -8,6 +8,10 @@
 #   bash scripts/bench.sh            # the full run (about 10 minutes on 2 cores)
 #   bash scripts/bench.sh --smoke    # 100 guests, 1 s of wrk, under a minute
 #
+# The full run also compares the HTTP server with the one before Boost.Beast
+# (bench/http_server_bench.sh: wrk on /status, both in the same run) and
+# writes bench/results/http_server.md; --smoke runs the new server for 1 s.
+#
 # --smoke uses the already built `build/` (PHA_BENCH_BUILD_DIR to change it),
 # writes to a temporary directory, and fails only when a bench breaks (a
 # failed cycle, a crash, a wrong result), never on a missed budget: the
@@ -48,6 +52,9 @@ if [[ $mode == smoke ]]; then
   echo "== bench smoke: failover_bench (30 guests)"
   "$build/bench/failover_bench" 30 | tee "$out/failover.md"
   grep -q '^| AccountDB first endpoint refuses' "$out/failover.md"
+  echo "== bench smoke: http_server_bench (the new server, wrk 1 s)"
+  PHA_BENCH_BUILD_DIR=$build bash bench/http_server_bench.sh --smoke | tee "$out/http.md"
+  grep -q '^| new (Beast) | 4 | [1-9]' "$out/http.md"
   echo "== bench smoke passed"
   exit 0
 fi
@@ -74,6 +81,9 @@ echo "== mem_floor (the libraries alone)"
 "$build/bench/mem_floor" | tee "$tmp/floor.md"
 echo "== failover_bench (300 guests)"
 "$build/bench/failover_bench" 300 | tee "$tmp/failover.md"
+echo "== http_server_bench (wrk on /status: the server before Boost.Beast and now)"
+PHA_BENCH_BUILD_DIR=$build bash bench/http_server_bench.sh | tee "$tmp/http.md"
+cp "$tmp/http.md" "$results/http_server.md"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -98,5 +108,9 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "### Failover (\`build-release/bench/failover_bench 300\`)"
   echo
   cat "$tmp/failover.md"
+  echo
+  echo "### The HTTP server before and after Boost.Beast (\`bench/http_server_bench.sh\`)"
+  echo
+  cat "$tmp/http.md"
 } >"$results/README.md"
 echo "== wrote $results/README.md and $results/scaling.svg"

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format curl zlib1g-dev
   clang libclang-rt-14-dev
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev doctest-dev libsystemd-dev
+  libcli11-dev libspdlog-dev doctest-dev libsystemd-dev libboost-dev
   chromium prometheus wrk
   dpkg-dev mmdebstrap systemd-container apt-utils gnupg jq ccache
 )

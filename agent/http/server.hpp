@@ -1,17 +1,19 @@
 #pragma once
-// The agent's own HTTP/1.1 server (interface.md "HTTP API"): one epoll event
-// loop thread that accepts, reads, parses and writes every connection without
-// blocking, so that slow or hostile clients cost a file descriptor and a few
-// kilobytes each and never a thread. Handlers that answer from memory run on
-// the loop; handlers that must wait on an upstream run on a small worker pool
-// and hand their answer back to the loop.
+// The agent's own HTTP/1.1 server (docs/http-api.md "Limits"), on Boost.Asio and
+// Boost.Beast: one io_context thread accepts, reads, parses (Beast's parser,
+// with our limits: wire.hpp) and writes every connection without blocking, so
+// that slow or hostile clients cost a file descriptor and a few kilobytes
+// each and never a thread. Handlers that answer from memory run on that
+// thread; handlers that must wait on an upstream run on a small worker pool
+// (asio::thread_pool) and hand their answer back to it.
 //
 // Limits: connections (at the cap a newcomer takes the place of a connection
 // that is closing, idle or slowest to send its request; a canned 503 and close
 // only when every connection has a job or an answer under way), request line and
 // headers (431/414), body (413, decided from Content-Length before reading it),
 // a deadline for a whole request's headers and body (slowloris: 408 and close),
-// an idle keep-alive timeout, a write timeout. Optional TLS (OpenSSL, TLS >= 1.2).
+// an idle keep-alive timeout, a write timeout (deadlines are checked every
+// 50 ms). Optional TLS (asio::ssl on OpenSSL, TLS >= 1.2).
 // Every answer, the server's own errors included, carries X-Request-ID (the
 // client's when it sent a sane one) and errors are JSON {"error": ..., "message": ...}.
 
@@ -97,7 +99,7 @@ struct ServerStats {
   std::size_t jobs_queued = 0;       // gauge
   // The longest time a running job has been running (0 when none): a stuck worker shows here.
   std::chrono::milliseconds oldest_job_age{0};
-  // Time since the event loop last went round; large means the loop is stuck.
+  // Time since the loop thread last checked the deadlines (every 50 ms); large means it is stuck.
   std::chrono::milliseconds loop_lag{0};
 };
 

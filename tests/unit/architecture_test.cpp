@@ -201,8 +201,7 @@ TEST_CASE("architecture: agent/ files and functions stay short, or are listed as
                                           "core/url.cpp:parse_url",
                                           "http/api.cpp:Api::dispatch",
                                           "http/api.cpp:Api::metrics_text",
-                                          "http/server.cpp:Server::Impl::start",
-                                          "http/wire.cpp:reason_phrase",
+
                                           "net/curl_client.cpp:perform",
                                           "proxmox/client.cpp:ProxmoxClient::read_details",
                                           "proxmox/client.cpp:ProxmoxClient::read_guests",

@@ -1,6 +1,7 @@
-// The server's HTTP/1.1 framing without sockets (agent/http/wire.*): requests
-// framed out of a connection's bytes however they arrive, the limits, and
-// the answers as they go on the wire.
+// The server's HTTP/1.1 framing without sockets (agent/http/wire.*: Beast's
+// parser with the agent's limits and rules): requests framed out of a
+// connection's bytes however they arrive, the limits, and the answers as
+// they go on the wire.
 
 #include <doctest/doctest.h>
 
@@ -28,11 +29,11 @@ struct Framed {
 
 Framed frame(std::string_view bytes, std::size_t chunk, const ServerOptions& o = ServerOptions{}) {
   Framed f;
-  RequestReader reader;
+  RequestReader reader(o);
   for (std::size_t pos = 0; pos < bytes.size() && !f.refusal; pos += chunk) {
-    f.left.append(bytes.substr(pos, chunk));
+    reader.feed(bytes.substr(pos, chunk));
     for (;;) {
-      auto step = reader.next(f.left, o);
+      auto step = reader.next();
       if (auto* r = std::get_if<Refusal>(&step)) {
         f.refusal = *r;
         break;
@@ -44,6 +45,7 @@ Framed frame(std::string_view bytes, std::size_t chunk, const ServerOptions& o =
       f.requests.push_back(std::get<RequestReader::Ready>(std::move(step)));
     }
   }
+  f.left.assign(static_cast<const char*>(reader.input().data().data()), reader.input().size());
   return f;
 }
 
@@ -53,23 +55,23 @@ TEST_CASE("http wire: pipelined requests are framed the same whatever the split"
   const std::string bytes =
       "\r\nGET /status?x=1 HTTP/1.1\r\nHost: a\r\nX-Request-ID: abc-1\r\n\r\n"
       "POST /failover/proxmox HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-      "HEAD /vms/%31%30 HTTP/1.0\nConnection: keep-alive\n\n"
+      "HEAD /vms/%31%30 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
       "GET /he";
   for (const std::size_t chunk : {bytes.size(), std::size_t{1}, std::size_t{3}, std::size_t{17}}) {
     CAPTURE(chunk);
     const auto f = frame(bytes, chunk);
     REQUIRE(!f.refusal);
     REQUIRE(f.requests.size() == 3);
-    CHECK(f.requests[0].head.method == "GET");
-    CHECK(f.requests[0].head.path == "/status");
-    CHECK(f.requests[0].head.query == "x=1");
-    CHECK(f.requests[0].head.request_id == "abc-1");
-    CHECK(f.requests[0].head.keep_alive);
-    CHECK(f.requests[1].body == "hello");
-    CHECK(f.requests[2].head.path == "/vms/10");
-    CHECK(f.requests[2].head.http10);
-    CHECK(f.requests[2].head.keep_alive);
-    CHECK(f.left == "GET /he");  // the start of a fourth request stays
+    CHECK(f.requests[0].request.method == "GET");
+    CHECK(f.requests[0].request.path == "/status");
+    CHECK(f.requests[0].request.query == "x=1");
+    CHECK(f.requests[0].request.request_id == "abc-1");
+    CHECK(f.requests[0].keep_alive);
+    CHECK(f.requests[1].request.body == "hello");
+    CHECK(f.requests[2].request.method == "HEAD");
+    CHECK(f.requests[2].request.path == "/vms/10");
+    CHECK(f.requests[2].keep_alive);  // HTTP/1.0 that asked for it
+    CHECK(f.left == "GET /he");       // the start of a fourth request stays
   }
 }
 
@@ -77,10 +79,10 @@ TEST_CASE("http wire: the request is handed over as the handler sees it") {
   std::string in =
       "POST /sync/trigger?now HTTP/1.1\r\nAuthorization: Bearer t\r\n"
       "Content-Length: 2\r\nX-Request-ID: bad id\r\n\r\n{}";
-  RequestReader reader;
-  auto step = reader.next(in, ServerOptions{});
-  auto& ready = std::get<RequestReader::Ready>(step);
-  const auto request = make_request(std::move(ready.head), std::move(ready.body));
+  RequestReader reader{ServerOptions{}};
+  reader.feed(in);
+  auto step = reader.next();
+  const auto& request = std::get<RequestReader::Ready>(step).request;
   CHECK(request.method == "POST");
   CHECK(request.target == "/sync/trigger?now");
   CHECK(request.path == "/sync/trigger");
@@ -88,23 +90,23 @@ TEST_CASE("http wire: the request is handed over as the handler sees it") {
   CHECK(request.header("authorization") == "Bearer t");
   CHECK(request.body == "{}");
   CHECK(request.request_id.empty());  // not a sane id: the server makes its own
-  CHECK(in.empty());
+  CHECK(reader.input().size() == 0);
 }
 
 TEST_CASE("http wire: 100 Continue is asked for once and only while the body is missing") {
   const std::string head =
       "POST /failover/reset HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
-  std::string in = head;
-  RequestReader reader;
-  auto first = reader.next(in, ServerOptions{});
+  RequestReader reader{ServerOptions{}};
+  reader.feed(head);
+  auto first = reader.next();
   REQUIRE(std::holds_alternative<RequestReader::NeedMore>(first));
   CHECK(std::get<RequestReader::NeedMore>(first).send_continue);
-  in += "ab";
-  auto second = reader.next(in, ServerOptions{});
+  reader.feed("ab");
+  auto second = reader.next();
   REQUIRE(std::holds_alternative<RequestReader::NeedMore>(second));
   CHECK_FALSE(std::get<RequestReader::NeedMore>(second).send_continue);
-  in += "cd";
-  CHECK(std::get<RequestReader::Ready>(reader.next(in, ServerOptions{})).body == "abcd");
+  reader.feed("cd");
+  CHECK(std::get<RequestReader::Ready>(reader.next()).request.body == "abcd");
   // A whole request at once needs no 100 Continue.
   CHECK(frame(head + "abcd", head.size() + 4).continues == 0);
 }
@@ -130,6 +132,9 @@ TEST_CASE("http wire: limits and malformed requests are refused with their statu
       {"GET  / HTTP/1.1\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\n folded\r\n\r\n", 400},
       {"\x16\x03\x01\x02\x00", 400},  // TLS to a plain port: refused before a line end
+      {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413},
+      {"GET / HTTP/1.1\nHost: a\n\n", 400},                    // bare LF line ends
+      {"GET / HTTP/1.1\r\nA: " + std::string(200, 'b'), 431},  // no line end, over the limit
   };
   for (const auto& c : cases) {
     CAPTURE(c.bytes);
@@ -181,6 +186,10 @@ TEST_CASE("http wire: a bad method is refused at once whether or not its line en
       CHECK(f.refusal->status == 400);
     }
   }
-  // A line end right after the method is for parse_request_head to refuse.
-  CHECK_FALSE(frame("GET\r\n\tX: 1\r\n", 64).refusal.has_value());
+  // A line end right after the method, then a folded line: refused the same way.
+  for (const std::size_t chunk : {std::size_t{1}, std::size_t{64}}) {
+    const auto f = frame("GET\r\n\tX: 1\r\n", chunk);
+    REQUIRE(f.refusal.has_value());
+    CHECK(f.refusal->status == 400);
+  }
 }
