@@ -35,7 +35,7 @@ TEST_CASE("parse_query reads like parse_qsl with blank values kept") {
   CHECK_FALSE(pha::sim::query_value(q, "b"));
 }
 
-TEST_CASE("mask_query_value hides every non-empty value of the name, and only that") {
+TEST_CASE("mask_query_value hides every non-empty value of the name and only that") {
   struct Row {
     const char* in;
     const char* out;

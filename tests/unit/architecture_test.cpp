@@ -97,7 +97,7 @@ std::string show(const std::set<std::string>& s) {
 
 }  // namespace
 
-TEST_CASE("architecture: the docs' table is the CMake layering, folder by folder") {
+TEST_CASE("architecture: the docs' table is the CMake layering folder by folder") {
   const auto cmake = declared_in_cmake();
   const auto docs = declared_in_docs();
   REQUIRE(cmake.size() >= 10);
@@ -190,7 +190,7 @@ void for_each_agent_source(F f) {
 // functions of at most about 60. The lists are what is still longer; the
 // test fails when something new grows past a limit, and when a listed one
 // has been shortened (take it off the list).
-TEST_CASE("architecture: agent/ files and functions stay short, or are listed as still long") {
+TEST_CASE("architecture: agent/ files and functions stay short or are listed as still long") {
   const std::set<std::string> long_files = {"config/settings_table.cpp", "http/api.cpp",
                                             "http/server.cpp", "net/curl_client.cpp",
                                             "proxmox/client.cpp"};
