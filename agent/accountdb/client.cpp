@@ -79,13 +79,13 @@ void AccountDbClient::set_api_key(std::string api_key) {
 std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts,
                                               const std::string& call_id, const std::string& method,
                                               const std::string& path, const HttpOutcome& o) const {
-  const std::string what = method + " " + path + " (call " + call_id + ")";
+  const std::string what = method + " " + path + " (" + call_id + ")";
   const std::string node = std::to_string(opts.node_id);
   if (o.status == 401) {
     return "AccountDB refused the API key for node " + node + " (401 " + body_excerpt(o.body) +
            "): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID";
   }
-  if (o.status == 404 && call_id == "A") {
+  if (o.status == 404 && call_id == "node_info") {
     return "AccountDB does not know node " + node + " (404 on " + what +
            "): check ACCOUNTDB_NODE_ID";
   }
@@ -130,7 +130,7 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
   auto o = transport_(req);
   AdbResult r{o.kind, o.status, std::move(o.body), "", id};
   // A 404 on node_info means the node id is unknown: as bad as a wrong key.
-  if (o.status == 404 && call_id == "A") {
+  if (o.status == 404 && call_id == "node_info") {
     r.kind = FailureKind::auth;
   }
   if (!r.ok()) {
@@ -154,25 +154,26 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
   return r;
 }
 
-AdbCall<AccountDbNode> AccountDbClient::connect() {
+AdbCall<AccountDbNode> AccountDbClient::node_info() {
   const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
-  return parsed<AccountDbNode>(call("A", "GET", path, "", "", true), parse_node, "GET " + path);
+  return parsed<AccountDbNode>(call("node_info", "GET", path, "", "", true), parse_node,
+                               "GET " + path);
 }
 
 AdbResult AccountDbClient::check_endpoint(const Url& endpoint) {
   const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
-  return call("A", "GET", path, "", "", true, &endpoint);
+  return call("node_info", "GET", path, "", "", true, &endpoint);
 }
 
 AdbResult AccountDbClient::heartbeat() {
-  return call("B", "POST", "/proxmox-nodes/heartbeat",
+  return call("heartbeat", "POST", "/proxmox-nodes/heartbeat",
               "node_id=" + std::to_string(options().node_id), "", true);
 }
 
 AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
   const auto node = std::to_string(options().node_id);
   const auto c_path = "/vm-access/node/" + node + "/whitelist/agent";
-  auto c = call("C", "GET", c_path, "", "", true);
+  auto c = call("whitelist", "GET", c_path, "", "", true);
   if (c.status != 404 && c.status != 405) {
     return parsed<WhitelistAnswer>(
         std::move(c),
@@ -188,7 +189,7 @@ AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
   // An older server without whitelist: whitelist_legacy.
   const auto d_path = "/proxmox-nodes/agent-whitelist/" + node;
   return parsed<WhitelistAnswer>(
-      call("D", "GET", d_path, "", "", true),
+      call("whitelist_legacy", "GET", d_path, "", "", true),
       [](const std::string& body) -> Result<WhitelistAnswer> {
         auto v = parse_whitelist_d(body);
         if (!v) {
@@ -199,15 +200,15 @@ AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
       "GET " + d_path);
 }
 
-AdbCall<std::vector<AccountDbRow>> AccountDbClient::guests() {
+AdbCall<std::vector<AccountDbRow>> AccountDbClient::list_vms() {
   const auto path = "/proxmox-nodes/agent-vms/" + std::to_string(options().node_id);
-  return parsed<std::vector<AccountDbRow>>(call("E", "GET", path, "", "", true), parse_rows,
+  return parsed<std::vector<AccountDbRow>>(call("list_vms", "GET", path, "", "", true), parse_rows,
                                            "GET " + path);
 }
 
-AdbResult AccountDbClient::put_guest(std::int64_t id, const nlohmann::json& body) {
+AdbResult AccountDbClient::put_vm(std::int64_t id, const nlohmann::json& body) {
   // A create (a PUT to -vmid) inserts a row each time it lands: not idempotent.
-  return call("F", "PUT", "/vms/agent/" + std::to_string(id),
+  return call("put_vm", "PUT", "/vms/agent/" + std::to_string(id),
               "node_id=" + std::to_string(options().node_id),
               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), id > 0);
 }

@@ -56,15 +56,15 @@ class AccountDbClient {
   AccountDbClient(AccountDbClientOptions options, Transport transport,
                   std::function<std::string()> request_id = {});
 
-  AdbCall<AccountDbNode> connect();  // node_info
+  AdbCall<AccountDbNode> node_info();
   // The recovery check of docs/failover.md "AccountDB endpoints": node_info on one endpoint only,
   // one attempt, outside the retry budget.
   AdbResult check_endpoint(const Url& endpoint);
-  AdbResult heartbeat();                        // heartbeat
-  AdbCall<WhitelistAnswer> whitelist();         // whitelist, or whitelist_legacy on an older server
-  AdbCall<std::vector<AccountDbRow>> guests();  // list_vms
-  // put_vm to /vms/agent/{id}; a create (negative id) is not idempotent.
-  AdbResult put_guest(std::int64_t id, const nlohmann::json& body);
+  AdbResult heartbeat();
+  AdbCall<WhitelistAnswer> whitelist();  // or whitelist_legacy on an older server
+  AdbCall<std::vector<AccountDbRow>> list_vms();
+  // PUT /vms/agent/{id}; a create (negative id) is not idempotent.
+  AdbResult put_vm(std::int64_t id, const nlohmann::json& body);
 
   AccountDbClientOptions options() const;
   // SIGHUP: a fixed key or another endpoint applies from the next request on.

@@ -206,7 +206,7 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
     for (std::size_t i = next++; i < requests.size(); i = next++) {
-      const auto r = accountdb_.put_guest(requests[i].id, requests[i].body);
+      const auto r = accountdb_.put_vm(requests[i].id, requests[i].body);
       outcomes[i] = {r.ok(), r.message};
     }
   };
@@ -267,7 +267,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   // 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
   const auto now = clock_.unix_now();
   if (!last_connect_ok_ || now - *last_connect_ok_ >= settings_.update_interval) {
-    auto a = accountdb_.connect();
+    auto a = accountdb_.node_info();
     if (!a.ok()) {
       accountdb_down_ = true;
       last_connect_ok_.reset();
@@ -335,7 +335,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   }
 
   // 5. What AccountDB has. (4, the filter, is part of the plan.)
-  auto e = accountdb_.guests();
+  auto e = accountdb_.list_vms();
   if (!e.ok()) {
     if (e.result.kind == FailureKind::auth) {
       accountdb_down_ = true;

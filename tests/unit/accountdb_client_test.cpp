@@ -45,7 +45,7 @@ TEST_CASE("node_info: the path - the key in the query - the request id - the nod
           200,
           R"({"name":"pha-node-34","hostname":"127.0.0.1","port":8006,"id":34,)"
           R"("status":"disconnected","whitelist":[101,102,205],"last_seen":null,"owner_id":2})"));
-  auto a = f.client.connect();
+  auto a = f.client.node_info();
   REQUIRE(a.ok());
   CHECK(a.value->id == 34);
   CHECK(a.value->owner_id == std::optional<std::int64_t>(2));
@@ -111,7 +111,7 @@ TEST_CASE("a body that fails after a 200 head says why - not 200") {
   cut.kind = FailureKind::network;
   cut.error = "GET http://127.0.0.1:5000/base/proxmox-nodes/agent-vms/34: response body truncated";
   f.http.on("GET /base/proxmox-nodes/agent-vms/34", cut);
-  auto e = f.client.guests();
+  auto e = f.client.list_vms();
   REQUIRE_FALSE(e.ok());
   CHECK_MESSAGE(e.result.message.find("response body truncated") != std::string::npos,
                 e.result.message);
@@ -127,7 +127,7 @@ TEST_CASE("list_vms: rows parsed - a row without id fails the whole answer") {
           R"({"vms":[{"id":1,"vmid":101,"name":"web","status":"running","cpu_cores":2,)"
           R"("cpu_usage_percent":12.3,"memory_mb":2048,"disk_gb":32,"ip_address":"10.0.0.11",)"
           R"("proxmox_node_id":34,"owner_id":1,"created_at":"a","updated_at":"b"}],"count":1,"node_id":34})"));
-  auto e = f.client.guests();
+  auto e = f.client.list_vms();
   REQUIRE(e.ok());
   REQUIRE(e.value->size() == 1);
   const auto& row = e.value->at(0);
@@ -136,18 +136,18 @@ TEST_CASE("list_vms: rows parsed - a row without id fails the whole answer") {
   CHECK(row.ip_address == std::optional<std::string>("10.0.0.11"));
   f.http.on("GET /base/proxmox-nodes/agent-vms/34",
             http_answer(200, R"({"vms":[{"vmid":101}],"count":1})"));
-  CHECK(f.client.guests().result.kind == FailureKind::server);
+  CHECK(f.client.list_vms().result.kind == FailureKind::server);
 }
 
 TEST_CASE(
-    "call F: a create is a non-idempotent PUT to -vmid and an update an idempotent PUT to the id") {
+    "put_vm: a create is a non-idempotent PUT to -vmid and an update an idempotent PUT to the id") {
   Fixture f;
   f.http.on("PUT /base/vms/agent/-101", http_answer(200, R"({"id":1})"));
   f.http.on("PUT /base/vms/agent/7", http_answer(200, R"({"id":7})"));
   const nlohmann::json body = {
       {"vmid", 101}, {"name", "web"}, {"status", "running"}, {"disk_gb", 32}};
-  CHECK(f.client.put_guest(-101, body).ok());
-  CHECK(f.client.put_guest(7, body).ok());
+  CHECK(f.client.put_vm(-101, body).ok());
+  CHECK(f.client.put_vm(7, body).ok());
   const auto reqs = f.http.requests();
   CHECK(reqs[0].url == "http://127.0.0.1:5000/base/vms/agent/-101?node_id=34&api_key=" + kKey);
   CHECK_FALSE(reqs[0].idempotent);
@@ -160,14 +160,14 @@ TEST_CASE("401 - 404 on node_info - 422 and 429 give operator messages without t
   Fixture f;
   f.http.on("GET /base/proxmox-nodes/agent-node/34",
             http_answer(401, R"({"detail":"Invalid API key"})"));
-  auto bad_key = f.client.connect();
+  auto bad_key = f.client.node_info();
   CHECK(bad_key.result.kind == FailureKind::auth);
   CHECK(
       bad_key.result.message ==
       R"(AccountDB refused the API key for node 34 (401 {"detail":"Invalid API key"}): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID)");
 
   f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(404, R"({"error":"NOT_FOUND"})"));
-  auto unknown = f.client.connect();
+  auto unknown = f.client.node_info();
   CHECK(unknown.result.kind == FailureKind::auth);
   CHECK(unknown.result.message.find("does not know node 34") != std::string::npos);
 
@@ -175,7 +175,7 @@ TEST_CASE("401 - 404 on node_info - 422 and 429 give operator messages without t
       "PUT /base/vms/agent/7",
       http_answer(
           422, R"({"error":"VALIDATION_ERROR","details":{"errors":{"name":["field required"]}}})"));
-  auto invalid = f.client.put_guest(7, {{"vmid", 101}});
+  auto invalid = f.client.put_vm(7, {{"vmid", 101}});
   CHECK(invalid.kind == FailureKind::client);
   CHECK(invalid.message.find("422") != std::string::npos);
   CHECK(invalid.message.find("field required") != std::string::npos);
@@ -190,7 +190,7 @@ TEST_CASE("401 - 404 on node_info - 422 and 429 give operator messages without t
   f.http.on("GET /base/proxmox-nodes/agent-vms/34",
             test::http_failure(FailureKind::timeout,
                                "GET http://127.0.0.1:5000/x?api_key=" + kKey + " timed out"));
-  auto t = f.client.guests();
+  auto t = f.client.list_vms();
   CHECK(t.result.kind == FailureKind::timeout);
   for (const auto* m : {&bad_key.result.message, &unknown.result.message, &invalid.message,
                         &rl.message, &t.result.message}) {
@@ -205,9 +205,9 @@ TEST_CASE("the key is never logged") {
   Fixture f;
   f.http.on("GET /base/proxmox-nodes/agent-node/34",
             http_answer(401, R"({"detail":"Invalid API key"})"));
-  f.client.connect();
+  f.client.node_info();
   f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(200, R"({"id":34})"));
-  f.client.connect();
+  f.client.node_info();
   log::capture_for_test(nullptr);
   log::init({});
   REQUIRE(lines.size() == 2);

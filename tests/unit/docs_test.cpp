@@ -344,12 +344,12 @@ TEST_CASE("docs/accountdb.md names each call with the method and path the client
         return o;
       });
   const std::map<std::string, std::function<void()>> calls = {
-      {"node_info", [&] { (void)client.connect(); }},
+      {"node_info", [&] { (void)client.node_info(); }},
       {"heartbeat", [&] { (void)client.heartbeat(); }},
       {"whitelist", [&] { (void)client.whitelist(); }},
       {"whitelist_legacy", [&] { (void)client.whitelist(); }},
-      {"list_vms", [&] { (void)client.guests(); }},
-      {"put_vm", [&] { (void)client.put_guest(5, nlohmann::json::object()); }},
+      {"list_vms", [&] { (void)client.list_vms(); }},
+      {"put_vm", [&] { (void)client.put_vm(5, nlohmann::json::object()); }},
   };
   CHECK(documented.size() == calls.size());
   for (const auto& [name, call] : calls) {
