@@ -133,6 +133,27 @@ std::optional<AdbReply> refused_vm_call(const AdbStore& store, long long node_id
   return unauthorized(store, node_id, key, req);
 }
 
+// The path's node_id and the query's api_key, both required, as whitelist
+// and list_vms take them: `invalid` holds the 422 when either is missing or
+// malformed.
+struct NodeAndKey {
+  long long node_id = 0;
+  std::string key;
+  std::optional<AdbReply> invalid;
+};
+
+NodeAndKey node_and_key(const AdbRoute& route, const WireRequest& req) {
+  const auto q = parse_query(req.query);
+  AdbValidation v;
+  const auto node_id = v.int_param(route.param, "path.node_id", true);
+  const auto key = query_value(q, "api_key");
+  v.require(key, "query.api_key");
+  if (v.failed()) {
+    return {0, "", v.reply()};
+  }
+  return {*node_id, *key, std::nullopt};
+}
+
 }  // namespace
 
 AdbRoute route_of(const WireRequest& req) {
@@ -229,18 +250,14 @@ AdbReply AdbProtocol::heartbeat(const WireRequest& req) {
 }
 
 AdbReply AdbProtocol::whitelist(const AdbRoute& route, const WireRequest& req) {
-  const auto q = parse_query(req.query);
-  AdbValidation v;
-  const auto node_id = v.int_param(route.param, "path.node_id", true);
-  const auto key = query_value(q, "api_key");
-  v.require(key, "query.api_key");
-  if (v.failed()) {
-    return v.reply();
+  const auto args = node_and_key(route, req);
+  if (args.invalid) {
+    return *args.invalid;
   }
-  if (auto refused = unauthorized(store_, *node_id, *key, req)) {
+  if (auto refused = unauthorized(store_, args.node_id, args.key, req)) {
     return *refused;
   }
-  return json_reply(200, ojson(store_.node(*node_id)->whitelist));
+  return json_reply(200, ojson(store_.node(args.node_id)->whitelist));
 }
 
 AdbReply AdbProtocol::whitelist_legacy(const AdbRoute& route, const WireRequest& req) {
@@ -267,23 +284,19 @@ AdbReply AdbProtocol::whitelist_legacy(const AdbRoute& route, const WireRequest&
 }
 
 AdbReply AdbProtocol::list_vms(const AdbRoute& route, const WireRequest& req) {
-  const auto q = parse_query(req.query);
-  AdbValidation v;
-  const auto node_id = v.int_param(route.param, "path.node_id", true);
-  const auto key = query_value(q, "api_key");
-  v.require(key, "query.api_key");
-  if (v.failed()) {
-    return v.reply();
+  const auto args = node_and_key(route, req);
+  if (args.invalid) {
+    return *args.invalid;
   }
-  if (auto refused = refused_vm_call(store_, *node_id, *key, req)) {
+  if (auto refused = refused_vm_call(store_, args.node_id, args.key, req)) {
     return *refused;
   }
   ojson vms = ojson::array();
-  for (const auto& r : store_.rows_of_node(*node_id)) {
+  for (const auto& r : store_.rows_of_node(args.node_id)) {
     vms.push_back(listed_row_body(r));
   }
   const auto n = vms.size();
-  return json_reply(200, ojson{{"vms", std::move(vms)}, {"count", n}, {"node_id", *node_id}});
+  return json_reply(200, ojson{{"vms", std::move(vms)}, {"count", n}, {"node_id", args.node_id}});
 }
 
 AdbReply AdbProtocol::put_vm(const AdbRoute& route, const WireRequest& req) {
