@@ -235,7 +235,7 @@ void HostManager::evaluate() {
       hold_until_.reset();
     } else {
       const auto primary = monitor_.target(options_.primary);
-      const bool ready = primary && primary->health.status == HealthStatus::healthy &&
+      const bool ready = primary && primary->health.recovered &&
                          primary->health.circuit == CircuitState::closed;
       if (!ready) {
         hold_until_.reset();

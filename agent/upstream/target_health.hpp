@@ -39,6 +39,10 @@ struct TargetSnapshot {
   std::optional<double> response_time_ms;  // moving average of successful calls
   std::int64_t failure_count = 0;          // decays by one on each success
   std::int64_t consecutive_failures = 0;
+  // Healthy, and HEALTHY_THRESHOLD answers in a row since its last host
+  // failure: a target that just failed is not back yet, even while too few
+  // failures have come to make it unhealthy.
+  bool recovered = false;
   std::optional<std::int64_t>
       last_seen;  // unix seconds of the last answer that was not a host failure
   std::optional<std::string> last_error;

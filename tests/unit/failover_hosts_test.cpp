@@ -156,6 +156,25 @@ TEST_CASE("hosts: a primary that fails during its hold starts the hold again") {
   CHECK(w.events.size() == 1);
 }
 
+TEST_CASE("hosts: a primary that failed once is not returned to before it answers again") {
+  World w;
+  w.random = 0.0;  // no hold: only health decides
+  w.observe(P, ok(), 2);
+  w.observe(P, refused());  // one failure: still healthy (UNHEALTHY_THRESHOLD is 3)
+  w.hosts.local_failed("timeout: timed out");
+  REQUIRE(w.hosts.preferred() == B);
+  CHECK_FALSE(w.hosts.use_local());
+  w.clock.advance(60s);
+  w.hosts.evaluate();
+  CHECK(w.hosts.preferred() == B);
+  w.observe(P, ok());  // HEALTHY_THRESHOLD is 2: one answer is not enough
+  w.hosts.evaluate();
+  CHECK(w.hosts.preferred() == B);
+  w.observe(P, ok());
+  CHECK(w.hosts.use_local());
+  CHECK(w.hosts.preferred() == P);
+}
+
 TEST_CASE("hosts: discovery adds online peers and ages them out") {
   HostOptions o = World::options();
   o.configured = {};
