@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto text = pha::fuzz::as_text(data, size);
   auto parsed = pha::parse_env_file(text, "fuzz.env");
   if (!parsed) {
-    require(parsed.error().starts_with("fuzz.env:"), "an error names the file and line");
+    require(parsed.error().message.starts_with("fuzz.env:"), "an error names the file and line");
     return 0;
   }
   std::string written;

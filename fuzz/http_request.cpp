@@ -77,7 +77,7 @@ struct World {
     c.whitelist_status = [] { return pha::WhitelistStatus{}; };
     c.whitelist_vmids = [] { return std::vector<std::int64_t>{101, 102}; };
     c.refresh_whitelist = []() -> pha::Result<pha::WhitelistStatus> {
-      return pha::Error{"AccountDB is down"};
+      return pha::Error{pha::ErrorKind::network, "AccountDB is down"};
     };
     c.owner_id = [] { return std::optional<std::int64_t>(2); };
     c.node_name = [] { return std::string("pve1"); };

@@ -26,7 +26,7 @@ class FakeSystem final : public pha::SystemAccess {
       return env_file_text_;
     }
     if (path.find("missing") != std::string::npos) {
-      return pha::Error{path + ": No such file or directory"};
+      return pha::Error{pha::ErrorKind::invalid, path + ": No such file or directory"};
     }
     return std::string("zq-file-secret-zq\n");
   }
@@ -37,7 +37,7 @@ class FakeSystem final : public pha::SystemAccess {
   }
   pha::Result<int> count_pem_certificates(const std::string& path) override {
     if (path.find("missing") != std::string::npos) {
-      return pha::Error{path + ": No such file or directory"};
+      return pha::Error{pha::ErrorKind::invalid, path + ": No such file or directory"};
     }
     return path.find("empty") != std::string::npos ? 0 : 1;
   }

@@ -21,19 +21,23 @@ std::string body_excerpt(const std::string& body) {
 }
 
 template <class T, class Parse>
-AdbCall<T> parsed(AdbResult r, Parse parse, const std::string& what) {
-  AdbCall<T> out{std::move(r), std::nullopt};
-  if (!out.result.ok()) {
-    return out;
+Result<T> parsed(const Result<std::string>& body, Parse parse, const std::string& what) {
+  if (!body) {
+    return body.error();
   }
-  auto v = parse(out.result.body);
+  auto v = parse(*body);
   if (!v) {
-    out.result.kind = FailureKind::server;
-    out.result.message = what + ": the answer is not understood: " + v.error();
-    return out;
+    return Error{ErrorKind::bad_reply,
+                 what + ": the answer is not understood: " + v.error().message};
   }
-  out.value = std::move(v.value());
-  return out;
+  return std::move(v.value());
+}
+
+Status status_of(const Result<std::string>& body) {
+  if (!body) {
+    return body.error();
+  }
+  return {};
 }
 
 }  // namespace
@@ -106,9 +110,10 @@ std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts
   return what + " on " + opts.endpoint.str() + ": " + log::mask_secrets(o.error, {opts.api_key});
 }
 
-AdbResult AccountDbClient::call(const std::string& call_id, const std::string& method,
-                                const std::string& path, const std::string& query,
-                                const std::string& body, bool idempotent, const Url* only) {
+Result<std::string> AccountDbClient::call(const std::string& call_id, const std::string& method,
+                                          const std::string& path, const std::string& query,
+                                          const std::string& body, bool idempotent,
+                                          const Url* only) {
   const auto opts = options();
   HttpRequest req;
   req.method = method;
@@ -128,59 +133,59 @@ AdbResult AccountDbClient::call(const std::string& call_id, const std::string& m
   }
   ++requests_;
   auto o = transport_(req);
-  AdbResult r{o.kind, o.status, std::move(o.body), "", id};
+  auto kind = o.kind;
   // A 404 on node_info means the node id is unknown: as bad as a wrong key.
   if (o.status == 404 && call_id == "node_info") {
-    r.kind = FailureKind::auth;
-  }
-  if (!r.ok()) {
-    o.body = r.body;
-    r.message = describe_failure(opts, call_id, method, path, o);
+    kind = FailureKind::auth;
   }
   const log::Fields fields = {{"call", call_id},
                               {"method", method},
                               {"path", path},
                               {"status", o.status},
-                              {"kind", to_string(r.kind)},
+                              {"kind", to_string(kind)},
                               {"request_id", id},
                               {"elapsed_ms", o.elapsed.count()}};
-  if (r.ok()) {
+  if (kind == FailureKind::ok) {
     log::debug("accountdb_request", "AccountDB answered", fields);
-  } else if (r.kind == FailureKind::client) {
-    log::error("accountdb_request", r.message, fields);
-  } else {
-    log::warn("accountdb_request", r.message, fields);
+    return std::move(o.body);
   }
-  return r;
+  Error e{error_kind(kind), describe_failure(opts, call_id, method, path, o), method,
+          (only != nullptr ? *only : opts.endpoint).str() + path, o.status};
+  if (kind == FailureKind::client) {
+    log::error("accountdb_request", e.message, fields);
+  } else {
+    log::warn("accountdb_request", e.message, fields);
+  }
+  return e;
 }
 
-AdbCall<AccountDbNode> AccountDbClient::node_info() {
+Result<AccountDbNode> AccountDbClient::node_info() {
   const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
   return parsed<AccountDbNode>(call("node_info", "GET", path, "", "", true), parse_node,
                                "GET " + path);
 }
 
-AdbResult AccountDbClient::check_endpoint(const Url& endpoint) {
+Status AccountDbClient::check_endpoint(const Url& endpoint) {
   const auto path = "/proxmox-nodes/agent-node/" + std::to_string(options().node_id);
-  return call("node_info", "GET", path, "", "", true, &endpoint);
+  return status_of(call("node_info", "GET", path, "", "", true, &endpoint));
 }
 
-AdbResult AccountDbClient::heartbeat() {
-  return call("heartbeat", "POST", "/proxmox-nodes/heartbeat",
-              "node_id=" + std::to_string(options().node_id), "", true);
+Status AccountDbClient::heartbeat() {
+  return status_of(call("heartbeat", "POST", "/proxmox-nodes/heartbeat",
+                        "node_id=" + std::to_string(options().node_id), "", true));
 }
 
-AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
+Result<WhitelistAnswer> AccountDbClient::whitelist() {
   const auto node = std::to_string(options().node_id);
   const auto c_path = "/vm-access/node/" + node + "/whitelist/agent";
   auto c = call("whitelist", "GET", c_path, "", "", true);
-  if (c.status != 404 && c.status != 405) {
+  if (c.ok() || (c.error().status != 404 && c.error().status != 405)) {
     return parsed<WhitelistAnswer>(
-        std::move(c),
+        c,
         [](const std::string& body) -> Result<WhitelistAnswer> {
           auto v = parse_whitelist_c(body);
           if (!v) {
-            return Error{v.error()};
+            return v.error();
           }
           return WhitelistAnswer{std::move(v.value()), "accountdb"};
         },
@@ -193,24 +198,25 @@ AdbCall<WhitelistAnswer> AccountDbClient::whitelist() {
       [](const std::string& body) -> Result<WhitelistAnswer> {
         auto v = parse_whitelist_d(body);
         if (!v) {
-          return Error{v.error()};
+          return v.error();
         }
         return WhitelistAnswer{std::move(v.value()), "accountdb-legacy"};
       },
       "GET " + d_path);
 }
 
-AdbCall<std::vector<AccountDbRow>> AccountDbClient::list_vms() {
+Result<std::vector<AccountDbRow>> AccountDbClient::list_vms() {
   const auto path = "/proxmox-nodes/agent-vms/" + std::to_string(options().node_id);
   return parsed<std::vector<AccountDbRow>>(call("list_vms", "GET", path, "", "", true), parse_rows,
                                            "GET " + path);
 }
 
-AdbResult AccountDbClient::put_vm(std::int64_t id, const nlohmann::json& body) {
+Status AccountDbClient::put_vm(std::int64_t id, const nlohmann::json& body) {
   // A create (a PUT to -vmid) inserts a row each time it lands: not idempotent.
-  return call("put_vm", "PUT", "/vms/agent/" + std::to_string(id),
-              "node_id=" + std::to_string(options().node_id),
-              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), id > 0);
+  return status_of(call("put_vm", "PUT", "/vms/agent/" + std::to_string(id),
+                        "node_id=" + std::to_string(options().node_id),
+                        body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        id > 0));
 }
 
 }  // namespace pha

@@ -29,23 +29,6 @@ struct AccountDbClientOptions {
   std::chrono::milliseconds timeout{30'000};  // ACCOUNTDB_TIMEOUT
 };
 
-// One call's outcome, with a message for operators and the server's request id.
-struct AdbResult {
-  FailureKind kind = FailureKind::network;
-  int status = 0;
-  std::string body;
-  std::string message;     // empty on success; never holds the key
-  std::string request_id;  // the X-Request-ID sent
-  bool ok() const { return kind == FailureKind::ok; }
-};
-
-template <class T>
-struct AdbCall {
-  AdbResult result;
-  std::optional<T> value;  // set when result.ok() and the body was understood
-  bool ok() const { return result.ok() && value.has_value(); }
-};
-
 struct WhitelistAnswer {
   std::set<std::int64_t> vmids;
   std::string source;  // "accountdb" (whitelist) or "accountdb-legacy" (whitelist_legacy)
@@ -56,15 +39,17 @@ class AccountDbClient {
   AccountDbClient(AccountDbClientOptions options, Transport transport,
                   std::function<std::string()> request_id = {});
 
-  AdbCall<AccountDbNode> node_info();
+  // Each call's error says what failed for an operator (never the key); its
+  // url is the endpoint and path, without the query that holds the key.
+  Result<AccountDbNode> node_info();
   // The recovery check of docs/failover.md "AccountDB endpoints": node_info on one endpoint only,
   // one attempt, outside the retry budget.
-  AdbResult check_endpoint(const Url& endpoint);
-  AdbResult heartbeat();
-  AdbCall<WhitelistAnswer> whitelist();  // or whitelist_legacy on an older server
-  AdbCall<std::vector<AccountDbRow>> list_vms();
+  Status check_endpoint(const Url& endpoint);
+  Status heartbeat();
+  Result<WhitelistAnswer> whitelist();  // or whitelist_legacy on an older server
+  Result<std::vector<AccountDbRow>> list_vms();
   // PUT /vms/agent/{id}; a create (negative id) is not idempotent.
-  AdbResult put_vm(std::int64_t id, const nlohmann::json& body);
+  Status put_vm(std::int64_t id, const nlohmann::json& body);
 
   AccountDbClientOptions options() const;
   // SIGHUP: a fixed key or another endpoint applies from the next request on.
@@ -73,9 +58,10 @@ class AccountDbClient {
   std::uint64_t requests() const { return requests_.load(); }
 
  private:
-  AdbResult call(const std::string& call_id, const std::string& method, const std::string& path,
-                 const std::string& query, const std::string& body, bool idempotent,
-                 const Url* only = nullptr);
+  // The body of a 2xx answer, or the error.
+  Result<std::string> call(const std::string& call_id, const std::string& method,
+                           const std::string& path, const std::string& query,
+                           const std::string& body, bool idempotent, const Url* only = nullptr);
   std::string describe_failure(const AccountDbClientOptions& opts, const std::string& call_id,
                                const std::string& method, const std::string& path,
                                const HttpOutcome& o) const;

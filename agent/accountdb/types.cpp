@@ -14,7 +14,7 @@ using nlohmann::json;
 Result<json> parse_json(std::string_view body) {
   auto doc = json::parse(body.begin(), body.end(), nullptr, false);
   if (doc.is_discarded()) {
-    return Error{"the body is not JSON"};
+    return Error{ErrorKind::bad_reply, "the body is not JSON"};
   }
   return doc;
 }
@@ -54,12 +54,13 @@ std::optional<std::string> opt_string(const json& o, const char* key) {
 
 Result<std::set<std::int64_t>> vmid_set(const json& arr) {
   if (!arr.is_array()) {
-    return Error{"the whitelist is not a list"};
+    return Error{ErrorKind::bad_reply, "the whitelist is not a list"};
   }
   std::set<std::int64_t> out;
   for (const auto& v : arr) {
     if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
-      return Error{"the whitelist holds a value that is not a VMID: " + v.dump()};
+      return Error{ErrorKind::bad_reply,
+                   "the whitelist holds a value that is not a VMID: " + v.dump()};
     }
     out.insert(v.get<std::int64_t>());
   }
@@ -71,10 +72,10 @@ Result<std::set<std::int64_t>> vmid_set(const json& arr) {
 Result<AccountDbNode> parse_node(std::string_view body) {
   auto doc = parse_json(body);
   if (!doc) {
-    return Error{doc.error()};
+    return doc.error();
   }
   if (!doc->is_object() || !opt_int(*doc, "id")) {
-    return Error{"the node object has no \"id\""};
+    return Error{ErrorKind::bad_reply, "the node object has no \"id\""};
   }
   AccountDbNode n;
   n.id = *opt_int(*doc, "id");
@@ -93,7 +94,7 @@ Result<AccountDbNode> parse_node(std::string_view body) {
 Result<std::set<std::int64_t>> parse_whitelist_c(std::string_view body) {
   auto doc = parse_json(body);
   if (!doc) {
-    return Error{doc.error()};
+    return doc.error();
   }
   return vmid_set(*doc);
 }
@@ -101,14 +102,15 @@ Result<std::set<std::int64_t>> parse_whitelist_c(std::string_view body) {
 Result<std::set<std::int64_t>> parse_whitelist_d(std::string_view body) {
   auto doc = parse_json(body);
   if (!doc) {
-    return Error{doc.error()};
+    return doc.error();
   }
   if (!doc->is_object() || !doc->contains("vmids")) {
-    return Error{"the answer has no \"vmids\""};
+    return Error{ErrorKind::bad_reply, "the answer has no \"vmids\""};
   }
   if (doc->contains("success") && (*doc)["success"].is_boolean() &&
       !(*doc)["success"].get<bool>()) {
-    return Error{"the server says it failed: " + opt_string(*doc, "message").value_or("")};
+    return Error{ErrorKind::bad_reply,
+                 "the server says it failed: " + opt_string(*doc, "message").value_or("")};
   }
   return vmid_set((*doc)["vmids"]);
 }
@@ -116,22 +118,24 @@ Result<std::set<std::int64_t>> parse_whitelist_d(std::string_view body) {
 Result<std::vector<AccountDbRow>> parse_rows(std::string_view body) {
   auto doc = parse_json(body);
   if (!doc) {
-    return Error{doc.error()};
+    return doc.error();
   }
   if (!doc->is_object() || !doc->contains("vms") || !(*doc)["vms"].is_array()) {
-    return Error{"the answer has no \"vms\" list"};
+    return Error{ErrorKind::bad_reply, "the answer has no \"vms\" list"};
   }
   std::vector<AccountDbRow> rows;
   for (const auto& r : (*doc)["vms"]) {
     if (!r.is_object() || !opt_int(r, "id") || !opt_int(r, "vmid")) {
-      return Error{"a row has no \"id\" or \"vmid\": " + r.dump().substr(0, 120)};
+      return Error{ErrorKind::bad_reply,
+                   "a row has no \"id\" or \"vmid\": " + r.dump().substr(0, 120)};
     }
     AccountDbRow row;
     row.id = *opt_int(r, "id");
     // Ids are positive serials; the agent's creates go to the negative VMID,
     // so an update to a row id <= 0 would be sent as a create.
     if (row.id <= 0) {
-      return Error{"a row's \"id\" is not a positive serial: " + r.dump().substr(0, 120)};
+      return Error{ErrorKind::bad_reply,
+                   "a row's \"id\" is not a positive serial: " + r.dump().substr(0, 120)};
     }
     row.vmid = *opt_int(r, "vmid");
     row.name = opt_string(r, "name").value_or("");

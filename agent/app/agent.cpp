@@ -288,7 +288,7 @@ int Agent::run() {
   server = std::make_unique<http::Server>(
       server_options(s), [&api](const http::Request& r) { return api.dispatch(r); });
   if (auto started = server->start(); !started) {
-    log::error("http_failed", "cannot start the HTTP API: " + started.error());
+    log::error("http_failed", "cannot start the HTTP API: " + started.error().message);
     return 1;
   }
   log::info("http_listening", "the HTTP API is listening",

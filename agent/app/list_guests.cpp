@@ -7,17 +7,18 @@
 
 namespace pha {
 
-nlohmann::json guest_read_report(const GuestRead& read) {
-  if (!read.ok) {
+nlohmann::json guest_read_report(const Result<GuestRead>& result, std::uint64_t requests) {
+  if (!result) {
     return {{"status", "error"},
-            {"kind", to_string(read.kind)},
-            {"message", read.error},
-            {"requests", read.requests}};
+            {"kind", to_string(result.error().kind)},
+            {"message", result.error().message},
+            {"requests", requests}};
   }
+  const auto& read = *result;
   auto guests = guests_json(read.guests);
   nlohmann::json report = {{"status", "ok"},
                            {"node", read.node},
-                           {"source", read.source},
+                           {"source", to_string(read.source)},
                            {"complete", read.complete},
                            {"count", read.guests.size()},
                            {"requests", read.requests},
@@ -35,17 +36,18 @@ int run_list_guests(const Settings& settings) {
   Interrupt interrupt;
   ProxmoxUpstream upstream(settings, clock, interrupt);
   const auto read = upstream.client().read_guests();
-  if (read.ok) {
+  if (read) {
     log::info("guests_read", "read the node's guests",
-              {{"node", read.node}, {"count", read.guests.size()}, {"requests", read.requests}});
-    if (!read.hint.empty()) {
-      log::warn("guests_hint", read.hint);
+              {{"node", read->node}, {"count", read->guests.size()}, {"requests", read->requests}});
+    if (!read->hint.empty()) {
+      log::warn("guests_hint", read->hint);
     }
   } else {
-    log::error("guests_read_failed", read.error, {{"kind", to_string(read.kind)}});
+    log::error("guests_read_failed", read.error().message,
+               {{"kind", to_string(read.error().kind)}});
   }
-  std::puts(guest_read_report(read).dump(2).c_str());
-  return read.ok ? 0 : 1;
+  std::puts(guest_read_report(read, upstream.client().requests()).dump(2).c_str());
+  return read ? 0 : 1;
 }
 
 }  // namespace pha

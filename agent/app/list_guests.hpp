@@ -11,8 +11,9 @@ namespace pha {
 
 // The report of one read: {"node", "source", "complete", "count", "requests",
 // "elapsed_ms", "guests": [AccountDB fields + "type"], "rejected", "hint"}, or
-// {"status": "error", "kind", "message", "requests"} when the read failed.
-nlohmann::json guest_read_report(const GuestRead& read);
+// {"status": "error", "kind", "message", "requests"} when the read failed
+// (`requests`: what the client sent for it).
+nlohmann::json guest_read_report(const Result<GuestRead>& read, std::uint64_t requests);
 
 // Runs the mode; returns the exit code (0, or 1 when the read failed).
 int run_list_guests(const Settings& settings);

@@ -24,10 +24,10 @@ Result<std::string> parse_value(std::string_view v) {
   if (v.front() == '\'') {
     const auto close = v.find('\'', 1);
     if (close == std::string_view::npos) {
-      return Error{"unterminated single quote"};
+      return Error{ErrorKind::invalid, "unterminated single quote"};
     }
     if (!only_comment_left(v.substr(close + 1))) {
-      return Error{"unexpected text after the closing quote"};
+      return Error{ErrorKind::invalid, "unexpected text after the closing quote"};
     }
     return std::string(v.substr(1, close - 1));
   }
@@ -37,7 +37,7 @@ Result<std::string> parse_value(std::string_view v) {
       const char c = v[i];
       if (c == '"') {
         if (!only_comment_left(v.substr(i + 1))) {
-          return Error{"unexpected text after the closing quote"};
+          return Error{ErrorKind::invalid, "unexpected text after the closing quote"};
         }
         return out;
       }
@@ -56,7 +56,7 @@ Result<std::string> parse_value(std::string_view v) {
       }
       out += c;
     }
-    return Error{"unterminated double quote"};
+    return Error{ErrorKind::invalid, "unterminated double quote"};
   }
   // Unquoted: an inline comment starts at a '#' that follows a blank.
   for (std::size_t i = 1; i < v.size(); ++i) {
@@ -96,17 +96,18 @@ Result<EnvFile> parse_env_file(std::string_view text, std::string_view path) {
     }
     const auto eq = line.find('=');
     if (eq == std::string_view::npos) {
-      return Error{where + "expected KEY=value"};
+      return Error{ErrorKind::invalid, where + "expected KEY=value"};
     }
     const auto key = trim(line.substr(0, eq));
     if (key.empty() || !is_key_start(key.front()) ||
         key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
             std::string_view::npos) {
-      return Error{where + "'" + std::string(key) + "' is not a valid key (letters, digits and _)"};
+      return Error{ErrorKind::invalid,
+                   where + "'" + std::string(key) + "' is not a valid key (letters, digits and _)"};
     }
     auto value = parse_value(line.substr(eq + 1));
     if (!value) {
-      return Error{where + value.error()};
+      return Error{ErrorKind::invalid, where + value.error().message};
     }
     auto [it, inserted] = file.entries.try_emplace(std::string(key), EnvEntry{*value, line_no});
     if (!inserted) {

@@ -99,7 +99,8 @@ Result<std::vector<std::string>> list_drop_ins(std::string_view env_file, System
   const auto dir = drop_in_dir(env_file);
   auto listing = access.list_dir(dir);
   if (!listing) {
-    return Error{dir + ": cannot read the drop-in directory: " + listing.error()};
+    return Error{ErrorKind::invalid,
+                 dir + ": cannot read the drop-in directory: " + listing.error().message};
   }
   std::vector<std::string> names;
   for (const auto& entry : listing->entries) {
@@ -143,12 +144,12 @@ std::variant<std::vector<EnvFile>, ConfigErrors> read_env_files(const std::strin
   auto read = [&](const std::string& file, const std::string& label) {
     auto text = access.read_file(file);
     if (!text) {
-      errors.errors.push_back(label + ": cannot read it: " + text.error());
+      errors.errors.push_back(label + ": cannot read it: " + text.error().message);
       return;
     }
     auto parsed = parse_env_file(*text, file);
     if (!parsed) {
-      errors.errors.push_back(parsed.error());
+      errors.errors.push_back(parsed.error().message);
       return;
     }
     files.push_back(std::move(parsed.value()));
@@ -157,7 +158,7 @@ std::variant<std::vector<EnvFile>, ConfigErrors> read_env_files(const std::strin
   // Read even when the env file failed: every broken file is reported at once.
   auto drop_ins = list_drop_ins(path, access);
   if (!drop_ins) {
-    errors.errors.push_back(drop_ins.error());
+    errors.errors.push_back(drop_ins.error().message);
   } else {
     for (const auto& file : *drop_ins) {
       read(file, file);

@@ -17,7 +17,7 @@ constexpr int kProxmoxPort = 8006;
 std::string allowed_text(const SettingSpec& spec);
 
 Error not_allowed(const SettingSpec& spec) {
-  return Error{"expected " + allowed_text(spec)};
+  return Error{ErrorKind::invalid, "expected " + allowed_text(spec)};
 }
 
 template <auto Member>
@@ -62,7 +62,7 @@ Result<std::string> apply_text(const SettingSpec&, std::string_view raw, Setting
 template <auto Member>
 Result<std::string> apply_path(const SettingSpec&, std::string_view raw, Settings& out) {
   if (raw.find('\n') != std::string_view::npos) {
-    return Error{"expected a file path on one line"};
+    return Error{ErrorKind::invalid, "expected a file path on one line"};
   }
   out.*Member = std::string(raw);
   return std::string(raw);
@@ -80,7 +80,8 @@ std::optional<std::string> match_choice(const SettingSpec& spec, std::string_vie
 Result<std::string> apply_proxmox_host(const SettingSpec&, std::string_view raw, Settings& out) {
   auto url = parse_url(raw, {"https", kProxmoxPort});
   if (!url) {
-    return Error{"expected a URL or host[:port]; this one " + url.error()};
+    return Error{ErrorKind::invalid,
+                 "expected a URL or host[:port]; this one " + url.error().message};
   }
   out.proxmox_host = *url;
   return url->str();
@@ -92,11 +93,12 @@ Result<std::string> apply_proxmox_hosts(const SettingSpec&, std::string_view raw
   for (const auto& item : split_list(raw)) {
     auto url = parse_url(item, {"https", kProxmoxPort});
     if (!url) {
-      return Error{"expected comma-separated URLs or host[:port]; '" + item + "' " + url.error()};
+      return Error{ErrorKind::invalid, "expected comma-separated URLs or host[:port]; '" + item +
+                                           "' " + url.error().message};
     }
     if (std::find(out.proxmox_hosts.begin(), out.proxmox_hosts.end(), *url) !=
         out.proxmox_hosts.end()) {
-      return Error{"lists " + url->str() + " twice"};
+      return Error{ErrorKind::invalid, "lists " + url->str() + " twice"};
     }
     out.proxmox_hosts.push_back(*url);
     normal += (normal.empty() ? "" : ",") + url->str();
@@ -143,7 +145,8 @@ Result<std::string> apply_fingerprints(const SettingSpec& spec, std::string_view
       ok = (i % 3 == 2) ? item[i] == ':' : std::isxdigit(static_cast<unsigned char>(item[i])) != 0;
     }
     if (!ok) {
-      return Error{"'" + item + "' is not a SHA-256 fingerprint; " + std::string(spec.allowed)};
+      return Error{ErrorKind::invalid,
+                   "'" + item + "' is not a SHA-256 fingerprint; " + std::string(spec.allowed)};
     }
     std::string upper = item;
     std::transform(upper.begin(), upper.end(), upper.begin(), [](char c) {
@@ -165,13 +168,13 @@ Result<std::string> apply_webhook_urls(const SettingSpec&, std::string_view raw,
     const auto query = item.find('?');
     auto url = parse_url(std::string_view(item).substr(0, query), {});
     if (!url) {
-      return Error{"expected comma-separated http or https URLs; " + url_display(item) + " " +
-                   url.error()};
+      return Error{ErrorKind::invalid, "expected comma-separated http or https URLs; " +
+                                           url_display(item) + " " + url.error().message};
     }
     auto full = url->str() + (query == std::string::npos ? "" : item.substr(query));
     if (std::find(out.webhook_urls.begin(), out.webhook_urls.end(), full) !=
         out.webhook_urls.end()) {
-      return Error{"lists " + url_display(full) + " twice"};
+      return Error{ErrorKind::invalid, "lists " + url_display(full) + " twice"};
     }
     normal += (normal.empty() ? "" : ",") + url_display(full);
     out.webhook_urls.push_back(std::move(full));
@@ -194,12 +197,13 @@ Result<std::string> apply_webhook_events(const SettingSpec& spec, std::string_vi
     const auto known = std::find_if(kWebhookEventNames.begin(), kWebhookEventNames.end(),
                                     [&](std::string_view n) { return iequals(n, item); });
     if (known == kWebhookEventNames.end()) {
-      return Error{"'" + item + "' is not an event; expected " + std::string(spec.allowed)};
+      return Error{ErrorKind::invalid,
+                   "'" + item + "' is not an event; expected " + std::string(spec.allowed)};
     }
     chosen.insert(std::string(*known));
   }
   if (chosen.empty()) {
-    return Error{"names no event; leave WEBHOOK_URLS empty to send none"};
+    return Error{ErrorKind::invalid, "names no event; leave WEBHOOK_URLS empty to send none"};
   }
   out.webhook_events.clear();
   std::string normal;
@@ -261,8 +265,8 @@ Result<std::string> apply_endpoints(const SettingSpec&, std::string_view raw, Se
     auto parts = split_list(item, ';');
     auto url = parse_url(parts.front(), {"", 0});
     if (!url) {
-      return Error{"expected URL[;priority=N][;weight=W], comma-separated; '" + parts.front() +
-                   "' " + url.error()};
+      return Error{ErrorKind::invalid, "expected URL[;priority=N][;weight=W], comma-separated; '" +
+                                           parts.front() + "' " + url.error().message};
     }
     AccountDbEndpoint ep{*url, 1, 1};
     std::set<std::string> seen;
@@ -273,26 +277,28 @@ Result<std::string> apply_endpoints(const SettingSpec&, std::string_view raw, Se
                                                  : trim(std::string_view(parts[i]).substr(eq + 1));
       const auto n = parse_int(value);
       if (!seen.insert(key).second) {
-        return Error{"endpoint " + url->str() + " sets '" + key + "' twice"};
+        return Error{ErrorKind::invalid, "endpoint " + url->str() + " sets '" + key + "' twice"};
       }
       if (key == "priority") {
         if (!n || *n < 0 || *n > 1000) {
-          return Error{"endpoint " + url->str() + ": priority must be an integer from 0 to 1000"};
+          return Error{ErrorKind::invalid,
+                       "endpoint " + url->str() + ": priority must be an integer from 0 to 1000"};
         }
         ep.priority = static_cast<int>(*n);
       } else if (key == "weight") {
         if (!n || *n < 0 || *n > 256) {
-          return Error{"endpoint " + url->str() + ": weight must be an integer from 0 to 256"};
+          return Error{ErrorKind::invalid,
+                       "endpoint " + url->str() + ": weight must be an integer from 0 to 256"};
         }
         ep.weight = static_cast<int>(*n);
       } else {
-        return Error{"endpoint " + url->str() + ": unknown parameter '" + key +
-                     "' (allowed: priority, weight)"};
+        return Error{ErrorKind::invalid, "endpoint " + url->str() + ": unknown parameter '" + key +
+                                             "' (allowed: priority, weight)"};
       }
     }
     for (const auto& other : out.accountdb_endpoints) {
       if (other.url == ep.url) {
-        return Error{"lists " + ep.url.str() + " twice"};
+        return Error{ErrorKind::invalid, "lists " + ep.url.str() + " twice"};
       }
     }
     out.accountdb_endpoints.push_back(ep);
@@ -303,7 +309,7 @@ Result<std::string> apply_endpoints(const SettingSpec&, std::string_view raw, Se
               ";weight=" + std::to_string(ep.weight);
   }
   if (out.accountdb_endpoints.empty() && !trim(raw).empty()) {
-    return Error{"lists no endpoint"};
+    return Error{ErrorKind::invalid, "lists no endpoint"};
   }
   return normal;
 }
@@ -553,7 +559,7 @@ const std::array kTable = {
 
 Result<std::string> apply_secret(const SettingSpec& spec, std::string_view raw, Settings& out) {
   if (raw.find_first_of("\r\n") != std::string_view::npos) {
-    return Error{"must be a single line"};
+    return Error{ErrorKind::invalid, "must be a single line"};
   }
   std::string* target = nullptr;
   if (spec.env == "PROXMOX_PASSWORD") {
@@ -568,7 +574,7 @@ Result<std::string> apply_secret(const SettingSpec& spec, std::string_view raw, 
     target = &out.webhook_token;
   }
   if (target == nullptr) {
-    return Error{"is not a known secret"};
+    return Error{ErrorKind::invalid, "is not a known secret"};
   }
   *target = std::string(raw);
   return std::string(raw);

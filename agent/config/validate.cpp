@@ -71,7 +71,7 @@ class Validator {
   void apply(const SettingSpec& spec, const std::string& raw, const Origin& origin) {
     auto normal = spec.apply(spec, raw, out_.settings);
     if (!normal) {
-      error(spec.env, shown(spec, raw), origin, normal.error());
+      error(spec.env, shown(spec, raw), origin, normal.error().message);
       return;
     }
     out_.effective[std::string(spec.env)] = EffectiveValue{*normal, &spec, spec.secret, origin};
@@ -104,7 +104,8 @@ class Validator {
     out_.effective[file_key] = EffectiveValue{file->text, nullptr, false, file->origin};
     auto content = access_.read_file(file->text);
     if (!content) {
-      error(file_key, file->text, file->origin, "cannot read the secret: " + content.error());
+      error(file_key, file->text, file->origin,
+            "cannot read the secret: " + content.error().message);
       return;
     }
     // A trailing newline is how editors and `echo` write files, not part of the secret.
@@ -118,7 +119,7 @@ class Validator {
     }
     auto normal = spec.apply(spec, secret, out_.settings);
     if (!normal) {
-      error(file_key, file->text, file->origin, "the secret in it " + normal.error());
+      error(file_key, file->text, file->origin, "the secret in it " + normal.error().message);
       return;
     }
     out_.effective[std::string(spec.env)] = EffectiveValue{*normal, &spec, true, file->origin};
@@ -249,7 +250,7 @@ class Validator {
     if (key) {
       auto ok = access_.has_pem_private_key(path);
       if (!ok) {
-        error(name, path, origin, "cannot read it: " + ok.error());
+        error(name, path, origin, "cannot read it: " + ok.error().message);
       } else if (!*ok) {
         error(name, path, origin, "holds no PEM private key");
       }
@@ -257,7 +258,7 @@ class Validator {
     }
     auto count = access_.count_pem_certificates(path);
     if (!count) {
-      error(name, path, origin, "cannot read it: " + count.error());
+      error(name, path, origin, "cannot read it: " + count.error().message);
     } else if (*count == 0) {
       error(name, path, origin, "holds no PEM certificate");
     }

@@ -40,7 +40,7 @@ std::string Url::str() const {
 Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
   text = trim(text);
   if (text.empty()) {
-    return Error{"is empty"};
+    return Error{ErrorKind::invalid, "is empty"};
   }
   Url url;
   const auto scheme_end = text.find("://");
@@ -50,64 +50,67 @@ Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
   } else if (!defaults.scheme.empty()) {
     url.scheme = std::string(defaults.scheme);
   } else {
-    return Error{"needs a scheme (http:// or https://)"};
+    return Error{ErrorKind::invalid, "needs a scheme (http:// or https://)"};
   }
   if (url.scheme != "http" && url.scheme != "https") {
-    return Error{"has scheme '" + url.scheme + "'; only http and https are allowed"};
+    return Error{ErrorKind::invalid,
+                 "has scheme '" + url.scheme + "'; only http and https are allowed"};
   }
   if (text.find_first_of("?#") != std::string_view::npos) {
-    return Error{"must not have a query or fragment"};
+    return Error{ErrorKind::invalid, "must not have a query or fragment"};
   }
   const auto path_start = text.find('/');
   std::string_view authority = text.substr(0, path_start);
   std::string_view path = path_start == std::string_view::npos ? "" : text.substr(path_start);
   if (authority.find('@') != std::string_view::npos) {
-    return Error{"must not contain user info (user@host)"};
+    return Error{ErrorKind::invalid, "must not contain user info (user@host)"};
   }
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
     if (close == std::string_view::npos) {
-      return Error{"has an unterminated IPv6 literal"};
+      return Error{ErrorKind::invalid, "has an unterminated IPv6 literal"};
     }
     url.host = std::string(authority.substr(1, close - 1));
     if (!is_ipv6(url.host)) {
-      return Error{"has an invalid IPv6 literal '" + url.host + "'"};
+      return Error{ErrorKind::invalid, "has an invalid IPv6 literal '" + url.host + "'"};
     }
     const auto rest = authority.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') {
-        return Error{"has junk after the IPv6 literal"};
+        return Error{ErrorKind::invalid, "has junk after the IPv6 literal"};
       }
       port_text = rest.substr(1);
       if (port_text.empty()) {
-        return Error{"has an empty port"};
+        return Error{ErrorKind::invalid, "has an empty port"};
       }
     }
   } else {
     const auto colon = authority.rfind(':');
     if (colon != std::string_view::npos) {
       if (authority.find(':') != colon) {
-        return Error{"has an IPv6 address without brackets (write [addr]:port)"};
+        return Error{ErrorKind::invalid,
+                     "has an IPv6 address without brackets (write [addr]:port)"};
       }
       port_text = authority.substr(colon + 1);
       authority = authority.substr(0, colon);
       if (port_text.empty()) {
-        return Error{"has an empty port"};
+        return Error{ErrorKind::invalid, "has an empty port"};
       }
     }
     url.host = std::string(authority);
     if (url.host.empty()) {
-      return Error{"has no host"};
+      return Error{ErrorKind::invalid, "has no host"};
     }
     if (!std::all_of(url.host.begin(), url.host.end(), is_host_char)) {
-      return Error{"has an invalid host name '" + url.host + "'"};
+      return Error{ErrorKind::invalid, "has an invalid host name '" + url.host + "'"};
     }
   }
   if (!port_text.empty()) {
     const auto port = parse_int(port_text);
     if (!port || *port < 1 || *port > 65535) {
-      return Error{"has an invalid port '" + std::string(port_text) + "' (1-65535)"};
+      return Error{ErrorKind::invalid,
+                   "has an invalid port '" + std::string(port_text) + "' (1-65535)"};
     }
     url.port = static_cast<int>(*port);
   } else if (defaults.port != 0) {

@@ -513,8 +513,9 @@ Response Api::whitelist_refresh() const {
   auto r = ctx_.refresh_whitelist();
   const auto now = ctx_.clock->unix_now();
   if (!r) {
-    return json_response(
-        502, {{"error", "whitelist_refresh_failed"}, {"message", r.error()}, {"timestamp", now}});
+    return json_response(502, {{"error", "whitelist_refresh_failed"},
+                               {"message", r.error().message},
+                               {"timestamp", now}});
   }
   return json_response(200, {{"status", "whitelist_refreshed"},
                              {"timestamp", now},

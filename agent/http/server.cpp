@@ -482,8 +482,8 @@ Result<bool> Server::Impl::setup_tls() {
   for (const auto& [what, path] : {std::pair{"certificate", &cert}, std::pair{"key", &key}}) {
     std::FILE* f = std::fopen(path->c_str(), "r");
     if (f == nullptr) {
-      return Error{std::string("cannot use TLS ") + what + " file " + *path + ": " +
-                   std::error_code(errno, std::generic_category()).message()};
+      return Error{ErrorKind::io, std::string("cannot use TLS ") + what + " file " + *path + ": " +
+                                      std::error_code(errno, std::generic_category()).message()};
     }
     std::fclose(f);
   }
@@ -496,11 +496,12 @@ Result<bool> Server::Impl::setup_tls() {
 #endif
   SSL_CTX_set_options(ctx, flags);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  const auto mismatch = Error{"TLS key file " + key + " does not match the certificate in " + cert};
+  const auto mismatch =
+      Error{ErrorKind::io, "TLS key file " + key + " does not match the certificate in " + cert};
   error_code ec;
   ssl_ctx->use_certificate_chain_file(cert, ec);
   if (ec) {
-    return Error{"cannot use TLS certificate file " + cert + ": " + ec.message()};
+    return Error{ErrorKind::io, "cannot use TLS certificate file " + cert + ": " + ec.message()};
   }
   ssl_ctx->use_private_key_file(key, ssl::context::pem, ec);
   // OpenSSL checks the key against the certificate as it loads it.
@@ -508,7 +509,7 @@ Result<bool> Server::Impl::setup_tls() {
     return mismatch;
   }
   if (ec) {
-    return Error{"cannot use TLS key file " + key + ": " + ec.message()};
+    return Error{ErrorKind::io, "cannot use TLS key file " + key + ": " + ec.message()};
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
@@ -524,12 +525,12 @@ Result<bool> Server::Impl::listen() {
   }
   const std::string where = "cannot listen on " + host_port(address, options.port);
   if (options.port < 0 || options.port > 65535) {
-    return Error{where + ": the port is out of range"};
+    return Error{ErrorKind::io, where + ": the port is out of range"};
   }
   error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) {
-    return Error{where + ": not an IPv4 or IPv6 address"};
+    return Error{ErrorKind::io, where + ": not an IPv4 or IPv6 address"};
   }
   const tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(options.port));
   acceptor.open(endpoint.protocol(), ec);
@@ -548,7 +549,7 @@ Result<bool> Server::Impl::listen() {
   if (ec) {
     error_code ignored;
     acceptor.close(ignored);
-    return Error{where + ": " + ec.message()};
+    return Error{ErrorKind::io, where + ": " + ec.message()};
   }
   bound_port = acceptor.local_endpoint(ec).port();
   log::debug("http_server_listening", "HTTP API listening on " + host_port(address, bound_port),
@@ -559,10 +560,10 @@ Result<bool> Server::Impl::listen() {
 Result<bool> Server::Impl::start() {
   std::lock_guard lock(stop_mutex);
   if (started) {
-    return Error{"the HTTP server was already started"};
+    return Error{ErrorKind::io, "the HTTP server was already started"};
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    return Error{"TLS needs both a certificate file and a key file"};
+    return Error{ErrorKind::io, "TLS needs both a certificate file and a key file"};
   }
   if (!options.tls_cert_file.empty()) {
     if (auto r = setup_tls(); !r) {

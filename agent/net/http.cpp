@@ -4,6 +4,32 @@
 
 namespace pha {
 
+ErrorKind error_kind(FailureKind k) {
+  switch (k) {
+    case FailureKind::ok:
+    case FailureKind::network:
+      return ErrorKind::network;
+    case FailureKind::timeout:
+      return ErrorKind::timeout;
+    case FailureKind::tls:
+      return ErrorKind::tls;
+    case FailureKind::server:
+      return ErrorKind::server;
+    case FailureKind::rate_limited:
+      return ErrorKind::rate_limited;
+    case FailureKind::auth:
+      return ErrorKind::auth;
+    case FailureKind::client:
+      return ErrorKind::client;
+  }
+  return ErrorKind::network;
+}
+
+bool is_host_failure(ErrorKind k) {
+  return k == ErrorKind::network || k == ErrorKind::timeout || k == ErrorKind::tls ||
+         k == ErrorKind::server || k == ErrorKind::bad_reply;
+}
+
 std::string_view to_string(FailureKind k) {
   switch (k) {
     case FailureKind::ok:

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "agent/core/result.hpp"
+
 namespace pha {
 
 enum class FailureKind { ok, network, timeout, tls, server, rate_limited, auth, client };
@@ -25,6 +27,12 @@ bool is_retryable(FailureKind k);
 // auth, 429 rate_limited, 5xx (and Proxmox's 595/596) server, 501 and other
 // 4xx client. (A 501 is Proxmox's "no such method": an API error.)
 FailureKind classify_status(int status);
+// The error kind of a failed exchange (not ok): the same name.
+ErrorKind error_kind(FailureKind k);
+// An error that counts against the host that answered: a host failure, or
+// an answer that is not what the protocol says (a host serving garbage is
+// as good as down for the caller).
+bool is_host_failure(ErrorKind k);
 
 struct HttpRequest {
   std::string method = "GET";

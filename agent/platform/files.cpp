@@ -56,15 +56,15 @@ void remove_stale_temp_files(const std::string& dir, const std::string& path) {
 Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Error{errno_text(errno)};
+    return Error{errno == ENOENT ? ErrorKind::not_found : ErrorKind::io, errno_text(errno)};
   }
   FdCloser closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    return Error{errno_text(errno)};
+    return Error{ErrorKind::io, errno_text(errno)};
   }
   if (S_ISDIR(st.st_mode)) {
-    return Error{"is a directory"};
+    return Error{ErrorKind::io, "is a directory"};
   }
   std::string out;
   char buf[8192];
@@ -74,27 +74,27 @@ Result<std::string> read_text_file(const std::string& path, std::size_t max_byte
       if (errno == EINTR) {
         continue;
       }
-      return Error{errno_text(errno)};
+      return Error{ErrorKind::io, errno_text(errno)};
     }
     if (n == 0) {
       break;
     }
     out.append(buf, static_cast<std::size_t>(n));
     if (out.size() > max_bytes) {
-      return Error{"larger than " + std::to_string(max_bytes) + " bytes"};
+      return Error{ErrorKind::io, "larger than " + std::to_string(max_bytes) + " bytes"};
     }
   }
   return out;
 }
 
-Result<bool> write_file_atomic(const std::string& path, std::string_view content) {
+Status write_file_atomic(const std::string& path, std::string_view content) {
   const auto slash = path.rfind('/');
   const std::string dir =
       slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return Error{"cannot create " + tmp + ": " + errno_text(errno)};
+    return Error{ErrorKind::io, "cannot create " + tmp + ": " + errno_text(errno)};
   }
   std::size_t done = 0;
   while (done < content.size()) {
@@ -106,19 +106,19 @@ Result<bool> write_file_atomic(const std::string& path, std::string_view content
       const auto err = errno_text(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
-      return Error{"cannot write " + tmp + ": " + err};
+      return Error{ErrorKind::io, "cannot write " + tmp + ": " + err};
     }
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const auto err = errno_text(errno);
     ::unlink(tmp.c_str());
-    return Error{"cannot flush " + tmp + ": " + err};
+    return Error{ErrorKind::io, "cannot flush " + tmp + ": " + err};
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const auto err = errno_text(errno);
     ::unlink(tmp.c_str());
-    return Error{"cannot rename " + tmp + " to " + path + ": " + err};
+    return Error{ErrorKind::io, "cannot rename " + tmp + " to " + path + ": " + err};
   }
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -126,7 +126,7 @@ Result<bool> write_file_atomic(const std::string& path, std::string_view content
     ::close(dfd);
   }
   remove_stale_temp_files(dir, path);
-  return true;
+  return {};
 }
 
 Result<std::string> RealSystemAccess::read_file(const std::string& path) {
@@ -150,7 +150,7 @@ Result<DirListing> RealSystemAccess::list_dir(const std::string& path) {
     listing.entries.push_back({it->path().filename().string(), type_ec || fs::is_regular_file(st)});
   }
   if (ec) {
-    return Error{ec.message()};
+    return Error{ErrorKind::io, ec.message()};
   }
   listing.exists = true;
   return listing;
@@ -165,7 +165,7 @@ bool RealSystemAccess::is_writable_dir(const std::string& path) {
 Result<int> RealSystemAccess::count_pem_certificates(const std::string& path) {
   auto text = read_text_file(path, 16 << 20);
   if (!text) {
-    return Error{text.error()};
+    return text.error();
   }
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), &BIO_free);
@@ -181,7 +181,7 @@ Result<int> RealSystemAccess::count_pem_certificates(const std::string& path) {
 Result<bool> RealSystemAccess::has_pem_private_key(const std::string& path) {
   auto text = read_text_file(path);
   if (!text) {
-    return Error{text.error()};
+    return text.error();
   }
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), &BIO_free);

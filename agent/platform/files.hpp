@@ -16,7 +16,7 @@ Result<std::string> read_text_file(const std::string& path, std::size_t max_byte
 // the new one: a temporary file in the same directory, fsync, rename, fsync of
 // the directory. Temporary files that earlier writers of `path` left when they
 // died before their rename are removed.
-Result<bool> write_file_atomic(const std::string& path, std::string_view content);
+Status write_file_atomic(const std::string& path, std::string_view content);
 
 class RealSystemAccess final : public SystemAccess {
  public:

@@ -78,7 +78,7 @@ void ReloadRecorder::write(const ReloadVerdict& v) {
   if (const auto w = write_file_atomic(*path_, verdict_json(v)); !w) {
     log::warn("reload_verdict_unwritten",
               "cannot record the reload's outcome; systemctl reload will time out",
-              {{"path", *path_}, {"error", w.error()}});
+              {{"path", *path_}, {"error", w.error().message}});
   }
 }
 

@@ -14,6 +14,11 @@ namespace {
 constexpr auto kTicketRenewAfter = std::chrono::hours(1);  // tickets live 2 h
 constexpr std::string_view kApiPrefix = "/api2/json";
 
+// A request's path without its query, for Error::url.
+std::string path_only(const std::string& path) {
+  return path.substr(0, path.find('?'));
+}
+
 std::string type_path(GuestType t) {
   return std::string(to_string(t));
 }
@@ -40,6 +45,10 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
 }
 
 }  // namespace
+
+std::string_view to_string(GuestSource s) {
+  return s == GuestSource::node ? "node" : "cluster";
+}
 
 ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock)
     : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
@@ -86,12 +95,12 @@ ProxmoxClient::PermissionsRead ProxmoxClient::read_permissions() {
   // error in `out`.
   const auto ask = [&](const std::string& path) -> std::optional<std::string> {
     auto r = call("GET", path, "", {.retry = false, .any_target = true});
-    out.reached = r.status != 0;
+    out.reached = r.ok() || r.error().status != 0;
     if (!r.ok()) {
-      out.granted = Error{r.message};
+      out.granted = r.error();
       return std::nullopt;
     }
-    return std::move(r.body);
+    return std::move(r.value());
   };
   const auto version_body = ask("/version");
   if (!version_body) {
@@ -99,7 +108,8 @@ ProxmoxClient::PermissionsRead ProxmoxClient::read_permissions() {
   }
   auto version = parse_version(*version_body);
   if (!version) {
-    out.granted = Error{"GET /version: the answer is not understood: " + version.error()};
+    out.granted = Error{ErrorKind::bad_reply,
+                        "GET /version: the answer is not understood: " + version.error().message};
     return out;
   }
   out.version = *version;
@@ -108,9 +118,10 @@ ProxmoxClient::PermissionsRead ProxmoxClient::read_permissions() {
     return out;
   }
   auto granted = parse_permissions(*body);
-  out.granted =
-      granted ? std::move(granted)
-              : Error{"GET /access/permissions: the answer is not understood: " + granted.error()};
+  out.granted = granted ? std::move(granted)
+                        : Error{ErrorKind::bad_reply,
+                                "GET /access/permissions: the answer is not understood: " +
+                                    granted.error().message};
   return out;
 }
 
@@ -132,7 +143,7 @@ void ProxmoxClient::record_permissions(const PermissionsRead& read) {
   const auto major = read.granted ? pve_major(read.version) : std::nullopt;
   if (!major) {
     const auto error = read.granted ? "the Proxmox VE version is not understood: " + version
-                                    : read.granted.error();
+                                    : read.granted.error().message;
     bool log_it = false;
     {
       std::lock_guard lock(permissions_mutex_);
@@ -215,9 +226,9 @@ HttpOutcome ProxmoxClient::send(HttpRequest request) {
   return transport_(request);
 }
 
-ApiResult ProxmoxClient::failure(const std::string& method, const std::string& path,
-                                 const HttpOutcome& o, const ProxmoxCredentials& c) const {
-  ApiResult r{o.kind, o.status, o.body, ""};
+Error ProxmoxClient::failure(const std::string& method, const std::string& path,
+                             const HttpOutcome& o, const ProxmoxCredentials& c) const {
+  Error r{error_kind(o.kind), "", method, options_.host.str() + path_only(path), o.status};
   const std::string what = method + " " + path + " on " + options_.host.str();
   const std::string reason = o.reason.empty() ? "" : " " + o.reason;
   if (o.kind == FailureKind::auth && o.status == 401) {
@@ -242,7 +253,7 @@ ApiResult ProxmoxClient::failure(const std::string& method, const std::string& p
 }
 
 // With ticket_mutex_ held.
-ApiResult ProxmoxClient::login(bool renew) {
+Status ProxmoxClient::login(bool renew) {
   const auto& c = options_.credentials;
   HttpRequest req;
   req.method = "POST";
@@ -259,36 +270,31 @@ ApiResult ProxmoxClient::login(bool renew) {
   }
   auto t = parse_ticket(o.body);
   if (!t) {
-    return ApiResult{FailureKind::server, o.status, "",
-                     "POST /access/ticket: the answer is not understood: " + t.error()};
+    return Error{ErrorKind::bad_reply,
+                 "POST /access/ticket: the answer is not understood: " + t.error().message, "POST",
+                 req.url, o.status};
   }
   ticket_ = std::move(t.value());
   ticket_at_ = clock_.now();
   log::debug("proxmox_login", renew ? "ticket renewed" : "logged in", {{"user", c.user}});
-  return ApiResult{FailureKind::ok, o.status, "", ""};
+  return {};
 }
 
-bool ProxmoxClient::ensure_ticket(ApiResult& fail) {
+Status ProxmoxClient::ensure_ticket() {
   if (ticket_ && clock_.now() - ticket_at_ < kTicketRenewAfter) {
-    return true;
+    return {};
   }
   if (ticket_) {
-    auto renewed = login(true);
-    if (renewed.ok()) {
-      return true;
+    if (login(true)) {
+      return {};
     }
     ticket_.reset();  // expired or revoked: log in with the password
   }
-  auto fresh = login(false);
-  if (!fresh.ok()) {
-    fail = fresh;
-    return false;
-  }
-  return true;
+  return login(false);
 }
 
-ApiResult ProxmoxClient::call(const std::string& method, const std::string& path,
-                              const std::string& form_body, const CallOptions& how) {
+Result<std::string> ProxmoxClient::call(const std::string& method, const std::string& path,
+                                        const std::string& form_body, const CallOptions& how) {
   const auto c = credentials();
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
@@ -302,9 +308,8 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
       req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
     } else {
       std::lock_guard lock(ticket_mutex_);
-      ApiResult fail;
-      if (!ensure_ticket(fail)) {
-        return fail;
+      if (auto ticket = ensure_ticket(); !ticket) {
+        return ticket.error();
       }
       req.headers.emplace_back("Cookie", "PVEAuthCookie=" + ticket_->ticket);
       if (method != "GET") {
@@ -328,28 +333,31 @@ ApiResult ProxmoxClient::call(const std::string& method, const std::string& path
     if (!o.ok()) {
       return failure(method, path, o, c);
     }
-    return ApiResult{FailureKind::ok, o.status, std::move(o.body), ""};
+    return std::move(o.body);
   }
 }
 
-ApiResult ProxmoxClient::get(const std::string& path) {
+Result<std::string> ProxmoxClient::get(const std::string& path) {
   return call("GET", path, "", {});
 }
 
-ApiResult ProxmoxClient::check_health(const std::string& host) {
-  return call("GET", "/version", "", {.health_check = true, .host = host});
+Status ProxmoxClient::check_health(const std::string& host) {
+  if (auto r = call("GET", "/version", "", {.health_check = true, .host = host}); !r) {
+    return r.error();
+  }
+  return {};
 }
 
-ApiResult ProxmoxClient::get_once(const std::string& path) {
+Result<std::string> ProxmoxClient::get_once(const std::string& path) {
   return call("GET", path, "", {.retry = false});
 }
 
 Result<ClusterStatus> ProxmoxClient::cluster_status() {
   auto r = call("GET", "/cluster/status", "", {.any_target = true});
   if (!r.ok()) {
-    return Error{r.message};
+    return r.error();
   }
-  return parse_cluster_status(r.body);
+  return parse_cluster_status(*r);
 }
 
 std::string ProxmoxClient::node_name() {
@@ -360,21 +368,28 @@ std::string ProxmoxClient::node_name() {
     return *node_name_;
   }
   auto r = get("/cluster/status");
+  Error why{ErrorKind::bad_reply, "/cluster/status has no local node"};
   if (r.ok()) {
-    auto status = parse_cluster_status(r.body);
+    auto status = parse_cluster_status(*r);
     if (status && status->local_node() != nullptr) {
       node_name_ = status->local_node()->name;
       log::info("proxmox_node", "node name from /cluster/status", {{"node", *node_name_}});
       return *node_name_;
     }
-    r.message = status ? "/cluster/status has no local node" : "/cluster/status: " + status.error();
+    if (!status) {
+      why.message = "/cluster/status: " + status.error().message;
+    }
+  } else {
+    why = r.error();
   }
   const auto host = options_.short_hostname ? options_.short_hostname() : std::string();
   log::warn("proxmox_node", "cannot learn the node name from /cluster/status; using the host name",
-            {{"node", host}, {"error", r.message}});
-  // A permanent answer (no Sys.Audit, an API error) will not change: keep the
-  // host name. A transient failure is asked again next time.
-  if (r.kind == FailureKind::auth || r.kind == FailureKind::client || r.kind == FailureKind::ok) {
+            {{"node", host}, {"error", why.message}});
+  // A permanent answer (no Sys.Audit, an API error, an answer without this
+  // node) will not change: keep the host name. A transient failure is asked
+  // again next time.
+  if (why.kind == ErrorKind::auth || why.kind == ErrorKind::client ||
+      why.kind == ErrorKind::bad_reply) {
     node_name_ = host;
   }
   return host;
@@ -397,26 +412,27 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
   bool complete = true;
   auto conf = get_once(base + "/config");
   if (conf.ok()) {
-    if (auto notes = parse_config_description(conf.body)) {
+    if (auto notes = parse_config_description(*conf)) {
       d.notes = *notes;
     } else {
       complete = false;
       log::debug("proxmox_details", "config not understood",
-                 {{"vmid", g.vmid}, {"error", notes.error()}});
+                 {{"vmid", g.vmid}, {"error", notes.error().message}});
     }
   } else {
     complete = false;
-    log::debug("proxmox_details", "config not read", {{"vmid", g.vmid}, {"error", conf.message}});
+    log::debug("proxmox_details", "config not read",
+               {{"vmid", g.vmid}, {"error", conf.error().message}});
   }
   if (g.running()) {
     const bool qemu = g.type == GuestType::qemu;
     auto ifs = get_once(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
     if (ifs.ok()) {
-      auto ip = qemu ? parse_qemu_agent_ipv4(ifs.body) : parse_lxc_interfaces_ipv4(ifs.body);
+      auto ip = qemu ? parse_qemu_agent_ipv4(*ifs) : parse_lxc_interfaces_ipv4(*ifs);
       if (ip) {
         d.ip = *ip;
       }
-    } else if (qemu && ifs.status == 403) {
+    } else if (qemu && ifs.error().status == 403) {
       // The guest agent call needs VM.GuestAgent.Audit (PVE 9, in
       // PVEAuditor) or VM.Monitor (PVE 8, not in PVEAuditor): a permanent
       // answer, cached, so that each running VM does not cost a refused call
@@ -425,9 +441,9 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
         log::warn("proxmox_agent_denied",
                   "the QEMU guest agent call is not permitted: guest IP addresses stay empty "
                   "(the reason names the privilege it needs)",
-                  {{"vmid", g.vmid}, {"reason", ifs.message}});
+                  {{"vmid", g.vmid}, {"reason", ifs.error().message}});
       }
-    } else if (!(qemu && ifs.kind == FailureKind::server && ifs.status == 500)) {
+    } else if (!(qemu && ifs.error().kind == ErrorKind::server && ifs.error().status == 500)) {
       // A 500 from the guest agent call means no agent runs: that is an
       // answer, cached like any other. Anything else is tried again.
       complete = false;
@@ -446,24 +462,19 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
   }
 }
 
-ProxmoxClient::ClusterRead ProxmoxClient::read_cluster_guests() {
-  ClusterRead r;
+Result<GuestList> ProxmoxClient::read_cluster_guests() {
   auto res = call("GET", "/cluster/resources?type=vm", "", {.any_target = true});
   if (!res.ok()) {
-    r.kind = res.kind;
-    r.error = res.message;
-    return r;
+    return res.error();
   }
-  auto list = parse_cluster_resources(res.body);
+  auto list = parse_cluster_resources(*res);
   if (!list) {
-    r.kind = FailureKind::server;
-    r.error = "GET /cluster/resources on " + options_.host.str() +
-              ": the answer is not understood: " + list.error();
-    return r;
+    return Error{ErrorKind::bad_reply,
+                 "GET /cluster/resources on " + options_.host.str() +
+                     ": the answer is not understood: " + list.error().message,
+                 "GET", options_.host.str() + "/cluster/resources"};
   }
-  r.ok = true;
-  r.list = std::move(list.value());
-  return r;
+  return list;
 }
 
 void ProxmoxClient::remember(const std::vector<Guest>& guests) {
@@ -473,24 +484,20 @@ void ProxmoxClient::remember(const std::vector<Guest>& guests) {
   }
 }
 
-GuestRead ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
-  const auto with_local = [&local_error](const std::string& e) {
-    return local_error.empty() ? e : local_error + "; the cluster-wide fallback failed too: " + e;
-  };
+Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
   auto cluster = read_cluster_guests();
-  if (!cluster.ok) {
-    r.ok = false;
-    r.kind = cluster.kind;
-    r.error = with_local(cluster.error);
-    return r;
+  if (!cluster.ok()) {
+    auto e = cluster.error();
+    if (!local_error.empty()) {
+      e.message = local_error + "; the cluster-wide fallback failed too: " + e.message;
+    }
+    return e;
   }
-  r.source = "cluster";
-  r.kind = FailureKind::ok;
-  r.error.clear();
+  r.source = GuestSource::cluster;
   r.guests.clear();
-  r.rejected = cluster.list.rejected;
+  r.rejected = cluster->rejected;
   std::size_t unknown_without_values = 0;
-  for (auto& g : cluster.list.guests) {
+  for (auto& g : cluster->guests) {
     if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
         (g.type == GuestType::lxc && !options_.sync_lxc)) {
       continue;
@@ -521,12 +528,11 @@ GuestRead ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local
   }
   // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
   r.complete = r.rejected.empty();
-  r.ok = true;
   answered_read();
   return r;
 }
 
-GuestRead ProxmoxClient::read_guests() {
+Result<GuestRead> ProxmoxClient::read_guests() {
   GuestRead r;
   const auto start = clock_.now();
   const auto before = requests_.load();
@@ -536,10 +542,11 @@ GuestRead ProxmoxClient::read_guests() {
     failover = failover_;
   }
   r.node = node_name();
-  r.source = "node";
-  auto finish = [&](GuestRead out) -> GuestRead {
-    out.requests = requests_ - before;
-    out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+  auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
+    if (out) {
+      out->requests = requests_ - before;
+      out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+    }
     return out;
   };
   if (failover.use_local && !failover.use_local()) {
@@ -556,7 +563,7 @@ GuestRead ProxmoxClient::read_guests() {
     const std::string path = "/nodes/" + r.node + "/" + type_path(type);
     auto res = get(path);
     if (res.ok()) {
-      auto list = parse_guest_list(res.body, type, r.node);
+      auto list = parse_guest_list(*res, type, r.node);
       if (list) {
         for (const auto& rejected : list->rejected) {
           r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
@@ -564,17 +571,17 @@ GuestRead ProxmoxClient::read_guests() {
         r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
         continue;
       }
-      res.kind = FailureKind::server;
-      res.message = "GET " + path + " on " + options_.host.str() +
-                    ": the answer is not understood: " + list.error();
+      res = Error{ErrorKind::bad_reply,
+                  "GET " + path + " on " + options_.host.str() +
+                      ": the answer is not understood: " + list.error().message,
+                  "GET", options_.host.str() + path};
     }
-    r.kind = res.kind;
-    r.error = res.message;
-    if (is_host_failure(res.kind) && failover.can_fall_back && failover.can_fall_back()) {
-      failover.local_failed(std::string(to_string(res.kind)) + ": " + res.message);
-      return finish(read_from_cluster(std::move(r), res.message));
+    const auto& e = res.error();
+    if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
+      failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
+      return finish(read_from_cluster(std::move(r), e.message));
     }
-    return finish(std::move(r));
+    return e;
   }
   r.complete = r.rejected.empty();
   if (options_.vm_details) {
@@ -589,7 +596,6 @@ GuestRead ProxmoxClient::read_guests() {
   if (r.guests.empty()) {
     r.hint = empty_node_hint(r.node);
   }
-  r.ok = true;
   answered_read();
   return finish(std::move(r));
 }

@@ -13,9 +13,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/result.hpp"
 #include "agent/core/url.hpp"
 #include "agent/net/http.hpp"
 #include "agent/proxmox/guest.hpp"
@@ -54,24 +56,16 @@ struct ProxmoxFailover {
   std::function<void(const std::string& reason)> local_failed;  // the local read failed
 };
 
-// The outcome of one API call, with a message for operators.
-struct ApiResult {
-  FailureKind kind = FailureKind::network;
-  int status = 0;
-  std::string body;
-  std::string message;  // empty on success
-  bool ok() const { return kind == FailureKind::ok; }
-};
+// Where a read of the node's guests came from: /nodes/{node}/qemu+lxc of the
+// node's own API, or /cluster/resources from a peer (the fallback), where a
+// guest of an offline node is reported with its last known values.
+enum class GuestSource { node, cluster };
+std::string_view to_string(GuestSource s);
 
+// A read of this node's guests that Proxmox answered.
 struct GuestRead {
-  bool ok = false;
-  FailureKind kind = FailureKind::ok;
-  std::string error;  // why the read failed, for an operator
   std::string node;
-  // "node": /nodes/{node}/qemu+lxc of the node's own API; "cluster":
-  // /cluster/resources from a peer (the fallback), where a guest of an
-  // offline node is reported with its last known values.
-  std::string source;
+  GuestSource source = GuestSource::node;
   std::vector<Guest> guests;
   // False when some entries could not be understood: such a read must not
   // make a guest look deleted.
@@ -91,24 +85,19 @@ class ProxmoxClient {
   // /cluster/status, else the short host name.
   std::string node_name();
   // Reads this node's guests (the lists of SYNC_GUEST_TYPES, then details).
-  GuestRead read_guests();
+  Result<GuestRead> read_guests();
   // GET /cluster/resources?type=vm: where every guest of the cluster is (any
   // node answers it from replicated state). Used to tell migrated guests from
   // deleted ones, and as the fallback source when the local API is down.
-  struct ClusterRead {
-    bool ok = false;
-    FailureKind kind = FailureKind::ok;
-    std::string error;
-    GuestList list;
-  };
-  ClusterRead read_cluster_guests();
-  // GET /api2/json{path} with authentication; re-logs in once on a 401 with a ticket.
-  ApiResult get(const std::string& path);
+  Result<GuestList> read_cluster_guests();
+  // GET /api2/json{path} with authentication; re-logs in once on a 401 with
+  // a ticket. The body, or why not.
+  Result<std::string> get(const std::string& path);
   // The health check of docs/failover.md "Health checks": GET /version on `host` (a base URL;
   // empty: PROXMOX_HOST), one attempt, outside the retry budget. Safe to
   // call from another thread while a cycle runs (the transport sends one
   // request at a time to each host).
-  ApiResult check_health(const std::string& host = {});
+  Status check_health(const std::string& host = {});
   // GET /cluster/status from any host (discovery).
   Result<ClusterStatus> cluster_status();
   void set_failover(ProxmoxFailover failover);
@@ -143,24 +132,24 @@ class ProxmoxClient {
     bool any_target = false;    // HttpRequest::any_target: cluster-wide state
     std::string host;           // the base URL; empty: PROXMOX_HOST
   };
-  ApiResult call(const std::string& method, const std::string& path, const std::string& form_body,
-                 const CallOptions& how);
-  GuestRead read_from_cluster(GuestRead r, const std::string& local_error);
+  Result<std::string> call(const std::string& method, const std::string& path,
+                           const std::string& form_body, const CallOptions& how);
+  Result<GuestRead> read_from_cluster(GuestRead r, const std::string& local_error);
   void remember(const std::vector<Guest>& guests);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
-  ApiResult get_once(const std::string& path);
+  Result<std::string> get_once(const std::string& path);
   HttpOutcome send(HttpRequest request);
-  ApiResult login(bool renew);
-  bool ensure_ticket(ApiResult& failure);
+  Status login(bool renew);
+  Status ensure_ticket();
   // `credentials`: the ones the request was sent with (login() holds ticket_mutex_).
-  ApiResult failure(const std::string& method, const std::string& path, const HttpOutcome& outcome,
-                    const ProxmoxCredentials& credentials) const;
+  Error failure(const std::string& method, const std::string& path, const HttpOutcome& outcome,
+                const ProxmoxCredentials& credentials) const;
   void read_details(Guest& guest, GuestRead& read);
   ProxmoxCredentials credentials() const;  // a copy, taken under ticket_mutex_
   // The answers of the permission check, or why there is none (`reached`:
   // whether Proxmox answered at all).
   struct PermissionsRead {
-    Result<PermissionMap> granted = Error{"not read"};
+    Result<PermissionMap> granted = Error{ErrorKind::unavailable, "not read"};
     VersionInfo version;
     bool reached = false;
   };

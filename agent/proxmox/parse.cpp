@@ -27,10 +27,10 @@ std::string shown(const json& v) {
 Result<json> envelope(std::string_view body) {
   auto doc = json::parse(body.begin(), body.end(), nullptr, false);
   if (doc.is_discarded()) {
-    return Error{"the body is not JSON"};
+    return Error{ErrorKind::bad_reply, "the body is not JSON"};
   }
   if (!doc.is_object() || !doc.contains("data")) {
-    return Error{"the body has no \"data\" member"};
+    return Error{ErrorKind::bad_reply, "the body has no \"data\" member"};
   }
   return std::move(doc["data"]);
 }
@@ -59,7 +59,8 @@ Result<std::optional<std::int64_t>> int_field(const json& obj, const char* key) 
       return std::optional<std::int64_t>{static_cast<std::int64_t>(*v)};
     }
   }
-  return Error{std::string("\"") + key + "\" is not an integer: " + shown(*it)};
+  return Error{ErrorKind::bad_reply,
+               std::string("\"") + key + "\" is not an integer: " + shown(*it)};
 }
 
 Result<std::optional<double>> number_field(const json& obj, const char* key) {
@@ -79,7 +80,7 @@ Result<std::optional<double>> number_field(const json& obj, const char* key) {
       return std::optional<double>{*v};
     }
   }
-  return Error{std::string("\"") + key + "\" is not a number: " + shown(*it)};
+  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not a number: " + shown(*it)};
 }
 
 Result<std::optional<std::string>> string_field(const json& obj, const char* key) {
@@ -90,7 +91,7 @@ Result<std::optional<std::string>> string_field(const json& obj, const char* key
   if (it->is_string()) {
     return std::optional<std::string>{it->get<std::string>()};
   }
-  return Error{std::string("\"") + key + "\" is not a string: " + shown(*it)};
+  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not a string: " + shown(*it)};
 }
 
 // 0/1 (number or string), true/false, "" (not set).
@@ -104,7 +105,7 @@ Result<bool> flag_field(const json& obj, const char* key) {
   }
   auto v = int_field(obj, key);
   if (!v) {
-    return Error{std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
+    return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
   }
   if (!v->has_value()) {
     return false;
@@ -112,32 +113,32 @@ Result<bool> flag_field(const json& obj, const char* key) {
   if (**v == 0 || **v == 1) {
     return **v == 1;
   }
-  return Error{std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
+  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
 }
 
 // Fills `g` from one list entry; `cpus_key` is "cpus" on the node API and
 // "maxcpu" in /cluster/resources.
-Result<bool> fill_guest(const json& e, Guest& g, const char* cpus_key) {
+Status fill_guest(const json& e, Guest& g, const char* cpus_key) {
   auto vmid = int_field(e, "vmid");
   if (!vmid) {
-    return Error{vmid.error()};
+    return vmid.error();
   }
   if (!vmid->has_value() || **vmid <= 0 || **vmid > 999'999'999) {
-    return Error{"no valid \"vmid\""};
+    return Error{ErrorKind::bad_reply, "no valid \"vmid\""};
   }
   g.vmid = **vmid;
   auto status = string_field(e, "status");
   if (!status) {
-    return Error{status.error()};
+    return status.error();
   }
   if (!status->has_value() || (*status)->empty()) {
-    return Error{"no \"status\""};
+    return Error{ErrorKind::bad_reply, "no \"status\""};
   }
   g.status = **status;
   g.unknown = g.status == "unknown";
   auto name = string_field(e, "name");
   if (!name) {
-    return Error{name.error()};
+    return name.error();
   }
   g.name = name->value_or("");
   auto cpus = number_field(e, cpus_key);
@@ -148,13 +149,12 @@ Result<bool> fill_guest(const json& e, Guest& g, const char* cpus_key) {
   auto tmpl = flag_field(e, "template");
   auto tags = string_field(e, "tags");
   auto lock = string_field(e, "lock");
-  for (const std::string* err :
-       {cpus ? nullptr : &cpus.error(), cpu ? nullptr : &cpu.error(),
-        maxmem ? nullptr : &maxmem.error(), maxdisk ? nullptr : &maxdisk.error(),
-        uptime ? nullptr : &uptime.error(), tmpl ? nullptr : &tmpl.error(),
-        tags ? nullptr : &tags.error(), lock ? nullptr : &lock.error()}) {
+  for (const Error* err : {cpus ? nullptr : &cpus.error(), cpu ? nullptr : &cpu.error(),
+                           maxmem ? nullptr : &maxmem.error(), maxdisk ? nullptr : &maxdisk.error(),
+                           uptime ? nullptr : &uptime.error(), tmpl ? nullptr : &tmpl.error(),
+                           tags ? nullptr : &tags.error(), lock ? nullptr : &lock.error()}) {
     if (err != nullptr) {
-      return Error{*err};
+      return *err;
     }
   }
   g.cpus = cpus->value_or(0);
@@ -167,14 +167,15 @@ Result<bool> fill_guest(const json& e, Guest& g, const char* cpus_key) {
   g.lock = lock->value_or("");
   if (g.cpus < 0 || g.cpu < 0 || g.maxmem < 0 || g.maxdisk < 0 || !std::isfinite(g.cpu) ||
       !std::isfinite(g.cpus)) {
-    return Error{"negative or non-finite resource values"};
+    return Error{ErrorKind::bad_reply, "negative or non-finite resource values"};
   }
   // No guest has that many cores (Proxmox allows 8192 vCPUs); more would not
   // even fit the integer core count sent to AccountDB.
   if (g.cpus > kMaxCpus) {
-    return Error{"\"" + std::string(cpus_key) + "\" is not a core count: " + shown(e[cpus_key])};
+    return Error{ErrorKind::bad_reply,
+                 "\"" + std::string(cpus_key) + "\" is not a core count: " + shown(e[cpus_key])};
   }
-  return true;
+  return {};
 }
 
 std::string entry_label(const json& e, std::size_t index) {
@@ -190,7 +191,7 @@ Result<json> data_array(std::string_view body) {
     return data;
   }
   if (!data->is_array()) {
-    return Error{"\"data\" is not a list"};
+    return Error{ErrorKind::bad_reply, "\"data\" is not a list"};
   }
   return data;
 }
@@ -240,7 +241,7 @@ template <class ParseEntry>
 Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
   auto data = data_array(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   GuestList list;
   for (std::size_t i = 0; i < data->size(); ++i) {
@@ -251,7 +252,7 @@ Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
     }
     Result<std::optional<Guest>> guest = parse_entry(e);
     if (!guest) {
-      list.rejected.push_back(entry_label(e, i) + ": " + guest.error());
+      list.rejected.push_back(entry_label(e, i) + ": " + guest.error().message);
     } else if (guest->has_value()) {
       list.guests.push_back(std::move(**guest));
     }
@@ -268,10 +269,11 @@ Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::s
     g.type = type;
     g.node = std::string(node);
     if (auto ok = fill_guest(e, g, "cpus"); !ok) {
-      return Error{ok.error()};
+      return ok.error();
     }
     if (auto t = string_field(e, "type"); t && t->has_value() && **t != to_string(type)) {
-      return Error{"type \"" + **t + "\" in the " + std::string(to_string(type)) + " list"};
+      return Error{ErrorKind::bad_reply,
+                   "type \"" + **t + "\" in the " + std::string(to_string(type)) + " list"};
     }
     return std::optional<Guest>{std::move(g)};
   });
@@ -281,7 +283,7 @@ Result<GuestList> parse_cluster_resources(std::string_view body) {
   return parse_entries(body, [](const json& e) -> Result<std::optional<Guest>> {
     auto type = string_field(e, "type");
     if (!type || !type->has_value()) {
-      return Error{"no \"type\""};
+      return Error{ErrorKind::bad_reply, "no \"type\""};
     }
     if (**type != "qemu" && **type != "lxc") {
       return std::optional<Guest>{};  // node, storage, sdn, pool...: not guests
@@ -290,11 +292,11 @@ Result<GuestList> parse_cluster_resources(std::string_view body) {
     g.type = **type == "qemu" ? GuestType::qemu : GuestType::lxc;
     auto node = string_field(e, "node");
     if (!node || !node->has_value() || (*node)->empty()) {
-      return Error{"no \"node\""};
+      return Error{ErrorKind::bad_reply, "no \"node\""};
     }
     g.node = **node;
     if (auto ok = fill_guest(e, g, "maxcpu"); !ok) {
-      return Error{ok.error()};
+      return ok.error();
     }
     return std::optional<Guest>{std::move(g)};
   });
@@ -312,17 +314,17 @@ const ClusterNode* ClusterStatus::local_node() const {
 Result<ClusterStatus> parse_cluster_status(std::string_view body) {
   auto data = data_array(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   ClusterStatus status;
   for (const auto& e : *data) {
     if (!e.is_object()) {
-      return Error{"an entry is not an object"};
+      return Error{ErrorKind::bad_reply, "an entry is not an object"};
     }
     auto type = string_field(e, "type");
     auto name = string_field(e, "name");
     if (!type || !name) {
-      return Error{type ? name.error() : type.error()};
+      return type ? name.error() : type.error();
     }
     if (type->value_or("") == "cluster") {
       status.cluster_name = name->value_or("");
@@ -338,7 +340,7 @@ Result<ClusterStatus> parse_cluster_status(std::string_view body) {
     auto local = flag_field(e, "local");
     auto nodeid = int_field(e, "nodeid");
     if (n.name.empty() || !ip || !online || !local || !nodeid) {
-      return Error{"a node entry is malformed: " + shown(e)};
+      return Error{ErrorKind::bad_reply, "a node entry is malformed: " + shown(e)};
     }
     n.ip = ip->value_or("");
     n.online = *online;
@@ -352,15 +354,15 @@ Result<ClusterStatus> parse_cluster_status(std::string_view body) {
 Result<VersionInfo> parse_version(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   if (!data->is_object()) {
-    return Error{"\"data\" is not an object"};
+    return Error{ErrorKind::bad_reply, "\"data\" is not an object"};
   }
   auto version = string_field(*data, "version");
   auto release = string_field(*data, "release");
   if (!version || !version->has_value()) {
-    return Error{"no \"version\""};
+    return Error{ErrorKind::bad_reply, "no \"version\""};
   }
   return VersionInfo{**version, release ? release->value_or("") : ""};
 }
@@ -368,19 +370,19 @@ Result<VersionInfo> parse_version(std::string_view body) {
 Result<Ticket> parse_ticket(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   if (!data->is_object()) {
-    return Error{"\"data\" is not an object"};
+    return Error{ErrorKind::bad_reply, "\"data\" is not an object"};
   }
   auto ticket = string_field(*data, "ticket");
   auto csrf = string_field(*data, "CSRFPreventionToken");
   auto user = string_field(*data, "username");
   if (!ticket || !ticket->has_value() || (*ticket)->empty()) {
-    return Error{"no \"ticket\" in the login answer"};
+    return Error{ErrorKind::bad_reply, "no \"ticket\" in the login answer"};
   }
   if (!csrf || !csrf->has_value()) {
-    return Error{"no \"CSRFPreventionToken\" in the login answer"};
+    return Error{ErrorKind::bad_reply, "no \"CSRFPreventionToken\" in the login answer"};
   }
   return Ticket{**ticket, **csrf, user ? user->value_or("") : ""};
 }
@@ -388,26 +390,27 @@ Result<Ticket> parse_ticket(std::string_view body) {
 Result<PermissionMap> parse_permissions(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   if (!data->is_object()) {
-    return Error{"\"data\" is not an object of paths: " + shown(*data)};
+    return Error{ErrorKind::bad_reply, "\"data\" is not an object of paths: " + shown(*data)};
   }
   PermissionMap out;
   for (const auto& [path, privileges] : data->items()) {
     if (!path.starts_with("/")) {
-      return Error{"a path does not begin with /: " + shown(json(path))};
+      return Error{ErrorKind::bad_reply, "a path does not begin with /: " + shown(json(path))};
     }
     if (!privileges.is_object()) {
-      return Error{"the privileges of " + shown(json(path)) +
-                   " are not an object: " + shown(privileges)};
+      return Error{ErrorKind::bad_reply, "the privileges of " + shown(json(path)) +
+                                             " are not an object: " + shown(privileges)};
     }
     auto& into = out[path];
     for (const auto& [name, propagate] : privileges.items()) {
       auto flag = flag_field(privileges, name.c_str());
       if (name.empty() || !flag) {
-        return Error{"privilege " + shown(json(name)) + " of " + shown(json(path)) +
-                     ": not a propagate flag (0 or 1): " + shown(propagate)};
+        return Error{ErrorKind::bad_reply,
+                     "privilege " + shown(json(name)) + " of " + shown(json(path)) +
+                         ": not a propagate flag (0 or 1): " + shown(propagate)};
       }
       into[name] = *flag;
     }
@@ -418,14 +421,14 @@ Result<PermissionMap> parse_permissions(std::string_view body) {
 Result<std::optional<std::string>> parse_config_description(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   if (!data->is_object()) {
-    return Error{"\"data\" is not an object"};
+    return Error{ErrorKind::bad_reply, "\"data\" is not an object"};
   }
   auto d = string_field(*data, "description");
   if (!d) {
-    return Error{d.error()};
+    return d.error();
   }
   return *d;
 }
@@ -433,14 +436,14 @@ Result<std::optional<std::string>> parse_config_description(std::string_view bod
 Result<std::optional<std::string>> parse_qemu_agent_ipv4(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   const json* list = &*data;
   if (data->is_object() && data->contains("result")) {
     list = &(*data)["result"];
   }
   if (!list->is_array()) {
-    return Error{"no interface list"};
+    return Error{ErrorKind::bad_reply, "no interface list"};
   }
   std::vector<std::string> candidates;
   for (const auto& iface : *list) {
@@ -461,13 +464,13 @@ Result<std::optional<std::string>> parse_qemu_agent_ipv4(std::string_view body) 
 Result<std::optional<std::string>> parse_lxc_interfaces_ipv4(std::string_view body) {
   auto data = envelope(body);
   if (!data) {
-    return Error{data.error()};
+    return data.error();
   }
   if (data->is_null()) {
     return std::optional<std::string>{};  // a stopped container
   }
   if (!data->is_array()) {
-    return Error{"no interface list"};
+    return Error{ErrorKind::bad_reply, "no interface list"};
   }
   std::vector<std::string> candidates;
   for (const auto& iface : *data) {

@@ -157,8 +157,8 @@ WhitelistFetch SyncEngine::fetch_whitelist(std::int64_t now) {
   WhitelistFetch f;
   if (!c.ok()) {
     whitelist_.fetch_failed();
-    f.error = c.result.message;
-  } else if (auto err = whitelist_.store(std::move(c.value->vmids), c.value->source, now)) {
+    f.error = c.error();
+  } else if (auto err = whitelist_.store(std::move(c->vmids), c->source, now)) {
     f.persist_error = *err;
   }
   f.status = whitelist_.status(now);
@@ -171,7 +171,7 @@ Result<WhitelistStatus> SyncEngine::refresh_whitelist() {
     log::warn("state_write_failed", "cannot persist the whitelist", {{"error", *f.persist_error}});
   }
   if (f.error) {
-    return Error{*f.error};
+    return *f.error;
   }
   return f.status;
 }
@@ -191,7 +191,8 @@ void SyncEngine::persist_memory() {
   auto doc = memory_json(memory_);
   doc["node_id"] = settings_.accountdb_node_id;
   if (auto written = write_file_atomic(memory_file_, doc.dump() + "\n"); !written) {
-    log::warn("state_write_failed", "cannot persist the sync state", {{"error", written.error()}});
+    log::warn("state_write_failed", "cannot persist the sync state",
+              {{"error", written.error().message}});
     return;
   }
   persisted_memory_ = memory_;
@@ -207,7 +208,7 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   auto worker = [&] {
     for (std::size_t i = next++; i < requests.size(); i = next++) {
       const auto r = accountdb_.put_vm(requests[i].id, requests[i].body);
-      outcomes[i] = {r.ok(), r.message};
+      outcomes[i] = {r.ok(), r.ok() ? std::string() : r.error().message};
     }
   };
   const std::size_t threads = std::min(kMaxInFlight, requests.size());
@@ -271,14 +272,14 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     if (!a.ok()) {
       accountdb_down_ = true;
       last_connect_ok_.reset();
-      report.accountdb_auth_failed = a.result.kind == FailureKind::auth;
+      report.accountdb_auth_failed = a.error().kind == ErrorKind::auth;
       report.accountdb_unreachable = !report.accountdb_auth_failed;
-      return finish(fail(std::move(report), "AccountDB: " + a.result.message));
+      return finish(fail(std::move(report), "AccountDB: " + a.error().message));
     }
     accountdb_down_ = false;
     report.connected = true;
     last_connect_ok_ = now;
-    owner_id_ = a.value->owner_id;
+    owner_id_ = a->owner_id;
     report.owner_id = owner_id_;
   }
 
@@ -292,7 +293,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     const auto f = fetch_whitelist(now);
     if (f.error) {
       report.warnings.push_back("whitelist not fetched, using the last good copy if any: " +
-                                *f.error);
+                                f.error->message);
     }
     if (f.persist_error) {
       report.warnings.push_back("cannot persist the whitelist: " + *f.persist_error);
@@ -318,10 +319,11 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   // the token may do (logged and shown; it never fails the cycle), so that
   // a guest agent call it may not make is explained before it is refused.
   proxmox_.check_permissions();
-  auto read = proxmox_.read_guests();
-  if (!read.ok) {
-    return finish(fail(std::move(report), "Proxmox: " + read.error));
+  auto guests = proxmox_.read_guests();
+  if (!guests) {
+    return finish(fail(std::move(report), "Proxmox: " + guests.error().message));
   }
+  const auto& read = *guests;
   report.proxmox_read = true;
   report.proxmox_read_at = clock_.unix_now();
   report.node = read.node;
@@ -337,20 +339,20 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   // 5. What AccountDB has. (4, the filter, is part of the plan.)
   auto e = accountdb_.list_vms();
   if (!e.ok()) {
-    if (e.result.kind == FailureKind::auth) {
+    if (e.error().kind == ErrorKind::auth) {
       accountdb_down_ = true;
       last_connect_ok_.reset();
       report.accountdb_auth_failed = true;
     }
-    return finish(fail(std::move(report), "AccountDB: " + e.result.message));
+    return finish(fail(std::move(report), "AccountDB: " + e.error().message));
   }
 
   // 6. Plan; a cluster lookup only when some guest is gone long enough.
   PlanInput in;
   in.guests = read.guests;
-  in.read_counts_for_missing = read.complete && read.source == "node";
+  in.read_counts_for_missing = read.complete && read.source == GuestSource::node;
   in.whitelist = view;
-  in.rows = std::move(*e.value);
+  in.rows = std::move(e.value());
   in.memory = memory_;
   in.settings = plan_settings(settings_);
   in.now = now;
@@ -358,16 +360,16 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   auto plan = make_plan(in);
   if (!plan.mark_candidates.empty()) {
     auto cluster = proxmox_.read_cluster_guests();
-    if (cluster.ok) {
+    if (cluster.ok()) {
       std::map<std::int64_t, std::string> where;
-      for (const auto& g : cluster.list.guests) {
+      for (const auto& g : cluster->guests) {
         where[g.vmid] = g.node;
       }
       in.cluster_locations = std::move(where);
       plan = make_plan(in);
     } else {
       report.warnings.push_back("cannot tell migrated from deleted guests this cycle: " +
-                                cluster.error);
+                                cluster.error().message);
     }
   }
   report.warnings.insert(report.warnings.end(), plan.warnings.begin(), plan.warnings.end());

@@ -72,7 +72,7 @@ struct CycleReport {
 nlohmann::json to_json(const CycleReport& r);
 
 struct WhitelistFetch {
-  std::optional<std::string> error;          // the fetch failed (the old copy is stale now)
+  std::optional<Error> error;                // the fetch failed (the old copy is stale now)
   std::optional<std::string> persist_error;  // fetched, but not written to the state file
   WhitelistStatus status;                    // after the fetch
 };

@@ -108,7 +108,7 @@ void SyncLoop::heartbeat_thread() {
     }
     const auto r = accountdb_.heartbeat();
     if (!r.ok()) {
-      log::warn("heartbeat_failed", r.message, {{"kind", to_string(r.kind)}});
+      log::warn("heartbeat_failed", r.error().message, {{"kind", to_string(r.error().kind)}});
     }
     if (on_heartbeat_) {
       on_heartbeat_(r.ok());

@@ -22,9 +22,9 @@ std::string WhitelistCache::load() {
   }
   auto text = read_text_file(state_file_, 16 << 20);
   if (!text) {
-    return text.error() == "No such file or directory"
+    return text.error().kind == ErrorKind::not_found
                ? ""
-               : "cannot read " + state_file_ + ": " + text.error();
+               : "cannot read " + state_file_ + ": " + text.error().message;
   }
   const auto doc = nlohmann::json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("vmids") ||
@@ -69,7 +69,7 @@ std::optional<std::string> WhitelistCache::store(std::set<std::int64_t> vmids, s
                               {"vmids", copy_->vmids}};
   auto written = write_file_atomic(state_file_, doc.dump() + "\n");
   if (!written) {
-    return written.error();
+    return written.error().message;
   }
   return std::nullopt;
 }

@@ -83,10 +83,10 @@ std::vector<std::string> FailoverLog::load() {
   }
   auto text = read_text_file(path_);
   if (!text) {
-    if (text.error() == "No such file or directory") {
+    if (text.error().kind == ErrorKind::not_found) {
       return {};
     }
-    return {"cannot read " + path_ + ": " + text.error()};
+    return {"cannot read " + path_ + ": " + text.error().message};
   }
   const auto doc = nlohmann::json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("version") || doc["version"] != 1 ||
@@ -153,7 +153,7 @@ void FailoverLog::persist_locked() {
   // Once per run of failures: a full disk must not turn every failover into a log line.
   if (!write_failing_) {
     log::warn("state_write_failed", "cannot persist the failover events",
-              {{"error", written.error()}});
+              {{"error", written.error().message}});
   }
   write_failing_ = true;
 }

@@ -235,8 +235,8 @@ void HostManager::evaluate() {
       hold_until_.reset();
     } else {
       const auto primary = monitor_.target(options_.primary);
-      const bool ready = primary && primary->health.recovered &&
-                         primary->health.circuit == CircuitState::closed;
+      const bool ready =
+          primary && primary->health.recovered && primary->health.circuit == CircuitState::closed;
       if (!ready) {
         hold_until_.reset();
       } else if (!hold_until_) {

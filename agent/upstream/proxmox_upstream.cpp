@@ -74,7 +74,10 @@ HttpOutcome ProxmoxUpstream::route(const HttpRequest& request) {
 void ProxmoxUpstream::health_round() {
   for (const auto& host : hosts_.hosts()) {
     if (monitor_.circuit(host) != CircuitState::open) {
-      client_->check_health(host);
+      // The monitor has the outcome (ObservingClient); the debug log says why.
+      if (auto checked = client_->check_health(host); !checked) {
+        log::debug("proxmox_health_check", checked.error().message, {{"host", host}});
+      }
     }
   }
   if (discover_) {
@@ -82,7 +85,7 @@ void ProxmoxUpstream::health_round() {
       hosts_.discovered(*status);
     } else {
       log::debug("proxmox_discovery", "cannot read /cluster/status for discovery",
-                 {{"error", status.error()}});
+                 {{"error", status.error().message}});
     }
   }
   hosts_.evaluate();

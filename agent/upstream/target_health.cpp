@@ -71,8 +71,8 @@ TargetSnapshot TargetHealth::snapshot(Clock::TimePoint now) const {
   s.response_time_ms = ewma_ms_;
   s.failure_count = failure_count_;
   s.consecutive_failures = consecutive_failures_;
-  s.recovered = s.status == HealthStatus::healthy &&
-                consecutive_successes_ >= settings_.healthy_threshold;
+  s.recovered =
+      s.status == HealthStatus::healthy && consecutive_successes_ >= settings_.healthy_threshold;
   s.last_seen = last_seen_;
   s.last_error = last_error_;
   s.calls = calls_;

@@ -55,7 +55,10 @@ struct Reader {
   Interrupt interrupt;
   ProxmoxUpstream upstream;
   explicit Reader(const Settings& s) : upstream(s, clock, interrupt) {}
-  GuestRead read() { return upstream.client().read_guests(); }
+  Result<GuestRead> read() { return upstream.client().read_guests(); }
+  static std::string message_of(const Result<GuestRead>& r) {
+    return r ? std::string() : r.error().message;
+  }
 };
 
 std::map<std::string, std::string> list_env(Sim& s) {
@@ -102,13 +105,13 @@ TEST_CASE("a second read makes the two list calls plus details only for what cha
   settings.node_name = "pve1";
   Reader reader(settings);
   auto first = reader.read();
-  REQUIRE_MESSAGE(first.ok, first.error);
-  CHECK(first.guests.size() == s.guests_on_pve1());
+  REQUIRE_MESSAGE(first.ok(), Reader::message_of(first));
+  CHECK(first->guests.size() == s.guests_on_pve1());
   s.pve1().reset_counts();
   auto second = reader.read();
-  REQUIRE(second.ok);
+  REQUIRE(second.ok());
   CHECK(s.pve1().total_requests() == 2);
-  CHECK(second.requests == 2);
+  CHECK(second->requests == 2);
 
   // One stopped guest starts: its config and its addresses are read again, nothing else.
   int started = 0;
@@ -122,8 +125,8 @@ TEST_CASE("a second read makes the two list calls plus details only for what cha
   REQUIRE(s.sim.cluster().start(started));
   s.pve1().reset_counts();
   auto third = reader.read();
-  REQUIRE(third.ok);
-  CHECK(third.detail_requests == 2);
+  REQUIRE(third.ok());
+  CHECK(third->detail_requests == 2);
   CHECK(s.pve1().total_requests() == 4);
 }
 
@@ -137,12 +140,12 @@ TEST_CASE("password auth: ticket login - and an expired ticket gets one fresh lo
   settings.node_name = "pve1";
   Reader reader(settings);
   auto first = reader.read();
-  REQUIRE_MESSAGE(first.ok, first.error);
+  REQUIRE_MESSAGE(first.ok(), Reader::message_of(first));
   CHECK(s.pve1().count("POST /api2/json/access/ticket") == 1);
   // The simulator's time moves past the ticket's 2 hours; the agent's did not.
   s.sim.cluster().advance(std::chrono::hours(2) + 1min);
   auto second = reader.read();
-  REQUIRE_MESSAGE(second.ok, second.error);
+  REQUIRE_MESSAGE(second.ok(), Reader::message_of(second));
   CHECK(s.pve1().count("POST /api2/json/access/ticket") == 2);
 }
 
@@ -225,26 +228,26 @@ TEST_CASE("each fault of the host gives its failure kind and no crash") {
   settings.retry_max_attempts = 1;
   settings.vm_details = false;
   Reader reader(settings);
-  REQUIRE(reader.read().ok);
+  REQUIRE(reader.read().ok());
   struct Case {
     sim::Fault fault;
-    FailureKind kind;
+    std::optional<ErrorKind> kind;  // none: the read succeeds
   };
   const std::vector<Case> cases = {
-      {{.kind = sim::FaultKind::down}, FailureKind::network},
-      {{.kind = sim::FaultKind::hang}, FailureKind::timeout},
-      {{.kind = sim::FaultKind::slow, .delay = 1500ms}, FailureKind::timeout},
-      {{.kind = sim::FaultKind::slow, .delay = 200ms}, FailureKind::ok},
-      {{.kind = sim::FaultKind::reset}, FailureKind::network},
-      {{.kind = sim::FaultKind::truncated}, FailureKind::server},
-      {{.kind = sim::FaultKind::non_json}, FailureKind::server},
-      {{.kind = sim::FaultKind::oversized}, FailureKind::server},
-      {{.kind = sim::FaultKind::status, .status = 500}, FailureKind::server},
-      {{.kind = sim::FaultKind::status, .status = 501}, FailureKind::client},
+      {{.kind = sim::FaultKind::down}, ErrorKind::network},
+      {{.kind = sim::FaultKind::hang}, ErrorKind::timeout},
+      {{.kind = sim::FaultKind::slow, .delay = 1500ms}, ErrorKind::timeout},
+      {{.kind = sim::FaultKind::slow, .delay = 200ms}, std::nullopt},
+      {{.kind = sim::FaultKind::reset}, ErrorKind::network},
+      {{.kind = sim::FaultKind::truncated}, ErrorKind::server},
+      {{.kind = sim::FaultKind::non_json}, ErrorKind::bad_reply},
+      {{.kind = sim::FaultKind::oversized}, ErrorKind::server},
+      {{.kind = sim::FaultKind::status, .status = 500}, ErrorKind::server},
+      {{.kind = sim::FaultKind::status, .status = 501}, ErrorKind::client},
       {{.kind = sim::FaultKind::status, .status = 595, .reason = "No route to host"},
-       FailureKind::server},
+       ErrorKind::server},
       {{.kind = sim::FaultKind::status, .status = 596, .reason = "Connection timed out"},
-       FailureKind::server},
+       ErrorKind::server},
   };
   for (const auto& c : cases) {
     CAPTURE(sim::to_string(c.fault.kind));
@@ -252,15 +255,16 @@ TEST_CASE("each fault of the host gives its failure kind and no crash") {
     s.pve1().set_fault(c.fault);
     auto r = reader.read();
     s.pve1().clear_fault();
-    CHECK(r.kind == c.kind);
-    CHECK(r.ok == (c.kind == FailureKind::ok));
-    if (!r.ok) {
-      CHECK_FALSE(r.error.empty());
-      CHECK(r.error.find(kTokenSecret) == std::string::npos);
+    CHECK(r.ok() == !c.kind.has_value());
+    if (!r.ok()) {
+      CHECK(r.error().kind == c.kind);
+      CHECK_FALSE(r.error().message.empty());
+      CHECK(r.error().message.find(kTokenSecret) == std::string::npos);
+      CHECK(r.error().url.find(kTokenSecret) == std::string::npos);
     }
     // And the host serves again once the fault is gone.
     auto again = reader.read();
-    CHECK_MESSAGE(again.ok, again.error);
+    CHECK_MESSAGE(again.ok(), Reader::message_of(again));
   }
 }
 
@@ -277,7 +281,7 @@ TEST_CASE("a flapping host is retried while the retry budget allows and never st
   s.pve1().set_fault({.kind = sim::FaultKind::flap, .status = 500, .every = 1});
   int ok = 0;
   for (int i = 0; i < 6; ++i) {
-    ok += reader.read().ok ? 1 : 0;
+    ok += reader.read().ok() ? 1 : 0;
   }
   CHECK(ok >= 2);
   CHECK(ok < 6);

@@ -246,7 +246,7 @@ ServerOptions options() {
 
 void start(Server& server) {
   auto started = server.start();
-  INFO((started.ok() ? std::string("started") : started.error()));
+  INFO((started.ok() ? std::string("started") : started.error().message));
   REQUIRE(started.ok());
   REQUIRE(server.port() > 0);
 }
@@ -1064,9 +1064,9 @@ TEST_CASE("http server: bad TLS files make start fail with the file name") {
     Server server(opts, echo);
     const auto r = server.start();
     REQUIRE_FALSE(r.ok());
-    INFO(r.error());
-    CHECK(r.error().find(row.expect) == 0);
-    CHECK(r.error().find("not-a-key") == std::string::npos);
+    INFO(r.error().message);
+    CHECK(r.error().message.find(row.expect) == 0);
+    CHECK(r.error().message.find("not-a-key") == std::string::npos);
   }
 }
 
@@ -1078,7 +1078,7 @@ TEST_CASE("http server: start on a port in use fails with the address") {
   Server second(opts, echo);
   const auto r = second.start();
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error() ==
+  CHECK(r.error().message ==
         "cannot listen on 127.0.0.1:" + std::to_string(first.port()) + ": Address already in use");
   second.stop();  // never started: nothing to do
 
@@ -1086,8 +1086,8 @@ TEST_CASE("http server: start on a port in use fails with the address") {
   Server named(opts, echo);
   const auto n = named.start();
   REQUIRE_FALSE(n.ok());
-  CHECK(n.error().find("cannot listen on localhost:") == 0);
-  CHECK(n.error().find("not an IPv4 or IPv6 address") != std::string::npos);
+  CHECK(n.error().message.find("cannot listen on localhost:") == 0);
+  CHECK(n.error().message.find("not an IPv4 or IPv6 address") != std::string::npos);
 }
 
 TEST_CASE("http server: IPv6 loopback and the dual-stack any address") {
@@ -1096,7 +1096,7 @@ TEST_CASE("http server: IPv6 loopback and the dual-stack any address") {
   Server v6(opts, echo);
   const auto started = v6.start();
   if (!started.ok()) {
-    MESSAGE("no IPv6 here: " << started.error());
+    MESSAGE("no IPv6 here: " << started.error().message);
     return;
   }
   RawClient c(v6.port(), "::1");

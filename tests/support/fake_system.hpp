@@ -23,11 +23,11 @@ class FakeSystemAccess final : public SystemAccess {
 
   Result<std::string> read_file(const std::string& path) override {
     if (unreadable.contains(path)) {
-      return Error{"Permission denied"};
+      return Error{ErrorKind::io, "Permission denied"};
     }
     const auto it = files.find(path);
     if (it == files.end()) {
-      return Error{"No such file or directory"};
+      return Error{ErrorKind::io, "No such file or directory"};
     }
     return it->second;
   }
@@ -35,7 +35,7 @@ class FakeSystemAccess final : public SystemAccess {
   // loader must not rely on it, so they are listed in reverse.
   Result<DirListing> list_dir(const std::string& path) override {
     if (unreadable.contains(path)) {
-      return Error{"Permission denied"};
+      return Error{ErrorKind::io, "Permission denied"};
     }
     DirListing listing;
     listing.exists = dirs.contains(path);
@@ -57,14 +57,14 @@ class FakeSystemAccess final : public SystemAccess {
   bool is_writable_dir(const std::string& path) override { return writable_dirs.contains(path); }
   Result<int> count_pem_certificates(const std::string& path) override {
     if (!files.contains(path)) {
-      return Error{"No such file or directory"};
+      return Error{ErrorKind::io, "No such file or directory"};
     }
     const auto it = certificates.find(path);
     return it == certificates.end() ? 0 : it->second;
   }
   Result<bool> has_pem_private_key(const std::string& path) override {
     if (!files.contains(path)) {
-      return Error{"No such file or directory"};
+      return Error{ErrorKind::io, "No such file or directory"};
     }
     return private_keys.contains(path);
   }

@@ -47,10 +47,9 @@ TEST_CASE("node_info: the path - the key in the query - the request id - the nod
           R"("status":"disconnected","whitelist":[101,102,205],"last_seen":null,"owner_id":2})"));
   auto a = f.client.node_info();
   REQUIRE(a.ok());
-  CHECK(a.value->id == 34);
-  CHECK(a.value->owner_id == std::optional<std::int64_t>(2));
-  CHECK(a.value->whitelist == std::vector<std::int64_t>{101, 102, 205});
-  CHECK(a.result.request_id == "req-1");
+  CHECK(a->id == 34);
+  CHECK(a->owner_id == std::optional<std::int64_t>(2));
+  CHECK(a->whitelist == std::vector<std::int64_t>{101, 102, 205});
   const auto req = f.http.requests().at(0);
   CHECK(req.url == "http://127.0.0.1:5000/base/proxmox-nodes/agent-node/34?api_key=" + kKey);
   CHECK(header(req, "X-Request-ID") == "req-1");
@@ -73,8 +72,8 @@ TEST_CASE("whitelist and the fall back to whitelist_legacy on an older server") 
   f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(200, "[1552, 5001]"));
   auto c = f.client.whitelist();
   REQUIRE(c.ok());
-  CHECK(c.value->vmids == std::set<std::int64_t>{1552, 5001});
-  CHECK(c.value->source == "accountdb");
+  CHECK(c->vmids == std::set<std::int64_t>{1552, 5001});
+  CHECK(c->source == "accountdb");
 
   for (int status : {404, 405}) {
     Fixture old;
@@ -84,8 +83,8 @@ TEST_CASE("whitelist and the fall back to whitelist_legacy on an older server") 
                 http_answer(200, R"({"node_id":34,"vmids":[101],"success":true,"message":"ok"})"));
     auto d = old.client.whitelist();
     REQUIRE(d.ok());
-    CHECK(d.value->vmids == std::set<std::int64_t>{101});
-    CHECK(d.value->source == "accountdb-legacy");
+    CHECK(d->vmids == std::set<std::int64_t>{101});
+    CHECK(d->source == "accountdb-legacy");
     CHECK(old.http.requests().size() == 2);
   }
 }
@@ -96,13 +95,13 @@ TEST_CASE("a whitelist error is an error - never an empty whitelist") {
             http_answer(401, R"({"detail":"Invalid API key or node not found"})"));
   auto c = f.client.whitelist();
   CHECK_FALSE(c.ok());
-  CHECK(c.result.kind == FailureKind::auth);
+  CHECK(c.error().kind == ErrorKind::auth);
   f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(503, "upstream down"));
-  CHECK(f.client.whitelist().result.kind == FailureKind::server);
+  CHECK(f.client.whitelist().error().kind == ErrorKind::server);
   f.http.on("GET /base/vm-access/node/34/whitelist/agent", http_answer(200, R"({"not":"a list"})"));
   auto garbage = f.client.whitelist();
-  CHECK(garbage.result.kind == FailureKind::server);
-  CHECK(garbage.result.message.find("not understood") != std::string::npos);
+  CHECK(garbage.error().kind == ErrorKind::bad_reply);
+  CHECK(garbage.error().message.find("not understood") != std::string::npos);
 }
 
 TEST_CASE("a body that fails after a 200 head says why - not 200") {
@@ -113,9 +112,9 @@ TEST_CASE("a body that fails after a 200 head says why - not 200") {
   f.http.on("GET /base/proxmox-nodes/agent-vms/34", cut);
   auto e = f.client.list_vms();
   REQUIRE_FALSE(e.ok());
-  CHECK_MESSAGE(e.result.message.find("response body truncated") != std::string::npos,
-                e.result.message);
-  CHECK(e.result.message.find(": 200") == std::string::npos);
+  CHECK_MESSAGE(e.error().message.find("response body truncated") != std::string::npos,
+                e.error().message);
+  CHECK(e.error().message.find(": 200") == std::string::npos);
 }
 
 TEST_CASE("list_vms: rows parsed - a row without id fails the whole answer") {
@@ -129,14 +128,14 @@ TEST_CASE("list_vms: rows parsed - a row without id fails the whole answer") {
           R"("proxmox_node_id":34,"owner_id":1,"created_at":"a","updated_at":"b"}],"count":1,"node_id":34})"));
   auto e = f.client.list_vms();
   REQUIRE(e.ok());
-  REQUIRE(e.value->size() == 1);
-  const auto& row = e.value->at(0);
+  REQUIRE(e->size() == 1);
+  const auto& row = e->at(0);
   CHECK(row.id == 1);
   CHECK(row.cpu_usage_percent == std::optional<double>(12.3));
   CHECK(row.ip_address == std::optional<std::string>("10.0.0.11"));
   f.http.on("GET /base/proxmox-nodes/agent-vms/34",
             http_answer(200, R"({"vms":[{"vmid":101}],"count":1})"));
-  CHECK(f.client.list_vms().result.kind == FailureKind::server);
+  CHECK(f.client.list_vms().error().kind == ErrorKind::bad_reply);
 }
 
 TEST_CASE(
@@ -161,39 +160,44 @@ TEST_CASE("401 - 404 on node_info - 422 and 429 give operator messages without t
   f.http.on("GET /base/proxmox-nodes/agent-node/34",
             http_answer(401, R"({"detail":"Invalid API key"})"));
   auto bad_key = f.client.node_info();
-  CHECK(bad_key.result.kind == FailureKind::auth);
+  CHECK(bad_key.error().kind == ErrorKind::auth);
   CHECK(
-      bad_key.result.message ==
+      bad_key.error().message ==
       R"(AccountDB refused the API key for node 34 (401 {"detail":"Invalid API key"}): check ACCOUNTDB_API_KEY and ACCOUNTDB_NODE_ID)");
 
   f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(404, R"({"error":"NOT_FOUND"})"));
   auto unknown = f.client.node_info();
-  CHECK(unknown.result.kind == FailureKind::auth);
-  CHECK(unknown.result.message.find("does not know node 34") != std::string::npos);
+  CHECK(unknown.error().kind == ErrorKind::auth);
+  CHECK(unknown.error().message.find("does not know node 34") != std::string::npos);
 
   f.http.on(
       "PUT /base/vms/agent/7",
       http_answer(
           422, R"({"error":"VALIDATION_ERROR","details":{"errors":{"name":["field required"]}}})"));
   auto invalid = f.client.put_vm(7, {{"vmid", 101}});
-  CHECK(invalid.kind == FailureKind::client);
-  CHECK(invalid.message.find("422") != std::string::npos);
-  CHECK(invalid.message.find("field required") != std::string::npos);
+  CHECK(invalid.error().kind == ErrorKind::client);
+  CHECK(invalid.error().message.find("422") != std::string::npos);
+  CHECK(invalid.error().message.find("field required") != std::string::npos);
 
   auto limited = http_answer(429, R"({"detail":"Too many requests"})");
   limited.retry_after = std::chrono::seconds(53);
   f.http.on("POST /base/proxmox-nodes/heartbeat", limited);
   auto rl = f.client.heartbeat();
-  CHECK(rl.kind == FailureKind::rate_limited);
-  CHECK(rl.message.find("Retry-After 53 s") != std::string::npos);
+  CHECK(rl.error().kind == ErrorKind::rate_limited);
+  CHECK(rl.error().message.find("Retry-After 53 s") != std::string::npos);
 
   f.http.on("GET /base/proxmox-nodes/agent-vms/34",
             test::http_failure(FailureKind::timeout,
                                "GET http://127.0.0.1:5000/x?api_key=" + kKey + " timed out"));
   auto t = f.client.list_vms();
-  CHECK(t.result.kind == FailureKind::timeout);
-  for (const auto* m : {&bad_key.result.message, &unknown.result.message, &invalid.message,
-                        &rl.message, &t.result.message}) {
+  CHECK(t.error().kind == ErrorKind::timeout);
+  // The context as fields: the request, and the URL without the query that holds the key.
+  CHECK(invalid.error().method == "PUT");
+  CHECK(invalid.error().url == "http://127.0.0.1:5000/base/vms/agent/7");
+  CHECK(invalid.error().status == 422);
+  CHECK(t.error().status == 0);
+  for (const auto* m : {&bad_key.error().message, &unknown.error().message,
+                        &invalid.error().message, &rl.error().message, &t.error().message}) {
     CHECK(m->find(kKey) == std::string::npos);
   }
 }
@@ -205,9 +209,9 @@ TEST_CASE("the key is never logged") {
   Fixture f;
   f.http.on("GET /base/proxmox-nodes/agent-node/34",
             http_answer(401, R"({"detail":"Invalid API key"})"));
-  f.client.node_info();
+  static_cast<void>(f.client.node_info());
   f.http.on("GET /base/proxmox-nodes/agent-node/34", http_answer(200, R"({"id":34})"));
-  f.client.node_info();
+  static_cast<void>(f.client.node_info());
   log::capture_for_test(nullptr);
   log::init({});
   REQUIRE(lines.size() == 2);

@@ -63,7 +63,7 @@ struct Harness {
     c.whitelist_vmids = [] { return std::vector<std::int64_t>{}; };
     c.refresh_whitelist = [this]() -> Result<WhitelistStatus> {
       ++refreshes;
-      return Error{"AccountDB: GET /vm-access/node/34/whitelist/agent: 503"};
+      return Error{ErrorKind::network, "AccountDB: GET /vm-access/node/34/whitelist/agent: 503"};
     };
     c.owner_id = [] { return std::optional<std::int64_t>(2); };
     c.node_name = [] { return std::string("pve1"); };

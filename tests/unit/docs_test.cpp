@@ -134,7 +134,7 @@ TEST_CASE("every default in the table is valid for its own setting") {
     }
     Settings s;
     auto r = spec.apply(spec, spec.default_value, s);
-    CHECK_MESSAGE(r.ok(), spec.env, ": ", (r.ok() ? "" : r.error()));
+    CHECK_MESSAGE(r.ok(), spec.env, ": ", (r.ok() ? "" : r.error().message));
   }
 }
 

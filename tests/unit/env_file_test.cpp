@@ -8,7 +8,7 @@ namespace {
 
 std::string value_of(std::string_view text, const std::string& key) {
   auto f = parse_env_file(text, "t.env");
-  REQUIRE_MESSAGE(f.ok(), (f.ok() ? "" : f.error()));
+  REQUIRE_MESSAGE(f.ok(), (f.ok() ? "" : f.error().message));
   const auto it = f->entries.find(key);
   REQUIRE_MESSAGE(it != f->entries.end(), key);
   return it->second.value;
@@ -17,7 +17,7 @@ std::string value_of(std::string_view text, const std::string& key) {
 std::string error_of(std::string_view text) {
   auto f = parse_env_file(text, "t.env");
   REQUIRE_FALSE(f.ok());
-  return f.error();
+  return f.error().message;
 }
 
 }  // namespace

@@ -85,6 +85,10 @@ struct Fixture {
             std::move(o), [this](const HttpRequest& r) { return http.send(r); }, clock) {}
 };
 
+std::string message_of(const Result<GuestRead>& r) {
+  return r ? std::string() : r.error().message;
+}
+
 const Guest* find(const GuestRead& r, std::int64_t vmid) {
   for (const auto& g : r.guests) {
     if (g.vmid == vmid) {
@@ -99,8 +103,8 @@ const Guest* find(const GuestRead& r, std::int64_t vmid) {
 TEST_CASE("token auth: the PVEAPIToken header on every request and no cookie") {
   Fixture f(token_options());
   serve_node(f.http);
-  auto r = f.client.read_guests();
-  REQUIRE_MESSAGE(r.ok, r.error);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
   for (const auto& req : f.http.requests()) {
     CHECK(header(req, "Authorization") == "PVEAPIToken=agent@pve!sync=tok-secret");
     CHECK(header(req, "Cookie").empty());
@@ -113,11 +117,12 @@ TEST_CASE("token auth: the PVEAPIToken header on every request and no cookie") {
 TEST_CASE("the first read: two list calls plus details of every guest") {
   Fixture f(token_options());
   serve_node(f.http);
-  auto r = f.client.read_guests();
-  REQUIRE_MESSAGE(r.ok, r.error);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.complete);
   CHECK(r.node == "pve");
-  CHECK(r.source == "node");
+  CHECK(r.source == GuestSource::node);
   CHECK(r.guests.size() == 6);
   CHECK(f.http.count(kQemu) == 1);
   CHECK(f.http.count(kLxc) == 1);
@@ -135,7 +140,7 @@ TEST_CASE("the first read: two list calls plus details of every guest") {
 TEST_CASE("list calls may be retried but detail calls are best-effort single attempts") {
   Fixture f(token_options());
   serve_node(f.http);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   for (const auto& req : f.http.requests()) {
     const bool list = req.url.ends_with("/nodes/pve/qemu") || req.url.ends_with("/nodes/pve/lxc");
     CHECK_MESSAGE(req.retry == list, req.url);
@@ -145,11 +150,12 @@ TEST_CASE("list calls may be retried but detail calls are best-effort single att
 TEST_CASE("the second read makes exactly the two list calls when nothing changed") {
   Fixture f(token_options());
   serve_node(f.http);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   f.http.clear_requests();
   f.clock.advance(60s);
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.requests == 2);
   CHECK(r.detail_requests == 0);
   CHECK(f.http.requests().size() == 2);
@@ -165,7 +171,7 @@ TEST_CASE(
   o.details_ttl = 3600s;
   Fixture f(o);
   serve_node(f.http);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
 
   // 101 starts (its status changes): config + agent (no agent: 500, cached as such).
   f.http.on(kQemu, http_answer(200, R"({"data":[
@@ -177,8 +183,9 @@ TEST_CASE(
   f.http.on("GET /api2/json/nodes/pve/qemu/107/config",
             http_answer(200, R"({"data":{"description":"fresh"}})"));
   f.http.clear_requests();
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.detail_requests == 3);  // 101 config + 101 agent + 107 config
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/101/config") == 1);
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/101/agent/network-get-interfaces") == 1);
@@ -188,14 +195,15 @@ TEST_CASE(
 
   // The missing agent was an answer: not asked again next cycle.
   f.http.clear_requests();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.requests().size() == 2);
 
   // After the TTL every guest's details are read again.
   f.clock.advance(3601s);
   f.http.clear_requests();
-  auto late = f.client.read_guests();
-  REQUIRE(late.ok);
+  auto late_read = f.client.read_guests();
+  REQUIRE_MESSAGE(late_read.ok(), message_of(late_read));
+  const auto& late = *late_read;
   CHECK(late.detail_requests > 0);
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 1);
 }
@@ -203,17 +211,18 @@ TEST_CASE(
 TEST_CASE("a passing failure of a detail call keeps the known details and is retried next cycle") {
   Fixture f(token_options());
   serve_node(f.http);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   f.http.on(kQemu,
             http_answer(200, R"({"data":[{"vmid":100,"status":"paused","name":"pxe","cpus":1}]})"));
   f.http.on("GET /api2/json/nodes/pve/qemu/100/config",
             http_answer(500, R"({"data":null})",
                         "Configuration file 'nodes/pve/qemu-server/100.conf' does not exist"));
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
   f.http.clear_requests();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/config") == 1);
 }
 
@@ -222,13 +231,14 @@ TEST_CASE("a guest agent call refused for want of VM.Monitor is cached and not a
   serve_node(f.http);
   f.http.on("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces",
             http_answer(403, "", "Permission check failed (/vms/100, VM.Monitor)"));
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(find(r, 100)->notes == std::optional<std::string>("notes of 100"));
   CHECK_FALSE(find(r, 100)->ip_address.has_value());
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces") == 1);
   f.http.clear_requests();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count("GET /api2/json/nodes/pve/qemu/100/agent/network-get-interfaces") == 0);
   CHECK(f.http.requests().size() == 2);  // the two list calls only
 }
@@ -239,8 +249,9 @@ TEST_CASE("VM_DETAILS off and SYNC_GUEST_TYPES=qemu make one list call and nothi
   o.sync_lxc = false;
   Fixture f(o);
   serve_node(f.http);
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.requests == 1);
   CHECK(r.guests.size() == 2);
   CHECK_FALSE(find(r, 100)->notes.has_value());
@@ -262,7 +273,7 @@ TEST_CASE("ticket auth: login - cookie - renewal after an hour - one re-login on
                                 R"(::sig","CSRFPreventionToken":"csrf)" + n +
                                 R"(","username":"root@pam"}})");
   });
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(logins == 1);
   const auto first = f.http.requests();
   CHECK(first.front().method == "POST");
@@ -273,13 +284,13 @@ TEST_CASE("ticket auth: login - cookie - renewal after an hour - one re-login on
 
   // Within the hour the ticket is reused.
   f.clock.advance(59min);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(logins == 1);
 
   // After an hour it is renewed by posting it as the password.
   f.clock.advance(2min);
   f.http.clear_requests();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(logins == 2);
   CHECK(f.http.requests().front().body ==
         "username=root%40pam&password=PVE%3Aroot%40pam%3A1%3A%3Asig");
@@ -295,8 +306,8 @@ TEST_CASE("ticket auth: login - cookie - renewal after an hour - one re-login on
     return http_answer(200, fixture("nodes-node-lxc.pve8-vmid-string.json"));
   });
   f.http.clear_requests();
-  auto r = f.client.read_guests();
-  REQUIRE_MESSAGE(r.ok, r.error);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
   CHECK(logins == 3);
   CHECK(f.http.count(kLxc) == 2);
 }
@@ -308,14 +319,14 @@ TEST_CASE("a wrong password is a clear auth failure - one login attempt and no l
   serve_node(f.http);
   f.http.on(kTicket, http_answer(401, R"({"data":null})", "authentication failure"));
   auto r = f.client.read_guests();
-  CHECK_FALSE(r.ok);
-  CHECK(r.kind == FailureKind::auth);
+  CHECK_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::auth);
   CHECK(
-      r.error ==
+      r.error().message ==
       "Proxmox rejected the login of root@pam (401 authentication failure): check PROXMOX_USER and "
       "PROXMOX_PASSWORD");
   CHECK(f.http.requests().size() == 1);
-  CHECK(r.error.find("wrong") == std::string::npos);
+  CHECK(r.error().message.find("wrong") == std::string::npos);
 }
 
 TEST_CASE("reloaded credentials: a changed password logs in anew - a token replaces the ticket") {
@@ -329,22 +340,22 @@ TEST_CASE("reloaded credentials: a changed password logs in anew - a token repla
     return http_answer(200, R"({"data":{"ticket":"PVE:root@pam:2::sig",)"
                             R"("CSRFPreventionToken":"2:csrf","username":"root@pam"}})");
   });
-  CHECK_FALSE(f.client.read_guests().ok);
+  CHECK_FALSE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 1);
   auto changed = password_options().credentials;
   changed.password = "new-password";
   f.client.set_credentials(changed);
-  auto r = f.client.read_guests();
-  REQUIRE_MESSAGE(r.ok, r.error);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
   CHECK(f.http.count(kTicket) == 2);
   // The same credentials again change nothing: the ticket is kept.
   f.client.set_credentials(changed);
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 2);
   // A token instead: no more logins, the header on every request.
   f.client.set_credentials(token_options().credentials);
   f.http.clear_requests();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 0);
   for (const auto& req : f.http.requests()) {
     CHECK(header(req, "Authorization") == "PVEAPIToken=agent@pve!sync=tok-secret");
@@ -361,22 +372,23 @@ TEST_CASE("a body that fails after a 200 head says why - not 200 OK") {
       "limit of Proxmox responses";
   f.http.on(kQemu, cut);
   auto r = f.client.read_guests();
-  CHECK_FALSE(r.ok);
-  CHECK(r.kind == FailureKind::server);
-  CHECK_MESSAGE(r.error.find("response body over the 16 MiB limit") != std::string::npos, r.error);
-  CHECK(r.error.find("200 OK") == std::string::npos);
+  CHECK_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::server);
+  CHECK_MESSAGE(r.error().message.find("response body over the 16 MiB limit") != std::string::npos,
+                r.error().message);
+  CHECK(r.error().message.find("200 OK") == std::string::npos);
 }
 
 TEST_CASE("a rejected token is an auth failure that names the settings - without the secret") {
   Fixture f(token_options());
   f.http.on(kQemu, http_answer(401, "", "invalid token value!"));
   auto r = f.client.read_guests();
-  CHECK_FALSE(r.ok);
-  CHECK(r.kind == FailureKind::auth);
-  CHECK(r.error ==
+  CHECK_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::auth);
+  CHECK(r.error().message ==
         "Proxmox rejected the API token (401 invalid token value!): check PROXMOX_TOKEN_ID and "
         "PROXMOX_TOKEN_SECRET");
-  CHECK(r.error.find("tok-secret") == std::string::npos);
+  CHECK(r.error().message.find("tok-secret") == std::string::npos);
   CHECK(f.http.requests().size() == 1);
 }
 
@@ -385,17 +397,19 @@ TEST_CASE("a missing privilege is an auth failure that names the role") {
   f.http.on(kQemu,
             http_answer(403, R"({"data":null})", "Permission check failed (/vms, VM.Audit)"));
   auto r = f.client.read_guests();
-  CHECK(r.kind == FailureKind::auth);
-  CHECK(r.error.find("403 Permission check failed (/vms, VM.Audit)") != std::string::npos);
-  CHECK(r.error.find("PVEAuditor") != std::string::npos);
+  CHECK(r.error().kind == ErrorKind::auth);
+  CHECK(r.error().message.find("403 Permission check failed (/vms, VM.Audit)") !=
+        std::string::npos);
+  CHECK(r.error().message.find("PVEAuditor") != std::string::npos);
 }
 
 TEST_CASE("an empty node seen through a token gets the VM.Audit hint") {
   Fixture f(token_options());
   f.http.on(kQemu, http_answer(200, R"({"data":[]})"));
   f.http.on(kLxc, http_answer(200, R"({"data":[]})"));
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.guests.empty());
   CHECK(r.hint.find("VM.Audit") != std::string::npos);
 }
@@ -405,15 +419,16 @@ TEST_CASE("server errors - garbage and partial lists") {
   serve_node(f.http);
   f.http.on(kLxc, http_answer(596, "", "Connection timed out"));
   auto r = f.client.read_guests();
-  CHECK_FALSE(r.ok);
-  CHECK(r.kind == FailureKind::server);
-  CHECK(r.error == "GET /nodes/pve/lxc on https://127.0.0.1:8006: 596 Connection timed out");
+  CHECK_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::server);
+  CHECK(r.error().message ==
+        "GET /nodes/pve/lxc on https://127.0.0.1:8006: 596 Connection timed out");
 
   f.http.on(kLxc, http_answer(200, "<html>oops</html>"));
   auto garbage = f.client.read_guests();
-  CHECK_FALSE(garbage.ok);
-  CHECK(garbage.kind == FailureKind::server);
-  CHECK(garbage.error.find("the answer is not understood: the body is not JSON") !=
+  CHECK_FALSE(garbage.ok());
+  CHECK(garbage.error().kind == ErrorKind::bad_reply);
+  CHECK(garbage.error().message.find("the answer is not understood: the body is not JSON") !=
         std::string::npos);
 
   f.http.on(
@@ -421,16 +436,18 @@ TEST_CASE("server errors - garbage and partial lists") {
       http_answer(200,
                   R"({"data":[{"vmid":"x","status":"running"},{"vmid":110,"status":"stopped"}]})"));
   f.http.on("GET /api2/json/nodes/pve/lxc/110/config", http_answer(200, R"({"data":{}})"));
-  auto partial = f.client.read_guests();
-  REQUIRE(partial.ok);
+  auto partial_read = f.client.read_guests();
+  REQUIRE_MESSAGE(partial_read.ok(), message_of(partial_read));
+  const auto& partial = *partial_read;
   CHECK_FALSE(partial.complete);
   CHECK(partial.rejected.size() == 1);
   CHECK(find(partial, 110) != nullptr);
 
   f.http.on(kQemu, test::http_failure(FailureKind::network, "connection refused"));
   auto down = f.client.read_guests();
-  CHECK(down.kind == FailureKind::network);
-  CHECK(down.error == "GET /nodes/pve/qemu on https://127.0.0.1:8006: connection refused");
+  CHECK(down.error().kind == ErrorKind::network);
+  CHECK(down.error().message ==
+        "GET /nodes/pve/qemu on https://127.0.0.1:8006: connection refused");
 }
 
 TEST_CASE("the node name: the setting - else /cluster/status - else the host name") {
@@ -502,7 +519,7 @@ TEST_CASE("the permission check: asked once - each missing privilege logged once
   CHECK_FALSE(f.client.permissions().checked.has_value());
   f.client.check_permissions();
   f.client.check_permissions();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   f.client.check_permissions();
   CHECK(f.http.count(kVersion) == 1);
   CHECK(f.http.count(kPermissions) == 1);
@@ -571,7 +588,7 @@ TEST_CASE("permissions that cannot be read are unknown - logged once - not asked
   f.http.on(kPermissions, http_answer(501, R"({"data":null})",
                                       "Method 'GET /access/permissions' not implemented"));
   f.client.check_permissions();
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   f.client.check_permissions();
   CHECK(f.http.count(kPermissions) == 1);
   const auto st = f.client.permissions();
@@ -600,7 +617,7 @@ TEST_CASE("permissions Proxmox did not answer are asked again once after a good 
   f.client.check_permissions();  // no answer came, and no read since: not asked
   CHECK(f.http.count(kVersion) == 1);
   serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
-  REQUIRE(f.client.read_guests().ok);
+  REQUIRE(f.client.read_guests().ok());
   f.client.check_permissions();
   f.client.check_permissions();
   CHECK(f.http.count(kVersion) == 2);
@@ -616,8 +633,9 @@ TEST_CASE("an empty node: the VM.Audit hint is definite once the permissions are
   f.http.on(kLxc, http_answer(200, R"({"data":[]})"));
   serve_permissions(f.http, "9.0.3", {"Sys.Audit"});
   f.client.check_permissions();
-  auto r = f.client.read_guests();
-  REQUIRE(r.ok);
+  auto r_read = f.client.read_guests();
+  REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
+  const auto& r = *r_read;
   CHECK(r.hint.find("lacks VM.Audit on /vms") != std::string::npos);
 
   // It may see every guest: the node has none, nothing to hint at.
@@ -626,5 +644,5 @@ TEST_CASE("an empty node: the VM.Audit hint is definite once the permissions are
   g.http.on(kLxc, http_answer(200, R"({"data":[]})"));
   serve_permissions(g.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
   g.client.check_permissions();
-  CHECK(g.client.read_guests().hint.empty());
+  CHECK(g.client.read_guests()->hint.empty());
 }

@@ -175,15 +175,15 @@ TEST_CASE("every fixture that is a guest list parses without rejects") {
 }
 
 TEST_CASE("garbage bodies are errors with a clear message") {
-  CHECK(parse_guest_list("<html>502 Bad Gateway</html>", GuestType::qemu, "n").error() ==
+  CHECK(parse_guest_list("<html>502 Bad Gateway</html>", GuestType::qemu, "n").error().message ==
         "the body is not JSON");
-  CHECK(parse_guest_list("{\"data\":[{\"vmid\":1", GuestType::qemu, "n").error() ==
+  CHECK(parse_guest_list("{\"data\":[{\"vmid\":1", GuestType::qemu, "n").error().message ==
         "the body is not JSON");
-  CHECK(parse_guest_list("{\"errors\":{}}", GuestType::qemu, "n").error() ==
+  CHECK(parse_guest_list("{\"errors\":{}}", GuestType::qemu, "n").error().message ==
         "the body has no \"data\" member");
-  CHECK(parse_guest_list("{\"data\":null}", GuestType::qemu, "n").error() ==
+  CHECK(parse_guest_list("{\"data\":null}", GuestType::qemu, "n").error().message ==
         "\"data\" is not a list");
-  CHECK(parse_guest_list("[1,2]", GuestType::qemu, "n").error() ==
+  CHECK(parse_guest_list("[1,2]", GuestType::qemu, "n").error().message ==
         "the body has no \"data\" member");
   CHECK_FALSE(parse_cluster_status("{\"data\":{}}").ok());
   CHECK_FALSE(parse_version("{\"data\":[]}").ok());

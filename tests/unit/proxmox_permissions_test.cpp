@@ -162,7 +162,7 @@ TEST_CASE("parse_permissions: paths - privileges and their propagate flags") {
   const auto p = parse_permissions(
       R"({"data":{"/":{"Sys.Audit":1,"VM.Audit":1},"/vms":{"VM.Audit":1,"VM.GuestAgent.Audit":0},)"
       R"("/vms/100":{},"/storage/local":{"Datastore.Audit":"1"},"/nodes":{"Sys.Audit":true}}})");
-  REQUIRE_MESSAGE(p, p.error());
+  REQUIRE_MESSAGE(p, p.error().message);
   CHECK(p->size() == 5);
   CHECK(p->at("/").at("Sys.Audit"));
   CHECK_FALSE(p->at("/vms").at("VM.GuestAgent.Audit"));
@@ -190,6 +190,6 @@ TEST_CASE("parse_permissions rejects a malformed answer with a clear error") {
     CAPTURE(body);
     const auto p = parse_permissions(body);
     REQUIRE_FALSE(p);
-    CHECK_MESSAGE(p.error().find(error) != std::string::npos, p.error());
+    CHECK_MESSAGE(p.error().message.find(error) != std::string::npos, p.error().message);
   }
 }

@@ -69,7 +69,7 @@ TEST_CASE("parse_url") {
   CHECK(v6->host == "2001:db8::1");
   CHECK(v6->str() == "https://[2001:db8::1]:8006");
 
-  CHECK(parse_url("adb:8080", {"", 0}).error() == "needs a scheme (http:// or https://)");
+  CHECK(parse_url("adb:8080", {"", 0}).error().message == "needs a scheme (http:// or https://)");
   CHECK_FALSE(parse_url("https://", {"", 0}).ok());
   CHECK_FALSE(parse_url("https://[::1", {"", 0}).ok());
   CHECK_FALSE(parse_url("https://[zz::1]", {"", 0}).ok());
