@@ -19,10 +19,6 @@ std::string path_only(const std::string& path) {
   return path.substr(0, path.find('?'));
 }
 
-std::string type_path(GuestType t) {
-  return std::string(to_string(t));
-}
-
 // The privileges that let the guest agent's address call through (PVE 9, PVE 8).
 bool is_guest_agent_privilege(const std::string& p) {
   return p == "VM.GuestAgent.Audit" || p == "VM.Monitor";
@@ -45,10 +41,6 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
 }
 
 }  // namespace
-
-std::string_view to_string(GuestSource s) {
-  return s == GuestSource::node ? "node" : "cluster";
-}
 
 ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock)
     : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
@@ -187,31 +179,6 @@ void ProxmoxClient::answered_read() {
 PermissionStatus ProxmoxClient::permissions() const {
   std::lock_guard lock(permissions_mutex_);
   return permissions_;
-}
-
-std::string ProxmoxClient::empty_node_hint(const std::string& node) const {
-  std::optional<bool> lacks_audit;
-  {
-    std::lock_guard lock(permissions_mutex_);
-    if (permissions_.checked) {
-      lacks_audit = std::any_of(permissions_.missing.begin(), permissions_.missing.end(),
-                                [](const auto& m) { return m.privilege == "VM.Audit"; });
-    }
-  }
-  const std::string none = "Proxmox shows no guests on node " + node;
-  if (lacks_audit.has_value()) {
-    // Known: either the node has no guests, or the privilege is missing.
-    return *lacks_audit ? none +
-                              ": the API user or token lacks VM.Audit on /vms "
-                              "(proxmox_privilege_missing says how to grant it)"
-                        : "";
-  }
-  if (!credentials().uses_token()) {
-    return "";
-  }
-  return none +
-         "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
-         "its own permissions, e.g. the PVEAuditor role on /vms)";
 }
 
 ProxmoxCredentials ProxmoxClient::credentials() const {
@@ -393,211 +360,6 @@ std::string ProxmoxClient::node_name() {
     node_name_ = host;
   }
   return host;
-}
-
-void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
-  const GuestKey key{g.type, g.vmid};
-  const auto now = clock_.now();
-  const auto it = details_.find(key);
-  if (it != details_.end() && it->second.status == g.status &&
-      now - it->second.read_at < options_.details_ttl) {
-    g.notes = it->second.notes;
-    g.ip_address = it->second.ip;
-    return;
-  }
-  const auto before = requests_.load();
-  const std::string base =
-      "/nodes/" + g.node + "/" + type_path(g.type) + "/" + std::to_string(g.vmid);
-  Details d{g.status, now, std::nullopt, std::nullopt};
-  bool complete = true;
-  auto conf = get_once(base + "/config");
-  if (conf.ok()) {
-    if (auto notes = parse_config_description(*conf)) {
-      d.notes = *notes;
-    } else {
-      complete = false;
-      log::debug("proxmox_details", "config not understood",
-                 {{"vmid", g.vmid}, {"error", notes.error().message}});
-    }
-  } else {
-    complete = false;
-    log::debug("proxmox_details", "config not read",
-               {{"vmid", g.vmid}, {"error", conf.error().message}});
-  }
-  if (g.running()) {
-    const bool qemu = g.type == GuestType::qemu;
-    auto ifs = get_once(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
-    if (ifs.ok()) {
-      auto ip = qemu ? parse_qemu_agent_ipv4(*ifs) : parse_lxc_interfaces_ipv4(*ifs);
-      if (ip) {
-        d.ip = *ip;
-      }
-    } else if (qemu && ifs.error().status == 403) {
-      // The guest agent call needs VM.GuestAgent.Audit (PVE 9, in
-      // PVEAuditor) or VM.Monitor (PVE 8, not in PVEAuditor): a permanent
-      // answer, cached, so that each running VM does not cost a refused call
-      // every cycle. Said once per run, unless the permission check did.
-      if (!agent_denied_logged_.exchange(true)) {
-        log::warn("proxmox_agent_denied",
-                  "the QEMU guest agent call is not permitted: guest IP addresses stay empty "
-                  "(the reason names the privilege it needs)",
-                  {{"vmid", g.vmid}, {"reason", ifs.error().message}});
-      }
-    } else if (!(qemu && ifs.error().kind == ErrorKind::server && ifs.error().status == 500)) {
-      // A 500 from the guest agent call means no agent runs: that is an
-      // answer, cached like any other. Anything else is tried again.
-      complete = false;
-    }
-  }
-  read.detail_requests += requests_ - before;
-  if (!complete && it != details_.end()) {
-    // Keep what we knew rather than forgetting it on a passing failure.
-    d.notes = d.notes ? d.notes : it->second.notes;
-    d.ip = d.ip ? d.ip : it->second.ip;
-  }
-  g.notes = d.notes;
-  g.ip_address = d.ip;
-  if (complete) {
-    details_[key] = std::move(d);
-  }
-}
-
-Result<GuestList> ProxmoxClient::read_cluster_guests() {
-  auto res = call("GET", "/cluster/resources?type=vm", "", {.any_target = true});
-  if (!res.ok()) {
-    return res.error();
-  }
-  auto list = parse_cluster_resources(*res);
-  if (!list) {
-    return Error{ErrorKind::bad_reply,
-                 "GET /cluster/resources on " + options_.host.str() +
-                     ": the answer is not understood: " + list.error().message,
-                 "GET", options_.host.str() + "/cluster/resources"};
-  }
-  return list;
-}
-
-void ProxmoxClient::remember(const std::vector<Guest>& guests) {
-  last_known_.clear();
-  for (const auto& g : guests) {
-    last_known_[{g.type, g.vmid}] = g;
-  }
-}
-
-Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
-  auto cluster = read_cluster_guests();
-  if (!cluster.ok()) {
-    auto e = cluster.error();
-    if (!local_error.empty()) {
-      e.message = local_error + "; the cluster-wide fallback failed too: " + e.message;
-    }
-    return e;
-  }
-  r.source = GuestSource::cluster;
-  r.guests.clear();
-  r.rejected = cluster->rejected;
-  std::size_t unknown_without_values = 0;
-  for (auto& g : cluster->guests) {
-    if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
-        (g.type == GuestType::lxc && !options_.sync_lxc)) {
-      continue;
-    }
-    const GuestKey key{g.type, g.vmid};
-    if (g.unknown) {
-      // The node is offline for the cluster: nothing about the guest is
-      // known now, so it is reported as it was last seen, or not at all.
-      const auto known = last_known_.find(key);
-      if (known == last_known_.end()) {
-        ++unknown_without_values;
-        continue;
-      }
-      r.guests.push_back(known->second);
-      continue;
-    }
-    // Details are node-local calls: keep the cached ones.
-    if (const auto d = details_.find(key); d != details_.end()) {
-      g.notes = d->second.notes;
-      g.ip_address = d->second.ip;
-    }
-    r.guests.push_back(std::move(g));
-  }
-  remember(r.guests);
-  if (unknown_without_values > 0) {
-    r.rejected.push_back(std::to_string(unknown_without_values) +
-                         " guests in state unknown that were never read before");
-  }
-  // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
-  r.complete = r.rejected.empty();
-  answered_read();
-  return r;
-}
-
-Result<GuestRead> ProxmoxClient::read_guests() {
-  GuestRead r;
-  const auto start = clock_.now();
-  const auto before = requests_.load();
-  ProxmoxFailover failover;
-  {
-    std::lock_guard lock(ticket_mutex_);
-    failover = failover_;
-  }
-  r.node = node_name();
-  auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
-    if (out) {
-      out->requests = requests_ - before;
-      out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
-    }
-    return out;
-  };
-  if (failover.use_local && !failover.use_local()) {
-    return finish(read_from_cluster(std::move(r), ""));
-  }
-  std::vector<GuestType> types;
-  if (options_.sync_qemu) {
-    types.push_back(GuestType::qemu);
-  }
-  if (options_.sync_lxc) {
-    types.push_back(GuestType::lxc);
-  }
-  for (auto type : types) {
-    const std::string path = "/nodes/" + r.node + "/" + type_path(type);
-    auto res = get(path);
-    if (res.ok()) {
-      auto list = parse_guest_list(*res, type, r.node);
-      if (list) {
-        for (const auto& rejected : list->rejected) {
-          r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
-        }
-        r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
-        continue;
-      }
-      res = Error{ErrorKind::bad_reply,
-                  "GET " + path + " on " + options_.host.str() +
-                      ": the answer is not understood: " + list.error().message,
-                  "GET", options_.host.str() + path};
-    }
-    const auto& e = res.error();
-    if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
-      failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
-      return finish(read_from_cluster(std::move(r), e.message));
-    }
-    return e;
-  }
-  r.complete = r.rejected.empty();
-  if (options_.vm_details) {
-    std::set<GuestKey> present;
-    for (auto& g : r.guests) {
-      present.insert({g.type, g.vmid});
-      read_details(g, r);
-    }
-    std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
-  }
-  remember(r.guests);
-  if (r.guests.empty()) {
-    r.hint = empty_node_hint(r.node);
-  }
-  answered_read();
-  return finish(std::move(r));
 }
 
 }  // namespace pha

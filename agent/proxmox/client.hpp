@@ -144,7 +144,13 @@ class ProxmoxClient {
   // `credentials`: the ones the request was sent with (login() holds ticket_mutex_).
   Error failure(const std::string& method, const std::string& path, const HttpOutcome& outcome,
                 const ProxmoxCredentials& credentials) const;
+  // The lists of SYNC_GUEST_TYPES from the node's own API, into `read`.
+  Status read_lists(GuestRead& read);
   void read_details(Guest& guest, GuestRead& read);
+  // One guest's notes (its config) and, for a running one, its address; each
+  // says whether its answer is final (cached until the guest changes status).
+  bool read_notes(const Guest& guest, const std::string& base, Details& details);
+  bool read_address(const Guest& guest, const std::string& base, Details& details);
   ProxmoxCredentials credentials() const;  // a copy, taken under ticket_mutex_
   // The answers of the permission check, or why there is none (`reached`:
   // whether Proxmox answered at all).

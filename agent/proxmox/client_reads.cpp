@@ -1,0 +1,271 @@
+// ProxmoxClient's reads of this node's guests (docs/proxmox.md, docs/failover.md
+// "Proxmox hosts"): the lists of the node's own API with the guests' details,
+// or the cluster-wide fallback from a peer. The calls, authentication and the
+// permission check are in client.cpp.
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "agent/platform/logging.hpp"
+#include "agent/proxmox/client.hpp"
+
+namespace pha {
+
+namespace {
+
+std::string type_path(GuestType t) {
+  return std::string(to_string(t));
+}
+
+}  // namespace
+
+std::string_view to_string(GuestSource s) {
+  return s == GuestSource::node ? "node" : "cluster";
+}
+
+std::string ProxmoxClient::empty_node_hint(const std::string& node) const {
+  std::optional<bool> lacks_audit;
+  {
+    std::lock_guard lock(permissions_mutex_);
+    if (permissions_.checked) {
+      lacks_audit = std::any_of(permissions_.missing.begin(), permissions_.missing.end(),
+                                [](const auto& m) { return m.privilege == "VM.Audit"; });
+    }
+  }
+  const std::string none = "Proxmox shows no guests on node " + node;
+  if (lacks_audit.has_value()) {
+    // Known: either the node has no guests, or the privilege is missing.
+    return *lacks_audit ? none +
+                              ": the API user or token lacks VM.Audit on /vms "
+                              "(proxmox_privilege_missing says how to grant it)"
+                        : "";
+  }
+  if (!credentials().uses_token()) {
+    return "";
+  }
+  return none +
+         "; if it has some, the API token may lack VM.Audit (a privilege-separated token needs "
+         "its own permissions, e.g. the PVEAuditor role on /vms)";
+}
+
+bool ProxmoxClient::read_notes(const Guest& g, const std::string& base, Details& d) {
+  auto conf = get_once(base + "/config");
+  if (!conf.ok()) {
+    log::debug("proxmox_details", "config not read",
+               {{"vmid", g.vmid}, {"error", conf.error().message}});
+    return false;
+  }
+  auto notes = parse_config_description(*conf);
+  if (!notes) {
+    log::debug("proxmox_details", "config not understood",
+               {{"vmid", g.vmid}, {"error", notes.error().message}});
+    return false;
+  }
+  d.notes = *notes;
+  return true;
+}
+
+bool ProxmoxClient::read_address(const Guest& g, const std::string& base, Details& d) {
+  const bool qemu = g.type == GuestType::qemu;
+  auto ifs = get_once(base + (qemu ? "/agent/network-get-interfaces" : "/interfaces"));
+  if (ifs.ok()) {
+    auto ip = qemu ? parse_qemu_agent_ipv4(*ifs) : parse_lxc_interfaces_ipv4(*ifs);
+    if (ip) {
+      d.ip = *ip;
+    }
+    return true;
+  }
+  const auto& e = ifs.error();
+  if (qemu && e.status == 403) {
+    // The guest agent call needs VM.GuestAgent.Audit (PVE 9, in
+    // PVEAuditor) or VM.Monitor (PVE 8, not in PVEAuditor): a permanent
+    // answer, cached, so that each running VM does not cost a refused call
+    // every cycle. Said once per run, unless the permission check did.
+    if (!agent_denied_logged_.exchange(true)) {
+      log::warn("proxmox_agent_denied",
+                "the QEMU guest agent call is not permitted: guest IP addresses stay empty "
+                "(the reason names the privilege it needs)",
+                {{"vmid", g.vmid}, {"reason", e.message}});
+    }
+    return true;
+  }
+  // A 500 from the guest agent call means no agent runs: that is an
+  // answer, cached like any other. Anything else is tried again.
+  return qemu && e.kind == ErrorKind::server && e.status == 500;
+}
+
+void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
+  const GuestKey key{g.type, g.vmid};
+  const auto now = clock_.now();
+  const auto it = details_.find(key);
+  if (it != details_.end() && it->second.status == g.status &&
+      now - it->second.read_at < options_.details_ttl) {
+    g.notes = it->second.notes;
+    g.ip_address = it->second.ip;
+    return;
+  }
+  const auto before = requests_.load();
+  const std::string base =
+      "/nodes/" + g.node + "/" + type_path(g.type) + "/" + std::to_string(g.vmid);
+  Details d{g.status, now, std::nullopt, std::nullopt};
+  const bool notes_read = read_notes(g, base, d);
+  const bool complete = (!g.running() || read_address(g, base, d)) && notes_read;
+  read.detail_requests += requests_ - before;
+  if (!complete && it != details_.end()) {
+    // Keep what we knew rather than forgetting it on a passing failure.
+    d.notes = d.notes ? d.notes : it->second.notes;
+    d.ip = d.ip ? d.ip : it->second.ip;
+  }
+  g.notes = d.notes;
+  g.ip_address = d.ip;
+  if (complete) {
+    details_[key] = std::move(d);
+  }
+}
+
+Result<GuestList> ProxmoxClient::read_cluster_guests() {
+  auto res = call("GET", "/cluster/resources?type=vm", "", {.any_target = true});
+  if (!res.ok()) {
+    return res.error();
+  }
+  auto list = parse_cluster_resources(*res);
+  if (!list) {
+    return Error{ErrorKind::bad_reply,
+                 "GET /cluster/resources on " + options_.host.str() +
+                     ": the answer is not understood: " + list.error().message,
+                 "GET", options_.host.str() + "/cluster/resources"};
+  }
+  return list;
+}
+
+void ProxmoxClient::remember(const std::vector<Guest>& guests) {
+  last_known_.clear();
+  for (const auto& g : guests) {
+    last_known_[{g.type, g.vmid}] = g;
+  }
+}
+
+Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
+  auto cluster = read_cluster_guests();
+  if (!cluster.ok()) {
+    auto e = cluster.error();
+    if (!local_error.empty()) {
+      e.message = local_error + "; the cluster-wide fallback failed too: " + e.message;
+    }
+    return e;
+  }
+  r.source = GuestSource::cluster;
+  r.guests.clear();
+  r.rejected = cluster->rejected;
+  std::size_t unknown_without_values = 0;
+  for (auto& g : cluster->guests) {
+    if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
+        (g.type == GuestType::lxc && !options_.sync_lxc)) {
+      continue;
+    }
+    const GuestKey key{g.type, g.vmid};
+    if (g.unknown) {
+      // The node is offline for the cluster: nothing about the guest is
+      // known now, so it is reported as it was last seen, or not at all.
+      const auto known = last_known_.find(key);
+      if (known == last_known_.end()) {
+        ++unknown_without_values;
+        continue;
+      }
+      r.guests.push_back(known->second);
+      continue;
+    }
+    // Details are node-local calls: keep the cached ones.
+    if (const auto d = details_.find(key); d != details_.end()) {
+      g.notes = d->second.notes;
+      g.ip_address = d->second.ip;
+    }
+    r.guests.push_back(std::move(g));
+  }
+  remember(r.guests);
+  if (unknown_without_values > 0) {
+    r.rejected.push_back(std::to_string(unknown_without_values) +
+                         " guests in state unknown that were never read before");
+  }
+  // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
+  r.complete = r.rejected.empty();
+  answered_read();
+  return r;
+}
+
+Status ProxmoxClient::read_lists(GuestRead& r) {
+  std::vector<GuestType> types;
+  if (options_.sync_qemu) {
+    types.push_back(GuestType::qemu);
+  }
+  if (options_.sync_lxc) {
+    types.push_back(GuestType::lxc);
+  }
+  for (auto type : types) {
+    const std::string path = "/nodes/" + r.node + "/" + type_path(type);
+    auto res = get(path);
+    if (!res) {
+      return res.error();
+    }
+    auto list = parse_guest_list(*res, type, r.node);
+    if (!list) {
+      return Error{ErrorKind::bad_reply,
+                   "GET " + path + " on " + options_.host.str() +
+                       ": the answer is not understood: " + list.error().message,
+                   "GET", options_.host.str() + path};
+    }
+    for (const auto& rejected : list->rejected) {
+      r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
+    }
+    r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
+  }
+  return {};
+}
+
+Result<GuestRead> ProxmoxClient::read_guests() {
+  GuestRead r;
+  const auto start = clock_.now();
+  const auto before = requests_.load();
+  ProxmoxFailover failover;
+  {
+    std::lock_guard lock(ticket_mutex_);
+    failover = failover_;
+  }
+  r.node = node_name();
+  auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
+    if (out) {
+      out->requests = requests_ - before;
+      out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+    }
+    return out;
+  };
+  if (failover.use_local && !failover.use_local()) {
+    return finish(read_from_cluster(std::move(r), ""));
+  }
+  if (auto listed = read_lists(r); !listed) {
+    const auto& e = listed.error();
+    if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
+      failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
+      return finish(read_from_cluster(std::move(r), e.message));
+    }
+    return e;
+  }
+  r.complete = r.rejected.empty();
+  if (options_.vm_details) {
+    std::set<GuestKey> present;
+    for (auto& g : r.guests) {
+      present.insert({g.type, g.vmid});
+      read_details(g, r);
+    }
+    std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
+  }
+  remember(r.guests);
+  if (r.guests.empty()) {
+    r.hint = empty_node_hint(r.node);
+  }
+  answered_read();
+  return finish(std::move(r));
+}
+
+}  // namespace pha
