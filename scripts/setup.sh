@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config clang-format curl zlib1g-dev
+  build-essential cmake ninja-build pkg-config clang-format clang-tidy curl zlib1g-dev
   clang libclang-rt-14-dev
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev doctest-dev libsystemd-dev libboost-dev

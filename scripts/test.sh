@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, checks formatting, builds with
-# warnings as errors, runs the whole suite, then builds and runs it again
+# warnings as errors, runs the whole suite and clang-tidy, then builds and runs it again
 # under AddressSanitizer + UndefinedBehaviorSanitizer, runs every fuzz target
 # briefly (scripts/fuzz.sh), and builds and tests the Debian packages of
 # bookworm and trixie in booted containers (scripts/package_test.sh). After
@@ -39,6 +39,10 @@ run_suite() {
 }
 
 run_suite dev
+# clang-tidy on the compile commands of that build; files unchanged since
+# they last passed are skipped (stamps in /var/cache/pha-tidy).
+echo "== clang-tidy (.clang-tidy, scripts/tidy.sh)"
+bash scripts/tidy.sh build
 # The benchmarks at a tiny size on the build above, so that they cannot rot:
 # fails when a bench breaks, never on a missed budget.
 echo "== bench smoke (scripts/bench.sh --smoke)"

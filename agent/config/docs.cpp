@@ -87,8 +87,11 @@ std::string render_settings_markdown() {
       env += " (secret; also `" + file_variant(spec) + "`)";
     }
     const std::string flag = spec.flag.empty() ? "–" : "`" + std::string(spec.flag) + "`";
-    out += "| " + env + " | " + flag + " | " + cell(shown_default(spec)) + " | " +
-           cell(describe_allowed(spec)) + " | " + cell(spec.help) + " |\n";
+    for (const auto& column :
+         {env, flag, cell(shown_default(spec)), cell(describe_allowed(spec))}) {
+      out.append("| ").append(column).append(" ");
+    }
+    out.append("| ").append(cell(spec.help)).append(" |\n");
   }
   return out;
 }
@@ -418,16 +421,23 @@ nlohmann::json print_config_json(const LoadedConfig& config) {
     nlohmann::json v;
     if (value.secret) {
       v = value.text.empty() ? "" : "***";
-    } else if (value.spec == nullptr || value.text.empty()) {
-      v = value.text;
-    } else if (value.spec->kind == ValueKind::boolean) {
-      v = value.text == "true";
-    } else if (value.spec->kind == ValueKind::integer) {
-      v = parse_int(value.text).value_or(0);
-    } else if (value.spec->kind == ValueKind::decimal) {
-      v = parse_decimal(value.text).value_or(0.0);
     } else {
-      v = value.text;
+      // Typed where the table says so; text for the rest (and an empty value).
+      const auto kind =
+          value.spec == nullptr || value.text.empty() ? ValueKind::text : value.spec->kind;
+      switch (kind) {
+        case ValueKind::boolean:
+          v = value.text == "true";
+          break;
+        case ValueKind::integer:
+          v = parse_int(value.text).value_or(0);
+          break;
+        case ValueKind::decimal:
+          v = parse_decimal(value.text).value_or(0.0);
+          break;
+        default:
+          v = value.text;
+      }
     }
     // "from": the file and line (or "environment", the flag), which "source"
     // alone does not tell once there are drop-ins.

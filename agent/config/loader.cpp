@@ -49,7 +49,8 @@ class Layering {
       } else if (is_ignored_legacy_key(key)) {
         note_legacy(key, where);
       } else {
-        out_.warnings.push_back(where + ": unknown setting " + key + " is ignored (a typo?)");
+        auto& w = out_.warnings.emplace_back(where);
+        w.append(": unknown setting ").append(key).append(" is ignored (a typo?)");
       }
     }
   }
@@ -111,7 +112,7 @@ Result<std::vector<std::string>> list_drop_ins(std::string_view env_file, System
   // Byte-wise, whatever the locale: std::string compares chars as unsigned char.
   std::sort(names.begin(), names.end());
   for (auto& name : names) {
-    name = dir + "/" + name;
+    name.insert(0, dir + "/");
   }
   return names;
 }

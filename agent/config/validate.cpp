@@ -227,12 +227,12 @@ class Validator {
     }
     if (!s.proxmox_verify_ssl) {
       if (!s.proxmox_fingerprints.empty()) {
-        out_.warnings.push_back(
+        out_.warnings.emplace_back(
             "PROXMOX_FINGERPRINT is set, so the Proxmox certificate is pinned and "
             "PROXMOX_VERIFY_SSL=false is "
             "ignored");
       } else {
-        out_.warnings.push_back(
+        out_.warnings.emplace_back(
             "PROXMOX_VERIFY_SSL=false: the Proxmox certificate is not verified, and anyone on the "
             "path can read the "
             "credentials; set PROXMOX_CA_FILE (e.g. a copy of /etc/pve/pve-root-ca.pem) or "

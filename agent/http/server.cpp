@@ -64,10 +64,11 @@ constexpr milliseconds kTick{50};
 // and discarded, so that a client still sending (a refused body) reads the
 // answer instead of a reset.
 constexpr milliseconds kLingerTime{2000};
-constexpr std::size_t kLingerBytes = 1024 * 1024;
-constexpr std::size_t kReadChunk = 16 * 1024;
-constexpr std::size_t kKeptBuffer = 16 * 1024;  // an idle connection's buffer keeps at most this
-constexpr milliseconds kAcceptPause{100};       // out of file descriptors: accepting pauses
+constexpr std::size_t kLingerBytes = std::size_t{1024} * 1024;
+constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
+constexpr std::size_t kKeptBuffer =
+    std::size_t{16} * 1024;                // an idle connection's buffer keeps at most this
+constexpr milliseconds kAcceptPause{100};  // out of file descriptors: accepting pauses
 constexpr std::chrono::seconds kWarnEvery{60};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -247,7 +248,7 @@ struct Server::Impl::Conn : std::enable_shared_from_this<Conn> {
         break;
       }
       if (auto* refusal = std::get_if<Refusal>(&step)) {
-        refuse(std::move(*refusal));
+        refuse(*refusal);
         return;
       }
       dispatch(std::get<RequestReader::Ready>(std::move(step)));
@@ -344,7 +345,7 @@ struct Server::Impl::Conn : std::enable_shared_from_this<Conn> {
     answer(std::move(r));
   }
 
-  void refuse(Refusal r) {
+  void refuse(const Refusal& r) {
     ++srv.bad_requests;
     reader.reset();
     answer_head = r.head_method;

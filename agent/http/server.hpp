@@ -72,8 +72,8 @@ struct ServerOptions {
   std::string tls_cert_file;               // both set: HTTPS
   std::string tls_key_file;
   std::size_t max_connections = 512;
-  std::size_t max_body_bytes = 64 * 1024;
-  std::size_t max_header_bytes = 16 * 1024;  // request line + headers
+  std::size_t max_body_bytes = std::size_t{64} * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;  // request line + headers
   std::size_t max_headers = 100;
   std::chrono::milliseconds request_timeout{
       10'000};                                     // whole request (headers + body), TLS handshake

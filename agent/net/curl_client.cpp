@@ -522,7 +522,8 @@ class CurlClient final : public HttpClient {
     curl_slist* raw_headers = nullptr;
     for (const auto& [name, value] : request.headers) {
       // "Name;" is libcurl's way to send a header with an empty value.
-      const auto line = value.empty() ? name + ";" : name + ": " + value;
+      auto line = name;
+      line.append(value.empty() ? ";" : ": ").append(value);
       raw_headers = curl_slist_append(raw_headers, line.c_str());
     }
     // No "Expect: 100-continue" round trip before larger bodies.

@@ -106,7 +106,7 @@ Status write_file_atomic(const std::string& path, std::string_view content) {
       const auto err = errno_text(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
-      return Error{ErrorKind::io, "cannot write " + tmp + ": " + err};
+      return Error{ErrorKind::io, "cannot write " + tmp + ": " += err};
     }
     done += static_cast<std::size_t>(n);
   }

@@ -1,7 +1,7 @@
 #include "agent/platform/signals.hpp"
 
+#include <csignal>
 #include <pthread.h>
-#include <signal.h>
 
 namespace pha {
 

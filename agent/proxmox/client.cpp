@@ -186,7 +186,7 @@ ProxmoxCredentials ProxmoxClient::credentials() const {
   return options_.credentials;
 }
 
-HttpOutcome ProxmoxClient::send(HttpRequest request) {
+HttpOutcome ProxmoxClient::send(const HttpRequest& request) {
   if (!request.health_check) {
     ++requests_;  // the calls of the sync; health checks are counted by the monitor
   }
@@ -349,7 +349,7 @@ std::string ProxmoxClient::node_name() {
   } else {
     why = r.error();
   }
-  const auto host = options_.short_hostname ? options_.short_hostname() : std::string();
+  auto host = options_.short_hostname ? options_.short_hostname() : std::string();
   log::warn("proxmox_node", "cannot learn the node name from /cluster/status; using the host name",
             {{"node", host}, {"error", why.message}});
   // A permanent answer (no Sys.Audit, an API error, an answer without this

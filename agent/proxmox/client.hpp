@@ -138,7 +138,7 @@ class ProxmoxClient {
   void remember(const std::vector<Guest>& guests);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
   Result<std::string> get_once(const std::string& path);
-  HttpOutcome send(HttpRequest request);
+  HttpOutcome send(const HttpRequest& request);
   Status login(bool renew);
   Status ensure_ticket();
   // `credentials`: the ones the request was sent with (login() holds ticket_mutex_).

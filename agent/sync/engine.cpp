@@ -311,7 +311,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   report.stats.whitelist_last_updated = wl.last_updated;
   report.stats.used_cached_whitelist = wl.stale;
   if (!wl.known) {
-    report.warnings.push_back(
+    report.warnings.emplace_back(
         "the whitelist is unknown: only guests AccountDB already has are updated, none created");
   }
 

@@ -50,9 +50,9 @@ void CircuitBreaker::on_success(Clock::TimePoint /*now*/) {
 void CircuitBreaker::on_failure(Clock::TimePoint now) {
   ++consecutive_failures_;
   const auto s = state(now);
-  if (s == CircuitState::half_open) {
-    open(now);  // the trial failed
-  } else if (s == CircuitState::closed && consecutive_failures_ >= settings_.threshold) {
+  // A failed trial opens again; so does the threshold's failure while closed.
+  const bool trial_failed = s == CircuitState::half_open;
+  if (trial_failed || (s == CircuitState::closed && consecutive_failures_ >= settings_.threshold)) {
     open(now);
   }
   // A failure while open (a request that was already in flight) changes nothing.

@@ -8,6 +8,7 @@ namespace {
 
 std::vector<TargetInfo> target_infos(const std::vector<AccountDbEndpoint>& endpoints) {
   std::vector<TargetInfo> out;
+  out.reserve(endpoints.size());
   for (const auto& e : endpoints) {
     out.push_back({e.url.str(), "config", e.priority, e.weight, ""});
   }
