@@ -42,9 +42,9 @@ void log_cycle(const CycleReport& r) {
                               {"duration_ms", r.stats.duration_ms},
                               {"accountdb_requests", r.stats.accountdb_requests},
                               {"proxmox_requests", r.stats.proxmox_requests}};
-  if (r.status == "error") {
+  if (r.status == Severity::error) {
     log::error("sync_failed", r.message, fields);
-  } else if (r.status == "warning") {
+  } else if (r.status == Severity::warning) {
     log::warn("sync_cycle", r.message, fields);
   } else {
     log::info("sync_cycle", r.message, fields);
@@ -72,7 +72,7 @@ void on_target_change(StatusStore& store, const TargetChange& c, const std::stri
   const std::string what = (proxmox ? "Proxmox host " : "AccountDB endpoint ") + c.url;
   const auto& a = c.after;
   const auto error = a.last_error.value_or("no answer");
-  const char* severity = c.url == in_use ? "error" : "warning";
+  const auto severity = c.url == in_use ? Severity::error : Severity::warning;
   if (a.circuit == CircuitState::open && c.before.circuit != CircuitState::open) {
     log::warn("circuit_opened", what + ": circuit open after repeated failures",
               {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
@@ -84,7 +84,7 @@ void on_target_change(StatusStore& store, const TargetChange& c, const std::stri
   } else if (a.status == HealthStatus::healthy && c.before.status == HealthStatus::unhealthy) {
     log::info("target_healthy", what + " is healthy",
               {{"upstream", c.upstream}, {"target", c.url}});
-    store.set_state(component, "ok", what + " is healthy");
+    store.set_state(component, Severity::ok, what + " is healthy");
   }
 }
 
@@ -99,13 +99,14 @@ FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const Failove
                               {"kind", e.kind},     {"reason", e.reason}, {"id", stored.id}};
   if (e.kind == "automatic") {
     log::warn("failover", what + " failover to " + e.to, fields);
-    store.set_state(component, "warning", "failed over to " + what + " " + e.to + ": " + e.reason);
+    store.set_state(component, Severity::warning,
+                    "failed over to " + what + " " + e.to + ": " + e.reason);
   } else if (e.kind == "recovery") {
     log::info("failover", what + " back to " + e.to, fields);
-    store.set_state(component, "ok", "back on " + what + " " + e.to);
+    store.set_state(component, Severity::ok, "back on " + what + " " + e.to);
   } else {
     log::info("failover", what + " changed by an operator to " + e.to, fields);
-    store.set_state(component, "ok", what + " " + e.to + " chosen by an operator");
+    store.set_state(component, Severity::ok, what + " " + e.to + " chosen by an operator");
   }
   return stored;
 }

@@ -697,10 +697,7 @@ std::string Api::metrics_text() const {
 
   const auto current = ctx_.store->current();
   m.family("status", "gauge", "The agent's overall state: 0 ok, 1 warning, 2 error.");
-  m.sample("status", !current                       ? 0
-                     : current->status == "error"   ? 2
-                     : current->status == "warning" ? 1
-                                                    : 0);
+  m.sample("status", current ? static_cast<int>(current->status) : 0);
 
   const auto server = ctx_.server_stats();
   m.family("http_requests_total", "counter", "Answers of the agent's HTTP API, by status code.");

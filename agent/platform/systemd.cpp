@@ -58,13 +58,12 @@ std::string plural(std::int64_t n, std::string_view word) {
 
 std::string summary_text(const CycleSummary& c) {
   const auto next = "next in " + std::to_string(c.next_in_s < 0 ? 0 : c.next_in_s) + " s";
-  if (c.status == "ok") {
+  if (c.status == Severity::ok) {
     const auto counts = plural(c.guests, "guest") + ", " + plural(c.changes, "change");
     return c.dry_run ? "dry run: " + counts + " not sent, " + next
                      : "in sync: " + counts + ", " + next;
   }
-  const auto severity = c.status == "warning" ? "warning: " : "error: ";
-  return severity + c.message + "; " + next;
+  return std::string(to_string(c.status)) + ": " + c.message + "; " + next;
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/core/severity.hpp"
+
 namespace pha::systemd {
 
 // READY=1 with a first STATUS= (e.g. the address it listens on).
@@ -28,8 +30,8 @@ std::optional<std::chrono::microseconds> watchdog_ping_interval();
 
 // What STATUS= says about a finished cycle.
 struct CycleSummary {
-  std::string status;   // ok, warning, error (CycleReport::status)
-  std::string message;  // CycleReport::message
+  Severity status = Severity::ok;  // CycleReport::status
+  std::string message;             // CycleReport::message
   bool dry_run = false;
   std::int64_t guests = 0;   // guests the Proxmox read found
   std::int64_t changes = 0;  // creates, updates and missing marks

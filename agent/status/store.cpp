@@ -2,17 +2,6 @@
 
 namespace pha {
 
-namespace {
-
-int severity(const std::string& status) {
-  if (status == "error") {
-    return 2;
-  }
-  return status == "warning" ? 1 : 0;
-}
-
-}  // namespace
-
 nlohmann::json to_json(const StatusEntry& e) {
   return {{"status", e.status}, {"message", e.message}, {"timestamp", e.timestamp}};
 }
@@ -21,16 +10,16 @@ StatusEntry cycle_state(const CycleReport& r) {
   StatusEntry e;
   e.timestamp = r.finished_at;
   if (!r.success) {
-    e.status = "error";
+    e.status = Severity::error;
     e.message = "sync failed: " + r.message;
   } else if (r.stats.errors > 0) {
-    e.status = "warning";
+    e.status = Severity::warning;
     e.message = "sync done but some writes to AccountDB failed";
   } else if (!r.warnings.empty()) {
-    e.status = "warning";
+    e.status = Severity::warning;
     e.message = "sync done with a warning: " + r.warnings.front();
   } else {
-    e.status = "ok";
+    e.status = Severity::ok;
     e.message = r.dry_run ? "in sync (dry run: nothing is written)" : "in sync";
   }
   return e;
@@ -47,27 +36,27 @@ void StatusStore::set_history_size(std::size_t size) {
   }
 }
 
-void StatusStore::set_state(StatusComponent component, std::string status, std::string message) {
+void StatusStore::set_state(StatusComponent component, Severity status, std::string message) {
   std::unique_lock lock(mutex_);
-  parts_[static_cast<int>(component)] = {std::move(status), std::move(message)};
+  parts_[static_cast<int>(component)] = {status, std::move(message)};
   recompute(lock);
 }
 
 void StatusStore::recompute(std::unique_lock<std::mutex>& /*lock*/) {
   const Part* worst = nullptr;
   for (const auto& p : parts_) {  // in component order: the sync wins ties
-    if (!p.status.empty() && (worst == nullptr || severity(p.status) > severity(worst->status))) {
+    if (p.status && (worst == nullptr || *p.status > *worst->status)) {
       worst = &p;
     }
   }
   if (worst == nullptr) {
     return;
   }
-  if (!history_.empty() && history_.back().status == worst->status &&
+  if (!history_.empty() && history_.back().status == *worst->status &&
       history_.back().message == worst->message) {
     return;
   }
-  history_.push_back({worst->status, worst->message, clock_.unix_now()});
+  history_.push_back({*worst->status, worst->message, clock_.unix_now()});
   while (history_.size() > history_size_) {
     history_.pop_front();
   }
@@ -102,9 +91,9 @@ void StatusStore::record_cycle(const CycleReport& r) {
   } else {
     s.consecutive_failures++;
   }
-  (r.status == "ok"        ? s.totals.cycles_ok
-   : r.status == "warning" ? s.totals.cycles_warning
-                           : s.totals.cycles_error)++;
+  (r.status == Severity::ok        ? s.totals.cycles_ok
+   : r.status == Severity::warning ? s.totals.cycles_warning
+                                   : s.totals.cycles_error)++;
   if (!r.dry_run) {
     s.totals.created += static_cast<std::uint64_t>(r.stats.created);
     s.totals.updated += static_cast<std::uint64_t>(r.stats.updated);

@@ -22,13 +22,14 @@
 
 #include "agent/core/clock.hpp"
 #include "agent/core/metrics.hpp"
+#include "agent/core/severity.hpp"
 #include "agent/proxmox/guest.hpp"
 #include "agent/sync/engine.hpp"
 
 namespace pha {
 
 struct StatusEntry {
-  std::string status;  // ok, warning, error
+  Severity status = Severity::ok;
   std::string message;
   std::int64_t timestamp = 0;
   bool operator==(const StatusEntry&) const = default;
@@ -53,7 +54,7 @@ struct SyncInfo {
   std::uint64_t cycle_count = 0;
   std::int64_t consecutive_failures = 0;
   std::optional<CycleStats> last_stats;
-  std::string last_status;  // of the last cycle: ok, warning, error
+  Severity last_status = Severity::ok;  // of the last cycle (with last_stats)
   std::string last_message;
   std::optional<std::int64_t> last_heartbeat_ok;  // unix s of the last good node_info or heartbeat
   SyncTotals totals;
@@ -72,7 +73,7 @@ class StatusStore {
   void set_history_size(std::size_t size);
   // Sets one component's state; appends a history entry when the overall
   // state or its message changes.
-  void set_state(StatusComponent component, std::string status, std::string message);
+  void set_state(StatusComponent component, Severity status, std::string message);
   std::optional<StatusEntry> current() const;
   std::vector<StatusEntry> history() const;
 
@@ -93,7 +94,7 @@ class StatusStore {
   std::size_t history_size_;
   std::deque<StatusEntry> history_;
   struct Part {
-    std::string status;  // empty: not set
+    std::optional<Severity> status;  // not set yet
     std::string message;
   };
   Part parts_[3];

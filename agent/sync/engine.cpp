@@ -178,7 +178,7 @@ Result<WhitelistStatus> SyncEngine::refresh_whitelist() {
 
 CycleReport SyncEngine::fail(CycleReport r, const std::string& message) {
   r.success = false;
-  r.status = "error";
+  r.status = Severity::error;
   r.message = message;
   r.finished_at = clock_.unix_now();
   return r;
@@ -404,11 +404,11 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
                    std::to_string(s.unchanged) + " unchanged, " + std::to_string(s.filtered) +
                    " filtered";
   if (s.errors > 0) {
-    report.status = "warning";
+    report.status = Severity::warning;
     report.message +=
         "; " + std::to_string(s.errors) + " request(s) failed: " + report.errors.front();
   } else {
-    report.status = report.warnings.empty() ? "ok" : "warning";
+    report.status = report.warnings.empty() ? Severity::ok : Severity::warning;
     if (!report.warnings.empty()) {
       report.message += "; " + report.warnings.front();
     }

@@ -16,6 +16,7 @@
 #include "agent/accountdb/client.hpp"
 #include "agent/config/settings.hpp"
 #include "agent/core/clock.hpp"
+#include "agent/core/severity.hpp"
 #include "agent/proxmox/client.hpp"
 #include "agent/sync/plan.hpp"
 #include "agent/sync/whitelist_cache.hpp"
@@ -48,7 +49,7 @@ nlohmann::json to_json(const CycleStats& s);
 
 struct CycleReport {
   bool success = false;  // steps 1-5 succeeded (some put_vm may still have failed)
-  std::string status;    // ok, warning, error
+  Severity status = Severity::error;
   std::string message;
   bool dry_run = false;
   std::int64_t started_at = 0;  // unix seconds

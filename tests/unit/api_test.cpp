@@ -267,7 +267,7 @@ TEST_CASE("api unit: status shows the history and the single host as it is") {
   CHECK(json::parse(h.call("GET", "/status").body)["current"].is_null());
   CycleReport r;
   r.success = true;
-  r.status = "ok";
+  r.status = Severity::ok;
   r.finished_at = h.clock.unix_now();
   h.store.record_cycle(r);
   const auto j = json::parse(h.call("GET", "/status").body);

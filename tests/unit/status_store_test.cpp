@@ -17,7 +17,7 @@ namespace {
 CycleReport cycle(bool success, std::string message = "", std::int64_t errors = 0) {
   CycleReport r;
   r.success = success;
-  r.status = !success ? "error" : errors > 0 ? "warning" : "ok";
+  r.status = !success ? Severity::error : errors > 0 ? Severity::warning : Severity::ok;
   r.message = std::move(message);
   r.stats.errors = errors;
   r.stats.duration_ms = 40;
@@ -46,7 +46,7 @@ TEST_CASE("status store: steady cycles add one entry however their counts change
   }
   const auto h = store.history();
   REQUIRE(h.size() == 1);
-  CHECK(h[0].status == "ok");
+  CHECK(h[0].status == Severity::ok);
   CHECK(h[0].message == "in sync");
   CHECK(store.sync().cycle_count == 20);
   CHECK(store.sync().totals.created == 190);
@@ -67,8 +67,8 @@ TEST_CASE("status store: changes are appended and the history is bounded oldest 
   const auto h = store.history();
   REQUIRE(h.size() == 3);
   CHECK(h[0].message == "sync failed: AccountDB: connection refused");
-  CHECK(h[1].status == "warning");
-  CHECK(h[2].status == "ok");
+  CHECK(h[1].status == Severity::warning);
+  CHECK(h[2].status == Severity::ok);
   CHECK(h[0].timestamp < h[1].timestamp);
   CHECK(store.current() == h[2]);
   CHECK(store.sync().consecutive_failures == 0);
@@ -80,11 +80,13 @@ TEST_CASE("status store: the overall state is the worst component and the sync w
   test::FakeClock clock;
   StatusStore store(clock, 10);
   store.record_cycle(cycle(true));
-  store.set_state(StatusComponent::proxmox, "error", "Proxmox host https://pve1:8006 is unhealthy");
+  store.set_state(StatusComponent::proxmox, Severity::error,
+                  "Proxmox host https://pve1:8006 is unhealthy");
   CHECK(store.current()->message == "Proxmox host https://pve1:8006 is unhealthy");
   store.record_cycle(cycle(false, "Proxmox: timeout"));
   CHECK(store.current()->message == "sync failed: Proxmox: timeout");
-  store.set_state(StatusComponent::proxmox, "ok", "Proxmox host https://pve1:8006 is healthy");
+  store.set_state(StatusComponent::proxmox, Severity::ok,
+                  "Proxmox host https://pve1:8006 is healthy");
   store.record_cycle(cycle(true));
   CHECK(store.current()->message == "in sync");
   CHECK(store.history().size() == 4);

@@ -163,7 +163,7 @@ TEST_CASE("the first cycle creates the whitelisted running guests and reports ev
   Cycle c(settings());
   auto r = c.engine.run_cycle(false);
   REQUIRE_MESSAGE(r.success, r.message);
-  CHECK(r.status == "ok");
+  CHECK(r.status == Severity::ok);
   CHECK(r.stats.created == 1);  // 101; 102 is stopped, 103 not whitelisted
   CHECK(r.stats.filtered == 2);
   CHECK(r.stats.filtered_out == 1);
@@ -220,7 +220,7 @@ TEST_CASE("node_info failing fails the cycle before anything else - marked unrea
   c.adb.http.on(kA, test::http_failure(FailureKind::network, "refused"));
   auto r = c.engine.run_cycle(false);
   CHECK_FALSE(r.success);
-  CHECK(r.status == "error");
+  CHECK(r.status == Severity::error);
   CHECK(r.accountdb_unreachable);
   CHECK(c.engine.accountdb_down());
   CHECK(c.pve.requests().empty());
@@ -254,7 +254,7 @@ TEST_CASE("the whitelist endpoint down: the cached copy is used and flagged") {
   REQUIRE(r.success);
   CHECK(r.stats.used_cached_whitelist);
   CHECK(r.stats.whitelist_count == 2);
-  CHECK(r.status == "warning");
+  CHECK(r.status == Severity::warning);
   CHECK(c.engine.whitelist_status().stale);
 }
 
@@ -280,7 +280,7 @@ TEST_CASE("one failed put_vm does not stop the others - a warning with the error
   c.adb.http.on("PUT /vms/agent/-102", http_answer(422, R"({"detail":"bad"})"));
   auto r = c.engine.run_cycle(false);
   REQUIRE(r.success);
-  CHECK(r.status == "warning");
+  CHECK(r.status == Severity::warning);
   CHECK(r.stats.created == 2);
   CHECK(r.stats.errors == 1);
   REQUIRE(r.errors.size() == 1);

@@ -17,8 +17,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-systemd::CycleSummary cycle(std::string status, std::string message = "") {
-  return {.status = std::move(status),
+systemd::CycleSummary cycle(Severity status, std::string message = "") {
+  return {.status = status,
           .message = std::move(message),
           .dry_run = false,
           .guests = 24,
@@ -72,33 +72,36 @@ bool valid_utf8(const std::string& s) {
 }  // namespace
 
 TEST_CASE("systemd: a cycle in sync says how many guests and changes and when the next one runs") {
-  CHECK(systemd::status_line(cycle("ok"), {}) == "in sync: 24 guests, 0 changes, next in 300 s");
-  auto one = cycle("ok");
+  CHECK(systemd::status_line(cycle(Severity::ok), {}) ==
+        "in sync: 24 guests, 0 changes, next in 300 s");
+  auto one = cycle(Severity::ok);
   one.guests = 1;
   one.changes = 1;
   CHECK(systemd::status_line(one, {}) == "in sync: 1 guest, 1 change, next in 300 s");
-  auto dry = cycle("ok");
+  auto dry = cycle(Severity::ok);
   dry.dry_run = true;
   dry.changes = 3;
   CHECK(systemd::status_line(dry, {}) == "dry run: 24 guests, 3 changes not sent, next in 300 s");
   // A schedule already due never shows a negative wait.
-  auto late = cycle("ok");
+  auto late = cycle(Severity::ok);
   late.next_in_s = -2;
   CHECK(systemd::status_line(late, {}) == "in sync: 24 guests, 0 changes, next in 0 s");
 }
 
 TEST_CASE("systemd: a failed or partial cycle shows its message") {
-  CHECK(systemd::status_line(cycle("error", "AccountDB is unreachable: connection refused"), {}) ==
+  CHECK(systemd::status_line(cycle(Severity::error, "AccountDB is unreachable: connection refused"),
+                             {}) ==
         "error: AccountDB is unreachable: connection refused; next in 300 s");
-  CHECK(systemd::status_line(cycle("warning", "synced: 1 request(s) failed"), {}) ==
+  CHECK(systemd::status_line(cycle(Severity::warning, "synced: 1 request(s) failed"), {}) ==
         "warning: synced: 1 request(s) failed; next in 300 s");
 }
 
 TEST_CASE("systemd: the status line is one line and never carries a secret") {
   const std::string key = "Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd";
-  const auto line = systemd::status_line(
-      cycle("error", "GET http://adb/x?api_key=" + key + " failed\nSTOPPING=1\r\tkey " + key),
-      {key});
+  const auto line =
+      systemd::status_line(cycle(Severity::error, "GET http://adb/x?api_key=" + key +
+                                                      " failed\nSTOPPING=1\r\tkey " + key),
+                           {key});
   CHECK(line.find('\n') == std::string::npos);
   CHECK(line.find('\r') == std::string::npos);
   CHECK(line.find('\t') == std::string::npos);
@@ -114,7 +117,7 @@ TEST_CASE("systemd: a long status line is cut at a character boundary after mask
   }
   // The secret straddles the cut: masking first means no prefix of it survives.
   message += secret + std::string(300, 'x');
-  const auto line = systemd::status_line(cycle("error", message), {secret});
+  const auto line = systemd::status_line(cycle(Severity::error, message), {secret});
   CHECK(line.size() <= systemd::kMaxStatusLength);
   CHECK(line.ends_with("..."));
   CHECK(valid_utf8(line));
