@@ -95,13 +95,13 @@ FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const Failove
   const bool proxmox = e.target == "proxmox";
   const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
   const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
-  const log::Fields fields = {{"target", e.target}, {"from", e.from},     {"to", e.to},
-                              {"kind", e.kind},     {"reason", e.reason}, {"id", stored.id}};
-  if (e.kind == "automatic") {
+  const log::Fields fields = {{"target", e.target},        {"from", e.from},     {"to", e.to},
+                              {"kind", to_string(e.kind)}, {"reason", e.reason}, {"id", stored.id}};
+  if (e.kind == FailoverKind::automatic) {
     log::warn("failover", what + " failover to " + e.to, fields);
     store.set_state(component, Severity::warning,
                     "failed over to " + what + " " + e.to + ": " + e.reason);
-  } else if (e.kind == "recovery") {
+  } else if (e.kind == FailoverKind::recovery) {
     log::info("failover", what + " back to " + e.to, fields);
     store.set_state(component, Severity::ok, "back on " + what + " " + e.to);
   } else {

@@ -5,7 +5,7 @@
 namespace pha {
 
 WebhookEvent NotifyRules::on_failover(const FailoverEvent& e) {
-  return {e.kind == "recovery" ? "recovery" : "failover", to_json(e)};
+  return {e.kind == FailoverKind::recovery ? "recovery" : "failover", to_json(e)};
 }
 
 std::optional<WebhookEvent> NotifyRules::on_cycle(bool success, const std::string& message,

@@ -99,11 +99,11 @@ void EndpointPool::answered(const Routed& routed) {
     e.from = from;
     e.to = routed.target;
     if (!routed.failed.empty()) {
-      e.kind = "automatic";
+      e.kind = FailoverKind::automatic;
       e.reason = describe_failures(routed.failed);
       event = e;
     } else if (!from.empty() && selector_.strategy() == Strategy::priority) {
-      e.kind = "recovery";
+      e.kind = FailoverKind::recovery;
       e.reason = "a preferred endpoint is healthy again";
       event = e;
     }
@@ -145,7 +145,7 @@ std::optional<std::string> EndpointPool::prefer(const std::string& url) {
     e.from = active_;
     e.to = url;
     e.reason = "requested through the API";
-    e.kind = "manual";
+    e.kind = FailoverKind::manual;
     active_ = url;
   }
   if (sink_) {

@@ -10,31 +10,60 @@ namespace pha {
 
 namespace {
 
-bool read_integer(const nlohmann::json& j, const char* key, std::int64_t& out, std::string& error) {
-  if (!j.contains(key)) {
-    error = std::string("missing field ") + key;
-    return false;
-  }
-  if (!j[key].is_number_integer()) {
-    error = std::string("field ") + key + " is not an integer";
-    return false;
-  }
-  out = j[key].get<std::int64_t>();
-  return true;
-}
+constexpr FailoverKind kKinds[] = {FailoverKind::automatic, FailoverKind::manual,
+                                   FailoverKind::recovery};
 
-bool read_string(const nlohmann::json& j, const char* key, std::string& out, std::string& error) {
-  if (!j.contains(key)) {
-    error = std::string("missing field ") + key;
-    return false;
+// The fields of an event, read in order; the first problem is kept.
+class FieldReader {
+ public:
+  explicit FieldReader(const nlohmann::json& j) : j_(j) {}
+
+  void integer(const char* key, std::int64_t& out) {
+    if (const auto* v = field(key, "an integer", &nlohmann::json::is_number_integer)) {
+      out = v->get<std::int64_t>();
+    }
   }
-  if (!j[key].is_string()) {
-    error = std::string("field ") + key + " is not a string";
-    return false;
+  void text(const char* key, std::string& out) {
+    if (const auto* v = field(key, "a string", &nlohmann::json::is_string)) {
+      out = v->get<std::string>();
+    }
   }
-  out = j[key].get<std::string>();
-  return true;
-}
+  void kind(const char* key, FailoverKind& out) {
+    std::string name;
+    text(key, name);
+    if (!error_.empty()) {
+      return;
+    }
+    const auto* k = std::find_if(std::begin(kKinds), std::end(kKinds),
+                                 [&](FailoverKind c) { return to_string(c) == name; });
+    if (k == std::end(kKinds)) {
+      error_ = std::string("field ") + key + " is not automatic, manual or recovery";
+    } else {
+      out = *k;
+    }
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  const nlohmann::json* field(const char* key, const char* type,
+                              bool (nlohmann::json::*is)() const noexcept) {
+    if (!error_.empty()) {
+      return nullptr;
+    }
+    if (!j_.contains(key)) {
+      error_ = std::string("missing field ") + key;
+      return nullptr;
+    }
+    if (!(j_[key].*is)()) {
+      error_ = std::string("field ") + key + " is not " + type;
+      return nullptr;
+    }
+    return &j_[key];
+  }
+
+  const nlohmann::json& j_;
+  std::string error_;
+};
 
 void keep_newest(std::vector<FailoverEvent>& ring, std::size_t capacity) {
   if (ring.size() > capacity) {
@@ -52,26 +81,42 @@ nlohmann::json file_json_of(const std::vector<FailoverEvent>& ring) {
 
 }  // namespace
 
-nlohmann::json to_json(const FailoverEvent& e) {
-  return {{"id", e.id}, {"timestamp", e.timestamp}, {"target", e.target}, {"from", e.from},
-          {"to", e.to}, {"reason", e.reason},       {"kind", e.kind},     {"status", e.status}};
+std::string_view to_string(FailoverKind k) {
+  switch (k) {
+    case FailoverKind::automatic:
+      return "automatic";
+    case FailoverKind::manual:
+      return "manual";
+    case FailoverKind::recovery:
+      break;
+  }
+  return "recovery";
 }
 
-bool from_json(const nlohmann::json& j, FailoverEvent& out, std::string& error) {
+nlohmann::json to_json(const FailoverEvent& e) {
+  return {
+      {"id", e.id}, {"timestamp", e.timestamp}, {"target", e.target},        {"from", e.from},
+      {"to", e.to}, {"reason", e.reason},       {"kind", to_string(e.kind)}, {"status", e.status}};
+}
+
+Result<FailoverEvent> event_from_json(const nlohmann::json& j) {
   if (!j.is_object()) {
-    error = "not an object";
-    return false;
+    return Error{ErrorKind::invalid, "not an object"};
   }
   FailoverEvent e;
-  // Filled into a copy so that `out` is untouched on error.
-  if (!read_integer(j, "id", e.id, error) || !read_integer(j, "timestamp", e.timestamp, error) ||
-      !read_string(j, "target", e.target, error) || !read_string(j, "from", e.from, error) ||
-      !read_string(j, "to", e.to, error) || !read_string(j, "reason", e.reason, error) ||
-      !read_string(j, "kind", e.kind, error) || !read_string(j, "status", e.status, error)) {
-    return false;
+  FieldReader read(j);
+  read.integer("id", e.id);
+  read.integer("timestamp", e.timestamp);
+  read.text("target", e.target);
+  read.text("from", e.from);
+  read.text("to", e.to);
+  read.text("reason", e.reason);
+  read.kind("kind", e.kind);
+  read.text("status", e.status);
+  if (!read.error().empty()) {
+    return Error{ErrorKind::invalid, read.error()};
   }
-  out = std::move(e);
-  return true;
+  return e;
 }
 
 FailoverLog::FailoverLog(std::string path, std::size_t capacity)
@@ -96,12 +141,10 @@ std::vector<std::string> FailoverLog::load() {
   std::vector<std::string> notes;
   std::vector<FailoverEvent> loaded;
   for (std::size_t i = 0; i < doc["events"].size(); ++i) {
-    FailoverEvent e;
-    std::string error;
-    if (from_json(doc["events"][i], e, error)) {
-      loaded.push_back(std::move(e));
+    if (auto e = event_from_json(doc["events"][i])) {
+      loaded.push_back(std::move(*e));
     } else {
-      notes.push_back(path_ + ": event " + std::to_string(i) + " skipped: " + error);
+      notes.push_back(path_ + ": event " + std::to_string(i) + " skipped: " + e.error().message);
     }
   }
   std::lock_guard lock(mutex_);
@@ -121,7 +164,7 @@ FailoverEvent FailoverLog::record(FailoverEvent e) {
   }
   ring_.push_back(e);
   keep_newest(ring_, capacity_);
-  ++counts_[e.target + "/" + e.kind + "/" + e.status];
+  ++counts_[e.target + "/" + std::string(to_string(e.kind)) + "/" + e.status];
   persist_locked();
   return e;
 }

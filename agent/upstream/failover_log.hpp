@@ -13,7 +13,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/core/result.hpp"
+
 namespace pha {
+
+// Why the target in use changed: a failure moved it (automatic), the
+// preferred target came back (recovery), or an operator moved it (manual).
+enum class FailoverKind { automatic, manual, recovery };
+std::string_view to_string(FailoverKind k);
 
 struct FailoverEvent {
   std::int64_t id = 0;         // 1, 2, ...: increasing across restarts
@@ -22,13 +29,14 @@ struct FailoverEvent {
   std::string from;            // URL, "" when none
   std::string to;              // URL
   std::string reason;  // the failure kind and message that caused it, or the operator's action
-  std::string kind;    // "automatic", "manual", "recovery"
+  FailoverKind kind = FailoverKind::automatic;
   std::string status = "completed";  // "completed", "failed"
 };
 
 nlohmann::json to_json(const FailoverEvent& e);
-// The reverse; an error names the first field that is missing or of the wrong type.
-bool from_json(const nlohmann::json& j, FailoverEvent& out, std::string& error);
+// The reverse; an error (ErrorKind::invalid) names the first field that is
+// missing or of the wrong type.
+Result<FailoverEvent> event_from_json(const nlohmann::json& j);
 
 class FailoverLog {
  public:

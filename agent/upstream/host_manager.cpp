@@ -182,8 +182,8 @@ bool HostManager::has_usable_peer() const {
   return !order.empty();
 }
 
-void HostManager::switch_locked(const std::string& to, const std::string& reason,
-                                const std::string& kind, std::vector<FailoverEvent>& events) {
+void HostManager::switch_locked(const std::string& to, const std::string& reason, FailoverKind kind,
+                                std::vector<FailoverEvent>& events) {
   if (to == preferred_) {
     return;
   }
@@ -207,7 +207,7 @@ void HostManager::local_failed(const std::string& reason) {
                                    {options_.primary});
     if (options_.auto_failover && !peers.empty()) {
       manual_ = false;
-      switch_locked(peers.front(), reason, "automatic", events);
+      switch_locked(peers.front(), reason, FailoverKind::automatic, events);
     }
   }
   emit(events);
@@ -219,7 +219,7 @@ void HostManager::answered_by(const std::string& host, const std::string& reason
     std::lock_guard lock(mutex_);
     if (options_.auto_failover && host != preferred_ && !reason.empty()) {
       manual_ = false;
-      switch_locked(host, reason, "automatic", events);
+      switch_locked(host, reason, FailoverKind::automatic, events);
     }
   }
   emit(events);
@@ -248,7 +248,8 @@ void HostManager::evaluate() {
                   {{"host", options_.primary}, {"hold_ms", hold.count()}});
       }
       if (ready && hold_until_ && now >= *hold_until_) {
-        switch_locked(options_.primary, "the primary host is healthy again", "recovery", events);
+        switch_locked(options_.primary, "the primary host is healthy again", FailoverKind::recovery,
+                      events);
       }
     }
   }
@@ -263,8 +264,8 @@ void HostManager::age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent
                 {{"host", it->first}, {"node", it->second.node}});
       if (it->first == preferred_) {
         manual_ = false;
-        switch_locked(options_.primary, "the host " + it->first + " left the cluster", "automatic",
-                      events);
+        switch_locked(options_.primary, "the host " + it->first + " left the cluster",
+                      FailoverKind::automatic, events);
       }
       it = discovered_.erase(it);
       changed = true;
@@ -340,7 +341,7 @@ std::optional<std::string> HostManager::prefer(const std::string& host) {
     if (target->health.circuit == CircuitState::open) {
       return "the circuit breaker of " + host + " is open";
     }
-    switch_locked(host, "requested through the API", "manual", events);
+    switch_locked(host, "requested through the API", FailoverKind::manual, events);
     manual_ = host != options_.primary;
   }
   emit(events);
@@ -353,7 +354,7 @@ void HostManager::reset() {
     std::lock_guard lock(mutex_);
     monitor_.reset();
     manual_ = false;
-    switch_locked(options_.primary, "failover reset through the API", "manual", events);
+    switch_locked(options_.primary, "failover reset through the API", FailoverKind::manual, events);
   }
   emit(events);
 }
@@ -371,7 +372,7 @@ void HostManager::set_options(HostOptions options) {
     const auto known = monitor_.target(preferred_);
     if (primary_changed || !known) {
       manual_ = false;
-      switch_locked(options_.primary, "the configuration changed", "manual", events);
+      switch_locked(options_.primary, "the configuration changed", FailoverKind::manual, events);
     }
   }
   emit(events);

@@ -105,7 +105,7 @@ class HostManager {
   };
   void publish_targets_locked();
   void age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent>& events);
-  void switch_locked(const std::string& to, const std::string& reason, const std::string& kind,
+  void switch_locked(const std::string& to, const std::string& reason, FailoverKind kind,
                      std::vector<FailoverEvent>& events);
   std::vector<std::string> order_locked() const;
   void emit(const std::vector<FailoverEvent>& events);

@@ -13,15 +13,15 @@ namespace {
 
 constexpr std::int64_t kT0 = 1'800'000'000;
 
-FailoverEvent event(std::string to, std::int64_t timestamp = kT0, std::string kind = "automatic",
-                    std::string status = "completed") {
+FailoverEvent event(std::string to, std::int64_t timestamp = kT0,
+                    FailoverKind kind = FailoverKind::automatic, std::string status = "completed") {
   FailoverEvent e;
   e.timestamp = timestamp;
   e.target = "accountdb";
   e.from = "https://adb1:8080";
   e.to = std::move(to);
   e.reason = "timeout: no answer in 30 s";
-  e.kind = std::move(kind);
+  e.kind = kind;
   e.status = std::move(status);
   return e;
 }
@@ -43,34 +43,38 @@ std::string event_json(std::int64_t id, const std::string& to) {
 }  // namespace
 
 TEST_CASE("failover events: an event round-trips through JSON") {
-  auto e = event("https://adb2:8080", kT0, "manual", "failed");
+  auto e = event("https://adb2:8080", kT0, FailoverKind::manual, "failed");
   e.id = 7;
   const auto j = to_json(e);
   CHECK(j == nlohmann::json::parse(
                  R"({"id":7,"timestamp":1800000000,"target":"accountdb","from":"https://adb1:8080",
                      "to":"https://adb2:8080","reason":"timeout: no answer in 30 s",
                      "kind":"manual","status":"failed"})"));
-  FailoverEvent back;
-  std::string error;
-  REQUIRE(from_json(j, back, error));
-  CHECK(to_json(back) == j);
+  const auto back = event_from_json(j);
+  REQUIRE(back);
+  CHECK(to_json(*back) == j);
 }
 
 TEST_CASE("failover events: from_json names the first missing or mistyped field") {
   auto j = to_json(event("https://adb2:8080"));
-  FailoverEvent out;
-  out.to = "untouched";
-  std::string error;
   j.erase("to");
   j["timestamp"] = "yesterday";
-  CHECK_FALSE(from_json(j, out, error));
-  CHECK(error == "field timestamp is not an integer");
+  auto r = event_from_json(j);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == ErrorKind::invalid);
+  CHECK(r.error().message == "field timestamp is not an integer");
   j["timestamp"] = kT0;
-  CHECK_FALSE(from_json(j, out, error));
-  CHECK(error == "missing field to");
-  CHECK_FALSE(from_json(nlohmann::json::array(), out, error));
-  CHECK(error == "not an object");
-  CHECK(out.to == "untouched");
+  r = event_from_json(j);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "missing field to");
+  j["to"] = "https://adb2:8080";
+  j["kind"] = "sideways";
+  r = event_from_json(j);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "field kind is not automatic, manual or recovery");
+  r = event_from_json(nlohmann::json::array());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "not an object");
 }
 
 TEST_CASE("failover events: record sets ids and keeps an explicit timestamp") {
@@ -104,7 +108,7 @@ TEST_CASE("failover events: the state file round-trips and ids go on after a rel
     FailoverLog log(file);
     CHECK(log.load().empty());  // no file yet: no note
     log.record(event("https://adb2:8080", kT0));
-    log.record(event("https://adb1:8080", kT0 + 60, "recovery"));
+    log.record(event("https://adb1:8080", kT0 + 60, FailoverKind::recovery));
     before = log.events();
   }
   FailoverLog restarted(file);
@@ -165,8 +169,8 @@ TEST_CASE("failover events: counts are by target and kind and status") {
   FailoverLog log("", 2);
   log.record(event("https://adb2:8080"));
   log.record(event("https://adb2:8080"));
-  log.record(event("https://adb1:8080", kT0, "manual", "failed"));
-  auto proxmox = event("https://pve2:8006", kT0, "recovery");
+  log.record(event("https://adb1:8080", kT0, FailoverKind::manual, "failed"));
+  auto proxmox = event("https://pve2:8006", kT0, FailoverKind::recovery);
   proxmox.target = "proxmox";
   log.record(proxmox);
   // Counted since start: the ring's capacity does not limit them.

@@ -100,7 +100,7 @@ TEST_CASE("hosts: a failed local read moves to the best peer with an automatic e
   CHECK(w.events[0].target == "proxmox");
   CHECK(w.events[0].from == P);
   CHECK(w.events[0].to == C);
-  CHECK(w.events[0].kind == "automatic");
+  CHECK(w.events[0].kind == FailoverKind::automatic);
   CHECK(w.events[0].reason == "network: connection refused");
   CHECK(w.hosts.order().front() == C);
 }
@@ -137,7 +137,7 @@ TEST_CASE("hosts: the return to the primary waits for health and then the random
   CHECK(w.hosts.use_local());  // evaluates: the hold has passed
   CHECK(w.hosts.preferred() == P);
   REQUIRE(w.events.size() == 2);
-  CHECK(w.events[1].kind == "recovery");
+  CHECK(w.events[1].kind == FailoverKind::recovery);
   CHECK(w.events[1].from == B);
   CHECK(w.events[1].to == P);
 }
@@ -233,8 +233,8 @@ TEST_CASE("hosts: manual failover and reset") {
   CHECK_FALSE(w.hosts.manual());
   CHECK(w.monitor.circuit(C) == CircuitState::closed);
   REQUIRE(w.events.size() == 2);
-  CHECK(w.events[0].kind == "manual");
-  CHECK(w.events[1].kind == "manual");
+  CHECK(w.events[0].kind == FailoverKind::manual);
+  CHECK(w.events[1].kind == FailoverKind::manual);
   CHECK(w.events[1].reason == "failover reset through the API");
 }
 

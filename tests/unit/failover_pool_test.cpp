@@ -51,7 +51,7 @@ TEST_CASE("endpoint pool: a failed endpoint hands over at once and comes back af
   w.answered(B, {A});
   CHECK(w.pool.active() == B);
   REQUIRE(w.events.size() == 1);
-  CHECK(w.events[0].kind == "automatic");
+  CHECK(w.events[0].kind == FailoverKind::automatic);
   CHECK(w.events[0].reason == "network on http://adb1:8080: connection refused");
   // One failure is enough to move the traffic: A is no longer first.
   CHECK(w.pool.order() == std::vector<std::string>{B, A});
@@ -63,7 +63,7 @@ TEST_CASE("endpoint pool: a failed endpoint hands over at once and comes back af
   CHECK(w.pool.order() == std::vector<std::string>{A, B});
   w.answered(A);
   REQUIRE(w.events.size() == 2);
-  CHECK(w.events[1].kind == "recovery");
+  CHECK(w.events[1].kind == FailoverKind::recovery);
   CHECK(w.events[1].to == A);
 }
 
@@ -90,7 +90,7 @@ TEST_CASE("endpoint pool: AUTO_FAILOVER false sends to the endpoint in use only"
   CHECK_FALSE(w.pool.prefer(B).has_value());
   CHECK(w.pool.order() == std::vector<std::string>{B});
   REQUIRE(w.events.size() == 1);
-  CHECK(w.events[0].kind == "manual");
+  CHECK(w.events[0].kind == FailoverKind::manual);
 }
 
 TEST_CASE("endpoint pool: manual failover refuses unknown and open endpoints") {

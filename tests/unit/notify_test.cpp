@@ -150,13 +150,13 @@ TEST_CASE("webhook rules: a failover event keeps the fields of /failover/events"
   f.from = "https://pve1:8006";
   f.to = "https://pve2:8006";
   f.reason = "network: connection refused";
-  f.kind = "automatic";
+  f.kind = FailoverKind::automatic;
   const auto e = NotifyRules::on_failover(f);
   CHECK(e.name == "failover");
   CHECK(e.fields == to_json(f));
-  f.kind = "recovery";
+  f.kind = FailoverKind::recovery;
   CHECK(NotifyRules::on_failover(f).name == "recovery");
-  f.kind = "manual";
+  f.kind = FailoverKind::manual;
   CHECK(NotifyRules::on_failover(f).name == "failover");
 }
 
