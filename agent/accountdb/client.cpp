@@ -1,8 +1,8 @@
 #include "agent/accountdb/client.hpp"
 
 #include <mutex>
-#include <random>
 
+#include "agent/core/backoff.hpp"
 #include "agent/core/text.hpp"
 #include "agent/platform/logging.hpp"
 
@@ -43,20 +43,8 @@ Status status_of(const Result<std::string>& body) {
 }  // namespace
 
 std::string random_request_id() {
-  static std::mutex mutex;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t v = 0;
-  {
-    std::lock_guard lock(mutex);
-    v = rng();
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    id[static_cast<std::size_t>(i)] = kHex[v & 0xF];
-    v >>= 4;
-  }
-  return id;
+  static RandomSource source;
+  return source.hex_id();
 }
 
 AccountDbClient::AccountDbClient(AccountDbClientOptions options, Transport transport,

@@ -54,4 +54,19 @@ double RandomSource::operator()() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
 }
 
+std::string RandomSource::hex_id() {
+  std::uint64_t v = 0;
+  {
+    std::lock_guard lock(mutex_);
+    v = rng_();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  for (auto& ch : id) {
+    ch = kHex[v & 0xF];
+    v >>= 4;
+  }
+  return id;
+}
+
 }  // namespace pha

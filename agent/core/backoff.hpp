@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 
 #include "agent/core/clock.hpp"
 
@@ -40,10 +41,13 @@ RetryPolicy::Duration reconnect_delay(RetryPolicy::Duration max_delay, int probe
 Clock::Duration jittered(Clock::Duration period, double random);
 
 // A uniform number in [0, 1) from a seeded generator, safe to call from any
-// thread: the production source of every `random` above.
+// thread: the production source of every `random` above, of the jitter of
+// the sync loop and the webhooks, and of request ids.
 class RandomSource {
  public:
   double operator()();
+  // 16 lowercase hex digits (64 random bits): an X-Request-ID.
+  std::string hex_id();
 
  private:
   std::mutex mutex_;

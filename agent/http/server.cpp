@@ -14,7 +14,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -25,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "agent/core/backoff.hpp"
 #include "agent/http/wire.hpp"
 #include "agent/platform/logging.hpp"
 
@@ -123,7 +123,7 @@ struct Server::Impl {
   // The loop thread only.
   std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns;
   std::uint64_t next_id = 1;
-  std::mt19937_64 rng{std::random_device{}()};
+  RandomSource ids;
   TimePoint last_cap_warning{};
   TimePoint last_accept_warning{};
 
@@ -150,16 +150,7 @@ struct Server::Impl {
   void tick();
   Dispatch call(const Request& req);
   bool submit(std::weak_ptr<Conn> conn, std::function<Response()> job, const Request& req);
-  std::string new_request_id() {
-    static constexpr char kHex[] = "0123456789abcdef";
-    auto v = rng();
-    std::string id(16, '0');
-    for (auto& ch : id) {
-      ch = kHex[v & 0xf];
-      v >>= 4;
-    }
-    return id;
-  }
+  std::string new_request_id() { return ids.hex_id(); }
 };
 
 // One connection. Every member runs on the loop thread; at most one read and

@@ -1,7 +1,6 @@
 #include "agent/notify/webhook.hpp"
 
 #include <algorithm>
-#include <random>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -87,10 +86,7 @@ Webhooks::Webhooks(WebhookOptions options, std::unique_ptr<HttpClient> http, Clo
       node_(std::move(node)),
       random_(std::move(random)) {
   if (!random_) {
-    random_ = [] {
-      thread_local std::mt19937_64 rng{std::random_device{}()};
-      return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-    };
+    random_ = [this] { return entropy_(); };
   }
   std::vector<TargetInfo> targets;
   std::vector<std::string> shown;

@@ -28,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/net/http.hpp"
 #include "agent/net/retry.hpp"
@@ -117,6 +118,7 @@ class Webhooks {
   UpstreamMonitor monitor_;
   std::unique_ptr<HttpClient> http_;
   std::function<std::string()> node_;
+  RandomSource entropy_;  // the default of random_
   std::function<double()> random_;
   Interrupt interrupt_;
   std::vector<std::unique_ptr<Receiver>> receivers_;

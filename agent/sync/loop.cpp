@@ -51,8 +51,7 @@ LoopTimings SyncLoop::timings() const {
 }
 
 double SyncLoop::random() {
-  std::lock_guard lock(mutex_);
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  return random_();
 }
 
 Clock::TimePoint SyncLoop::last_progress() const {

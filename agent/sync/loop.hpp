@@ -9,7 +9,6 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "agent/accountdb/client.hpp"
@@ -66,7 +65,7 @@ class SyncLoop {
   std::function<void(bool)> on_heartbeat_;
   mutable std::mutex mutex_;
   LoopTimings timings_;
-  std::mt19937_64 rng_{std::random_device{}()};
+  RandomSource random_;
   Interrupt sync_interrupt_;
   Interrupt heartbeat_interrupt_;
   std::thread sync_;

@@ -6,11 +6,14 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
 
+#include "agent/core/backoff.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/upstream/failover_router.hpp"
 #include "tests/support/fake_clock.hpp"
@@ -511,4 +514,19 @@ TEST_CASE("send_with_retry: a best-effort request gets one attempt and leaves th
   CHECK(client.calls() == 8);
   CHECK(budget.tokens() == doctest::Approx(10.0));
   CHECK(budget.allows_retry());
+}
+
+TEST_CASE("random source: numbers are from 0 up to 1 and request ids are 16 distinct hex digits") {
+  RandomSource random;
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    const double r = random();
+    CHECK(r >= 0.0);
+    CHECK(r < 1.0);
+    const auto id = random.hex_id();
+    REQUIRE(id.size() == 16);
+    CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+    ids.insert(id);
+  }
+  CHECK(ids.size() == 1000);  // 64 random bits: a repeat in 1000 is about 3e-14 likely
 }
