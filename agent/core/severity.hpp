@@ -12,19 +12,14 @@ namespace pha {
 enum class Severity { ok = 0, warning = 1, error = 2 };
 
 constexpr std::string_view to_string(Severity s) {
-  switch (s) {
-    case Severity::ok:
-      return "ok";
-    case Severity::warning:
-      return "warning";
-    case Severity::error:
-      break;
-  }
-  return "error";
+  constexpr std::string_view kNames[] = {"ok", "warning", "error"};
+  return kNames[static_cast<int>(s)];
 }
 
-NLOHMANN_JSON_SERIALIZE_ENUM(Severity, {{Severity::ok, "ok"},
-                                        {Severity::warning, "warning"},
-                                        {Severity::error, "error"}})
+// Written by name; never read back (no from_json that would map an unknown
+// name to some default).
+inline void to_json(nlohmann::json& j, Severity s) {
+  j = to_string(s);
+}
 
 }  // namespace pha

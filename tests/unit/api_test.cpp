@@ -344,3 +344,28 @@ TEST_CASE("api unit: failover control answers 400 409 and 200 and lists events n
   CHECK(metrics.find("proxmox_host_agent_retry_budget_tokens{upstream=\"accountdb\"} 7.5") !=
         std::string::npos);
 }
+
+TEST_CASE(
+    "api unit: the status gauge is 0 ok - 1 warning - 2 error - and the worst component wins") {
+  Harness h;
+  const auto gauge = [&] {
+    const auto text = h.api->metrics_text();
+    const std::string name = "\nproxmox_host_agent_status ";
+    const auto at = text.find(name);
+    REQUIRE(at != std::string::npos);
+    return text.substr(at + name.size(), 1);
+  };
+  CHECK(gauge() == "0");  // nothing known yet
+  CycleReport r;
+  r.success = true;
+  r.status = Severity::ok;
+  r.finished_at = h.clock.unix_now();
+  h.store.record_cycle(r);
+  CHECK(gauge() == "0");
+  h.store.set_state(StatusComponent::accountdb, Severity::warning, "a backup is unhealthy");
+  CHECK(gauge() == "1");
+  h.store.set_state(StatusComponent::proxmox, Severity::error, "the host in use is unhealthy");
+  CHECK(gauge() == "2");
+  h.store.set_state(StatusComponent::proxmox, Severity::ok, "the host in use is healthy");
+  CHECK(gauge() == "1");
+}
