@@ -47,6 +47,7 @@ struct Setup {
   Settings settings;
   SystemClock clock;
   Interrupt interrupt;
+  std::unique_ptr<LiveSettings> live;  // before the upstreams that read it
   std::unique_ptr<ProxmoxUpstream> proxmox;
   std::unique_ptr<AccountDbUpstream> accountdb;
   std::unique_ptr<SyncEngine> engine;
@@ -78,8 +79,9 @@ struct Setup {
     settings.accountdb_api_key = kKey;
     settings.accountdb_node_id = 1;
     settings.create_stopped_vms = true;
-    proxmox = std::make_unique<ProxmoxUpstream>(settings, clock, interrupt);
-    accountdb = std::make_unique<AccountDbUpstream>(settings, clock, interrupt);
+    live = std::make_unique<LiveSettings>(settings);
+    proxmox = std::make_unique<ProxmoxUpstream>(*live, clock, interrupt);
+    accountdb = std::make_unique<AccountDbUpstream>(*live, clock, interrupt);
     engine = std::make_unique<SyncEngine>(settings, proxmox->client(), accountdb->client(), clock);
   }
 

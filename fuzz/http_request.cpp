@@ -16,7 +16,7 @@
 #include "agent/http/api.hpp"
 #include "agent/http/wire.hpp"
 #include "fuzz/target.hpp"
-#include "tests/support/fake_clock.hpp"
+#include "tests/support/api_world.hpp"
 
 namespace {
 
@@ -31,61 +31,15 @@ pha::http::ServerOptions limits() {
   return o;
 }
 
-struct World {
-  pha::test::FakeClock clock;
-  pha::StatusStore store{clock, 10};
-  pha::UpstreamMonitor proxmox{"proxmox", clock, {}};
-  pha::UpstreamMonitor accountdb{"accountdb", clock, {}};
-  std::shared_ptr<const pha::Settings> settings;
-  std::unique_ptr<pha::HostManager> hosts;
-  std::unique_ptr<pha::EndpointPool> endpoints;
-  pha::FailoverLog failover_log{""};
-  std::unique_ptr<pha::Api> api;
-
-  World() {
-    pha::Settings s;
-    s.proxmox_host = *pha::parse_url("https://127.0.0.1:8006", {"https", 8006});
-    s.proxmox_hosts = {*pha::parse_url("https://10.0.0.12:8006", {"https", 8006})};
-    s.accountdb_endpoints = {{*pha::parse_url("http://127.0.0.1:8080", {"http", 80}), 1, 1},
-                             {*pha::parse_url("http://127.0.0.2:8080", {"http", 80}), 2, 1}};
-    s.accountdb_node_id = 34;
-    s.agent_api_token = "fuzz-token";
-    settings = std::make_shared<const pha::Settings>(s);
-    pha::HostOptions h;
-    h.primary = s.proxmox_host.str();
-    h.configured = {s.proxmox_hosts.front().str()};
-    h.primary_node = "pve1";
-    hosts = std::make_unique<pha::HostManager>(
-        h, proxmox, clock, [] { return 0.5; }, pha::FailoverSink{});
-    endpoints = std::make_unique<pha::EndpointPool>(s.accountdb_endpoints, s.accountdb_strategy,
-                                                    accountdb, clock, pha::FailoverSink{});
-    pha::ApiContext c;
-    c.clock = &clock;
-    c.store = &store;
-    c.proxmox = &proxmox;
-    c.accountdb = &accountdb;
-    c.hosts = hosts.get();
-    c.endpoints = endpoints.get();
-    c.failover_log = &failover_log;
-    c.retry_budgets = [] { return std::vector<std::pair<std::string, double>>{{"proxmox", 10}}; };
-    c.version = "0.0.0-fuzz";
-    c.started_at = clock.unix_now();
-    c.settings = [this] { return settings; };
-    c.config_json = [] { return nlohmann::json{{"settings", nlohmann::json::object()}}; };
-    c.loop = [] { return pha::LoopState{true, false, 0, {}}; };
-    c.trigger_sync = [] {};
-    c.whitelist_status = [] { return pha::WhitelistStatus{}; };
-    c.whitelist_vmids = [] { return std::vector<std::int64_t>{101, 102}; };
-    c.refresh_whitelist = []() -> pha::Result<pha::WhitelistStatus> {
-      return pha::Error{pha::ErrorKind::network, "AccountDB is down"};
-    };
-    c.owner_id = [] { return std::optional<std::int64_t>(2); };
-    c.node_name = [] { return std::string("pve1"); };
-    c.server_stats = [] { return pha::http::ServerStats{}; };
-    c.responses_by_status = [] { return std::vector<std::pair<int, std::uint64_t>>{{200, 1}}; };
-    api = std::make_unique<pha::Api>(std::move(c));
-  }
-};
+// The fuzzer's scene: a failover host, two AccountDB endpoints, a control
+// token and a whitelist, so that every route has something to answer.
+pha::Settings fuzz_settings() {
+  auto s = pha::test::ApiWorld::defaults();
+  s.proxmox_hosts = {*pha::parse_url("https://10.0.0.12:8006", {"https", 8006})};
+  s.accountdb_endpoints.push_back({*pha::parse_url("http://127.0.0.2:8080", {"http", 80}), 2, 1});
+  s.agent_api_token = "fuzz-token";
+  return s;
+}
 
 // What the reader made of the bytes, comparable across splits: each request
 // (method, target, body) or the refusal's status.
@@ -149,7 +103,8 @@ void require_well_framed(const std::string& wire, bool head_method) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static World world;
+  static pha::test::ApiWorld world(fuzz_settings());
+  world.whitelist = {101, 102};
   const auto bytes = pha::fuzz::as_text(data, size);
   std::vector<RequestReader::Ready> requests;
   const auto whole = frame(bytes, bytes.size() + 1, &requests);

@@ -47,25 +47,14 @@ std::string random_request_id() {
   return source.hex_id();
 }
 
-AccountDbClient::AccountDbClient(AccountDbClientOptions options, Transport transport,
+AccountDbClient::AccountDbClient(Live<AccountDbClientOptions> options, Transport transport,
                                  std::function<std::string()> request_id)
     : options_(std::move(options)),
       transport_(std::move(transport)),
       request_id_(request_id ? std::move(request_id) : random_request_id) {}
 
 AccountDbClientOptions AccountDbClient::options() const {
-  std::lock_guard lock(mutex_);
-  return options_;
-}
-
-void AccountDbClient::set_endpoint(Url endpoint) {
-  std::lock_guard lock(mutex_);
-  options_.endpoint = std::move(endpoint);
-}
-
-void AccountDbClient::set_api_key(std::string api_key) {
-  std::lock_guard lock(mutex_);
-  options_.api_key = std::move(api_key);
+  return options_();
 }
 
 std::string AccountDbClient::describe_failure(const AccountDbClientOptions& opts,

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/accountdb/types.hpp"
+#include "agent/core/live.hpp"
 #include "agent/core/url.hpp"
 #include "agent/net/http.hpp"
 
@@ -36,7 +36,9 @@ struct WhitelistAnswer {
 
 class AccountDbClient {
  public:
-  AccountDbClient(AccountDbClientOptions options, Transport transport,
+  // The options are read at each call: a fixed key or another endpoint
+  // from a reload applies from the next request on.
+  AccountDbClient(Live<AccountDbClientOptions> options, Transport transport,
                   std::function<std::string()> request_id = {});
 
   // Each call's error says what failed for an operator (never the key); its
@@ -52,9 +54,6 @@ class AccountDbClient {
   Status put_vm(std::int64_t id, const nlohmann::json& body);
 
   AccountDbClientOptions options() const;
-  // SIGHUP: a fixed key or another endpoint applies from the next request on.
-  void set_endpoint(Url endpoint);
-  void set_api_key(std::string api_key);
   std::uint64_t requests() const { return requests_.load(); }
 
  private:
@@ -66,8 +65,7 @@ class AccountDbClient {
                                const std::string& method, const std::string& path,
                                const HttpOutcome& o) const;
 
-  mutable std::mutex mutex_;  // guards options_: requests run on several threads
-  AccountDbClientOptions options_;
+  Live<AccountDbClientOptions> options_;
   Transport transport_;
   std::function<std::string()> request_id_;
   std::atomic<std::uint64_t> requests_{0};

@@ -34,7 +34,8 @@ nlohmann::json guest_read_report(const Result<GuestRead>& result, std::uint64_t 
 int run_list_guests(const Settings& settings) {
   SystemClock clock;
   Interrupt interrupt;
-  ProxmoxUpstream upstream(settings, clock, interrupt);
+  const LiveSettings live(settings);
+  ProxmoxUpstream upstream(live, clock, interrupt);
   const auto read = upstream.client().read_guests();
   if (read) {
     log::info("guests_read", "read the node's guests",

@@ -29,7 +29,7 @@ std::optional<WebhookEvent> NotifyRules::on_cycle(bool success, const std::strin
   if (consecutive_failures_++ == 0) {
     failing_since_ = finished_at;
   }
-  if (failure_sent_ || consecutive_failures_ < sync_failures_) {
+  if (failure_sent_ || consecutive_failures_ < sync_failures_()) {
     return std::nullopt;
   }
   failure_sent_ = true;
@@ -82,11 +82,6 @@ std::optional<WebhookEvent> NotifyRules::on_outcome(const std::string& upstream,
   failing = true;
   return WebhookEvent{"auth_failed",
                       {{"upstream", upstream}, {"target", target}, {"error", o.error}}};
-}
-
-void Notifier::set_sync_failures(int n) {
-  std::lock_guard lock(mutex_);
-  rules_.set_sync_failures(n);
 }
 
 void Notifier::publish(const std::optional<WebhookEvent>& e) {

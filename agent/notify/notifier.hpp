@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/live.hpp"
 #include "agent/notify/webhook.hpp"
 #include "agent/upstream/failover_log.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
@@ -31,8 +32,8 @@ namespace pha {
 
 class NotifyRules {
  public:
-  explicit NotifyRules(int sync_failures) : sync_failures_(sync_failures) {}
-  void set_sync_failures(int n) { sync_failures_ = n; }
+  // WEBHOOK_SYNC_FAILURES, read when a cycle fails.
+  explicit NotifyRules(Live<int> sync_failures) : sync_failures_(std::move(sync_failures)) {}
 
   static WebhookEvent on_failover(const FailoverEvent& e);
   std::optional<WebhookEvent> on_cycle(bool success, const std::string& message,
@@ -44,7 +45,7 @@ class NotifyRules {
                                          const Observation& o);
 
  private:
-  int sync_failures_;
+  Live<int> sync_failures_;
   int consecutive_failures_ = 0;
   bool failure_sent_ = false;
   std::optional<std::int64_t> failing_since_;
@@ -58,8 +59,8 @@ class NotifyRules {
 // publishes what it gives, without waiting on the network.
 class Notifier {
  public:
-  Notifier(Webhooks& webhooks, int sync_failures) : webhooks_(webhooks), rules_(sync_failures) {}
-  void set_sync_failures(int n);
+  Notifier(Webhooks& webhooks, Live<int> sync_failures)
+      : webhooks_(webhooks), rules_(std::move(sync_failures)) {}
 
   void failover(const FailoverEvent& e);
   void cycle(bool success, const std::string& message, std::int64_t finished_at);

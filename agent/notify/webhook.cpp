@@ -77,11 +77,12 @@ struct Webhooks::Receiver {
   WebhookReceiverStats stats;
 };
 
-Webhooks::Webhooks(WebhookOptions options, std::unique_ptr<HttpClient> http, Clock& clock,
+Webhooks::Webhooks(Live<WebhookOptions> options, std::unique_ptr<HttpClient> http, Clock& clock,
                    std::function<std::string()> node, std::function<double()> random)
     : options_(std::move(options)),
+      start_(options_()),
       clock_(clock),
-      monitor_("webhook", clock, options_.health),
+      monitor_("webhook", clock, Live<HealthSettings>([live = options_] { return live().health; })),
       http_(std::make_unique<ObservingClient>(std::move(http), monitor_)),
       node_(std::move(node)),
       random_(std::move(random)) {
@@ -90,7 +91,7 @@ Webhooks::Webhooks(WebhookOptions options, std::unique_ptr<HttpClient> http, Clo
   }
   std::vector<TargetInfo> targets;
   std::vector<std::string> shown;
-  for (const auto& url : options_.urls) {
+  for (const auto& url : start_.urls) {
     auto r = std::make_unique<Receiver>();
     r->url = url;
     // Two receivers on one origin are told apart by their place in the list.
@@ -136,9 +137,8 @@ void Webhooks::stop() {
 }
 
 bool Webhooks::wants(std::string_view event) const {
-  std::lock_guard lock(options_mutex_);
-  return !receivers_.empty() &&
-         std::find(options_.events.begin(), options_.events.end(), event) != options_.events.end();
+  const auto events = options_().events;
+  return !receivers_.empty() && std::find(events.begin(), events.end(), event) != events.end();
 }
 
 void Webhooks::publish(const WebhookEvent& event) {
@@ -147,12 +147,8 @@ void Webhooks::publish(const WebhookEvent& event) {
   }
   const auto body =
       webhook_body(event, clock_.unix_now(), node_ ? node_() : std::string(), kVersion);
-  std::size_t capacity = 0;
-  {
-    std::lock_guard lock(options_mutex_);
-    capacity = options_.queue_size;
-    ++published_;
-  }
+  const auto capacity = options_().queue_size;
+  ++published_;
   for (auto& r : receivers_) {
     bool dropped = false;
     {
@@ -170,17 +166,6 @@ void Webhooks::publish(const WebhookEvent& event) {
                 {{"receiver", r->shown}, {"queue_size", capacity}});
     }
   }
-}
-
-void Webhooks::apply(const WebhookOptions& options) {
-  {
-    std::lock_guard lock(options_mutex_);
-    options_.events = options.events;
-    options_.queue_size = options.queue_size;
-    options_.retry = options.retry;
-    options_.health = options.health;
-  }
-  monitor_.set_settings(options.health);
 }
 
 void Webhooks::run(Receiver& r) {
@@ -206,12 +191,7 @@ void Webhooks::run(Receiver& r) {
       failed_rounds = 0;
       continue;
     }
-    RetryPolicy policy;
-    {
-      std::lock_guard lock(options_mutex_);
-      policy = options_.retry;
-    }
-    const auto delay = backoff_delay(policy, ++failed_rounds, random_ ? random_() : 0.5);
+    const auto delay = backoff_delay(options_().retry, ++failed_rounds, random_ ? random_() : 0.5);
     if (clock_.wait_for(interrupt_, delay) == WakeReason::stopped) {
       return;
     }
@@ -221,16 +201,12 @@ void Webhooks::run(Receiver& r) {
 bool Webhooks::deliver(Receiver& r, const std::pair<std::string, std::string>& next) {
   const auto& [event, body] = next;
   HttpRequest request;
-  RetryPolicy policy;
-  {
-    std::lock_guard lock(options_mutex_);
-    policy = options_.retry;
-    request.timeout = options_.timeout;
-    request.headers = {{"Content-Type", "application/json"}, {"X-Webhook-Event", event}};
-    if (!options_.token.empty()) {
-      request.headers.emplace_back("Authorization", "Bearer " + options_.token);
-      request.headers.emplace_back("X-Signature", webhook_signature(options_.token, body));
-    }
+  const auto policy = options_().retry;
+  request.timeout = start_.timeout;
+  request.headers = {{"Content-Type", "application/json"}, {"X-Webhook-Event", event}};
+  if (!start_.token.empty()) {
+    request.headers.emplace_back("Authorization", "Bearer " + start_.token);
+    request.headers.emplace_back("X-Signature", webhook_signature(start_.token, body));
   }
   request.method = "POST";
   request.url = r.url;
@@ -276,12 +252,9 @@ bool Webhooks::deliver(Receiver& r, const std::pair<std::string, std::string>& n
 
 WebhookStats Webhooks::stats() const {
   WebhookStats s;
-  {
-    std::lock_guard lock(options_mutex_);
-    s.enabled = !receivers_.empty();
-    s.events = options_.events;
-    s.published = published_;
-  }
+  s.enabled = !receivers_.empty();
+  s.events = options_().events;
+  s.published = published_.load();
   for (const auto& r : receivers_) {
     std::lock_guard lock(r->mutex);
     auto st = r->stats;

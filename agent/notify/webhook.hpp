@@ -13,6 +13,7 @@
 // A receiver's URL is shown by its origin only: many receivers keep their own
 // secret in the path.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -30,6 +31,7 @@
 
 #include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 #include "agent/net/http.hpp"
 #include "agent/net/retry.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
@@ -83,7 +85,9 @@ class Webhooks {
   // `http` sends for every receiver at once (it must be thread-safe); the
   // node's name is read when an event is published. `random` returns numbers
   // in [0, 1) for the backoff's jitter.
-  Webhooks(WebhookOptions options, std::unique_ptr<HttpClient> http, Clock& clock,
+  // The events, queue size, retry policy and health settings are read when
+  // used (a reload changes them); the URLs, token and timeout are the start's.
+  Webhooks(Live<WebhookOptions> options, std::unique_ptr<HttpClient> http, Clock& clock,
            std::function<std::string()> node, std::function<double()> random);
   ~Webhooks();
   Webhooks(const Webhooks&) = delete;
@@ -98,9 +102,6 @@ class Webhooks {
   // Queues the event for every receiver when it is one the operator chose;
   // returns at once.
   void publish(const WebhookEvent& event);
-  // SIGHUP: the events, queue size and retry policy change in place; new
-  // URLs, token or timeout need a restart (the caller logs that).
-  void apply(const WebhookOptions& options);
 
   WebhookStats stats() const;
   UpstreamMonitor& monitor() { return monitor_; }
@@ -112,8 +113,8 @@ class Webhooks {
   // or refused, and out of the queue).
   bool deliver(Receiver& r, const std::pair<std::string, std::string>& next);
 
-  WebhookOptions options_;
-  mutable std::mutex options_mutex_;
+  Live<WebhookOptions> options_;
+  const WebhookOptions start_;
   Clock& clock_;
   UpstreamMonitor monitor_;
   std::unique_ptr<HttpClient> http_;
@@ -122,7 +123,7 @@ class Webhooks {
   std::function<double()> random_;
   Interrupt interrupt_;
   std::vector<std::unique_ptr<Receiver>> receivers_;
-  std::uint64_t published_ = 0;
+  std::atomic<std::uint64_t> published_{0};
 };
 
 }  // namespace pha

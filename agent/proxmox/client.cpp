@@ -42,32 +42,33 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
 
 }  // namespace
 
-ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock)
-    : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
+ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock,
+                             ProxmoxFailover failover)
+    : options_(std::move(options)),
+      transport_(std::move(transport)),
+      clock_(clock),
+      in_use_(options_.credentials()),
+      failover_(std::move(failover)) {}
 
 std::string ProxmoxClient::url(const std::string& path, const std::string& host) const {
   return (host.empty() ? options_.host.str() : host) + std::string(kApiPrefix) + path;
 }
 
-void ProxmoxClient::set_failover(ProxmoxFailover failover) {
+ProxmoxCredentials ProxmoxClient::current_credentials() {
+  auto next = options_.credentials();
   std::lock_guard lock(ticket_mutex_);
-  failover_ = std::move(failover);
-}
-
-void ProxmoxClient::set_credentials(ProxmoxCredentials credentials) {
-  std::lock_guard lock(ticket_mutex_);
-  auto& c = options_.credentials;
-  if (c.token_id == credentials.token_id && c.token_secret == credentials.token_secret &&
-      c.user == credentials.user && c.password == credentials.password) {
-    return;
+  if (next == in_use_) {
+    return in_use_;
   }
-  c = std::move(credentials);
+  in_use_ = std::move(next);
+  const auto& c = in_use_;
   ticket_.reset();
   log::info("proxmox_credentials_changed", "the Proxmox credentials were reloaded",
             {{"auth", c.uses_token() ? "token" : "ticket"}});
   std::lock_guard check(permissions_mutex_);
   permissions_due_ = CheckDue::now;  // other credentials, other privileges
   unknown_logged_ = false;
+  return in_use_;
 }
 
 PermissionNeeds ProxmoxClient::permission_needs() const {
@@ -118,6 +119,7 @@ ProxmoxClient::PermissionsRead ProxmoxClient::read_permissions() {
 }
 
 void ProxmoxClient::check_permissions() {
+  static_cast<void>(current_credentials());  // changed ones make the check due
   {
     std::lock_guard lock(permissions_mutex_);
     if (permissions_due_ != CheckDue::now) {
@@ -183,7 +185,7 @@ PermissionStatus ProxmoxClient::permissions() const {
 
 ProxmoxCredentials ProxmoxClient::credentials() const {
   std::lock_guard lock(ticket_mutex_);
-  return options_.credentials;
+  return in_use_;
 }
 
 HttpOutcome ProxmoxClient::send(const HttpRequest& request) {
@@ -221,7 +223,7 @@ Error ProxmoxClient::failure(const std::string& method, const std::string& path,
 
 // With ticket_mutex_ held.
 Status ProxmoxClient::login(bool renew) {
-  const auto& c = options_.credentials;
+  const auto& c = in_use_;
   HttpRequest req;
   req.method = "POST";
   req.url = url("/access/ticket");
@@ -262,7 +264,7 @@ Status ProxmoxClient::ensure_ticket() {
 
 Result<std::string> ProxmoxClient::call(const std::string& method, const std::string& path,
                                         const std::string& form_body, const CallOptions& how) {
-  const auto c = credentials();
+  const auto c = current_credentials();
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
     req.method = method;

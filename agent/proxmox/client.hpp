@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 #include "agent/core/result.hpp"
 #include "agent/core/url.hpp"
 #include "agent/net/http.hpp"
@@ -32,11 +33,15 @@ struct ProxmoxCredentials {
   std::string user;  // user@realm, for ticket login
   std::string password;
   bool uses_token() const { return !token_id.empty(); }
+  bool operator==(const ProxmoxCredentials&) const = default;
 };
 
 struct ProxmoxClientOptions {
   Url host;  // the node's own API (PROXMOX_HOST)
-  ProxmoxCredentials credentials;
+  // Read at each request: credentials from a reloaded configuration (a
+  // changed password or token) are used from the next request on; a changed
+  // login drops the ticket of the old one.
+  Live<ProxmoxCredentials> credentials = ProxmoxCredentials{};
   std::string node_name;  // empty: auto
   bool sync_qemu = true;
   bool sync_lxc = true;
@@ -79,7 +84,9 @@ struct GuestRead {
 
 class ProxmoxClient {
  public:
-  ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock);
+  // `failover` decides where the guests are read from; empty: always this node's own API.
+  ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock,
+                ProxmoxFailover failover = {});
 
   // This node's name: PROXMOX_NODE_NAME, else the local entry of
   // /cluster/status, else the short host name.
@@ -100,19 +107,14 @@ class ProxmoxClient {
   Status check_health(const std::string& host = {});
   // GET /cluster/status from any host (discovery).
   Result<ClusterStatus> cluster_status();
-  void set_failover(ProxmoxFailover failover);
   // What the user or token may do (permissions.hpp), when due: once, again
-  // after set_credentials() changed them, and once more after a good read
+  // after the credentials changed, and once more after a good read
   // when Proxmox could not be reached for it. GET /version and
   // /access/permissions on the host in use, one attempt each; each missing
   // privilege is logged once (proxmox_privilege_missing), an answer that
   // cannot be read once (proxmox_permissions_unknown). Never fails anything.
   void check_permissions();
   PermissionStatus permissions() const;
-  // SIGHUP: credentials from a reloaded configuration (a changed password or
-  // token) are used from the next request on; a changed login drops the
-  // ticket of the old one.
-  void set_credentials(ProxmoxCredentials credentials);
 
   std::uint64_t requests() const { return requests_.load(); }
   const ProxmoxClientOptions& options() const { return options_; }
@@ -151,7 +153,10 @@ class ProxmoxClient {
   // says whether its answer is final (cached until the guest changes status).
   bool read_notes(const Guest& guest, const std::string& base, Details& details);
   bool read_address(const Guest& guest, const std::string& base, Details& details);
-  ProxmoxCredentials credentials() const;  // a copy, taken under ticket_mutex_
+  ProxmoxCredentials credentials() const;  // the ones in use, taken under ticket_mutex_
+  // Reads the options' credentials; a change drops the ticket and makes the
+  // permission check due.
+  ProxmoxCredentials current_credentials();
   // The answers of the permission check, or why there is none (`reached`:
   // whether Proxmox answered at all).
   struct PermissionsRead {
@@ -172,18 +177,19 @@ class ProxmoxClient {
   Clock& clock_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<bool> agent_denied_logged_{false};
-  // Guards ticket_, failover_ and options_.credentials. Requests are not
+  // Guards ticket_ and in_use_. Requests are not
   // serialised here: the transport sends one request at a time to each host
   // (quiet neighbour).
   mutable std::mutex ticket_mutex_;
   std::optional<std::string> node_name_;
+  ProxmoxCredentials in_use_;
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};
   std::map<GuestKey, Details> details_;
   // The last values read of each guest: what an `unknown` guest of the
   // cluster-wide fallback is reported with.
   std::map<GuestKey, Guest> last_known_;
-  ProxmoxFailover failover_;
+  const ProxmoxFailover failover_;
 
   // The permission check's state, read by /status from another thread.
   enum class CheckDue { no, now, after_good_read };

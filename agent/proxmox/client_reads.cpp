@@ -227,11 +227,7 @@ Result<GuestRead> ProxmoxClient::read_guests() {
   GuestRead r;
   const auto start = clock_.now();
   const auto before = requests_.load();
-  ProxmoxFailover failover;
-  {
-    std::lock_guard lock(ticket_mutex_);
-    failover = failover_;
-  }
+  const auto& failover = failover_;
   r.node = node_name();
   auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
     if (out) {

@@ -25,15 +25,11 @@ StatusEntry cycle_state(const CycleReport& r) {
   return e;
 }
 
-StatusStore::StatusStore(Clock& clock, std::size_t history_size)
-    : clock_(clock), history_size_(std::max<std::size_t>(1, history_size)) {}
+StatusStore::StatusStore(Clock& clock, Live<std::size_t> history_size)
+    : clock_(clock), history_size_(std::move(history_size)) {}
 
-void StatusStore::set_history_size(std::size_t size) {
-  std::lock_guard lock(mutex_);
-  history_size_ = std::max<std::size_t>(1, size);
-  while (history_.size() > history_size_) {
-    history_.pop_front();
-  }
+std::size_t StatusStore::history_limit() const {
+  return std::max<std::size_t>(1, history_size_());
 }
 
 void StatusStore::set_state(StatusComponent component, Severity status, std::string message) {
@@ -57,7 +53,7 @@ void StatusStore::recompute(std::unique_lock<std::mutex>& /*lock*/) {
     return;
   }
   history_.push_back({*worst->status, worst->message, clock_.unix_now()});
-  while (history_.size() > history_size_) {
+  while (history_.size() > history_limit()) {
     history_.pop_front();
   }
 }
@@ -72,7 +68,8 @@ std::optional<StatusEntry> StatusStore::current() const {
 
 std::vector<StatusEntry> StatusStore::history() const {
   std::lock_guard lock(mutex_);
-  return {history_.begin(), history_.end()};
+  const auto keep = std::min(history_.size(), history_limit());  // a reload may have shrunk it
+  return {history_.end() - static_cast<std::ptrdiff_t>(keep), history_.end()};
 }
 
 void StatusStore::record_cycle(const CycleReport& r) {

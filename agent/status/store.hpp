@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 #include "agent/core/metrics.hpp"
 #include "agent/core/severity.hpp"
 #include "agent/proxmox/guest.hpp"
@@ -68,9 +69,9 @@ struct VmsSnapshot {
 
 class StatusStore {
  public:
-  StatusStore(Clock& clock, std::size_t history_size);
+  // STATUS_HISTORY_SIZE, read when the history grows or is read.
+  StatusStore(Clock& clock, Live<std::size_t> history_size);
 
-  void set_history_size(std::size_t size);
   // Sets one component's state; appends a history entry when the overall
   // state or its message changes.
   void set_state(StatusComponent component, Severity status, std::string message);
@@ -88,10 +89,11 @@ class StatusStore {
 
  private:
   void recompute(std::unique_lock<std::mutex>& lock);
+  std::size_t history_limit() const;
 
   Clock& clock_;
   mutable std::mutex mutex_;
-  std::size_t history_size_;
+  Live<std::size_t> history_size_;
   std::deque<StatusEntry> history_;
   struct Part {
     std::optional<Severity> status;  // not set yet

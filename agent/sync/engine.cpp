@@ -94,15 +94,17 @@ nlohmann::json to_json(const CycleReport& r) {
           {"errors", r.errors},          {"warnings", r.warnings}};
 }
 
-SyncEngine::SyncEngine(const Settings& settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
+SyncEngine::SyncEngine(Live<Settings> settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
                        Clock& clock)
-    : settings_(settings),
+    : settings_(std::move(settings)),
       proxmox_(proxmox),
       accountdb_(accountdb),
       clock_(clock),
-      whitelist_(settings.whitelist_ttl, settings.whitelist_max_stale,
-                 state_path(settings, "whitelist.json"), settings.accountdb_node_id),
-      memory_file_(state_path(settings, "sync-state.json")) {}
+      node_id_(settings_().accountdb_node_id),
+      whitelist_(Live<std::int64_t>([this] { return settings_().whitelist_ttl; }),
+                 Live<std::int64_t>([this] { return settings_().whitelist_max_stale; }),
+                 state_path(settings_(), "whitelist.json"), node_id_),
+      memory_file_(state_path(settings_(), "sync-state.json")) {}
 
 std::vector<std::string> SyncEngine::load_state() {
   std::lock_guard lock(mutex_);
@@ -118,8 +120,7 @@ std::vector<std::string> SyncEngine::load_state() {
     if (text) {
       const auto doc = nlohmann::json::parse(*text, nullptr, false);
       SyncMemory m;
-      if (!doc.is_discarded() &&
-          doc.value("node_id", std::int64_t{0}) == settings_.accountdb_node_id &&
+      if (!doc.is_discarded() && doc.value("node_id", std::int64_t{0}) == node_id_ &&
           memory_from_json(doc, m)) {
         memory_ = m;
         persisted_memory_ = m;
@@ -131,13 +132,6 @@ std::vector<std::string> SyncEngine::load_state() {
     }
   }
   return notes;
-}
-
-void SyncEngine::apply(const Settings& settings) {
-  std::lock_guard lock(mutex_);
-  settings_ = settings;
-  std::lock_guard wl(whitelist_mutex_);
-  whitelist_.set_limits(settings.whitelist_ttl, settings.whitelist_max_stale);
 }
 
 WhitelistStatus SyncEngine::whitelist_status() const {
@@ -189,7 +183,7 @@ void SyncEngine::persist_memory() {
     return;
   }
   auto doc = memory_json(memory_);
-  doc["node_id"] = settings_.accountdb_node_id;
+  doc["node_id"] = node_id_;
   if (auto written = write_file_atomic(memory_file_, doc.dump() + "\n"); !written) {
     log::warn("state_write_failed", "cannot persist the sync state",
               {{"error", written.error().message}});
@@ -250,6 +244,7 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
 
 CycleReport SyncEngine::run_cycle(bool dry_run) {
   std::lock_guard lock(mutex_);
+  const auto settings = settings_();  // one snapshot for the whole cycle
   CycleReport report;
   report.dry_run = dry_run;
   report.started_at = clock_.unix_now();
@@ -267,7 +262,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   report.owner_id = owner_id_;
   // 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
   const auto now = clock_.unix_now();
-  if (!last_connect_ok_ || now - *last_connect_ok_ >= settings_.update_interval) {
+  if (!last_connect_ok_ || now - *last_connect_ok_ >= settings.update_interval) {
     auto a = accountdb_.node_info();
     if (!a.ok()) {
       accountdb_down_ = true;
@@ -354,7 +349,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   in.whitelist = view;
   in.rows = std::move(e.value());
   in.memory = memory_;
-  in.settings = plan_settings(settings_);
+  in.settings = plan_settings(settings);
   in.now = now;
   in.node = read.node;
   auto plan = make_plan(in);

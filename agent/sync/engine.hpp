@@ -80,7 +80,10 @@ struct WhitelistFetch {
 
 class SyncEngine {
  public:
-  SyncEngine(const Settings& settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
+  // The settings are read at the start of each cycle (a reload applies from
+  // the next one on), and by the whitelist cache when it decides. The node id
+  // and the state directory are the start's.
+  SyncEngine(Live<Settings> settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
              Clock& clock);
 
   // Reads the persisted whitelist and sync state; returns notes for the log.
@@ -88,7 +91,6 @@ class SyncEngine {
   CycleReport run_cycle(bool dry_run);
 
   bool accountdb_down() const { return accountdb_down_.load(); }
-  void apply(const Settings& settings);  // SIGHUP: intervals, thresholds, whitelist TTL
   // The whitelist as it is now. Never waits for a running cycle.
   WhitelistStatus whitelist_status() const;
   std::vector<std::int64_t> whitelist_vmids() const;
@@ -103,15 +105,16 @@ class SyncEngine {
   // Fetches (whitelist, or whitelist_legacy) and stores the whitelist.
   WhitelistFetch fetch_whitelist(std::int64_t now);
 
-  // Held for a whole cycle: guards settings_, memory_ and the cycle's own state.
+  // Held for a whole cycle: guards memory_ and the cycle's own state.
   mutable std::mutex mutex_;
-  Settings settings_;
+  Live<Settings> settings_;
   // Held only for a moment: guards whitelist_, so that status reads and a
   // refresh never wait for a cycle.
   mutable std::mutex whitelist_mutex_;
   ProxmoxClient& proxmox_;
   AccountDbClient& accountdb_;
   Clock& clock_;
+  const std::int64_t node_id_;  // the state files are this node's
   WhitelistCache whitelist_;
   SyncMemory memory_;
   SyncMemory persisted_memory_;

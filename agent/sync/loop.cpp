@@ -7,13 +7,13 @@
 namespace pha {
 
 SyncLoop::SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock,
-                   LoopTimings timings, bool dry_run, CycleObserver on_cycle)
+                   Live<LoopTimings> timings, bool dry_run, CycleObserver on_cycle)
     : engine_(engine),
       accountdb_(accountdb),
       clock_(clock),
       dry_run_(dry_run),
       on_cycle_(std::move(on_cycle)),
-      timings_(timings),
+      timings_(std::move(timings)),
       last_progress_(clock.now()) {}
 
 SyncLoop::~SyncLoop() {
@@ -40,14 +40,8 @@ void SyncLoop::trigger() {
   sync_interrupt_.wake();
 }
 
-void SyncLoop::set_timings(LoopTimings timings) {
-  std::lock_guard lock(mutex_);
-  timings_ = timings;
-}
-
 LoopTimings SyncLoop::timings() const {
-  std::lock_guard lock(mutex_);
-  return timings_;
+  return timings_();
 }
 
 double SyncLoop::random() {

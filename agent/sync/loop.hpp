@@ -14,6 +14,7 @@
 #include "agent/accountdb/client.hpp"
 #include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 #include "agent/sync/engine.hpp"
 
 namespace pha {
@@ -28,7 +29,8 @@ class SyncLoop {
  public:
   using CycleObserver = std::function<void(const CycleReport&)>;
 
-  SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock, LoopTimings timings,
+  // The timings are read before each wait (a reload applies from the next one).
+  SyncLoop(SyncEngine& engine, AccountDbClient& accountdb, Clock& clock, Live<LoopTimings> timings,
            bool dry_run, CycleObserver on_cycle);
   ~SyncLoop();
   SyncLoop(const SyncLoop&) = delete;
@@ -37,7 +39,6 @@ class SyncLoop {
   void start();
   void stop();     // ends every wait at once and joins the threads
   void trigger();  // run a cycle now (merged with one that is running)
-  void set_timings(LoopTimings timings);
   // Called after each heartbeat with whether it succeeded. Set before start().
   void set_heartbeat_observer(std::function<void(bool)> observer) {
     on_heartbeat_ = std::move(observer);
@@ -64,7 +65,7 @@ class SyncLoop {
   CycleObserver on_cycle_;
   std::function<void(bool)> on_heartbeat_;
   mutable std::mutex mutex_;
-  LoopTimings timings_;
+  Live<LoopTimings> timings_;
   RandomSource random_;
   Interrupt sync_interrupt_;
   Interrupt heartbeat_interrupt_;

@@ -4,17 +4,12 @@
 
 namespace pha {
 
-WhitelistCache::WhitelistCache(std::int64_t ttl_seconds, std::int64_t max_stale_seconds,
+WhitelistCache::WhitelistCache(Live<std::int64_t> ttl_seconds, Live<std::int64_t> max_stale_seconds,
                                std::string state_file, std::int64_t node_id)
-    : ttl_(ttl_seconds),
-      max_stale_(max_stale_seconds),
+    : ttl_(std::move(ttl_seconds)),
+      max_stale_(std::move(max_stale_seconds)),
       state_file_(std::move(state_file)),
       node_id_(node_id) {}
-
-void WhitelistCache::set_limits(std::int64_t ttl_seconds, std::int64_t max_stale_seconds) {
-  ttl_ = ttl_seconds;
-  max_stale_ = max_stale_seconds;
-}
 
 std::string WhitelistCache::load() {
   if (state_file_.empty()) {
@@ -52,7 +47,7 @@ std::string WhitelistCache::load() {
 }
 
 bool WhitelistCache::needs_fetch(std::int64_t now) const {
-  return !copy_ || from_state_file_ || last_fetch_failed_ || now - copy_->fetched_at >= ttl_;
+  return !copy_ || from_state_file_ || last_fetch_failed_ || now - copy_->fetched_at >= ttl_();
 }
 
 std::optional<std::string> WhitelistCache::store(std::set<std::int64_t> vmids, std::string source,
@@ -86,7 +81,7 @@ bool WhitelistCache::usable(std::int64_t now) const {
   if (!last_fetch_failed_ && !from_state_file_) {
     return true;  // fresh enough by construction: a fetch is made when the TTL runs out
   }
-  return age <= max_stale_;
+  return age <= max_stale_();
 }
 
 WhitelistView WhitelistCache::view(std::int64_t now) const {

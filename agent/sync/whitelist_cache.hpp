@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/core/live.hpp"
 #include "agent/sync/plan.hpp"
 
 namespace pha {
@@ -36,12 +37,12 @@ class WhitelistCache {
  public:
   // `state_file` empty: nothing is persisted. `node_id` guards against a
   // state file written for another node.
-  WhitelistCache(std::int64_t ttl_seconds, std::int64_t max_stale_seconds, std::string state_file,
-                 std::int64_t node_id);
+  // The limits are read when they decide (a reload changes them).
+  WhitelistCache(Live<std::int64_t> ttl_seconds, Live<std::int64_t> max_stale_seconds,
+                 std::string state_file, std::int64_t node_id);
 
   // Reads the persisted copy, if any (at start). Returns a note for the log.
   std::string load();
-  void set_limits(std::int64_t ttl_seconds, std::int64_t max_stale_seconds);
 
   // Whether a fetch is due (no copy, or the copy is older than the TTL).
   bool needs_fetch(std::int64_t now) const;
@@ -59,8 +60,8 @@ class WhitelistCache {
  private:
   bool usable(std::int64_t now) const;
 
-  std::int64_t ttl_;
-  std::int64_t max_stale_;
+  Live<std::int64_t> ttl_;
+  Live<std::int64_t> max_stale_;
   std::string state_file_;
   std::int64_t node_id_;
   std::optional<WhitelistCopy> copy_;

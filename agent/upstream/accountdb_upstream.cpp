@@ -5,24 +5,17 @@
 
 namespace pha {
 
-AccountDbUpstream::AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
-                                     FailoverSink sink)
-    : monitor_("accountdb", clock, health_settings(settings)),
-      pool_(settings.accountdb_endpoints, settings.accountdb_strategy, monitor_, clock,
-            std::move(sink)),
-      router_(std::make_unique<ObservingClient>(make_curl_client(accountdb_http_options(settings)),
-                                                monitor_),
-              monitor_, retry_policy(settings), clock, interrupt, "AccountDB",
-              [this] { return random_(); }) {
-  pool_.set_switches(settings.auto_failover, settings.auto_recovery);
-  AccountDbClientOptions o;
-  o.endpoint = settings.accountdb_endpoints.front().url;
-  o.api_key = settings.accountdb_api_key;
-  o.node_id = settings.accountdb_node_id;
-  o.timeout = std::chrono::seconds(settings.accountdb_timeout);
-  client_ = std::make_unique<AccountDbClient>(
-      o, [this](const HttpRequest& request) { return route(request); });
-}
+AccountDbUpstream::AccountDbUpstream(const LiveSettings& settings, Clock& clock,
+                                     Interrupt& interrupt, FailoverSink sink)
+    : monitor_("accountdb", clock, settings.read(health_settings)),
+      pool_(settings.read(pool_options), monitor_, clock, std::move(sink)),
+      router_(std::make_unique<ObservingClient>(
+                  make_curl_client(accountdb_http_options(*settings.get())), monitor_),
+              monitor_, settings.read(retry_policy), clock, interrupt, "AccountDB",
+              [this] { return random_(); }),
+      client_(std::make_unique<AccountDbClient>(
+          settings.read(accountdb_client_options),
+          [this](const HttpRequest& request) { return route(request); })) {}
 
 HttpOutcome AccountDbUpstream::route(const HttpRequest& request) {
   std::vector<std::string> bases;
@@ -43,15 +36,6 @@ void AccountDbUpstream::recovery_round() {
     // The monitor has the outcome (ObservingClient); the client logged it.
     static_cast<void>(client_->check_endpoint(endpoint));
   }
-}
-
-void AccountDbUpstream::apply(const Settings& settings) {
-  monitor_.set_settings(health_settings(settings));
-  router_.set_policy(retry_policy(settings));
-  pool_.set_endpoints(settings.accountdb_endpoints, settings.accountdb_strategy);
-  pool_.set_switches(settings.auto_failover, settings.auto_recovery);
-  client_->set_api_key(settings.accountdb_api_key);
-  client_->set_endpoint(settings.accountdb_endpoints.front().url);
 }
 
 }  // namespace pha

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "agent/accountdb/client.hpp"
-#include "agent/config/settings.hpp"
+#include "agent/config/live_settings.hpp"
 #include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/upstream/endpoint_pool.hpp"
@@ -18,7 +18,8 @@ namespace pha {
 // pool with the strategy, and the router.
 class AccountDbUpstream {
  public:
-  AccountDbUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+  // Reads `settings` when it acts; they must outlive it.
+  AccountDbUpstream(const LiveSettings& settings, Clock& clock, Interrupt& interrupt,
                     FailoverSink sink = {});
   AccountDbClient& client() { return *client_; }
   UpstreamMonitor& monitor() { return monitor_; }
@@ -27,7 +28,6 @@ class AccountDbUpstream {
   // The recovery checks (docs/failover.md "AccountDB endpoints"): node_info on each endpoint that
   // failed since its last success and whose breaker lets a request through.
   void recovery_round();
-  void apply(const Settings& settings);  // SIGHUP
 
  private:
   HttpOutcome route(const HttpRequest& request);

@@ -52,7 +52,8 @@ void CircuitBreaker::on_failure(Clock::TimePoint now) {
   const auto s = state(now);
   // A failed trial opens again; so does the threshold's failure while closed.
   const bool trial_failed = s == CircuitState::half_open;
-  if (trial_failed || (s == CircuitState::closed && consecutive_failures_ >= settings_.threshold)) {
+  if (trial_failed ||
+      (s == CircuitState::closed && consecutive_failures_ >= settings_().threshold)) {
     open(now);
   }
   // A failure while open (a request that was already in flight) changes nothing.
@@ -60,8 +61,9 @@ void CircuitBreaker::on_failure(Clock::TimePoint now) {
 
 void CircuitBreaker::open(Clock::TimePoint now) {
   // A first period above the cap is kept: the cap only limits the growth.
-  const auto cap = std::max(settings_.max_open, settings_.reset);
-  open_period_ = opens_ == 0 ? settings_.reset : std::min(open_period_ * 2, cap);
+  const auto settings = settings_();
+  const auto cap = std::max(settings.max_open, settings.reset);
+  open_period_ = opens_ == 0 ? settings.reset : std::min(open_period_ * 2, cap);
   ++opens_;
   open_ = true;
   trial_in_flight_ = false;

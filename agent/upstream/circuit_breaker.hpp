@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 
 namespace pha {
 
@@ -25,7 +26,8 @@ struct BreakerSettings {
 
 class CircuitBreaker {
  public:
-  explicit CircuitBreaker(BreakerSettings settings = {}) : settings_(settings) {}
+  explicit CircuitBreaker(Live<BreakerSettings> settings = BreakerSettings{})
+      : settings_(std::move(settings)) {}
 
   // open turns half_open by itself once its period has passed.
   CircuitState state(Clock::TimePoint now) const;
@@ -36,7 +38,6 @@ class CircuitBreaker {
   void on_failure(Clock::TimePoint now);
   // POST /failover/reset: closed, counts zeroed, the open period back to its start.
   void reset();
-  void set_settings(BreakerSettings settings) { settings_ = settings; }
 
   int consecutive_failures() const { return consecutive_failures_; }
   // The length of the current (or the last) open period.
@@ -48,7 +49,7 @@ class CircuitBreaker {
  private:
   void open(Clock::TimePoint now);
 
-  BreakerSettings settings_;
+  Live<BreakerSettings> settings_;  // read at each failure
   bool open_ = false;
   bool trial_in_flight_ = false;
   int consecutive_failures_ = 0;

@@ -17,21 +17,34 @@ std::vector<TargetInfo> target_infos(const std::vector<AccountDbEndpoint>& endpo
 
 }  // namespace
 
-EndpointPool::EndpointPool(std::vector<AccountDbEndpoint> endpoints, Strategy strategy,
-                           UpstreamMonitor& monitor, Clock& clock, FailoverSink sink)
-    : endpoints_(std::move(endpoints)),
-      selector_(strategy),
+EndpointPool::EndpointPool(Live<PoolOptions> options, UpstreamMonitor& monitor, Clock& clock,
+                           FailoverSink sink)
+    : live_(std::move(options)),
+      options_(live_()),
+      selector_(options_.strategy),
       monitor_(monitor),
       clock_(clock),
       sink_(std::move(sink)) {
-  monitor_.set_targets(target_infos(endpoints_));
+  monitor_.set_targets(target_infos(options_.endpoints));
+}
+
+void EndpointPool::refresh_locked() {
+  auto next = live_();
+  if (next.endpoints != options_.endpoints) {
+    monitor_.set_targets(target_infos(next.endpoints));
+    pinned_.clear();
+  }
+  if (next.strategy != options_.strategy) {
+    selector_.set_strategy(next.strategy);
+  }
+  options_ = std::move(next);
 }
 
 std::vector<EndpointState> EndpointPool::states_locked() const {
   // One snapshot of the monitor per request, not one per endpoint.
   const auto targets = monitor_.targets();
   std::vector<EndpointState> out;
-  for (const auto& e : endpoints_) {
+  for (const auto& e : options_.endpoints) {
     EndpointState s;
     s.url = e.url.str();
     s.priority = e.priority;
@@ -51,11 +64,12 @@ std::vector<EndpointState> EndpointPool::states_locked() const {
 
 std::vector<std::string> EndpointPool::order() {
   std::lock_guard lock(mutex_);
+  refresh_locked();
   auto order = selector_.order(states_locked());
   if (order.empty()) {
     return order;
   }
-  if (!auto_failover_) {
+  if (!options_.auto_failover) {
     const auto& current = !pinned_.empty() ? pinned_ : !active_.empty() ? active_ : order.front();
     return {current};
   }
@@ -65,17 +79,11 @@ std::vector<std::string> EndpointPool::order() {
   };
   if (!pinned_.empty() && monitor_.circuit(pinned_) != CircuitState::open) {
     to_front(pinned_);
-  } else if (!auto_recovery_ && selector_.strategy() == Strategy::priority && !active_.empty() &&
-             monitor_.circuit(active_) != CircuitState::open) {
+  } else if (!options_.auto_recovery && selector_.strategy() == Strategy::priority &&
+             !active_.empty() && monitor_.circuit(active_) != CircuitState::open) {
     to_front(active_);
   }
   return order;
-}
-
-void EndpointPool::set_switches(bool auto_failover, bool auto_recovery) {
-  std::lock_guard lock(mutex_);
-  auto_failover_ = auto_failover;
-  auto_recovery_ = auto_recovery;
 }
 
 void EndpointPool::answered(const Routed& routed) {
@@ -85,6 +93,7 @@ void EndpointPool::answered(const Routed& routed) {
   std::optional<FailoverEvent> event;
   {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     if (routed.target == active_) {
       return;
     }
@@ -127,8 +136,9 @@ std::optional<std::string> EndpointPool::prefer(const std::string& url) {
   FailoverEvent e;
   {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     const bool known =
-        std::any_of(endpoints_.begin(), endpoints_.end(),
+        std::any_of(options_.endpoints.begin(), options_.endpoints.end(),
                     [&url](const AccountDbEndpoint& x) { return x.url.str() == url; });
     if (!known) {
       return "unknown AccountDB endpoint: " + url;
@@ -156,28 +166,18 @@ std::optional<std::string> EndpointPool::prefer(const std::string& url) {
 
 void EndpointPool::reset() {
   std::lock_guard lock(mutex_);
+  refresh_locked();
   monitor_.reset();
   selector_.reset();
   pinned_.clear();
   active_.clear();  // the strategy's first endpoint is in use again from the next request
 }
 
-void EndpointPool::set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy) {
+std::vector<Url> EndpointPool::to_check() {
   std::lock_guard lock(mutex_);
-  if (endpoints != endpoints_) {
-    endpoints_ = std::move(endpoints);
-    monitor_.set_targets(target_infos(endpoints_));
-    pinned_.clear();
-  }
-  if (strategy != selector_.strategy()) {
-    selector_.set_strategy(strategy);
-  }
-}
-
-std::vector<Url> EndpointPool::to_check() const {
-  std::lock_guard lock(mutex_);
+  refresh_locked();
   std::vector<Url> out;
-  for (const auto& e : endpoints_) {
+  for (const auto& e : options_.endpoints) {
     const auto t = monitor_.target(e.url.str());
     if (t && t->health.consecutive_failures > 0 && t->health.circuit != CircuitState::open) {
       out.push_back(e.url);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/config/settings.hpp"
+#include "agent/core/live.hpp"
 #include "agent/upstream/endpoint_selector.hpp"
 #include "agent/upstream/failover_router.hpp"
 #include "agent/upstream/host_manager.hpp"
@@ -18,10 +19,24 @@
 
 namespace pha {
 
+struct PoolOptions {
+  std::vector<AccountDbEndpoint> endpoints;  // ACCOUNTDB_URL
+  Strategy strategy = Strategy::priority;    // ACCOUNTDB_STRATEGY
+  // AUTO_FAILOVER false: every request goes to the endpoint in use only (an
+  // operator's choice, else the one that answered last, else the strategy's
+  // first). AUTO_RECOVERY false: the `priority` strategy stays on the
+  // endpoint in use while it works, instead of going back to a better one.
+  bool auto_failover = true;
+  bool auto_recovery = true;
+};
+
+// The options are read again at each decision (order, answered, prefer,
+// reset, to_check): a reload that changes the endpoints takes effect there,
+// keeping the health of those that stay.
 class EndpointPool {
  public:
-  EndpointPool(std::vector<AccountDbEndpoint> endpoints, Strategy strategy,
-               UpstreamMonitor& monitor, Clock& clock, FailoverSink sink);
+  EndpointPool(Live<PoolOptions> options, UpstreamMonitor& monitor, Clock& clock,
+               FailoverSink sink);
 
   // The endpoints to try for one request, in order: an operator's choice
   // first while its breaker is not open, then the strategy's order.
@@ -36,30 +51,25 @@ class EndpointPool {
   std::optional<std::string> prefer(const std::string& url);
   // POST /failover/reset: breakers closed, counts zeroed, no operator choice.
   void reset();
-  void set_endpoints(std::vector<AccountDbEndpoint> endpoints, Strategy strategy);  // SIGHUP
-  // AUTO_FAILOVER false: every request goes to the endpoint in use only (an
-  // operator's choice, else the one that answered last, else the strategy's
-  // first). AUTO_RECOVERY false: the `priority` strategy stays on the
-  // endpoint in use while it works, instead of going back to a better one.
-  void set_switches(bool auto_failover, bool auto_recovery);
   // The endpoints that need a recovery check now (node_info): those with a
   // failure since their last success whose breaker lets a request through
   // (closed, or half-open once the open period has passed).
-  std::vector<Url> to_check() const;
+  std::vector<Url> to_check();
 
  private:
   std::vector<EndpointState> states_locked() const;
+  // Reads the options; a change of the endpoints or the strategy is applied.
+  void refresh_locked();
 
   mutable std::mutex mutex_;
-  std::vector<AccountDbEndpoint> endpoints_;
+  Live<PoolOptions> live_;
+  PoolOptions options_;  // as last read
   EndpointSelector selector_;
   UpstreamMonitor& monitor_;
   Clock& clock_;
   FailoverSink sink_;
   std::string active_;
   std::string pinned_;  // an operator's choice
-  bool auto_failover_ = true;
-  bool auto_recovery_ = true;
 };
 
 }  // namespace pha

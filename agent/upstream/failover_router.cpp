@@ -20,20 +20,15 @@ std::string describe_failures(const std::vector<std::pair<std::string, HttpOutco
 }
 
 FailoverRouter::FailoverRouter(std::unique_ptr<HttpClient> http, UpstreamMonitor& monitor,
-                               RetryPolicy policy, Clock& clock, Interrupt& interrupt,
+                               Live<RetryPolicy> policy, Clock& clock, Interrupt& interrupt,
                                std::string upstream, std::function<double()> random)
     : http_(std::move(http)),
       monitor_(monitor),
-      policy_(policy),
+      policy_(std::move(policy)),
       clock_(clock),
       interrupt_(interrupt),
       upstream_(std::move(upstream)),
       random_(std::move(random)) {}
-
-void FailoverRouter::set_policy(RetryPolicy policy) {
-  std::lock_guard lock(policy_mutex_);
-  policy_ = policy;
-}
 
 namespace {
 
@@ -61,11 +56,7 @@ bool wait_backoff(Clock& clock, Interrupt& interrupt, RetryPolicy::Duration dela
 
 Routed FailoverRouter::send(const HttpRequest& request, const std::string& base,
                             const std::vector<std::string>& order, bool revisit, bool last_resort) {
-  RetryPolicy policy;
-  {
-    std::lock_guard lock(policy_mutex_);
-    policy = policy_;
-  }
+  const auto policy = policy_();
   return route_request({*http_, &monitor_, budget_, policy, clock_, interrupt_, random_, upstream_},
                        request, base, order, revisit, last_resort);
 }

@@ -32,8 +32,8 @@ class FailoverRouter {
  public:
   // `http` must report to `monitor` (an ObservingClient): the breakers are fed
   // from there. `random` returns numbers in [0, 1).
-  FailoverRouter(std::unique_ptr<HttpClient> http, UpstreamMonitor& monitor, RetryPolicy policy,
-                 Clock& clock, Interrupt& interrupt, std::string upstream,
+  FailoverRouter(std::unique_ptr<HttpClient> http, UpstreamMonitor& monitor,
+                 Live<RetryPolicy> policy, Clock& clock, Interrupt& interrupt, std::string upstream,
                  std::function<double()> random);
 
   // Sends `request`, whose URL begins with `base`, to the targets of `order`
@@ -49,13 +49,11 @@ class FailoverRouter {
               const std::vector<std::string>& order, bool revisit = true, bool last_resort = false);
 
   const RetryBudget& budget() const { return budget_; }
-  void set_policy(RetryPolicy policy);
 
  private:
   std::unique_ptr<HttpClient> http_;
   UpstreamMonitor& monitor_;
-  RetryPolicy policy_;
-  std::mutex policy_mutex_;
+  Live<RetryPolicy> policy_;  // read for each request
   RetryBudget budget_;
   Clock& clock_;
   Interrupt& interrupt_;

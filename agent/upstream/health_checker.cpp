@@ -5,8 +5,8 @@
 namespace pha {
 
 HealthChecker::HealthChecker(Clock& clock, std::function<void()> check,
-                             std::chrono::seconds interval)
-    : clock_(clock), check_(std::move(check)), interval_(interval) {}
+                             Live<std::chrono::seconds> interval)
+    : clock_(clock), check_(std::move(check)), interval_(std::move(interval)) {}
 
 HealthChecker::~HealthChecker() {
   stop();
@@ -23,20 +23,11 @@ void HealthChecker::stop() {
   }
 }
 
-void HealthChecker::set_interval(std::chrono::seconds interval) {
-  std::lock_guard lock(mutex_);
-  interval_ = interval;  // from the next wait on
-}
-
 void HealthChecker::run() {
   while (!interrupt_.stop_requested()) {
     check_();
     ++checks_;
-    Clock::Duration wait;
-    {
-      std::lock_guard lock(mutex_);
-      wait = jittered(interval_, random_());
-    }
+    const Clock::Duration wait = jittered(interval_(), random_());
     if (clock_.wait_for(interrupt_, wait) == WakeReason::stopped) {
       break;
     }

@@ -7,24 +7,23 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 
 namespace pha {
 
 class HealthChecker {
  public:
-  HealthChecker(Clock& clock, std::function<void()> check, std::chrono::seconds interval);
+  HealthChecker(Clock& clock, std::function<void()> check, Live<std::chrono::seconds> interval);
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
   void start();
   void stop();  // ends the wait at once; a running check finishes first
-  void set_interval(std::chrono::seconds interval);
   std::uint64_t checks() const { return checks_.load(); }
 
  private:
@@ -32,8 +31,7 @@ class HealthChecker {
 
   Clock& clock_;
   std::function<void()> check_;
-  std::mutex mutex_;
-  std::chrono::seconds interval_;
+  Live<std::chrono::seconds> interval_;  // read before each wait
   RandomSource random_;
   Interrupt interrupt_;
   std::thread thread_;

@@ -85,9 +85,10 @@ std::vector<std::string> order_hosts(const std::vector<TargetView>& hosts,
   return out;
 }
 
-HostManager::HostManager(HostOptions options, UpstreamMonitor& monitor, Clock& clock,
+HostManager::HostManager(Live<HostOptions> options, UpstreamMonitor& monitor, Clock& clock,
                          std::function<double()> random, FailoverSink sink)
-    : options_(std::move(options)),
+    : live_(std::move(options)),
+      options_(live_()),
       monitor_(monitor),
       clock_(clock),
       random_(std::move(random)),
@@ -167,7 +168,7 @@ std::vector<std::string> HostManager::hosts() const {
 }
 
 bool HostManager::use_local() {
-  evaluate();
+  evaluate();  // reads the options
   std::lock_guard lock(mutex_);
   return preferred_ == options_.primary && monitor_.circuit(options_.primary) != CircuitState::open;
 }
@@ -200,6 +201,7 @@ void HostManager::switch_locked(const std::string& to, const std::string& reason
 }
 
 void HostManager::local_failed(const std::string& reason) {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -214,6 +216,7 @@ void HostManager::local_failed(const std::string& reason) {
 }
 
 void HostManager::answered_by(const std::string& host, const std::string& reason) {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -226,6 +229,7 @@ void HostManager::answered_by(const std::string& host, const std::string& reason
 }
 
 void HostManager::evaluate() {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -279,6 +283,7 @@ void HostManager::age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent
 }
 
 void HostManager::age_out() {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -288,6 +293,7 @@ void HostManager::age_out() {
 }
 
 void HostManager::discovered(const ClusterStatus& status) {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -331,6 +337,7 @@ void HostManager::discovered(const ClusterStatus& status) {
 }
 
 std::optional<std::string> HostManager::prefer(const std::string& host) {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -349,6 +356,7 @@ std::optional<std::string> HostManager::prefer(const std::string& host) {
 }
 
 void HostManager::reset() {
+  refresh();
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
@@ -359,10 +367,14 @@ void HostManager::reset() {
   emit(events);
 }
 
-void HostManager::set_options(HostOptions options) {
+void HostManager::refresh() {
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
+    auto options = live_();
+    if (options == options_) {
+      return;
+    }
     const bool primary_changed = options.primary != options_.primary;
     options_ = std::move(options);
     if (!options_.discover) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "agent/core/clock.hpp"
+#include "agent/core/live.hpp"
 #include "agent/proxmox/parse.hpp"
 #include "agent/upstream/failover_log.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
@@ -52,6 +53,8 @@ struct HostOptions {
   // moves it. AUTO_RECOVERY false: no return to the primary by itself.
   bool auto_failover = true;
   bool auto_recovery = true;
+
+  bool operator==(const HostOptions&) const = default;
 };
 
 using FailoverSink = std::function<void(const FailoverEvent&)>;
@@ -60,7 +63,9 @@ class HostManager {
  public:
   // `random` returns numbers in [0, 1); `sink` gets every change of the host
   // in use (called outside the lock).
-  HostManager(HostOptions options, UpstreamMonitor& monitor, Clock& clock,
+  // The options are read again at each decision (every call that can change
+  // the host in use): a reload takes effect there.
+  HostManager(Live<HostOptions> options, UpstreamMonitor& monitor, Clock& clock,
               std::function<double()> random, FailoverSink sink);
 
   std::string primary() const;
@@ -95,7 +100,6 @@ class HostManager {
   // POST /failover/reset: every breaker closed, failure counts zeroed, the
   // primary preferred again.
   void reset();
-  void set_options(HostOptions options);   // SIGHUP: configured hosts, bonus, aging
   std::vector<std::string> hosts() const;  // every known host: primary, configured, discovered
 
  private:
@@ -103,6 +107,8 @@ class HostManager {
     std::string node;
     Clock::TimePoint last_seen;
   };
+  // Reads the options; a change is applied (a new primary is preferred at once).
+  void refresh();
   void publish_targets_locked();
   void age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent>& events);
   void switch_locked(const std::string& to, const std::string& reason, FailoverKind kind,
@@ -111,7 +117,8 @@ class HostManager {
   void emit(const std::vector<FailoverEvent>& events);
 
   mutable std::mutex mutex_;
-  HostOptions options_;
+  Live<HostOptions> live_;
+  HostOptions options_;  // as last read
   UpstreamMonitor& monitor_;
   Clock& clock_;
   std::function<double()> random_;

@@ -75,13 +75,17 @@ HttpClientOptions proxmox_http_options(const Settings& s) {
   return o;
 }
 
+ProxmoxCredentials proxmox_credentials(const Settings& s) {
+  return {.token_id = s.proxmox_token_id,
+          .token_secret = s.proxmox_token_secret,
+          .user = s.proxmox_user,
+          .password = s.proxmox_password};
+}
+
 ProxmoxClientOptions proxmox_client_options(const Settings& s) {
   ProxmoxClientOptions o;
   o.host = s.proxmox_host;
-  o.credentials.token_id = s.proxmox_token_id;
-  o.credentials.token_secret = s.proxmox_token_secret;
-  o.credentials.user = s.proxmox_user;
-  o.credentials.password = s.proxmox_password;
+  o.credentials = proxmox_credentials(s);
   o.node_name = s.node_name;
   o.sync_qemu = s.sync_qemu;
   o.sync_lxc = s.sync_lxc;
@@ -90,6 +94,20 @@ ProxmoxClientOptions proxmox_client_options(const Settings& s) {
   o.discover_hosts = s.proxmox_discover_hosts;
   o.short_hostname = short_hostname;
   return o;
+}
+
+PoolOptions pool_options(const Settings& s) {
+  return {.endpoints = s.accountdb_endpoints,
+          .strategy = s.accountdb_strategy,
+          .auto_failover = s.auto_failover,
+          .auto_recovery = s.auto_recovery};
+}
+
+AccountDbClientOptions accountdb_client_options(const Settings& s) {
+  return {.endpoint = s.accountdb_endpoints.front().url,
+          .api_key = s.accountdb_api_key,
+          .node_id = s.accountdb_node_id,
+          .timeout = std::chrono::seconds(s.accountdb_timeout)};
 }
 
 HttpClientOptions accountdb_http_options(const Settings& s) {

@@ -6,10 +6,12 @@
 
 #include <string>
 
+#include "agent/accountdb/client.hpp"
 #include "agent/config/settings.hpp"
 #include "agent/core/backoff.hpp"
 #include "agent/net/curl_client.hpp"
 #include "agent/proxmox/client.hpp"
+#include "agent/upstream/endpoint_pool.hpp"
 #include "agent/upstream/host_manager.hpp"
 #include "agent/upstream/target_health.hpp"
 
@@ -20,11 +22,14 @@ std::string short_hostname();
 
 RetryPolicy retry_policy(const Settings& s);
 HttpClientOptions proxmox_http_options(const Settings& s);
+ProxmoxCredentials proxmox_credentials(const Settings& s);
 ProxmoxClientOptions proxmox_client_options(const Settings& s);
 HttpClientOptions accountdb_http_options(const Settings& s);
 
 // The health settings of docs/failover.md ("Breakers", "Target health").
 HealthSettings health_settings(const Settings& s);
 HostOptions host_options(const Settings& s);
+PoolOptions pool_options(const Settings& s);
+AccountDbClientOptions accountdb_client_options(const Settings& s);
 
 }  // namespace pha

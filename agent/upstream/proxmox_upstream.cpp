@@ -39,22 +39,24 @@ class OnePerHost final : public HttpClient {
 
 }  // namespace
 
-ProxmoxUpstream::ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Interrupt& interrupt,
                                  FailoverSink sink)
-    : discover_(settings.proxmox_discover_hosts),
-      monitor_("proxmox", clock, health_settings(settings)),
+    : settings_(settings),
+      monitor_("proxmox", clock, settings.read(health_settings)),
       hosts_(
-          host_options(settings), monitor_, clock, [this] { return random_(); }, std::move(sink)),
+          settings.read(host_options), monitor_, clock, [this] { return random_(); },
+          std::move(sink)),
       router_(std::make_unique<OnePerHost>(std::make_unique<ObservingClient>(
-                  make_curl_client(proxmox_http_options(settings)), monitor_)),
-              monitor_, retry_policy(settings), clock, interrupt, "Proxmox",
+                  make_curl_client(proxmox_http_options(*settings.get())), monitor_)),
+              monitor_, settings.read(retry_policy), clock, interrupt, "Proxmox",
               [this] { return random_(); }) {
+  auto options = proxmox_client_options(*settings.get());
+  options.credentials = settings.read(proxmox_credentials);
   client_ = std::make_unique<ProxmoxClient>(
-      proxmox_client_options(settings),
-      [this](const HttpRequest& request) { return route(request); }, clock);
-  client_->set_failover({[this] { return hosts_.use_local(); },
-                         [this] { return hosts_.has_usable_peer(); },
-                         [this](const std::string& reason) { hosts_.local_failed(reason); }});
+      std::move(options), [this](const HttpRequest& request) { return route(request); }, clock,
+      ProxmoxFailover{[this] { return hosts_.use_local(); },
+                      [this] { return hosts_.has_usable_peer(); },
+                      [this](const std::string& reason) { hosts_.local_failed(reason); }});
 }
 
 HttpOutcome ProxmoxUpstream::route(const HttpRequest& request) {
@@ -80,7 +82,7 @@ void ProxmoxUpstream::health_round() {
       }
     }
   }
-  if (discover_) {
+  if (settings_.get()->proxmox_discover_hosts) {
     if (auto status = client_->cluster_status()) {
       hosts_.discovered(*status);
     } else {
@@ -89,14 +91,6 @@ void ProxmoxUpstream::health_round() {
     }
   }
   hosts_.evaluate();
-}
-
-void ProxmoxUpstream::apply(const Settings& settings) {
-  monitor_.set_settings(health_settings(settings));
-  router_.set_policy(retry_policy(settings));
-  discover_ = settings.proxmox_discover_hosts;
-  hosts_.set_options(host_options(settings));
-  client_->set_credentials(proxmox_client_options(settings).credentials);
 }
 
 }  // namespace pha

@@ -2,10 +2,9 @@
 // The Proxmox upstream: its client, the monitor of its hosts, the host manager
 // that chooses between them, and the router every request goes through.
 
-#include <atomic>
 #include <memory>
 
-#include "agent/config/settings.hpp"
+#include "agent/config/live_settings.hpp"
 #include "agent/core/backoff.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/proxmox/client.hpp"
@@ -21,7 +20,8 @@ namespace pha {
 class ProxmoxUpstream {
  public:
   // `sink` gets every failover event.
-  ProxmoxUpstream(const Settings& settings, Clock& clock, Interrupt& interrupt,
+  // Reads `settings` when it acts; they must outlive it.
+  ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Interrupt& interrupt,
                   FailoverSink sink = {});
   ProxmoxClient& client() { return *client_; }
   UpstreamMonitor& monitor() { return monitor_; }
@@ -31,13 +31,12 @@ class ProxmoxUpstream {
   // host whose breaker lets it through, one at a time; discovery from
   // /cluster/status; then the return to the primary is evaluated.
   void health_round();
-  void apply(const Settings& settings);  // SIGHUP
 
  private:
   HttpOutcome route(const HttpRequest& request);
 
   RandomSource random_;
-  std::atomic<bool> discover_;
+  const LiveSettings& settings_;
   UpstreamMonitor monitor_;
   HostManager hosts_;
   FailoverRouter router_;

@@ -18,6 +18,11 @@ std::string_view to_string(HealthStatus s) {
   return "unknown";
 }
 
+TargetHealth::TargetHealth(Live<HealthSettings> settings)
+    : settings_(settings),
+      breaker_(Live<BreakerSettings>(
+          std::function<BreakerSettings()>([settings] { return settings().breaker; }))) {}
+
 HealthStatus TargetHealth::status(Clock::TimePoint now) const {
   // Always unhealthy while its breaker is open, so that a breaker threshold
   // below the fall threshold never shows an open target as healthy.
@@ -41,7 +46,7 @@ bool TargetHealth::observe(const Observation& o, Clock::TimePoint now, std::int6
     last_error_ = o.error.empty() ? std::string(to_string(o.kind)) : o.error;
     last_response_ms_.reset();
     breaker_.on_failure(now);
-    if (consecutive_failures_ >= settings_.unhealthy_threshold) {
+    if (consecutive_failures_ >= settings_().unhealthy_threshold) {
       status_ = HealthStatus::unhealthy;
     }
   } else {
@@ -57,7 +62,7 @@ bool TargetHealth::observe(const Observation& o, Clock::TimePoint now, std::int6
     consecutive_failures_ = 0;
     ++consecutive_successes_;
     breaker_.on_success(now);
-    if (consecutive_successes_ >= settings_.healthy_threshold) {
+    if (consecutive_successes_ >= settings_().healthy_threshold) {
       status_ = HealthStatus::healthy;
     }
   }
@@ -72,7 +77,7 @@ TargetSnapshot TargetHealth::snapshot(Clock::TimePoint now) const {
   s.failure_count = failure_count_;
   s.consecutive_failures = consecutive_failures_;
   s.recovered =
-      s.status == HealthStatus::healthy && consecutive_successes_ >= settings_.healthy_threshold;
+      s.status == HealthStatus::healthy && consecutive_successes_ >= settings_().healthy_threshold;
   s.last_seen = last_seen_;
   s.last_error = last_error_;
   s.calls = calls_;
@@ -87,11 +92,6 @@ void TargetHealth::reset() {
   breaker_.reset();
   failure_count_ = 0;
   consecutive_failures_ = 0;
-}
-
-void TargetHealth::set_settings(HealthSettings settings) {
-  settings_ = settings;
-  breaker_.set_settings(settings.breaker);
 }
 
 }  // namespace pha

@@ -56,8 +56,7 @@ struct TargetSnapshot {
 
 class TargetHealth {
  public:
-  explicit TargetHealth(HealthSettings settings = {})
-      : settings_(settings), breaker_(settings.breaker) {}
+  explicit TargetHealth(Live<HealthSettings> settings = HealthSettings{});
 
   // Records an exchange. Kinds that are not host failures (auth, client,
   // rate_limited) show the target answers: they count as successes for its
@@ -70,10 +69,9 @@ class TargetHealth {
   CircuitBreaker& breaker() { return breaker_; }
   const CircuitBreaker& breaker() const { return breaker_; }
   void reset();  // POST /failover/reset
-  void set_settings(HealthSettings settings);
 
  private:
-  HealthSettings settings_;
+  Live<HealthSettings> settings_;  // read when it decides
   CircuitBreaker breaker_;
   HealthStatus status_ = HealthStatus::unknown;
   int consecutive_successes_ = 0;

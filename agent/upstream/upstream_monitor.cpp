@@ -12,8 +12,8 @@ bool counts_for_health(const HttpRequest& r) {
 
 }  // namespace
 
-UpstreamMonitor::UpstreamMonitor(std::string name, Clock& clock, HealthSettings settings)
-    : name_(std::move(name)), clock_(clock), settings_(settings) {}
+UpstreamMonitor::UpstreamMonitor(std::string name, Clock& clock, Live<HealthSettings> settings)
+    : name_(std::move(name)), clock_(clock), settings_(std::move(settings)) {}
 
 void UpstreamMonitor::set_targets(const std::vector<TargetInfo>& targets) {
   std::lock_guard lock(mutex_);
@@ -33,14 +33,6 @@ void UpstreamMonitor::set_targets(const std::vector<TargetInfo>& targets) {
     next.push_back(std::move(t));
   }
   targets_ = std::move(next);
-}
-
-void UpstreamMonitor::set_settings(HealthSettings settings) {
-  std::lock_guard lock(mutex_);
-  settings_ = settings;
-  for (auto& t : targets_) {
-    t->health.set_settings(settings);
-  }
 }
 
 void UpstreamMonitor::set_change_observer(ChangeObserver observer) {

@@ -60,12 +60,11 @@ class UpstreamMonitor {
   // Every attempt's outcome, with the target it went to (its base URL).
   using OutcomeObserver = std::function<void(const std::string& target, const Observation&)>;
 
-  UpstreamMonitor(std::string name, Clock& clock, HealthSettings settings);
+  UpstreamMonitor(std::string name, Clock& clock, Live<HealthSettings> settings);
 
   const std::string& name() const { return name_; }
   // The known targets; the health of a target that stays is kept.
   void set_targets(const std::vector<TargetInfo>& targets);
-  void set_settings(HealthSettings settings);
   // Called (outside the lock) when a target's status or circuit changes.
   void set_change_observer(ChangeObserver observer);
   // Called (outside the lock) after every attempt that reached the transport.
@@ -106,7 +105,7 @@ class UpstreamMonitor {
   std::string name_;
   Clock& clock_;
   mutable std::mutex mutex_;
-  HealthSettings settings_;
+  Live<HealthSettings> settings_;  // every target reads it when it decides
   std::vector<std::unique_ptr<Target>> targets_;
   ConnectionHealth totals_;
   double success_ms_sum_ = 0;

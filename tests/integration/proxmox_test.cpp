@@ -53,8 +53,9 @@ Settings token_settings(Sim& s) {
 struct Reader {
   SystemClock clock;
   Interrupt interrupt;
+  LiveSettings settings;
   ProxmoxUpstream upstream;
-  explicit Reader(const Settings& s) : upstream(s, clock, interrupt) {}
+  explicit Reader(const Settings& s) : settings(s), upstream(settings, clock, interrupt) {}
   Result<GuestRead> read() { return upstream.client().read_guests(); }
   static std::string message_of(const Result<GuestRead>& r) {
     return r ? std::string() : r.error().message;

@@ -21,7 +21,8 @@ struct Fixture {
   AccountDbClient client;
   Fixture()
       : client(
-            {*parse_url("http://127.0.0.1:5000/base", {"", 0}), kKey, 34, std::chrono::seconds(30)},
+            AccountDbClientOptions{*parse_url("http://127.0.0.1:5000/base", {"", 0}), kKey, 34,
+                                   std::chrono::seconds(30)},
             [this](const HttpRequest& r) { return http.send(r); },
             [this] { return "req-" + std::to_string(++ids); }) {}
 };

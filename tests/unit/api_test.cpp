@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/fake_clock.hpp"
+#include "tests/support/api_world.hpp"
 
 using namespace pha;
 using namespace std::chrono_literals;
@@ -18,88 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Harness {
-  test::FakeClock clock;
-  StatusStore store{clock, 10};
-  UpstreamMonitor proxmox{"proxmox", clock, {}};
-  UpstreamMonitor accountdb{"accountdb", clock, {}};
-  std::unique_ptr<HostManager> hosts;
-  std::unique_ptr<EndpointPool> endpoints;
-  FailoverLog failover_log{""};
-  std::shared_ptr<const Settings> settings;
-  int triggers = 0;
-  int refreshes = 0;
-  LoopState loop{true, false, 0, {}};
-  PermissionStatus permissions;
-  http::ServerStats server;
-  std::unique_ptr<Api> api;
-
-  explicit Harness(Settings s = defaults()) : settings(std::make_shared<const Settings>(s)) {
-    HostOptions h;
-    h.primary = s.proxmox_host.str();
-    h.primary_node = "pve1";
-    hosts = std::make_unique<HostManager>(
-        h, proxmox, clock, [] { return 0.5; }, FailoverSink{});
-    endpoints = std::make_unique<EndpointPool>(s.accountdb_endpoints, s.accountdb_strategy,
-                                               accountdb, clock, FailoverSink{});
-    ApiContext c;
-    c.clock = &clock;
-    c.store = &store;
-    c.proxmox = &proxmox;
-    c.accountdb = &accountdb;
-    c.hosts = hosts.get();
-    c.endpoints = endpoints.get();
-    c.failover_log = &failover_log;
-    c.retry_budgets = [] {
-      return std::vector<std::pair<std::string, double>>{{"proxmox", 10.0}, {"accountdb", 7.5}};
-    };
-    c.version = "1.2.3";
-    c.started_at = clock.unix_now();
-    c.settings = [this] { return settings; };
-    c.config_json = [] { return json{{"settings", json::object()}}; };
-    c.loop = [this] { return loop; };
-    c.trigger_sync = [this] { ++triggers; };
-    c.whitelist_status = [] { return WhitelistStatus{}; };
-    c.whitelist_vmids = [] { return std::vector<std::int64_t>{}; };
-    c.refresh_whitelist = [this]() -> Result<WhitelistStatus> {
-      ++refreshes;
-      return Error{ErrorKind::network, "AccountDB: GET /vm-access/node/34/whitelist/agent: 503"};
-    };
-    c.owner_id = [] { return std::optional<std::int64_t>(2); };
-    c.node_name = [] { return std::string("pve1"); };
-    c.proxmox_permissions = [this] { return permissions; };
-    c.server_stats = [this] { return server; };
-    c.responses_by_status = [] { return std::vector<std::pair<int, std::uint64_t>>{{200, 3}}; };
-    api = std::make_unique<Api>(std::move(c));
-  }
-
-  static Settings defaults() {
-    Settings s;
-    s.proxmox_host = *parse_url("https://127.0.0.1:8006", {"https", 8006});
-    s.accountdb_endpoints = {{*parse_url("http://127.0.0.1:8080", {"http", 80}), 1, 1}};
-    s.accountdb_node_id = 34;
-    return s;
-  }
-
-  http::Response call(std::string method, std::string path, bool loopback = true,
-                      std::string authorization = "") {
-    http::Request r;
-    r.method = std::move(method);
-    r.path = std::move(path);
-    r.target = r.path;
-    r.peer_loopback = loopback;
-    r.peer = loopback ? "127.0.0.1" : "192.0.2.7";
-    if (!authorization.empty()) {
-      r.headers.emplace_back("authorization", std::move(authorization));
-    }
-    auto d = api->dispatch(r);
-    if (d.now) {
-      return *d.now;
-    }
-    REQUIRE(d.job);
-    return d.job();
-  }
-};
+using Harness = test::ApiWorld;
 
 Settings with_token(bool read_auth = false) {
   auto s = Harness::defaults();

@@ -329,20 +329,22 @@ TEST_CASE("docs/accountdb.md names each call with the method and path the client
   }
   // What the client sends, without the base URL and the api_key parameter.
   std::vector<std::string> sent;
-  AccountDbClient client(
-      {*parse_url("https://adb.test:8080/base", {"", 0}), "key", 7, std::chrono::seconds(5)},
-      [&sent](const HttpRequest& r) {
-        auto target = r.url.substr(std::string("https://adb.test:8080/base").size());
-        const auto key = target.find("api_key=");
-        target.erase(key == std::string::npos ? target.size() : key - 1);
-        sent.push_back(r.method + " " + target);
-        HttpOutcome o;
-        // An older server: whitelist answers 404, so whitelist_legacy is asked too.
-        o.status = target.starts_with("/vm-access/") ? 404 : 200;
-        o.kind = classify_status(o.status);
-        o.body = "{}";
-        return o;
-      });
+  AccountDbClient client(AccountDbClientOptions{*parse_url("https://adb.test:8080/base", {"", 0}),
+                                                "key", 7, std::chrono::seconds(5)},
+                         [&sent](const HttpRequest& r) {
+                           auto target =
+                               r.url.substr(std::string("https://adb.test:8080/base").size());
+                           const auto key = target.find("api_key=");
+                           target.erase(key == std::string::npos ? target.size() : key - 1);
+                           sent.push_back(r.method + " " + target);
+                           HttpOutcome o;
+                           // An older server: whitelist answers 404, so whitelist_legacy is asked
+                           // too.
+                           o.status = target.starts_with("/vm-access/") ? 404 : 200;
+                           o.kind = classify_status(o.status);
+                           o.body = "{}";
+                           return o;
+                         });
   const std::map<std::string, std::function<void()>> calls = {
       {"node_info", [&] { (void)client.node_info(); }},
       {"heartbeat", [&] { (void)client.heartbeat(); }},

@@ -18,11 +18,14 @@ struct World {
   test::FakeClock clock;
   UpstreamMonitor monitor{"accountdb", clock, HealthSettings{}};
   std::vector<FailoverEvent> events;
+  // What a reload changes; the pool reads it at each decision.
+  PoolOptions options{.endpoints = {{*parse_url(A, {"", 0}), 1, 1}, {*parse_url(B, {"", 0}), 1, 1}},
+                      .strategy = Strategy::priority};
   EndpointPool pool;
 
   World()
-      : pool({{*parse_url(A, {"", 0}), 1, 1}, {*parse_url(B, {"", 0}), 1, 1}}, Strategy::priority,
-             monitor, clock, [this](const FailoverEvent& e) { events.push_back(e); }) {}
+      : pool(Live<PoolOptions>([this] { return options; }), monitor, clock,
+             [this](const FailoverEvent& e) { events.push_back(e); }) {}
 
   // A request answered by `target` after the targets of `failed` failed.
   void answered(const std::string& target, const std::vector<std::string>& failed = {}) {
@@ -69,7 +72,7 @@ TEST_CASE("endpoint pool: a failed endpoint hands over at once and comes back af
 
 TEST_CASE("endpoint pool: AUTO_RECOVERY false stays on the endpoint in use") {
   World w;
-  w.pool.set_switches(true, false);
+  w.options.auto_recovery = false;
   w.answered(A);
   w.answered(B, {A});
   w.monitor.observe(A, {FailureKind::ok, 5ms, ""});
@@ -80,7 +83,7 @@ TEST_CASE("endpoint pool: AUTO_RECOVERY false stays on the endpoint in use") {
 
 TEST_CASE("endpoint pool: AUTO_FAILOVER false sends to the endpoint in use only") {
   World w;
-  w.pool.set_switches(false, true);
+  w.options.auto_failover = false;
   CHECK(w.pool.order() == std::vector<std::string>{A});
   w.answered(A);
   for (int i = 0; i < 3; ++i) {

@@ -30,7 +30,7 @@ Observation ok(std::chrono::milliseconds ms = 10ms) {
 }  // namespace
 
 TEST_CASE("breaker: opens after the threshold and half-opens after the open period") {
-  CircuitBreaker b({.threshold = 3, .reset = 60s, .max_open = 300s});
+  CircuitBreaker b(BreakerSettings{.threshold = 3, .reset = 60s, .max_open = 300s});
   CHECK(b.state(at(0ms)) == CircuitState::closed);
   b.on_failure(at(0ms));
   b.on_failure(at(1s));
@@ -50,7 +50,7 @@ TEST_CASE("breaker: opens after the threshold and half-opens after the open peri
 }
 
 TEST_CASE("breaker: the open period doubles on each re-open and is capped") {
-  CircuitBreaker b({.threshold = 1, .reset = 60s, .max_open = 300s});
+  CircuitBreaker b(BreakerSettings{.threshold = 1, .reset = 60s, .max_open = 300s});
   auto now = at(0ms);
   std::vector<long long> periods;
   for (int i = 0; i < 6; ++i) {
@@ -69,7 +69,7 @@ TEST_CASE("breaker: the open period doubles on each re-open and is capped") {
 }
 
 TEST_CASE("breaker: a first period above the cap is kept as configured") {
-  CircuitBreaker b({.threshold = 1, .reset = 600s, .max_open = 300s});
+  CircuitBreaker b(BreakerSettings{.threshold = 1, .reset = 600s, .max_open = 300s});
   b.on_failure(at(0ms));
   CHECK(b.open_period() == 600s);
   b.on_failure(b.open_until());
@@ -77,7 +77,7 @@ TEST_CASE("breaker: a first period above the cap is kept as configured") {
 }
 
 TEST_CASE("breaker: reset closes it and forgets the failures") {
-  CircuitBreaker b({.threshold = 2, .reset = 60s, .max_open = 300s});
+  CircuitBreaker b(BreakerSettings{.threshold = 2, .reset = 60s, .max_open = 300s});
   b.on_failure(at(0ms));
   b.on_failure(at(0ms));
   REQUIRE(b.state(at(0ms)) == CircuitState::open);
@@ -88,7 +88,8 @@ TEST_CASE("breaker: reset closes it and forgets the failures") {
 }
 
 TEST_CASE("target health: rise 2 and fall 3") {
-  TargetHealth t({.healthy_threshold = 2, .unhealthy_threshold = 3, .breaker = {.threshold = 5}});
+  TargetHealth t(HealthSettings{
+      .healthy_threshold = 2, .unhealthy_threshold = 3, .breaker = {.threshold = 5}});
   CHECK(t.status(at(0ms)) == HealthStatus::unknown);
   t.observe(ok(), at(0ms), 100);
   CHECK(t.status(at(0ms)) == HealthStatus::unknown);
@@ -106,7 +107,8 @@ TEST_CASE("target health: rise 2 and fall 3") {
 }
 
 TEST_CASE("target health: an open breaker is always unhealthy") {
-  TargetHealth t({.healthy_threshold = 1, .unhealthy_threshold = 3, .breaker = {.threshold = 1}});
+  TargetHealth t(HealthSettings{
+      .healthy_threshold = 1, .unhealthy_threshold = 3, .breaker = {.threshold = 1}});
   t.observe(ok(), at(0ms), 100);
   REQUIRE(t.status(at(0ms)) == HealthStatus::healthy);
   t.observe(fail(), at(1s), 101);
@@ -116,7 +118,8 @@ TEST_CASE("target health: an open breaker is always unhealthy") {
 }
 
 TEST_CASE("target health: counts decay on success and the snapshot keeps the last error") {
-  TargetHealth t({.healthy_threshold = 2, .unhealthy_threshold = 3, .breaker = {.threshold = 10}});
+  TargetHealth t(HealthSettings{
+      .healthy_threshold = 2, .unhealthy_threshold = 3, .breaker = {.threshold = 10}});
   t.observe(fail("timeout after 5000 ms"), at(0ms), 100);
   t.observe(fail("timeout after 5000 ms"), at(1s), 101);
   auto s = t.snapshot(at(1s));
@@ -148,7 +151,8 @@ TEST_CASE("target health: the response time is a moving average of successes") {
 }
 
 TEST_CASE("target health: an API error shows the host answers but is not ok") {
-  TargetHealth t({.healthy_threshold = 1, .unhealthy_threshold = 3, .breaker = {.threshold = 1}});
+  TargetHealth t(HealthSettings{
+      .healthy_threshold = 1, .unhealthy_threshold = 3, .breaker = {.threshold = 1}});
   t.observe({FailureKind::auth, 5ms, "401 token rejected"}, at(0ms), 7);
   const auto s = t.snapshot(at(0ms));
   CHECK(s.status == HealthStatus::healthy);
@@ -214,7 +218,7 @@ TEST_CASE("redundancy: level by count and the degraded rules") {
 
 TEST_CASE("monitor: attempts are counted per target and kind and feed its health") {
   test::FakeClock clock;
-  UpstreamMonitor m("proxmox", clock, {.healthy_threshold = 1});
+  UpstreamMonitor m("proxmox", clock, HealthSettings{.healthy_threshold = 1});
   m.set_targets({{"https://pve1:8006", "config", 1, 1, "pve1"}});
   std::vector<TargetChange> changes;
   m.set_change_observer([&](const TargetChange& c) { changes.push_back(c); });
@@ -270,7 +274,7 @@ TEST_CASE("monitor: attempts are counted per target and kind and feed its health
 
 TEST_CASE("monitor: a request URL belongs to the longest matching base URL") {
   test::FakeClock clock;
-  UpstreamMonitor m("accountdb", clock, {});
+  UpstreamMonitor m("accountdb", clock, HealthSettings{});
   m.set_targets(
       {{"http://adb:8080", "config", 1, 1, ""}, {"http://adb:8080/v2", "config", 2, 1, ""}});
   HttpRequest req;
@@ -292,7 +296,7 @@ TEST_CASE("monitor: a request URL belongs to the longest matching base URL") {
 
 TEST_CASE("monitor: set_targets keeps the health of targets that stay") {
   test::FakeClock clock;
-  UpstreamMonitor m("accountdb", clock, {});
+  UpstreamMonitor m("accountdb", clock, HealthSettings{});
   m.set_targets({{"http://a:1", "config", 1, 1, ""}});
   m.observe("http://a:1", fail());
   m.set_targets({{"http://a:1", "config", 1, 3, ""}, {"http://b:1", "config", 2, 1, ""}});

@@ -23,11 +23,18 @@ std::string fixture(const std::string& name) {
   return test::fixture_text("proxmox/" + name);
 }
 
+ProxmoxCredentials token_credentials() {
+  return {.token_id = "agent@pve!sync", .token_secret = "tok-secret"};
+}
+
+ProxmoxCredentials password_credentials() {
+  return {.user = "root@pam", .password = "p@ss word"};
+}
+
 ProxmoxClientOptions token_options() {
   ProxmoxClientOptions o;
   o.host = *parse_url("https://127.0.0.1:8006", {"https", 8006});
-  o.credentials.token_id = "agent@pve!sync";
-  o.credentials.token_secret = "tok-secret";
+  o.credentials = token_credentials();
   o.node_name = "pve";
   o.short_hostname = [] { return std::string("host-from-uname"); };
   return o;
@@ -35,9 +42,7 @@ ProxmoxClientOptions token_options() {
 
 ProxmoxClientOptions password_options() {
   auto o = token_options();
-  o.credentials = {};
-  o.credentials.user = "root@pam";
-  o.credentials.password = "p@ss word";
+  o.credentials = password_credentials();
   return o;
 }
 
@@ -79,10 +84,19 @@ void serve_node(FakeHttp& http) {
 struct Fixture {
   FakeHttp http;
   test::FakeClock clock;
+  ProxmoxCredentials credentials;  // what a reload changes; the client reads it at each request
   ProxmoxClient client;
   explicit Fixture(ProxmoxClientOptions o)
-      : client(
-            std::move(o), [this](const HttpRequest& r) { return http.send(r); }, clock) {}
+      : credentials(o.credentials()),
+        client(
+            with_live_credentials(std::move(o)),
+            [this](const HttpRequest& r) { return http.send(r); }, clock) {}
+
+ private:
+  ProxmoxClientOptions with_live_credentials(ProxmoxClientOptions o) {
+    o.credentials = Live<ProxmoxCredentials>([this] { return credentials; });
+    return o;
+  }
 };
 
 std::string message_of(const Result<GuestRead>& r) {
@@ -314,7 +328,7 @@ TEST_CASE("ticket auth: login - cookie - renewal after an hour - one re-login on
 
 TEST_CASE("a wrong password is a clear auth failure - one login attempt and no loop") {
   auto o = password_options();
-  o.credentials.password = "wrong";
+  o.credentials = ProxmoxCredentials{.user = "root@pam", .password = "wrong"};
   Fixture f(o);
   serve_node(f.http);
   f.http.on(kTicket, http_answer(401, R"({"data":null})", "authentication failure"));
@@ -342,18 +356,18 @@ TEST_CASE("reloaded credentials: a changed password logs in anew - a token repla
   });
   CHECK_FALSE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 1);
-  auto changed = password_options().credentials;
+  auto changed = password_credentials();
   changed.password = "new-password";
-  f.client.set_credentials(changed);
+  f.credentials = changed;
   auto r_read = f.client.read_guests();
   REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
   CHECK(f.http.count(kTicket) == 2);
   // The same credentials again change nothing: the ticket is kept.
-  f.client.set_credentials(changed);
+  f.credentials = changed;
   REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 2);
   // A token instead: no more logins, the header on every request.
-  f.client.set_credentials(token_options().credentials);
+  f.credentials = token_credentials();
   f.http.clear_requests();
   REQUIRE(f.client.read_guests().ok());
   CHECK(f.http.count(kTicket) == 0);
@@ -567,12 +581,12 @@ TEST_CASE("the permission check again after the credentials changed - not for th
   Fixture f(token_options());
   serve_permissions(f.http, "9.0.3", {"VM.Audit"});
   f.client.check_permissions();
-  f.client.set_credentials(token_options().credentials);
+  f.credentials = token_credentials();
   f.client.check_permissions();
   CHECK(f.http.count(kPermissions) == 1);
-  auto changed = token_options().credentials;
+  auto changed = token_credentials();
   changed.token_secret = "other-secret";
-  f.client.set_credentials(changed);
+  f.credentials = changed;
   serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
   f.client.check_permissions();
   CHECK(f.http.count(kPermissions) == 2);

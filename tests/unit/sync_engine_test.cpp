@@ -133,15 +133,15 @@ struct Cycle {
             [&] {
               ProxmoxClientOptions o;
               o.host = s.proxmox_host;
-              o.credentials.token_id = s.proxmox_token_id;
-              o.credentials.token_secret = s.proxmox_token_secret;
+              o.credentials = ProxmoxCredentials{.token_id = s.proxmox_token_id,
+                                                 .token_secret = s.proxmox_token_secret};
               o.node_name = s.node_name;
               o.sync_lxc = false;
               o.vm_details = false;
               return o;
             }(),
             [this](const HttpRequest& r) { return pve.send(r); }, clock),
-        accountdb({s.accountdb_endpoints[0].url, "key", 34, 30s},
+        accountdb(AccountDbClientOptions{s.accountdb_endpoints[0].url, "key", 34, 30s},
                   [this](const HttpRequest& r) { return adb.http.send(r); }),
         engine(s, proxmox, accountdb, clock) {
     adb.serve_puts();

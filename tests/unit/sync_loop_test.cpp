@@ -36,8 +36,7 @@ struct Harness {
     s.sync_lxc = false;
     ProxmoxClientOptions o;
     o.host = *parse_url("https://127.0.0.1:8006", {"https", 8006});
-    o.credentials.token_id = "a@pve!t";
-    o.credentials.token_secret = "x";
+    o.credentials = ProxmoxCredentials{.token_id = "a@pve!t", .token_secret = "x"};
     o.node_name = "pve";
     o.sync_lxc = false;
     o.vm_details = false;

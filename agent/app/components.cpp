@@ -1,0 +1,266 @@
+#include "agent/app/components.hpp"
+
+#include "agent/config/docs.hpp"
+#include "agent/core/version.hpp"
+#include "agent/notify/webhook_options.hpp"
+#include "agent/platform/logging.hpp"
+#include "agent/platform/memory.hpp"
+#include "agent/platform/systemd.hpp"
+#include "agent/upstream/upstream_monitor.hpp"
+
+namespace pha {
+
+namespace {
+
+LoopTimings loop_timings(const Settings& s) {
+  return {std::chrono::seconds(s.update_interval), std::chrono::seconds(s.heartbeat_interval),
+          std::chrono::seconds(s.retry_max_delay)};
+}
+
+std::string state_path_of(const Settings& s, const std::string& name) {
+  return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
+}
+
+http::ServerOptions server_options(const Settings& s) {
+  http::ServerOptions o;
+  o.bind_address = s.bind_address;
+  o.port = s.port;
+  o.tls_cert_file = s.tls_cert_file;
+  o.tls_key_file = s.tls_key_file;
+  return o;
+}
+
+void log_cycle(const CycleReport& r) {
+  const log::Fields fields = {{"status", r.status},
+                              {"created", r.stats.created},
+                              {"updated", r.stats.updated},
+                              {"unchanged", r.stats.unchanged},
+                              {"marked_missing", r.stats.marked_missing},
+                              {"filtered", r.stats.filtered},
+                              {"errors", r.stats.errors},
+                              {"guests", r.stats.total_proxmox_vms},
+                              {"duration_ms", r.stats.duration_ms},
+                              {"accountdb_requests", r.stats.accountdb_requests},
+                              {"proxmox_requests", r.stats.proxmox_requests}};
+  if (r.status == Severity::error) {
+    log::error("sync_failed", r.message, fields);
+  } else if (r.status == Severity::warning) {
+    log::warn("sync_cycle", r.message, fields);
+  } else {
+    log::info("sync_cycle", r.message, fields);
+  }
+  for (const auto& e : r.errors) {
+    log::warn("sync_request_failed", e);
+  }
+}
+
+systemd::CycleSummary summary_of(const CycleReport& r, std::int64_t next_in_s) {
+  const auto& st = r.stats;
+  return {.status = r.status,
+          .message = r.message,
+          .dry_run = r.dry_run,
+          .guests = st.total_proxmox_vms,
+          .changes = st.created + st.updated + st.marked_missing,
+          .next_in_s = next_in_s};
+}
+
+// A target's health or breaker changed: the log, and the status history.
+// The target in use failing is an error; a backup failing is a warning
+// (redundancy is lost, the work goes on).
+void on_target_change(StatusStore& store, const TargetChange& c, const std::string& in_use) {
+  const bool proxmox = c.upstream == "proxmox";
+  const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
+  const std::string what = (proxmox ? "Proxmox host " : "AccountDB endpoint ") + c.url;
+  const auto& a = c.after;
+  const auto error = a.last_error.value_or("no answer");
+  const auto severity = c.url == in_use ? Severity::error : Severity::warning;
+  if (a.circuit == CircuitState::open && c.before.circuit != CircuitState::open) {
+    log::warn("circuit_opened", what + ": circuit open after repeated failures",
+              {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
+    store.set_state(component, severity, what + ": circuit open: " + error);
+  } else if (a.status == HealthStatus::unhealthy && c.before.status != HealthStatus::unhealthy) {
+    log::warn("target_unhealthy", what + " is unhealthy",
+              {{"upstream", c.upstream}, {"target", c.url}, {"error", error}});
+    store.set_state(component, severity, what + " is unhealthy: " + error);
+  } else if (a.status == HealthStatus::healthy && c.before.status == HealthStatus::unhealthy) {
+    log::info("target_healthy", what + " is healthy",
+              {{"upstream", c.upstream}, {"target", c.url}});
+    store.set_state(component, Severity::ok, what + " is healthy");
+  }
+}
+
+// A change of the host or endpoint in use: persisted, logged, and in the
+// status history. Returns it as stored (with its id).
+FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
+  auto stored = events.record(e);
+  const bool proxmox = e.target == "proxmox";
+  const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
+  const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
+  const log::Fields fields = {{"target", e.target},        {"from", e.from},     {"to", e.to},
+                              {"kind", to_string(e.kind)}, {"reason", e.reason}, {"id", stored.id}};
+  if (e.kind == FailoverKind::automatic) {
+    log::warn("failover", what + " failover to " + e.to, fields);
+    store.set_state(component, Severity::warning,
+                    "failed over to " + what + " " + e.to + ": " + e.reason);
+  } else if (e.kind == FailoverKind::recovery) {
+    log::info("failover", what + " back to " + e.to, fields);
+    store.set_state(component, Severity::ok, "back on " + what + " " + e.to);
+  } else {
+    log::info("failover", what + " changed by an operator to " + e.to, fields);
+    store.set_state(component, Severity::ok, what + " " + e.to + " chosen by an operator");
+  }
+  return stored;
+}
+
+}  // namespace
+
+Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& interrupt,
+                       RunOptions run_in)
+    : settings(live),
+      clock(clock_in),
+      run(run_in),
+      store(clock, live.read([](const Settings& s) {
+        return static_cast<std::size_t>(s.status_history_size);
+      })),
+      failover_log(state_path_of(*live.get(), "failover-events.json")),
+      webhooks(live.read(webhook_options), webhook_http_client(*live.get()), clock,
+               [this] { return node_name(); }, {}),
+      notifier(webhooks, live.read([](const Settings& s) { return s.webhook_sync_failures; })),
+      proxmox(live, clock, interrupt,
+              [this](const FailoverEvent& e) {
+                notifier.failover(on_failover(failover_log, store, e));
+              }),
+      accountdb(live, clock, interrupt,
+                [this](const FailoverEvent& e) {
+                  notifier.failover(on_failover(failover_log, store, e));
+                }),
+      engine(live.read([](const Settings& s) { return s; }), proxmox.client(), accountdb.client(),
+             clock),
+      loop(engine, accountdb.client(), clock, live.read(loop_timings), run.dry_run,
+           [this](const CycleReport& r) { on_cycle(r); }),
+      checker(
+          clock,
+          [this] {
+            proxmox.health_round();
+            accountdb.recovery_round();
+            check_redundancy();  // discovery may have changed the hosts
+          },
+          live.read(
+              [](const Settings& s) { return std::chrono::seconds(s.health_check_interval); })),
+      reload_(live.on_replace([this] {
+        loop.trigger();  // an operator who reloads has usually just fixed something: sync now
+      })) {
+  proxmox.monitor().set_change_observer([this](const TargetChange& c) {
+    on_target_change(store, c, proxmox.hosts().preferred());
+    check_redundancy();
+  });
+  accountdb.monitor().set_change_observer([this](const TargetChange& c) {
+    on_target_change(store, c, accountdb.pool().active());
+    check_redundancy();
+  });
+  for (auto* m : {&proxmox.monitor(), &accountdb.monitor()}) {
+    m->set_outcome_observer([this, m](const std::string& target, const Observation& o) {
+      notifier.outcome(m->name(), target, o);
+    });
+  }
+  loop.set_heartbeat_observer([this](bool ok) {
+    if (ok) {
+      store.record_heartbeat();
+    }
+  });
+}
+
+void Components::load_state() {
+  for (const auto& note : failover_log.load()) {
+    log::warn("state_loaded", note);
+  }
+  for (const auto& note : engine.load_state()) {
+    log::info("state_loaded", note);
+  }
+}
+
+CycleReport Components::run_once() {
+  auto report = engine.run_cycle(run.dry_run);
+  log_cycle(report);
+  return report;
+}
+
+std::string Components::node_name() const {
+  if (auto configured = settings.get()->node_name; !configured.empty()) {
+    return configured;
+  }
+  const auto v = store.vms();
+  return v ? v->node : std::string();
+}
+
+std::string Components::accountdb_in_use() {
+  auto active = accountdb.pool().active();
+  return active.empty() ? settings.get()->accountdb_endpoints.front().url.str() : active;
+}
+
+void Components::check_redundancy() {
+  notifier.redundancy("proxmox", proxmox.monitor().targets(), proxmox.hosts().preferred());
+  notifier.redundancy("accountdb", accountdb.monitor().targets(), accountdb_in_use());
+}
+
+// On the loop's thread, after each cycle.
+void Components::on_cycle(const CycleReport& r) {
+  log_cycle(r);
+  // Before the cycle shows in /status: its events are queued by then.
+  notifier.cycle(r.success, r.message, r.finished_at);
+  store.record_cycle(r);
+  if (r.owner_id) {
+    owner_id_ = *r.owner_id;
+  }
+  const auto next_in = loop.next_cycle_at() - clock.unix_now();
+  systemd::notify_status(systemd::status_line(summary_of(r, next_in), settings.get()->secrets()));
+  const auto heap = release_free_memory();
+  log::debug("heap_trimmed", "free heap pages handed back after the cycle",
+             {{"in_use_bytes", heap.in_use}, {"free_bytes", heap.free}});
+}
+
+LoopState Components::loop_state() const {
+  return {loop.running(), loop.syncing(), loop.next_cycle_at(), loop.last_progress()};
+}
+
+ApiContext Components::api_context(const http::Server& server) {
+  ApiContext ctx;
+  ctx.clock = &clock;
+  ctx.store = &store;
+  ctx.proxmox = &proxmox.monitor();
+  ctx.accountdb = &accountdb.monitor();
+  ctx.hosts = &proxmox.hosts();
+  ctx.endpoints = &accountdb.pool();
+  ctx.failover_log = &failover_log;
+  ctx.retry_budgets = [this] {
+    return std::vector<std::pair<std::string, double>>{{"proxmox", proxmox.budget().tokens()},
+                                                       {"accountdb", accountdb.budget().tokens()}};
+  };
+  ctx.version = kVersion;
+  ctx.started_at = clock.unix_now();
+  ctx.dry_run = run.dry_run;
+  ctx.settings = [this] { return settings.get(); };
+  ctx.config_json = [this] { return print_config_json(*settings.config()); };
+  ctx.loop = [this] { return loop_state(); };
+  ctx.trigger_sync = [this] { loop.trigger(); };
+  ctx.whitelist_status = [this] { return engine.whitelist_status(); };
+  ctx.whitelist_vmids = [this] { return engine.whitelist_vmids(); };
+  ctx.refresh_whitelist = [this] { return engine.refresh_whitelist(); };
+  ctx.owner_id = [this]() -> std::optional<std::int64_t> {
+    const auto v = owner_id_.load();
+    return v < 0 ? std::nullopt : std::optional<std::int64_t>(v);
+  };
+  ctx.node_name = [this] { return node_name(); };
+  ctx.proxmox_permissions = [this] { return proxmox.client().permissions(); };
+  ctx.webhooks = [this] { return webhooks.stats(); };
+  ctx.server_stats = [&server] { return server.stats(); };
+  ctx.responses_by_status = [&server] { return server.responses_by_status(); };
+  return ctx;
+}
+
+HttpService::HttpService(Components& c)
+    : api_(c.api_context(server_)),
+      server_(server_options(*c.settings.get()),
+              [this](const http::Request& r) { return api_.dispatch(r); }) {}
+
+}  // namespace pha
