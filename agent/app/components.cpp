@@ -67,9 +67,9 @@ systemd::CycleSummary summary_of(const CycleReport& r, std::int64_t next_in_s) {
 // A target's health or breaker changed: the log, and the status history.
 // The target in use failing is an error; a backup failing is a warning
 // (redundancy is lost, the work goes on).
-void on_target_change(StatusStore& store, const TargetChange& c, const std::string& in_use) {
-  const bool proxmox = c.upstream == "proxmox";
-  const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
+void on_target_change(StatusStore& store, StatusComponent component, const TargetChange& c,
+                      const std::string& in_use) {
+  const bool proxmox = component == StatusComponent::proxmox;
   const std::string what = (proxmox ? "Proxmox host " : "AccountDB endpoint ") + c.url;
   const auto& a = c.after;
   const auto error = a.last_error.value_or("no answer");
@@ -93,11 +93,12 @@ void on_target_change(StatusStore& store, const TargetChange& c, const std::stri
 // status history. Returns it as stored (with its id).
 FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
   auto stored = events.record(e);
-  const bool proxmox = e.target == "proxmox";
+  const bool proxmox = e.target == FailoverTarget::proxmox;
   const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
   const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
-  const log::Fields fields = {{"target", e.target},        {"from", e.from},     {"to", e.to},
-                              {"kind", to_string(e.kind)}, {"reason", e.reason}, {"id", stored.id}};
+  const log::Fields fields = {
+      {"target", to_string(e.target)}, {"from", e.from},     {"to", e.to},
+      {"kind", to_string(e.kind)},     {"reason", e.reason}, {"id", stored.id}};
   if (e.kind == FailoverKind::automatic) {
     log::warn("failover", what + " failover to " + e.to, fields);
     store.set_state(component, Severity::warning,
@@ -151,11 +152,11 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
         loop.trigger();  // an operator who reloads has usually just fixed something: sync now
       })) {
   proxmox.monitor().set_change_observer([this](const TargetChange& c) {
-    on_target_change(store, c, proxmox.hosts().preferred());
+    on_target_change(store, StatusComponent::proxmox, c, proxmox.hosts().preferred());
     check_redundancy();
   });
   accountdb.monitor().set_change_observer([this](const TargetChange& c) {
-    on_target_change(store, c, accountdb.pool().active());
+    on_target_change(store, StatusComponent::accountdb, c, accountdb.pool().active());
     check_redundancy();
   });
   for (auto* m : {&proxmox.monitor(), &accountdb.monitor()}) {

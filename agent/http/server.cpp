@@ -138,9 +138,9 @@ struct Server::Impl {
   std::atomic<bool> loop_running{false};
   std::array<std::atomic<std::uint64_t>, 600> by_status{};
 
-  Result<bool> start();
-  Result<bool> setup_tls();
-  Result<bool> listen();
+  Status start();
+  Status setup_tls();
+  Status listen();
   void stop();
   void accept();
   void on_accept(error_code ec, tcp::socket s);
@@ -468,7 +468,7 @@ struct Server::Impl::Conn : std::enable_shared_from_this<Conn> {
 
 // ---------------------------------------------------------------- start and stop
 
-Result<bool> Server::Impl::setup_tls() {
+Status Server::Impl::setup_tls() {
   const auto& cert = options.tls_cert_file;
   const auto& key = options.tls_key_file;
   for (const auto& [what, path] : {std::pair{"certificate", &cert}, std::pair{"key", &key}}) {
@@ -507,10 +507,10 @@ Result<bool> Server::Impl::setup_tls() {
     ERR_clear_error();
     return mismatch;
   }
-  return true;
+  return {};
 }
 
-Result<bool> Server::Impl::listen() {
+Status Server::Impl::listen() {
   std::string address = options.bind_address;
   if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
     address = address.substr(1, address.size() - 2);
@@ -546,10 +546,10 @@ Result<bool> Server::Impl::listen() {
   bound_port = acceptor.local_endpoint(ec).port();
   log::debug("http_server_listening", "HTTP API listening on " + host_port(address, bound_port),
              {{"address", address}, {"port", bound_port.load()}, {"tls", ssl_ctx.has_value()}});
-  return true;
+  return {};
 }
 
-Result<bool> Server::Impl::start() {
+Status Server::Impl::start() {
   std::lock_guard lock(stop_mutex);
   if (started) {
     return Error{ErrorKind::io, "the HTTP server was already started"};
@@ -575,7 +575,7 @@ Result<bool> Server::Impl::start() {
     io.run();
     loop_running = false;
   });
-  return true;
+  return {};
 }
 
 void Server::Impl::stop() {
@@ -789,7 +789,7 @@ Server::~Server() {
   stop();
 }
 
-Result<bool> Server::start() {
+Status Server::start() {
   return impl_->start();
 }
 

@@ -112,7 +112,7 @@ class Server {
 
   // Binds, listens and starts the threads. The error names the address, or
   // the TLS file that could not be used, and why.
-  Result<bool> start();
+  Status start();
   // The bound port (the real one when options.port was 0).
   int port() const;
   bool tls() const;

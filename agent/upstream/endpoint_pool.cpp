@@ -104,7 +104,7 @@ void EndpointPool::answered(const Routed& routed) {
     active_ = routed.target;
     FailoverEvent e;
     e.timestamp = clock_.unix_now();
-    e.target = "accountdb";
+    e.target = FailoverTarget::accountdb;
     e.from = from;
     e.to = routed.target;
     if (!routed.failed.empty()) {
@@ -151,7 +151,7 @@ std::optional<std::string> EndpointPool::prefer(const std::string& url) {
       return std::nullopt;
     }
     e.timestamp = clock_.unix_now();
-    e.target = "accountdb";
+    e.target = FailoverTarget::accountdb;
     e.from = active_;
     e.to = url;
     e.reason = "requested through the API";

@@ -10,8 +10,22 @@ namespace pha {
 
 namespace {
 
-constexpr FailoverKind kKinds[] = {FailoverKind::automatic, FailoverKind::manual,
-                                   FailoverKind::recovery};
+// Every value of an enum with a to_string, to read it back by name.
+template <class E>
+struct Names;
+template <>
+struct Names<FailoverKind> {
+  static constexpr FailoverKind all[] = {FailoverKind::automatic, FailoverKind::manual,
+                                         FailoverKind::recovery};
+};
+template <>
+struct Names<FailoverTarget> {
+  static constexpr FailoverTarget all[] = {FailoverTarget::proxmox, FailoverTarget::accountdb};
+};
+template <>
+struct Names<FailoverStatus> {
+  static constexpr FailoverStatus all[] = {FailoverStatus::completed, FailoverStatus::failed};
+};
 
 // The fields of an event, read in order; the first problem is kept.
 class FieldReader {
@@ -28,18 +42,24 @@ class FieldReader {
       out = v->get<std::string>();
     }
   }
-  void kind(const char* key, FailoverKind& out) {
-    std::string name;
-    text(key, name);
+  template <class E>
+  void name(const char* key, E& out) {
+    std::string text_value;
+    text(key, text_value);
     if (!error_.empty()) {
       return;
     }
-    const auto* k = std::find_if(std::begin(kKinds), std::end(kKinds),
-                                 [&](FailoverKind c) { return to_string(c) == name; });
-    if (k == std::end(kKinds)) {
-      error_ = std::string("field ") + key + " is not automatic, manual or recovery";
-    } else {
-      out = *k;
+    const auto& all = Names<E>::all;
+    const auto* found = std::find_if(std::begin(all), std::end(all),
+                                     [&](E e) { return to_string(e) == text_value; });
+    if (found != std::end(all)) {
+      out = *found;
+      return;
+    }
+    error_ = std::string("field ") + key + " is not ";
+    const auto count = std::size(all);
+    for (std::size_t i = 0; i < count; ++i) {
+      error_ += (i == 0 ? "" : i + 1 == count ? " or " : ", ") + std::string(to_string(all[i]));
     }
   }
   const std::string& error() const { return error_; }
@@ -81,6 +101,14 @@ nlohmann::json file_json_of(const std::vector<FailoverEvent>& ring) {
 
 }  // namespace
 
+std::string_view to_string(FailoverTarget t) {
+  return t == FailoverTarget::proxmox ? "proxmox" : "accountdb";
+}
+
+std::string_view to_string(FailoverStatus s) {
+  return s == FailoverStatus::completed ? "completed" : "failed";
+}
+
 std::string_view to_string(FailoverKind k) {
   switch (k) {
     case FailoverKind::automatic:
@@ -94,9 +122,14 @@ std::string_view to_string(FailoverKind k) {
 }
 
 nlohmann::json to_json(const FailoverEvent& e) {
-  return {
-      {"id", e.id}, {"timestamp", e.timestamp}, {"target", e.target},        {"from", e.from},
-      {"to", e.to}, {"reason", e.reason},       {"kind", to_string(e.kind)}, {"status", e.status}};
+  return {{"id", e.id},
+          {"timestamp", e.timestamp},
+          {"target", to_string(e.target)},
+          {"from", e.from},
+          {"to", e.to},
+          {"reason", e.reason},
+          {"kind", to_string(e.kind)},
+          {"status", to_string(e.status)}};
 }
 
 Result<FailoverEvent> event_from_json(const nlohmann::json& j) {
@@ -107,12 +140,12 @@ Result<FailoverEvent> event_from_json(const nlohmann::json& j) {
   FieldReader read(j);
   read.integer("id", e.id);
   read.integer("timestamp", e.timestamp);
-  read.text("target", e.target);
+  read.name("target", e.target);
   read.text("from", e.from);
   read.text("to", e.to);
   read.text("reason", e.reason);
-  read.kind("kind", e.kind);
-  read.text("status", e.status);
+  read.name("kind", e.kind);
+  read.name("status", e.status);
   if (!read.error().empty()) {
     return Error{ErrorKind::invalid, read.error()};
   }
@@ -164,7 +197,8 @@ FailoverEvent FailoverLog::record(FailoverEvent e) {
   }
   ring_.push_back(e);
   keep_newest(ring_, capacity_);
-  ++counts_[e.target + "/" + std::string(to_string(e.kind)) + "/" + e.status];
+  ++counts_[std::string(to_string(e.target)) + "/" + std::string(to_string(e.kind)) + "/" +
+            std::string(to_string(e.status))];
   persist_locked();
   return e;
 }

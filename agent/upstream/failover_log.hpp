@@ -21,16 +21,22 @@ namespace pha {
 // preferred target came back (recovery), or an operator moved it (manual).
 enum class FailoverKind { automatic, manual, recovery };
 std::string_view to_string(FailoverKind k);
+// Which upstream's target in use changed.
+enum class FailoverTarget { proxmox, accountdb };
+std::string_view to_string(FailoverTarget t);
+// Whether the change took place (every change the agent makes so far does).
+enum class FailoverStatus { completed, failed };
+std::string_view to_string(FailoverStatus s);
 
 struct FailoverEvent {
   std::int64_t id = 0;         // 1, 2, ...: increasing across restarts
   std::int64_t timestamp = 0;  // unix seconds
-  std::string target;          // "proxmox" or "accountdb"
-  std::string from;            // URL, "" when none
-  std::string to;              // URL
+  FailoverTarget target = FailoverTarget::proxmox;
+  std::string from;    // URL, "" when none
+  std::string to;      // URL
   std::string reason;  // the failure kind and message that caused it, or the operator's action
   FailoverKind kind = FailoverKind::automatic;
-  std::string status = "completed";  // "completed", "failed"
+  FailoverStatus status = FailoverStatus::completed;
 };
 
 nlohmann::json to_json(const FailoverEvent& e);

@@ -190,7 +190,7 @@ void HostManager::switch_locked(const std::string& to, const std::string& reason
   }
   FailoverEvent e;
   e.timestamp = clock_.unix_now();
-  e.target = "proxmox";
+  e.target = FailoverTarget::proxmox;
   e.from = preferred_;
   e.to = to;
   e.reason = reason;

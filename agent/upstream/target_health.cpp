@@ -18,7 +18,7 @@ std::string_view to_string(HealthStatus s) {
   return "unknown";
 }
 
-TargetHealth::TargetHealth(Live<HealthSettings> settings)
+TargetHealth::TargetHealth(const Live<HealthSettings>& settings)
     : settings_(settings),
       breaker_(Live<BreakerSettings>(
           std::function<BreakerSettings()>([settings] { return settings().breaker; }))) {}

@@ -56,7 +56,7 @@ struct TargetSnapshot {
 
 class TargetHealth {
  public:
-  explicit TargetHealth(Live<HealthSettings> settings = HealthSettings{});
+  explicit TargetHealth(const Live<HealthSettings>& settings = HealthSettings{});
 
   // Records an exchange. Kinds that are not host failures (auth, client,
   // rate_limited) show the target answers: they count as successes for its

@@ -250,8 +250,10 @@ TEST_CASE("api unit: failover control answers 400 409 and 200 and lists events n
   CHECK(post("/failover/accountdb", R"({"url": "http://nowhere:8080"})").status == 409);
   CHECK(h.call("GET", "/failover/reset").status == 405);
   CHECK(post("/failover/reset", "").status == 200);
-  h.failover_log.record({0, 100, "proxmox", "a", "b", "network: refused", FailoverKind::automatic});
-  h.failover_log.record({0, 200, "proxmox", "b", "a", "healthy again", FailoverKind::recovery});
+  h.failover_log.record(
+      {0, 100, FailoverTarget::proxmox, "a", "b", "network: refused", FailoverKind::automatic});
+  h.failover_log.record(
+      {0, 200, FailoverTarget::proxmox, "b", "a", "healthy again", FailoverKind::recovery});
   const auto events = json::parse(h.call("GET", "/failover/events").body)["events"];
   REQUIRE(events.size() == 2);
   CHECK(events[0]["kind"] == "recovery");

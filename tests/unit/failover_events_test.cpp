@@ -14,15 +14,16 @@ namespace {
 constexpr std::int64_t kT0 = 1'800'000'000;
 
 FailoverEvent event(std::string to, std::int64_t timestamp = kT0,
-                    FailoverKind kind = FailoverKind::automatic, std::string status = "completed") {
+                    FailoverKind kind = FailoverKind::automatic,
+                    FailoverStatus status = FailoverStatus::completed) {
   FailoverEvent e;
   e.timestamp = timestamp;
-  e.target = "accountdb";
+  e.target = FailoverTarget::accountdb;
   e.from = "https://adb1:8080";
   e.to = std::move(to);
   e.reason = "timeout: no answer in 30 s";
   e.kind = kind;
-  e.status = std::move(status);
+  e.status = status;
   return e;
 }
 
@@ -43,7 +44,7 @@ std::string event_json(std::int64_t id, const std::string& to) {
 }  // namespace
 
 TEST_CASE("failover events: an event round-trips through JSON") {
-  auto e = event("https://adb2:8080", kT0, FailoverKind::manual, "failed");
+  auto e = event("https://adb2:8080", kT0, FailoverKind::manual, FailoverStatus::failed);
   e.id = 7;
   const auto j = to_json(e);
   CHECK(j == nlohmann::json::parse(
@@ -169,9 +170,9 @@ TEST_CASE("failover events: counts are by target and kind and status") {
   FailoverLog log("", 2);
   log.record(event("https://adb2:8080"));
   log.record(event("https://adb2:8080"));
-  log.record(event("https://adb1:8080", kT0, FailoverKind::manual, "failed"));
+  log.record(event("https://adb1:8080", kT0, FailoverKind::manual, FailoverStatus::failed));
   auto proxmox = event("https://pve2:8006", kT0, FailoverKind::recovery);
-  proxmox.target = "proxmox";
+  proxmox.target = FailoverTarget::proxmox;
   log.record(proxmox);
   // Counted since start: the ring's capacity does not limit them.
   CHECK(log.counts() == std::map<std::string, std::uint64_t>{{"accountdb/automatic/completed", 2},

@@ -97,7 +97,7 @@ TEST_CASE("hosts: a failed local read moves to the best peer with an automatic e
   CHECK(w.hosts.preferred() == C);
   CHECK_FALSE(w.hosts.use_local());
   REQUIRE(w.events.size() == 1);
-  CHECK(w.events[0].target == "proxmox");
+  CHECK(w.events[0].target == FailoverTarget::proxmox);
   CHECK(w.events[0].from == P);
   CHECK(w.events[0].to == C);
   CHECK(w.events[0].kind == FailoverKind::automatic);

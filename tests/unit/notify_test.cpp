@@ -146,7 +146,7 @@ TEST_CASE("webhook rules: a failover event keeps the fields of /failover/events"
   FailoverEvent f;
   f.id = 7;
   f.timestamp = 1700000000;
-  f.target = "proxmox";
+  f.target = FailoverTarget::proxmox;
   f.from = "https://pve1:8006";
   f.to = "https://pve2:8006";
   f.reason = "network: connection refused";
