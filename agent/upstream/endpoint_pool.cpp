@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "agent/core/url.hpp"
+
 namespace pha {
 
 namespace {
@@ -171,6 +173,24 @@ void EndpointPool::reset() {
   selector_.reset();
   pinned_.clear();
   active_.clear();  // the strategy's first endpoint is in use again from the next request
+}
+
+RoutePlan EndpointPool::plan(const HttpRequest& request) {
+  std::vector<std::string> bases;
+  for (const auto& t : monitor_.targets()) {
+    bases.push_back(t.info.url);
+  }
+  auto base = matching_base(request.url, bases);
+  if (!request.any_target) {
+    return {.base = base, .order = {base}, .revisit = false};
+  }
+  return {.base = std::move(base), .order = order(), .revisit = true, .last_resort = true};
+}
+
+void EndpointPool::answered(const HttpRequest& request, const Routed& routed) {
+  if (request.any_target) {
+    answered(routed);
+  }
 }
 
 std::vector<Url> EndpointPool::to_check() {

@@ -15,6 +15,7 @@
 #include "agent/upstream/endpoint_selector.hpp"
 #include "agent/upstream/failover_router.hpp"
 #include "agent/upstream/host_manager.hpp"
+#include "agent/upstream/upstream.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
 
 namespace pha {
@@ -55,6 +56,12 @@ class EndpointPool {
   // failure since their last success whose breaker lets a request through
   // (closed, or half-open once the open period has passed).
   std::vector<Url> to_check();
+
+  // The selection policy of the AccountDB upstream: a call for any endpoint
+  // tries them in order(), the highest-priority one as a last resort when all
+  // are down; a call for one endpoint (a recovery check) goes only there.
+  RoutePlan plan(const HttpRequest& request);
+  void answered(const HttpRequest& request, const Routed& routed);
 
  private:
   std::vector<EndpointState> states_locked() const;

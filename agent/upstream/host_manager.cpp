@@ -367,6 +367,20 @@ void HostManager::reset() {
   emit(events);
 }
 
+RoutePlan HostManager::plan(const HttpRequest& request) const {
+  if (request.any_target) {
+    return {.base = primary(), .order = order()};
+  }
+  const auto host = matching_base(request.url, hosts());
+  return {.base = host, .order = {host}, .revisit = !has_usable_peer()};
+}
+
+void HostManager::answered(const HttpRequest& request, const Routed& routed) {
+  if (request.any_target && !routed.failed.empty() && !is_host_failure(routed.outcome.kind)) {
+    answered_by(routed.target, describe_failures(routed.failed));
+  }
+}
+
 void HostManager::refresh() {
   std::vector<FailoverEvent> events;
   {

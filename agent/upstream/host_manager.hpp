@@ -20,6 +20,8 @@
 #include "agent/core/live.hpp"
 #include "agent/proxmox/parse.hpp"
 #include "agent/upstream/failover_log.hpp"
+#include "agent/upstream/failover_router.hpp"
+#include "agent/upstream/upstream.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
 
 namespace pha {
@@ -101,6 +103,14 @@ class HostManager {
   // primary preferred again.
   void reset();
   std::vector<std::string> hosts() const;  // every known host: primary, configured, discovered
+
+  // The selection policy of the Proxmox upstream. A cluster-wide call
+  // (`any_target`) goes to the preferred host first, then the others; a
+  // node-local one only to the host of its URL, with one attempt when a peer
+  // could take over (the cluster-wide fallback read is the faster way out).
+  RoutePlan plan(const HttpRequest& request) const;
+  // A cluster-wide call answered after hosts before it failed: that host is preferred.
+  void answered(const HttpRequest& request, const Routed& routed);
 
  private:
   struct Discovered {

@@ -42,40 +42,33 @@ class OnePerHost final : public HttpClient {
 ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Interrupt& interrupt,
                                  FailoverSink sink)
     : settings_(settings),
-      monitor_("proxmox", clock, settings.read(health_settings)),
-      hosts_(
-          settings.read(host_options), monitor_, clock, [this] { return random_(); },
-          std::move(sink)),
-      router_(std::make_unique<OnePerHost>(std::make_unique<ObservingClient>(
-                  make_curl_client(proxmox_http_options(*settings.get())), monitor_)),
-              monitor_, settings.read(retry_policy), clock, interrupt, "Proxmox",
-              [this] { return random_(); }) {
+      upstream_({.name = "proxmox",
+                 .display = "Proxmox",
+                 .health = settings.read(health_settings),
+                 .retry = settings.read(retry_policy),
+                 .transport = make_curl_client(proxmox_http_options(*settings.get())),
+                 .wrap = [](std::unique_ptr<HttpClient> inner) -> std::unique_ptr<HttpClient> {
+                   return std::make_unique<OnePerHost>(std::move(inner));
+                 }},
+                clock, interrupt, [&](UpstreamMonitor& monitor, std::function<double()> random) {
+                  return std::make_unique<HostManager>(settings.read(host_options), monitor, clock,
+                                                       std::move(random), std::move(sink));
+                }) {
   auto options = proxmox_client_options(*settings.get());
   options.credentials = settings.read(proxmox_credentials);
+  auto& hosts = upstream_.policy();
   client_ = std::make_unique<ProxmoxClient>(
-      std::move(options), [this](const HttpRequest& request) { return route(request); }, clock,
-      ProxmoxFailover{[this] { return hosts_.use_local(); },
-                      [this] { return hosts_.has_usable_peer(); },
-                      [this](const std::string& reason) { hosts_.local_failed(reason); }});
-}
-
-HttpOutcome ProxmoxUpstream::route(const HttpRequest& request) {
-  if (request.any_target) {
-    auto routed = router_.send(request, hosts_.primary(), hosts_.order());
-    if (!routed.failed.empty() && !is_host_failure(routed.outcome.kind)) {
-      hosts_.answered_by(routed.target, describe_failures(routed.failed));
-    }
-    return std::move(routed.outcome);
-  }
-  // Only the host of the URL. When a peer could take over, one attempt:
-  // the cluster-wide fallback read is the faster way out.
-  const auto host = matching_base(request.url, hosts_.hosts());
-  return router_.send(request, host, {host}, !hosts_.has_usable_peer()).outcome;
+      std::move(options), [this](const HttpRequest& request) { return upstream_.send(request); },
+      clock,
+      ProxmoxFailover{[&hosts] { return hosts.use_local(); },
+                      [&hosts] { return hosts.has_usable_peer(); },
+                      [&hosts](const std::string& reason) { hosts.local_failed(reason); }});
 }
 
 void ProxmoxUpstream::health_round() {
-  for (const auto& host : hosts_.hosts()) {
-    if (monitor_.circuit(host) != CircuitState::open) {
+  auto& hosts = upstream_.policy();
+  for (const auto& host : hosts.hosts()) {
+    if (upstream_.monitor().circuit(host) != CircuitState::open) {
       // The monitor has the outcome (ObservingClient); the debug log says why.
       if (auto checked = client_->check_health(host); !checked) {
         log::debug("proxmox_health_check", checked.error().message, {{"host", host}});
@@ -84,13 +77,13 @@ void ProxmoxUpstream::health_round() {
   }
   if (settings_.get()->proxmox_discover_hosts) {
     if (auto status = client_->cluster_status()) {
-      hosts_.discovered(*status);
+      hosts.discovered(*status);
     } else {
       log::debug("proxmox_discovery", "cannot read /cluster/status for discovery",
                  {{"error", status.error().message}});
     }
   }
-  hosts_.evaluate();
+  hosts.evaluate();
 }
 
 }  // namespace pha

@@ -145,7 +145,8 @@ namespace {
 // The functions of a clang-formatted source longer than `limit` lines, as
 // "file:Name" (the name as written before its parameters). A function starts
 // at a line at indentation 0 or 2 that ends with ") {" (or ") const {", ...)
-// and ends at the next line that is only "}" at the same indentation.
+// and ends at the next line that is only "}" (or "};": a concept's requires
+// expression) at the same indentation.
 std::set<std::string> long_functions(const fs::path& file, std::size_t limit) {
   static const std::regex start(
       R"(^( {0,2})[^ #/}].*?([A-Za-z_][\w:~]*)\(.*\)( const)?( override)?( noexcept)? \{$)");
@@ -162,7 +163,7 @@ std::set<std::string> long_functions(const fs::path& file, std::size_t limit) {
     }
     const std::string close = m[1].str() + "}";
     std::size_t j = i + 1;
-    while (j < lines.size() && lines[j] != close) {
+    while (j < lines.size() && lines[j] != close && lines[j] != close + ";") {
       ++j;
     }
     if (j - i + 1 > limit) {
