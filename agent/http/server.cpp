@@ -144,6 +144,7 @@ struct Server::Impl {
   void stop();
   void accept();
   void on_accept(error_code ec, tcp::socket s);
+  void admit(tcp::socket s);
   bool make_room();
   void reject(tcp::socket& s);
   void warn_capped(std::string_view message);
@@ -538,6 +539,9 @@ Status Server::Impl::listen() {
   if (!ec) {
     acceptor.listen(asio::socket_base::max_listen_connections, ec);
   }
+  if (!ec) {
+    acceptor.non_blocking(true, ec);  // on_accept takes a burst without blocking the loop
+  }
   if (ec) {
     error_code ignored;
     acceptor.close(ignored);
@@ -633,17 +637,32 @@ void Server::Impl::on_accept(error_code ec, tcp::socket s) {
     });
     return;
   }
-  if (conns.size() >= options.max_connections && !make_room()) {
-    reject(s);
-  } else {
-    ++accepted;
-    auto c = std::make_shared<Conn>(*this, std::move(s));
-    c->id = next_id++;
-    conns.emplace(c->id, c);
-    open.store(conns.size(), std::memory_order_relaxed);
-    c->start();
+  admit(std::move(s));
+  // Every connection already waiting is taken now, not one per pass of the
+  // loop: after a burst of clients (a Prometheus restart, a load test) the
+  // last one would otherwise wait for every request of the others.
+  for (;;) {
+    tcp::socket next(io);
+    acceptor.accept(next, ec);  // non-blocking: would_block ends the burst
+    if (ec) {
+      break;
+    }
+    admit(std::move(next));
   }
   accept();
+}
+
+void Server::Impl::admit(tcp::socket s) {
+  if (conns.size() >= options.max_connections && !make_room()) {
+    reject(s);
+    return;
+  }
+  ++accepted;
+  auto c = std::make_shared<Conn>(*this, std::move(s));
+  c->id = next_id++;
+  conns.emplace(c->id, c);
+  open.store(conns.size(), std::memory_order_relaxed);
+  c->start();
 }
 
 // At the cap a new connection takes the place of the least useful one: one
