@@ -192,15 +192,13 @@ void for_each_agent_source(F f) {
 // test fails when something new grows past a limit, and when a listed one
 // has been shortened (take it off the list).
 TEST_CASE("architecture: agent/ files and functions stay short or are listed as still long") {
-  const std::set<std::string> long_files = {"config/settings_table.cpp", "http/api.cpp",
-                                            "http/server.cpp", "net/curl_client.cpp"};
+  const std::set<std::string> long_files = {"config/settings_table.cpp", "http/server.cpp",
+                                            "net/curl_client.cpp"};
   const std::set<std::string> long_fns = {"config/cli.cpp:parse_command_line",
                                           "config/docs.cpp:render_man_page",
                                           "config/validate.cpp:check_combinations",
                                           "core/url.cpp:parse_url",
                                           "http/api.cpp:Api::dispatch",
-                                          "http/api.cpp:Api::metrics_text",
-
                                           "net/curl_client.cpp:perform",
                                           "sync/engine.cpp:SyncEngine::run_cycle",
                                           "sync/plan.cpp:make_plan",
