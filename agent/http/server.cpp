@@ -640,8 +640,10 @@ void Server::Impl::on_accept(error_code ec, tcp::socket s) {
   admit(std::move(s));
   // Every connection already waiting is taken now, not one per pass of the
   // loop: after a burst of clients (a Prometheus restart, a load test) the
-  // last one would otherwise wait for every request of the others.
-  for (;;) {
+  // last one would otherwise wait for every request of the others. Only
+  // below the cap: at it, each newcomer gets a pass to send its request
+  // before the next one may take its place (make_room).
+  while (conns.size() < options.max_connections) {
     tcp::socket next(io);
     acceptor.accept(next, ec);  // non-blocking: would_block ends the burst
     if (ec) {
