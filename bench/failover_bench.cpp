@@ -82,7 +82,7 @@ struct Setup {
     live = std::make_unique<LiveSettings>(settings);
     proxmox = std::make_unique<ProxmoxUpstream>(*live, clock, interrupt);
     accountdb = std::make_unique<AccountDbUpstream>(*live, clock, interrupt);
-    engine = std::make_unique<SyncEngine>(settings, proxmox->client(), accountdb->client(), clock);
+    engine = std::make_unique<SyncEngine>(*live, proxmox->client(), accountdb->client(), clock);
   }
 
   double cycle_ms() {

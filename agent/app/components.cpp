@@ -127,16 +127,9 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
       webhooks(live.read(webhook_options), webhook_http_client(*live.get()), clock,
                [this] { return node_name(); }, {}),
       notifier(webhooks, live.read([](const Settings& s) { return s.webhook_sync_failures; })),
-      proxmox(live, clock, interrupt,
-              [this](const FailoverEvent& e) {
-                notifier.failover(on_failover(failover_log, store, e));
-              }),
-      accountdb(live, clock, interrupt,
-                [this](const FailoverEvent& e) {
-                  notifier.failover(on_failover(failover_log, store, e));
-                }),
-      engine(live.read([](const Settings& s) { return s; }), proxmox.client(), accountdb.client(),
-             clock),
+      proxmox(live, clock, interrupt, [this](const FailoverEvent& e) { failover(e); }),
+      accountdb(live, clock, interrupt, [this](const FailoverEvent& e) { failover(e); }),
+      engine(live, proxmox.client(), accountdb.client(), clock),
       loop(engine, accountdb.client(), clock, live.read(loop_timings), run.dry_run,
            [this](const CycleReport& r) { on_cycle(r); }),
       checker(
@@ -169,6 +162,10 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
       store.record_heartbeat();
     }
   });
+}
+
+void Components::failover(const FailoverEvent& e) {
+  notifier.failover(on_failover(failover_log, store, e));
 }
 
 void Components::load_state() {

@@ -63,6 +63,8 @@ class Components {
   std::string node_name() const;
   std::string accountdb_in_use();
   void check_redundancy();
+  // A change of the host or endpoint in use: persisted, logged, in the status, a webhook.
+  void failover(const FailoverEvent& e);
   void on_cycle(const CycleReport& report);
 
   std::atomic<std::int64_t> owner_id_{-1};  // the AccountDB owner of the node, once known

@@ -5,6 +5,7 @@
 // (docs/architecture.md "Settings").
 
 #include <functional>
+#include <type_traits>
 #include <utility>
 
 namespace pha {
@@ -18,6 +19,13 @@ class Live {
   Live() : Live(T{}) {}
 
   T operator()() const { return read_(); }
+
+  // A Live value of one part of this one, read through it each time.
+  template <class F>
+  auto map(F part) const {
+    using U = std::decay_t<std::invoke_result_t<F, const T&>>;
+    return Live<U>(std::function<U()>([read = read_, part] { return part(read()); }));
+  }
 
  private:
   std::function<T()> read_;

@@ -82,7 +82,7 @@ Webhooks::Webhooks(Live<WebhookOptions> options, std::unique_ptr<HttpClient> htt
     : options_(std::move(options)),
       start_(options_()),
       clock_(clock),
-      monitor_("webhook", clock, Live<HealthSettings>([live = options_] { return live().health; })),
+      monitor_("webhook", clock, options_.map([](const WebhookOptions& o) { return o.health; })),
       http_(std::make_unique<ObservingClient>(std::move(http), monitor_)),
       node_(std::move(node)),
       random_(std::move(random)) {

@@ -94,17 +94,18 @@ nlohmann::json to_json(const CycleReport& r) {
           {"errors", r.errors},          {"warnings", r.warnings}};
 }
 
-SyncEngine::SyncEngine(Live<Settings> settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
-                       Clock& clock)
-    : settings_(std::move(settings)),
+SyncEngine::SyncEngine(const LiveSettings& settings, ProxmoxClient& proxmox,
+                       AccountDbClient& accountdb, Clock& clock)
+    : settings_(settings),
       proxmox_(proxmox),
       accountdb_(accountdb),
       clock_(clock),
-      node_id_(settings_().accountdb_node_id),
-      whitelist_(Live<std::int64_t>([this] { return settings_().whitelist_ttl; }),
-                 Live<std::int64_t>([this] { return settings_().whitelist_max_stale; }),
-                 state_path(settings_(), "whitelist.json"), node_id_),
-      memory_file_(state_path(settings_(), "sync-state.json")) {}
+      node_id_(settings.get()->accountdb_node_id),
+      whitelist_(
+          settings.read([](const Settings& s) -> std::int64_t { return s.whitelist_ttl; }),
+          settings.read([](const Settings& s) -> std::int64_t { return s.whitelist_max_stale; }),
+          state_path(*settings.get(), "whitelist.json"), node_id_),
+      memory_file_(state_path(*settings.get(), "sync-state.json")) {}
 
 std::vector<std::string> SyncEngine::load_state() {
   std::lock_guard lock(mutex_);
@@ -244,7 +245,8 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
 
 CycleReport SyncEngine::run_cycle(bool dry_run) {
   std::lock_guard lock(mutex_);
-  const auto settings = settings_();  // one snapshot for the whole cycle
+  const auto snapshot = settings_.get();  // one snapshot for the whole cycle
+  const auto& settings = *snapshot;
   CycleReport report;
   report.dry_run = dry_run;
   report.started_at = clock_.unix_now();

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/accountdb/client.hpp"
-#include "agent/config/settings.hpp"
+#include "agent/config/live_settings.hpp"
 #include "agent/core/clock.hpp"
 #include "agent/core/severity.hpp"
 #include "agent/proxmox/client.hpp"
@@ -83,7 +83,8 @@ class SyncEngine {
   // The settings are read at the start of each cycle (a reload applies from
   // the next one on), and by the whitelist cache when it decides. The node id
   // and the state directory are the start's.
-  SyncEngine(Live<Settings> settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
+  // `settings` must outlive the engine.
+  SyncEngine(const LiveSettings& settings, ProxmoxClient& proxmox, AccountDbClient& accountdb,
              Clock& clock);
 
   // Reads the persisted whitelist and sync state; returns notes for the log.
@@ -107,7 +108,7 @@ class SyncEngine {
 
   // Held for a whole cycle: guards memory_ and the cycle's own state.
   mutable std::mutex mutex_;
-  Live<Settings> settings_;
+  const LiveSettings& settings_;
   // Held only for a moment: guards whitelist_, so that status reads and a
   // refresh never wait for a cycle.
   mutable std::mutex whitelist_mutex_;

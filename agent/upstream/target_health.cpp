@@ -20,8 +20,7 @@ std::string_view to_string(HealthStatus s) {
 
 TargetHealth::TargetHealth(const Live<HealthSettings>& settings)
     : settings_(settings),
-      breaker_(Live<BreakerSettings>(
-          std::function<BreakerSettings()>([settings] { return settings().breaker; }))) {}
+      breaker_(settings.map([](const HealthSettings& s) { return s.breaker; })) {}
 
 HealthStatus TargetHealth::status(Clock::TimePoint now) const {
   // Always unhealthy while its breaker is open, so that a breaker threshold

@@ -124,11 +124,13 @@ struct Cycle {
   FakeAccountDb adb;
   test::FakeClock clock;
   Settings s;
+  LiveSettings live;
   ProxmoxClient proxmox;
   AccountDbClient accountdb;
   SyncEngine engine;
   explicit Cycle(Settings settings_in)
       : s(std::move(settings_in)),
+        live(s),
         proxmox(
             [&] {
               ProxmoxClientOptions o;
@@ -143,7 +145,7 @@ struct Cycle {
             [this](const HttpRequest& r) { return pve.send(r); }, clock),
         accountdb(AccountDbClientOptions{s.accountdb_endpoints[0].url, "key", 34, 30s},
                   [this](const HttpRequest& r) { return adb.http.send(r); }),
-        engine(s, proxmox, accountdb, clock) {
+        engine(live, proxmox, accountdb, clock) {
     adb.serve_puts();
     pve.on("GET /api2/json/nodes/pve/qemu",
            http_answer(200, qemu_list({{101, "web", "running"},

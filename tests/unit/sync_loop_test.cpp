@@ -21,6 +21,7 @@ struct Harness {
   FakeHttp adb;
   test::FakeClock clock;
   Settings s;
+  std::unique_ptr<LiveSettings> live;
   std::unique_ptr<ProxmoxClient> proxmox;
   std::unique_ptr<AccountDbClient> accountdb;
   std::unique_ptr<SyncEngine> engine;
@@ -45,7 +46,8 @@ struct Harness {
     accountdb = std::make_unique<AccountDbClient>(
         AccountDbClientOptions{*parse_url("http://127.0.0.1:5000", {"", 0}), "key", 34, 30s},
         [this](const HttpRequest& r) { return adb.send(r); });
-    engine = std::make_unique<SyncEngine>(s, *proxmox, *accountdb, clock);
+    live = std::make_unique<LiveSettings>(s);
+    engine = std::make_unique<SyncEngine>(*live, *proxmox, *accountdb, clock);
     pve.on("GET /api2/json/nodes/pve/qemu", http_answer(200, R"({"data":[]})"));
     adb.on("GET /proxmox-nodes/agent-node/34", http_answer(200, R"({"id":34})"));
     adb.on("GET /vm-access/node/34/whitelist/agent", http_answer(200, "[]"));
