@@ -103,6 +103,46 @@ void print_files_read(const pha::LoadedConfig& config) {
   std::_Exit(code);
 }
 
+// SIGHUP: the settings are loaded again; a bad set is refused and the old one stays.
+void reload_settings(pha::Agent& agent, const pha::CommandLine& cl, pha::SystemAccess& access,
+                     pha::ReloadRecorder& verdicts) {
+  auto reloaded = pha::load_configuration(cl, process_environment(), access);
+  if (auto* errors = std::get_if<pha::ConfigErrors>(&reloaded)) {
+    for (const auto& e : errors->errors) {
+      pha::log::error("config_reload_rejected",
+                      "the new configuration is invalid; keeping the old one", {{"error", e}});
+    }
+    verdicts.reloaded(false, errors->errors);
+    return;
+  }
+  auto& fresh = std::get<pha::LoadedConfig>(reloaded);
+  for (const auto& w : fresh.warnings) {
+    pha::log::warn("config_warning", w);
+  }
+  const auto files = pha::join_list(fresh.env_files);
+  agent.reload(std::move(fresh));
+  pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)", {{"env_files", files}});
+  verdicts.reloaded(true, {});
+}
+
+// The daemon (or --once): runs until a stop signal, reloading on SIGHUP.
+int run_agent(const pha::CommandLine& cl, pha::LoadedConfig config, pha::SystemAccess& access) {
+  pha::SystemClock clock;
+  pha::StopDeadline deadline(clock, kStopGrace, [once = cl.once] { exit_past_deadline(once); });
+  pha::Agent agent(std::move(config), clock, {cl.once, cl.dry_run});
+  pha::ReloadRecorder verdicts(pha::reload_verdict_path(std::getenv("RUNTIME_DIRECTORY")));
+  verdicts.started();  // before READY=1: a reload can only come after it
+  pha::SignalWatcher watcher(
+      [&agent, &deadline](int sig) {
+        pha::log::info("signal", "stop requested",
+                       {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+        agent.stop();
+        deadline.arm();
+      },
+      [&agent, &cl, &access, &verdicts] { reload_settings(agent, cl, access, verdicts); });
+  return agent.run();
+}
+
 int run(int argc, char** argv) {
   pha::limit_malloc_arenas();  // before any thread starts (platform/memory.hpp)
   pha::block_signals();
@@ -143,40 +183,7 @@ int run(int argc, char** argv) {
     return pha::run_list_guests(config.settings);
   }
 
-  pha::SystemClock clock;
-  pha::StopDeadline deadline(clock, kStopGrace, [once = cl.once] { exit_past_deadline(once); });
-  pha::Agent agent(std::move(config), clock, {cl.once, cl.dry_run});
-  pha::ReloadRecorder verdicts(pha::reload_verdict_path(std::getenv("RUNTIME_DIRECTORY")));
-  verdicts.started();  // before READY=1: a reload can only come after it
-  pha::SignalWatcher watcher(
-      [&agent, &deadline](int sig) {
-        pha::log::info("signal", "stop requested",
-                       {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-        agent.stop();
-        deadline.arm();
-      },
-      [&agent, &cl, &access, &verdicts] {
-        auto reloaded = pha::load_configuration(cl, process_environment(), access);
-        if (auto* errors = std::get_if<pha::ConfigErrors>(&reloaded)) {
-          for (const auto& e : errors->errors) {
-            pha::log::error("config_reload_rejected",
-                            "the new configuration is invalid; keeping the old one",
-                            {{"error", e}});
-          }
-          verdicts.reloaded(false, errors->errors);
-          return;
-        }
-        auto& fresh = std::get<pha::LoadedConfig>(reloaded);
-        for (const auto& w : fresh.warnings) {
-          pha::log::warn("config_warning", w);
-        }
-        const auto files = pha::join_list(fresh.env_files);
-        agent.reload(std::move(fresh));
-        pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)",
-                       {{"env_files", files}});
-        verdicts.reloaded(true, {});
-      });
-  return agent.run();
+  return run_agent(cl, std::move(config), access);
 }
 
 }  // namespace

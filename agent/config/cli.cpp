@@ -21,64 +21,60 @@ std::string describe(const SettingSpec& spec) {
   return d + "; " + describe_allowed(spec) + "]";
 }
 
-}  // namespace
-
-std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* const* argv) {
-  CommandLine cl;
-  CLI::App app{
-      "proxmox-host-agent: keeps AccountDB's view of this Proxmox VE node's guests true.\n"
-      "Settings come from built-in defaults < env file < its drop-ins (PATH.d/*.env)\n"
-      "< environment < flags;\n"
-      "secrets (passwords, tokens, the API key) are read from the environment or the\n"
-      "env file only, or from a file named by their *_FILE variant.",
-      kProgramName};
-  app.set_version_flag("--version", std::string(kProgramName) + " " + kVersion);
-  app.get_formatter()->column_width(40);
-
+// The options that choose what the program does (one mode at most).
+struct ModeFlags {
   std::string env_file;
-  auto* env_file_opt =
-      app.add_option("--env-file", env_file,
+  CLI::Option* env_file_opt = nullptr;
+  CLI::Option *check = nullptr, *required = nullptr, *print = nullptr, *list = nullptr,
+              *reload = nullptr, *once = nullptr, *dry_run = nullptr;
+};
+
+void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
+  m.env_file_opt =
+      app.add_option("--env-file", m.env_file,
                      "Read settings from this file instead of ./.env, then from PATH.d/*.env")
           ->type_name("PATH");
-  auto* check =
-      app.add_flag("--check-config")
-          ->description(
-              "Load and validate the settings, print 'config OK' and the files read, or the "
-              "errors; exit");
-  auto* required =
+  m.check = app.add_flag("--check-config")
+                ->description(
+                    "Load and validate the settings, print 'config OK' and the files read, or the "
+                    "errors; exit");
+  m.required =
       app.add_flag("--check-required")
           ->description(
               "Exit 0 when the required settings are set (the start reports anything else "
               "wrong), else name the missing ones on stderr and exit 1; for ExecCondition=");
-  auto* print = app.add_flag("--print-config")
-                    ->description("Print the effective settings as JSON (secrets masked) and exit");
-  auto* list =
+  m.print = app.add_flag("--print-config")
+                ->description("Print the effective settings as JSON (secrets masked) and exit");
+  m.list =
       app.add_flag("--list-guests")
           ->description(
               "Read this node's guests from Proxmox once, print them as JSON (AccountDB field "
               "names) with "
               "the request count, exit 0 (or 1 with the failure); needs only the Proxmox settings");
-  auto* reload =
+  m.reload =
       app.add_option("--reload", cl.reload_pid)
           ->description(
               "Send SIGHUP to the agent PID and wait for its verdict: exit 0 when it applied "
               "the new settings, 78 with its errors when it refused them; for ExecReload=")
           ->type_name("PID")
           ->check(CLI::PositiveNumber);
-  auto* once = app.add_flag("--once")->description(
+  m.once = app.add_flag("--once")->description(
       "Run one sync cycle, print its report as JSON on stdout, exit 0 if it succeeded, 1 if not");
-  auto* dry_run = app.add_flag("--dry-run")
-                      ->description(
-                          "Sync as usual but send nothing that writes to AccountDB; the report "
-                          "says what would be sent");
+  m.dry_run = app.add_flag("--dry-run")
+                  ->description(
+                      "Sync as usual but send nothing that writes to AccountDB; the report "
+                      "says what would be sent");
   // At most one mode; --once is a mode of its own, --dry-run goes with it or the daemon.
-  const std::vector<CLI::Option*> modes = {check, required, print, list, once, reload};
+  const std::vector<CLI::Option*> modes = {m.check, m.required, m.print, m.list, m.once, m.reload};
   for (std::size_t i = 0; i < modes.size(); ++i) {
     for (std::size_t j = i + 1; j < modes.size(); ++j) {
       modes[i]->excludes(modes[j]);
     }
   }
+}
 
+// One flag per setting that has one; --no-X for a boolean.
+void add_setting_flags(CLI::App& app, CommandLine& cl) {
   for (const auto& spec : settings_table()) {
     if (spec.flag.empty()) {
       continue;
@@ -98,6 +94,25 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
                                                                                          : "VALUE");
     }
   }
+}
+
+}  // namespace
+
+std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* const* argv) {
+  CommandLine cl;
+  CLI::App app{
+      "proxmox-host-agent: keeps AccountDB's view of this Proxmox VE node's guests true.\n"
+      "Settings come from built-in defaults < env file < its drop-ins (PATH.d/*.env)\n"
+      "< environment < flags;\n"
+      "secrets (passwords, tokens, the API key) are read from the environment or the\n"
+      "env file only, or from a file named by their *_FILE variant.",
+      kProgramName};
+  app.set_version_flag("--version", std::string(kProgramName) + " " + kVersion);
+  app.get_formatter()->column_width(40);
+
+  ModeFlags m;
+  add_modes(app, cl, m);
+  add_setting_flags(app, cl);
 
   try {
     app.parse(argc, argv);
@@ -112,20 +127,20 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
         2, "",
         std::string(kProgramName) + ": " + e.what() + "\nRun with --help for more information.\n"};
   }
-  if (*env_file_opt) {
-    cl.env_file = env_file;
+  if (*m.env_file_opt) {
+    cl.env_file = m.env_file;
   }
-  cl.once = once->count() > 0;
-  cl.dry_run = dry_run->count() > 0;
-  if (*check) {
+  cl.once = m.once->count() > 0;
+  cl.dry_run = m.dry_run->count() > 0;
+  if (*m.check) {
     cl.mode = Mode::check_config;
-  } else if (*required) {
+  } else if (*m.required) {
     cl.mode = Mode::check_required;
-  } else if (*print) {
+  } else if (*m.print) {
     cl.mode = Mode::print_config;
-  } else if (*list) {
+  } else if (*m.list) {
     cl.mode = Mode::list_guests;
-  } else if (*reload) {
+  } else if (*m.reload) {
     cl.mode = Mode::reload;
   }
   return cl;

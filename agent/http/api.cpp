@@ -158,7 +158,11 @@ http::Dispatch Api::dispatch(const http::Request& r) {
       return {std::move(*denied), {}};
     }
   }
-  const auto now = ctx_.clock->unix_now();
+  return answer(r);
+}
+
+// The answer of a route, once its method and the client's right to it are checked.
+http::Dispatch Api::answer(const http::Request& r) {
   if (r.path == "/") {
     Response resp;
     resp.content_type = "text/html; charset=utf-8";
@@ -182,7 +186,9 @@ http::Dispatch Api::dispatch(const http::Request& r) {
   }
   if (r.path == "/sync/trigger") {
     ctx_.trigger_sync();
-    return {json_response(202, {{"status", "sync_triggered"}, {"timestamp", now}}), {}};
+    return {
+        json_response(202, {{"status", "sync_triggered"}, {"timestamp", ctx_.clock->unix_now()}}),
+        {}};
   }
   if (r.path == "/whitelist/refresh") {
     return {std::nullopt, [this] { return whitelist_refresh(); }};

@@ -89,6 +89,7 @@ class Api {
   std::string metrics_text() const;
 
  private:
+  http::Dispatch answer(const http::Request& r);
   std::optional<http::Response> authorise(const http::Request& r, bool write,
                                           const Settings& s) const;
   http::Response health() const;

@@ -243,44 +243,30 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   }
 }
 
-CycleReport SyncEngine::run_cycle(bool dry_run) {
-  std::lock_guard lock(mutex_);
-  const auto snapshot = settings_.get();  // one snapshot for the whole cycle
-  const auto& settings = *snapshot;
-  CycleReport report;
-  report.dry_run = dry_run;
-  report.started_at = clock_.unix_now();
-  const auto start = clock_.now();
-  const auto adb_before = accountdb_.requests();
-  const auto pve_before = proxmox_.requests();
-  auto finish = [&](CycleReport r) {
-    r.stats.duration_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start).count();
-    r.stats.accountdb_requests = static_cast<std::int64_t>(accountdb_.requests() - adb_before);
-    r.stats.proxmox_requests = static_cast<std::int64_t>(proxmox_.requests() - pve_before);
-    return r;
-  };
-
+// 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
+Status SyncEngine::connect(CycleReport& report, const Settings& settings, std::int64_t now) {
   report.owner_id = owner_id_;
-  // 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
-  const auto now = clock_.unix_now();
-  if (!last_connect_ok_ || now - *last_connect_ok_ >= settings.update_interval) {
-    auto a = accountdb_.node_info();
-    if (!a.ok()) {
-      accountdb_down_ = true;
-      last_connect_ok_.reset();
-      report.accountdb_auth_failed = a.error().kind == ErrorKind::auth;
-      report.accountdb_unreachable = !report.accountdb_auth_failed;
-      return finish(fail(std::move(report), "AccountDB: " + a.error().message));
-    }
-    accountdb_down_ = false;
-    report.connected = true;
-    last_connect_ok_ = now;
-    owner_id_ = a->owner_id;
-    report.owner_id = owner_id_;
+  if (last_connect_ok_ && now - *last_connect_ok_ < settings.update_interval) {
+    return {};
   }
+  auto a = accountdb_.node_info();
+  if (!a.ok()) {
+    accountdb_down_ = true;
+    last_connect_ok_.reset();
+    report.accountdb_auth_failed = a.error().kind == ErrorKind::auth;
+    report.accountdb_unreachable = !report.accountdb_auth_failed;
+    return a.error();
+  }
+  accountdb_down_ = false;
+  report.connected = true;
+  last_connect_ok_ = now;
+  owner_id_ = a->owner_id;
+  report.owner_id = owner_id_;
+  return {};
+}
 
-  // 2. Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
+// 2. Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
+WhitelistView SyncEngine::cycle_whitelist(CycleReport& report, std::int64_t now) {
   bool due = false;
   {
     std::lock_guard wl_lock(whitelist_mutex_);
@@ -311,14 +297,17 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     report.warnings.emplace_back(
         "the whitelist is unknown: only guests AccountDB already has are updated, none created");
   }
+  return view;
+}
 
-  // 3. Guests: a failed read is never an empty node. First, when due, what
-  // the token may do (logged and shown; it never fails the cycle), so that
-  // a guest agent call it may not make is explained before it is refused.
+// 3. Guests: a failed read is never an empty node. First, when due, what
+// the token may do (logged and shown; it never fails the cycle), so that
+// a guest agent call it may not make is explained before it is refused.
+Result<GuestRead> SyncEngine::cycle_guests(CycleReport& report) {
   proxmox_.check_permissions();
   auto guests = proxmox_.read_guests();
   if (!guests) {
-    return finish(fail(std::move(report), "Proxmox: " + guests.error().message));
+    return guests;
   }
   const auto& read = *guests;
   report.proxmox_read = true;
@@ -332,28 +321,22 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   if (!read.hint.empty()) {
     report.warnings.push_back(read.hint);
   }
+  return guests;
+}
 
-  // 5. What AccountDB has. (4, the filter, is part of the plan.)
-  auto e = accountdb_.list_vms();
-  if (!e.ok()) {
-    if (e.error().kind == ErrorKind::auth) {
-      accountdb_down_ = true;
-      last_connect_ok_.reset();
-      report.accountdb_auth_failed = true;
-    }
-    return finish(fail(std::move(report), "AccountDB: " + e.error().message));
+// 5. What AccountDB has. (4, the filter, is part of the plan.)
+Result<std::vector<AccountDbRow>> SyncEngine::cycle_rows(CycleReport& report) {
+  auto rows = accountdb_.list_vms();
+  if (!rows.ok() && rows.error().kind == ErrorKind::auth) {
+    accountdb_down_ = true;
+    last_connect_ok_.reset();
+    report.accountdb_auth_failed = true;
   }
+  return rows;
+}
 
-  // 6. Plan; a cluster lookup only when some guest is gone long enough.
-  PlanInput in;
-  in.guests = read.guests;
-  in.read_counts_for_missing = read.complete && read.source == GuestSource::node;
-  in.whitelist = view;
-  in.rows = std::move(e.value());
-  in.memory = memory_;
-  in.settings = plan_settings(settings);
-  in.now = now;
-  in.node = read.node;
+// 6. Plan; a cluster lookup only when some guest is gone long enough.
+Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
   auto plan = make_plan(in);
   if (!plan.mark_candidates.empty()) {
     auto cluster = proxmox_.read_cluster_guests();
@@ -377,25 +360,30 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   report.stats.total_vms_before_filter = plan.stats.total_vms_before_filter;
   report.stats.total_vms_after_filter = plan.stats.total_vms_after_filter;
   report.stats.online_vms = plan.stats.online_vms;
+  return plan;
+}
 
-  // 7. Send (or, in a dry run, only say what would be sent).
-  if (dry_run) {
+// 7. Send (or, in a dry run, only say what would be sent).
+void SyncEngine::deliver(const Plan& plan, CycleReport& report) {
+  if (report.dry_run) {
     for (const auto& p : plan.requests) {
       (p.kind == RequestKind::create   ? report.stats.created
        : p.kind == RequestKind::update ? report.stats.updated
                                        : report.stats.marked_missing)++;
     }
-  } else {
-    memory_ = plan.memory;
-    send(plan.requests, report);
-    persist_memory();
+    return;
   }
+  memory_ = plan.memory;
+  send(plan.requests, report);
+  persist_memory();
+}
 
-  // 8. Report.
+// 8. Report: the status and the one-line message of a cycle that ran.
+void SyncEngine::conclude(CycleReport& report) {
   report.success = true;
   report.finished_at = clock_.unix_now();
   const auto& s = report.stats;
-  report.message = std::string(dry_run ? "dry run: would send " : "synced: ") +
+  report.message = std::string(report.dry_run ? "dry run: would send " : "synced: ") +
                    std::to_string(s.created) + " created, " + std::to_string(s.updated) +
                    " updated, " + std::to_string(s.marked_missing) + " marked missing, " +
                    std::to_string(s.unchanged) + " unchanged, " + std::to_string(s.filtered) +
@@ -410,6 +398,50 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
       report.message += "; " + report.warnings.front();
     }
   }
+}
+
+CycleReport SyncEngine::run_cycle(bool dry_run) {
+  std::lock_guard lock(mutex_);
+  const auto snapshot = settings_.get();  // one snapshot for the whole cycle
+  const auto& settings = *snapshot;
+  CycleReport report;
+  report.dry_run = dry_run;
+  report.started_at = clock_.unix_now();
+  const auto start = clock_.now();
+  const auto adb_before = accountdb_.requests();
+  const auto pve_before = proxmox_.requests();
+  auto finish = [&](CycleReport r) {
+    r.stats.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start).count();
+    r.stats.accountdb_requests = static_cast<std::int64_t>(accountdb_.requests() - adb_before);
+    r.stats.proxmox_requests = static_cast<std::int64_t>(proxmox_.requests() - pve_before);
+    return r;
+  };
+
+  const auto now = clock_.unix_now();
+  if (auto connected = connect(report, settings, now); !connected) {
+    return finish(fail(std::move(report), "AccountDB: " + connected.error().message));
+  }
+  const auto whitelist = cycle_whitelist(report, now);
+  const auto guests = cycle_guests(report);
+  if (!guests) {
+    return finish(fail(std::move(report), "Proxmox: " + guests.error().message));
+  }
+  auto rows = cycle_rows(report);
+  if (!rows.ok()) {
+    return finish(fail(std::move(report), "AccountDB: " + rows.error().message));
+  }
+  PlanInput in;
+  in.guests = guests->guests;
+  in.read_counts_for_missing = guests->complete && guests->source == GuestSource::node;
+  in.whitelist = whitelist;
+  in.rows = std::move(rows.value());
+  in.memory = memory_;
+  in.settings = plan_settings(settings);
+  in.now = now;
+  in.node = guests->node;
+  deliver(cycle_plan(std::move(in), report), report);
+  conclude(report);
   return finish(std::move(report));
 }
 

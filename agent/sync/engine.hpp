@@ -100,6 +100,14 @@ class SyncEngine {
   Result<WhitelistStatus> refresh_whitelist();
 
  private:
+  // The steps of a cycle (docs/sync.md "The cycle"), in their order.
+  Status connect(CycleReport& report, const Settings& settings, std::int64_t now);
+  WhitelistView cycle_whitelist(CycleReport& report, std::int64_t now);
+  Result<GuestRead> cycle_guests(CycleReport& report);
+  Result<std::vector<AccountDbRow>> cycle_rows(CycleReport& report);
+  Plan cycle_plan(PlanInput in, CycleReport& report);
+  void deliver(const Plan& plan, CycleReport& report);
+  void conclude(CycleReport& report);
   CycleReport fail(CycleReport r, const std::string& message);
   void send(const std::vector<PlannedRequest>& requests, CycleReport& report);
   void persist_memory();

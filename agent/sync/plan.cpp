@@ -73,13 +73,14 @@ std::vector<std::string> changed_fields(const GuestRecord& ours, const AccountDb
   return changed;
 }
 
-Plan make_plan(const PlanInput& in) {
-  Plan plan;
-  const auto& s = in.settings;
+namespace {
 
-  // What AccountDB has, one row per VMID (the newest of duplicates).
-  std::map<std::int64_t, const AccountDbRow*> by_vmid;
-  for (const auto& row : in.rows) {
+using RowsByVmid = std::map<std::int64_t, const AccountDbRow*>;
+
+// What AccountDB has, one row per VMID (the newest of duplicates).
+RowsByVmid rows_by_vmid(const std::vector<AccountDbRow>& rows, Plan& plan) {
+  RowsByVmid by_vmid;
+  for (const auto& row : rows) {
     auto [it, inserted] = by_vmid.emplace(row.vmid, &row);
     if (!inserted) {
       const AccountDbRow* keep = newer(row, *it->second) ? &row : it->second;
@@ -91,106 +92,125 @@ Plan make_plan(const PlanInput& in) {
       it->second = keep;
     }
   }
+  return by_vmid;
+}
 
+// Why a guest AccountDB has is sent again, or "" when it is not.
+std::string update_reason(const Guest& guest, const GuestRecord& record, const AccountDbRow& row,
+                          const PlanInput& in, Plan& plan) {
+  const auto& s = in.settings;
+  if (auto changed = changed_fields(record, row, s.cpu_change_threshold); !changed.empty()) {
+    return "changed: " + join(changed);
+  }
+  if (s.full_resync_interval <= 0) {
+    return {};
+  }
+  const auto sent = in.memory.last_sent.find(guest.vmid);
+  if (sent == in.memory.last_sent.end()) {
+    // Never sent by this agent (first start without a state file): the row
+    // matches, so count from now instead of re-sending every guest at once.
+    plan.memory.last_sent[guest.vmid] = in.now;
+    return {};
+  }
+  return in.now - sent->second >= s.full_resync_interval ? "full resync" : "";
+}
+
+// One guest of the read: filtered, unchanged, created or updated.
+void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in, Plan& plan) {
+  plan.stats.total_vms_before_filter++;
+  if (guest.running()) {
+    plan.stats.online_vms++;
+  }
+  // The whitelist: a non-empty one keeps its VMIDs; an empty one keeps
+  // everything; an unknown one keeps only what AccountDB already has.
+  const bool kept = in.whitelist.known
+                        ? (!in.whitelist.filters() || in.whitelist.vmids.contains(guest.vmid))
+                        : row != nullptr;
+  if (!kept) {
+    plan.stats.filtered_out++;
+    plan.stats.filtered++;
+    return;
+  }
+  plan.stats.total_vms_after_filter++;
+  if (guest.unknown) {
+    // A skeleton from /cluster/resources: its values are not known; nothing
+    // is sent and it is not treated as stopped or gone.
+    plan.stats.unchanged++;
+    return;
+  }
+  const auto record = to_record(guest);
+  if (row == nullptr) {
+    const bool eligible = in.whitelist.filters() && in.whitelist.vmids.contains(guest.vmid) &&
+                          (guest.running() || in.settings.create_stopped);
+    if (!eligible) {
+      plan.stats.filtered++;
+      return;
+    }
+    plan.requests.push_back(
+        {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
+    return;
+  }
+  auto reason = update_reason(guest, record, *row, in, plan);
+  if (reason.empty()) {
+    plan.stats.unchanged++;
+    return;
+  }
+  plan.requests.push_back(
+      {RequestKind::update, row->id, guest.vmid, to_accountdb_json(record), std::move(reason)});
+}
+
+// A row of list_vms absent from this read: counted, and marked once gone long enough.
+void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, Plan& plan) {
+  const auto& s = in.settings;
+  const auto before = in.memory.missing.find(vmid);
+  int count = before == in.memory.missing.end() ? 0 : before->second;
+  if (in.read_counts_for_missing) {
+    ++count;
+  }
+  if (count > 0) {
+    plan.memory.missing[vmid] = count;
+  }
+  if (!s.mark_missing || count < s.missing_after_cycles || row.status == kDeleted ||
+      row.status == kMigrated) {
+    return;
+  }
+  if (!in.cluster_locations) {
+    plan.mark_candidates.push_back(vmid);
+    return;
+  }
+  const auto where = in.cluster_locations->find(vmid);
+  if (where != in.cluster_locations->end() && where->second == in.node) {
+    return;  // the cluster still has it here: our read and the cluster disagree, so wait
+  }
+  const bool migrated = where != in.cluster_locations->end();
+  nlohmann::json body = {
+      {"vmid", vmid}, {"name", row.name}, {"status", migrated ? kMigrated : kDeleted}};
+  plan.requests.push_back({RequestKind::mark, row.id, vmid, std::move(body),
+                           migrated ? "migrated to " + where->second : std::string(kDeleted)});
+}
+
+}  // namespace
+
+Plan make_plan(const PlanInput& in) {
+  Plan plan;
+  const auto by_vmid = rows_by_vmid(in.rows, plan);
   std::set<std::int64_t> present;
   for (const auto& guest : in.guests) {
     present.insert(guest.vmid);
-    plan.stats.total_vms_before_filter++;
-    if (guest.running()) {
-      plan.stats.online_vms++;
-    }
-    const auto row_it = by_vmid.find(guest.vmid);
-    const AccountDbRow* row = row_it == by_vmid.end() ? nullptr : row_it->second;
-
-    // The whitelist: a non-empty one keeps its VMIDs; an empty one keeps
-    // everything; an unknown one keeps only what AccountDB already has.
-    const bool kept = in.whitelist.known
-                          ? (!in.whitelist.filters() || in.whitelist.vmids.contains(guest.vmid))
-                          : row != nullptr;
-    if (!kept) {
-      plan.stats.filtered_out++;
-      plan.stats.filtered++;
-      continue;
-    }
-    plan.stats.total_vms_after_filter++;
-
-    if (guest.unknown) {
-      // A skeleton from /cluster/resources: its values are not known; nothing
-      // is sent and it is not treated as stopped or gone.
-      plan.stats.unchanged++;
-      continue;
-    }
-    const auto record = to_record(guest);
-    if (row == nullptr) {
-      const bool eligible = in.whitelist.filters() && in.whitelist.vmids.contains(guest.vmid) &&
-                            (guest.running() || s.create_stopped);
-      if (!eligible) {
-        plan.stats.filtered++;
-        continue;
-      }
-      plan.requests.push_back(
-          {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
-      continue;
-    }
-    auto changed = changed_fields(record, *row, s.cpu_change_threshold);
-    std::string reason;
-    if (!changed.empty()) {
-      reason = "changed: " + join(changed);
-    } else if (s.full_resync_interval > 0) {
-      const auto sent = in.memory.last_sent.find(guest.vmid);
-      if (sent == in.memory.last_sent.end()) {
-        // Never sent by this agent (first start without a state file): the row
-        // matches, so count from now instead of re-sending every guest at once.
-        plan.memory.last_sent[guest.vmid] = in.now;
-      } else if (in.now - sent->second >= s.full_resync_interval) {
-        reason = "full resync";
-      }
-    }
-    if (reason.empty()) {
-      plan.stats.unchanged++;
-      continue;
-    }
-    plan.requests.push_back(
-        {RequestKind::update, row->id, guest.vmid, to_accountdb_json(record), reason});
+    const auto row = by_vmid.find(guest.vmid);
+    plan_guest(guest, row == by_vmid.end() ? nullptr : row->second, in, plan);
   }
-
   // Memory: keep what is still relevant (present guests and known rows).
   for (const auto& [vmid, at] : in.memory.last_sent) {
     if (present.contains(vmid) || by_vmid.contains(vmid)) {
       plan.memory.last_sent.emplace(vmid, at);
     }
   }
-
-  // Guests that are gone: rows of list_vms absent from this read.
   for (const auto& [vmid, row] : by_vmid) {
-    if (present.contains(vmid)) {
-      continue;  // back, or never gone: the count starts again
+    // A guest present again (or never gone) has no count: it starts again.
+    if (!present.contains(vmid)) {
+      plan_gone(vmid, *row, in, plan);
     }
-    const auto before = in.memory.missing.find(vmid);
-    int count = before == in.memory.missing.end() ? 0 : before->second;
-    if (in.read_counts_for_missing) {
-      ++count;
-    }
-    if (count > 0) {
-      plan.memory.missing[vmid] = count;
-    }
-    if (!s.mark_missing || count < s.missing_after_cycles || row->status == kDeleted ||
-        row->status == kMigrated) {
-      continue;
-    }
-    if (!in.cluster_locations) {
-      plan.mark_candidates.push_back(vmid);
-      continue;
-    }
-    const auto where = in.cluster_locations->find(vmid);
-    if (where != in.cluster_locations->end() && where->second == in.node) {
-      continue;  // the cluster still has it here: our read and the cluster disagree, so wait
-    }
-    const bool migrated = where != in.cluster_locations->end();
-    nlohmann::json body = {
-        {"vmid", vmid}, {"name", row->name}, {"status", migrated ? kMigrated : kDeleted}};
-    plan.requests.push_back({RequestKind::mark, row->id, vmid, std::move(body),
-                             migrated ? "migrated to " + where->second : std::string(kDeleted)});
   }
   return plan;
 }
