@@ -178,6 +178,13 @@ class Validator {
   }
 
   void check_combinations() {
+    check_credentials();
+    check_pairs();
+    warn_unverified();
+  }
+
+  // Proxmox: a token with its secret, or a user with a password.
+  void check_credentials() {
     const auto& s = out_.settings;
     if (!s.proxmox_token_id.empty()) {
       if (s.proxmox_token_secret.empty() && !failed("PROXMOX_TOKEN_SECRET")) {
@@ -197,6 +204,11 @@ class Validator {
                        "PROXMOX_TOKEN_SECRET (preferred), or PROXMOX_USER and PROXMOX_PASSWORD",
                        "PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET (or PROXMOX_PASSWORD)");
     }
+  }
+
+  // Settings that are only right together.
+  void check_pairs() {
+    const auto& s = out_.settings;
     if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
       const bool cert = !s.tls_cert_file.empty();
       missing(
@@ -225,6 +237,10 @@ class Validator {
             "must not exceed PROXMOX_TIMEOUT (" + std::to_string(s.proxmox_timeout) +
                 "), the whole request's limit");
     }
+  }
+
+  void warn_unverified() {
+    const auto& s = out_.settings;
     if (!s.proxmox_verify_ssl) {
       if (!s.proxmox_fingerprints.empty()) {
         out_.warnings.emplace_back(

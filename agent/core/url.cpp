@@ -37,34 +37,11 @@ std::string Url::str() const {
   return out;
 }
 
-Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
-  text = trim(text);
-  if (text.empty()) {
-    return Error{ErrorKind::invalid, "is empty"};
-  }
-  Url url;
-  const auto scheme_end = text.find("://");
-  if (scheme_end != std::string_view::npos) {
-    url.scheme = to_lower(text.substr(0, scheme_end));
-    text.remove_prefix(scheme_end + 3);
-  } else if (!defaults.scheme.empty()) {
-    url.scheme = std::string(defaults.scheme);
-  } else {
-    return Error{ErrorKind::invalid, "needs a scheme (http:// or https://)"};
-  }
-  if (url.scheme != "http" && url.scheme != "https") {
-    return Error{ErrorKind::invalid,
-                 "has scheme '" + url.scheme + "'; only http and https are allowed"};
-  }
-  if (text.find_first_of("?#") != std::string_view::npos) {
-    return Error{ErrorKind::invalid, "must not have a query or fragment"};
-  }
-  const auto path_start = text.find('/');
-  std::string_view authority = text.substr(0, path_start);
-  std::string_view path = path_start == std::string_view::npos ? "" : text.substr(path_start);
-  if (authority.find('@') != std::string_view::npos) {
-    return Error{ErrorKind::invalid, "must not contain user info (user@host)"};
-  }
+namespace {
+
+// The host of an authority ("host", "host:port", "[v6]", "[v6]:port") into
+// url.host; returns the port's text ("" when there is none).
+Result<std::string_view> parse_host(std::string_view authority, Url& url) {
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
@@ -106,6 +83,44 @@ Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
       return Error{ErrorKind::invalid, "has an invalid host name '" + url.host + "'"};
     }
   }
+  return port_text;
+}
+
+}  // namespace
+
+Result<Url> parse_url(std::string_view text, UrlDefaults defaults) {
+  text = trim(text);
+  if (text.empty()) {
+    return Error{ErrorKind::invalid, "is empty"};
+  }
+  Url url;
+  const auto scheme_end = text.find("://");
+  if (scheme_end != std::string_view::npos) {
+    url.scheme = to_lower(text.substr(0, scheme_end));
+    text.remove_prefix(scheme_end + 3);
+  } else if (!defaults.scheme.empty()) {
+    url.scheme = std::string(defaults.scheme);
+  } else {
+    return Error{ErrorKind::invalid, "needs a scheme (http:// or https://)"};
+  }
+  if (url.scheme != "http" && url.scheme != "https") {
+    return Error{ErrorKind::invalid,
+                 "has scheme '" + url.scheme + "'; only http and https are allowed"};
+  }
+  if (text.find_first_of("?#") != std::string_view::npos) {
+    return Error{ErrorKind::invalid, "must not have a query or fragment"};
+  }
+  const auto path_start = text.find('/');
+  std::string_view authority = text.substr(0, path_start);
+  std::string_view path = path_start == std::string_view::npos ? "" : text.substr(path_start);
+  if (authority.find('@') != std::string_view::npos) {
+    return Error{ErrorKind::invalid, "must not contain user info (user@host)"};
+  }
+  auto host = parse_host(authority, url);
+  if (!host) {
+    return host.error();
+  }
+  const std::string_view port_text = *host;
   if (!port_text.empty()) {
     const auto port = parse_int(port_text);
     if (!port || *port < 1 || *port > 65535) {
