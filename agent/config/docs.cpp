@@ -301,7 +301,10 @@ std::string setting_tag(const SettingSpec& spec) {
 
 }  // namespace
 
-std::string render_man_page() {
+namespace {
+
+// NAME, SYNOPSIS, DESCRIPTION and the start of OPTIONS.
+std::string man_head() {
   std::string out =
       ".\\\" proxmox-host-agent(8). Generated from the settings table by pha-gen-docs;\n"
       ".\\\" edit agent/config/settings_table.cpp or agent/config/docs.cpp instead.\n"
@@ -335,11 +338,23 @@ std::string render_man_page() {
       "flag sets it to true and its " +
       literal("--no-") +
       " form to false. Secrets have no flag because the command line is visible to every user.\n";
+  return out;
+}
+
+// The mode flags.
+std::string man_options() {
+  std::string out;
   for (const auto& f : kModeFlags) {
     out += ".TP\n" + literal(f.flag) +
            (f.arg.empty() ? "" : " \\fI" + std::string(f.arg) + "\\fR") + "\n" + roff(f.meaning) +
            "\n";
   }
+  return out;
+}
+
+// ENVIRONMENT: every setting of the table, by section.
+std::string man_environment() {
+  std::string out;
   out +=
       ".SH ENVIRONMENT\n"
       "Every setting is an environment variable. Precedence, lowest first: the built-in "
@@ -374,6 +389,12 @@ std::string render_man_page() {
     }
     out += "\n";
   }
+  return out;
+}
+
+// The required settings, then HTTP API: every endpoint.
+std::string man_http_api() {
+  std::string out;
   out +=
       ".PP\n"
       "Required: ACCOUNTDB_URL, ACCOUNTDB_API_KEY, ACCOUNTDB_NODE_ID, and Proxmox VE "
@@ -391,6 +412,12 @@ std::string render_man_page() {
     out += ".TP\n\\fB" + std::string(e.method) + " " + std::string(e.path) + "\\fR\n" +
            roff(e.meaning) + "\n";
   }
+  return out;
+}
+
+// EXIT STATUS, SIGNALS, FILES, EXAMPLES and SEE ALSO.
+std::string man_tail() {
+  std::string out;
   out += ".SH EXIT STATUS\n" + term_list(kExitCodes);
   out += ".SH SIGNALS\n" + term_list(kSignals);
   out += ".SH FILES\n" + term_list(kFiles);
@@ -413,6 +440,12 @@ std::string render_man_page() {
       ".BR systemd.exec (5),\n"
       ".BR pveum (1)\n";
   return out;
+}
+
+}  // namespace
+
+std::string render_man_page() {
+  return man_head() + man_options() + man_environment() + man_http_api() + man_tail();
 }
 
 nlohmann::json print_config_json(const LoadedConfig& config) {
