@@ -14,308 +14,15 @@
 #include <openssl/x509.h>
 
 #include "agent/core/text.hpp"
+#include "agent/net/curl_handle.hpp"
 #include "agent/platform/logging.hpp"
 
 namespace pha {
 
-namespace curl_detail {
-
-TransportFailure classify_curl_error(int curl_code, bool reached_send,
-                                     std::string_view curl_message) {
-  switch (static_cast<CURLcode>(curl_code)) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_INTERFACE_FAILED:
-      return {FailureKind::network, false};
-    case CURLE_OPERATION_TIMEDOUT:
-      return {FailureKind::timeout, reached_send};
-    case CURLE_SSL_CONNECT_ERROR: {
-      // A handshake cut short by the peer (reset, EOF) says nothing about
-      // certificates or configuration: the host went away.
-      for (std::string_view loss :
-           {"SSL_ERROR_SYSCALL", "Connection reset", "unexpected eof", "Broken pipe"}) {
-        if (curl_message.find(loss) != std::string_view::npos) {
-          return {FailureKind::network, false};
-        }
-      }
-      return {FailureKind::tls, false};
-    }
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_USE_SSL_FAILED:
-      return {FailureKind::tls, false};
-    case CURLE_PARTIAL_FILE:
-    case CURLE_FILESIZE_EXCEEDED:
-    case CURLE_WRITE_ERROR:  // our write callback stops a body over the limit
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_TOO_MANY_REDIRECTS:
-      return {FailureKind::server, true};
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_UNKNOWN_OPTION:
-      return {FailureKind::client, false};
-    default:
-      // Reset, empty reply, send/receive errors, a connection that died
-      // after the request left (CURLE_SEND_FAIL_REWIND), and anything else.
-      return {FailureKind::network, true};
-  }
-}
-
-std::optional<std::chrono::seconds> parse_retry_after(std::string_view value) {
-  const auto v = trim(value);
-  if (v.empty() || v.size() > 9 ||
-      !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  const auto n = parse_int(v);
-  if (!n) {
-    return std::nullopt;
-  }
-  return std::chrono::seconds(*n);
-}
-
-std::optional<StatusLine> parse_status_line(std::string_view line) {
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) {
-    line.remove_suffix(1);
-  }
-  if (!line.starts_with("HTTP/")) {
-    return std::nullopt;
-  }
-  const auto sp = line.find(' ');
-  if (sp == std::string_view::npos) {
-    return std::nullopt;
-  }
-  auto rest = line.substr(sp + 1);
-  if (rest.size() < 3 ||
-      !std::all_of(rest.begin(), rest.begin() + 3, [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  StatusLine s;
-  s.status = (rest[0] - '0') * 100 + (rest[1] - '0') * 10 + (rest[2] - '0');
-  if (rest.size() > 3 && rest[3] != ' ') {
-    return std::nullopt;
-  }
-  s.reason = std::string(trim(rest.substr(3)));
-  return s;
-}
-
-std::string url_for_messages(std::string_view url) {
-  const auto cut = url.find_first_of("?#");
-  if (cut != std::string_view::npos) {
-    url = url.substr(0, cut);
-  }
-  std::string out(url);
-  const auto scheme_end = out.find("://");
-  const auto authority = scheme_end == std::string::npos ? 0 : scheme_end + 3;
-  const auto path = out.find('/', authority);
-  const auto at = out.rfind('@', path == std::string::npos ? out.size() : path);
-  if (at != std::string::npos && at >= authority) {
-    out.erase(authority, at + 1 - authority);
-  }
-  return out;
-}
-
-std::string format_fingerprint(const unsigned char* digest, std::size_t size) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (std::size_t i = 0; i < size; ++i) {
-    if (i > 0) {
-      out += ':';
-    }
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0x0f];
-  }
-  return out;
-}
-
-std::string normalize_fingerprint(std::string_view fingerprint) {
-  std::string out;
-  for (char c : fingerprint) {
-    if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')) {
-      out += c;
-    } else if (c >= 'a' && c <= 'f') {
-      out += static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
-}
-
-std::string format_size(std::size_t bytes) {
-  constexpr std::size_t kKiB = 1024;
-  constexpr std::size_t kMiB = kKiB * 1024;
-  if (bytes >= kMiB && bytes % kMiB == 0) {
-    return std::to_string(bytes / kMiB) + " MiB";
-  }
-  if (bytes >= kKiB && bytes % kKiB == 0) {
-    return std::to_string(bytes / kKiB) + " KiB";
-  }
-  return std::to_string(bytes) + " bytes";
-}
-
-}  // namespace curl_detail
-
 namespace {
 
 using namespace curl_detail;
-
-// What the TLS verify callback saw during the handshake of one transfer.
-struct TlsCheck {
-  const std::vector<std::string>* pins = nullptr;  // normalized; empty: verify the chain
-  std::string leaf_fingerprint;                    // "AB:CD:..." of the presented leaf
-  bool pin_mismatch = false;
-  int verify_error = X509_V_OK;
-
-  void reset() {
-    leaf_fingerprint.clear();
-    pin_mismatch = false;
-    verify_error = X509_V_OK;
-  }
-};
-
-// Replaces OpenSSL's chain verification for the connections of one handle:
-// records the leaf's fingerprint (for the messages), and with pins accepts
-// iff the leaf matches one; without pins, verifies the chain as usual. It runs
-// inside the handshake, before any request byte is sent.
-int verify_certificate(X509_STORE_CTX* ctx, void* arg) {
-  auto* check = static_cast<TlsCheck*>(arg);
-  if (X509* leaf = X509_STORE_CTX_get0_cert(ctx)) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    if (X509_digest(leaf, EVP_sha256(), md.data(), &len) == 1) {
-      check->leaf_fingerprint = format_fingerprint(md.data(), len);
-    }
-  }
-  if (check->pins != nullptr && !check->pins->empty()) {
-    const auto fp = normalize_fingerprint(check->leaf_fingerprint);
-    if (!fp.empty() &&
-        std::find(check->pins->begin(), check->pins->end(), fp) != check->pins->end()) {
-      X509_STORE_CTX_set_error(ctx, X509_V_OK);
-      return 1;
-    }
-    check->pin_mismatch = true;
-    X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REJECTED);
-    return 0;
-  }
-  const int ok = X509_verify_cert(ctx);
-  if (ok != 1) {
-    check->verify_error = X509_STORE_CTX_get_error(ctx);
-    return 0;
-  }
-  return 1;
-}
-
-CURLcode install_verify_callback(CURL* /*easy*/, void* ssl_ctx, void* arg) {
-  SSL_CTX_set_cert_verify_callback(static_cast<SSL_CTX*>(ssl_ctx), verify_certificate, arg);
-  return CURLE_OK;
-}
-
-// The response of one transfer, filled by libcurl's callbacks.
-struct Transfer {
-  std::string body;
-  std::map<std::string, std::string> headers;
-  std::optional<StatusLine> status;
-  std::size_t max_body = 0;
-  bool too_large = false;
-  // The body of a non-idempotent request, handed out by the read callback.
-  std::string_view upload;
-  std::size_t upload_pos = 0;
-
-  void reset(std::size_t limit) {
-    body.clear();
-    headers.clear();
-    status.reset();
-    max_body = limit;
-    too_large = false;
-    upload = {};
-    upload_pos = 0;
-  }
-};
-
-std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t len = size * count;
-  if (len > t->max_body - std::min(t->max_body, t->body.size())) {
-    t->too_large = true;
-    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
-  }
-  t->body.append(data, len);
-  return len;
-}
-
-std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t len = size * count;
-  const std::string_view line(data, len);
-  if (auto status = parse_status_line(line)) {
-    // A new response (after a 1xx, or libcurl's own retry): start over.
-    t->status = std::move(status);
-    t->headers.clear();
-    return len;
-  }
-  const auto colon = line.find(':');
-  if (colon == std::string_view::npos) {
-    return len;
-  }
-  auto name = to_lower(trim(line.substr(0, colon)));
-  const auto value = std::string(trim(line.substr(colon + 1)));
-  if (name.empty()) {
-    return len;
-  }
-  auto [it, inserted] = t->headers.try_emplace(std::move(name), value);
-  if (!inserted) {
-    it->second += ", " + value;  // repeated fields combine (RFC 9110, 5.3)
-  }
-  return len;
-}
-
-std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t n = std::min(size * count, t->upload.size() - t->upload_pos);
-  std::memcpy(buffer, t->upload.data() + t->upload_pos, n);
-  t->upload_pos += n;
-  return n;
-}
-
-int on_progress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/, curl_off_t /*ultotal*/,
-                curl_off_t /*ulnow*/) {
-  return static_cast<const std::atomic<bool>*>(user)->load(std::memory_order_acquire) ? 1 : 0;
-}
-
-// One easy handle of the pool; the callbacks point into it, so it never moves.
-struct Handle {
-  CURL* easy = nullptr;
-  Transfer transfer;
-  TlsCheck tls;
-  std::array<char, CURL_ERROR_SIZE> error{};
-
-  Handle() : easy(curl_easy_init()) {}
-  ~Handle() {
-    if (easy != nullptr) {
-      curl_easy_cleanup(easy);
-    }
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-};
-
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+using namespace curl_handle;
 
 // What one curl_easy_perform gave, beyond the outcome.
 struct Attempt {
@@ -456,7 +163,8 @@ class CurlClient final : public HttpClient {
         upper(request.method) + " " + url_for_messages(request.url) + ": " + std::string(what), {});
   }
 
-  Attempt perform(Handle& h, const HttpRequest& request) {
+  // Timeouts, limits and callbacks, the same for every request.
+  void set_transfer(Handle& h, const HttpRequest& request) {
     CURL* c = h.easy;
     curl_easy_reset(c);
     h.transfer.reset(options_.max_body_bytes);
@@ -493,7 +201,11 @@ class CurlClient final : public HttpClient {
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &h.transfer);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h.transfer);
+  }
 
+  // Verification or pins; false when pins are set and cannot be enforced.
+  bool set_tls(Handle& h) {
+    CURL* c = h.easy;
     curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
     const bool pinned = !pins_.empty();
     if (pinned || options_.tls.verify) {
@@ -505,32 +217,18 @@ class CurlClient final : public HttpClient {
       }
       const auto rc1 = curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, install_verify_callback);
       const auto rc2 = curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, static_cast<void*>(&h.tls));
-      if (pinned && (rc1 != CURLE_OK || rc2 != CURLE_OK)) {
-        // Never fall back to an unpinned connection.
-        Attempt a;
-        a.code = CURLE_NOT_BUILT_IN;
-        a.outcome.kind = FailureKind::tls;
-        a.outcome.error =
-            describe(request, "certificate pinning needs libcurl with OpenSSL, which this is not");
-        return a;
-      }
+      // Never fall back to an unpinned connection.
+      return !pinned || (rc1 == CURLE_OK && rc2 == CURLE_OK);
     } else {
       curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    return true;
+  }
 
-    curl_slist* raw_headers = nullptr;
-    for (const auto& [name, value] : request.headers) {
-      // "Name;" is libcurl's way to send a header with an empty value.
-      auto line = name;
-      line.append(value.empty() ? ";" : ": ").append(value);
-      raw_headers = curl_slist_append(raw_headers, line.c_str());
-    }
-    // No "Expect: 100-continue" round trip before larger bodies.
-    raw_headers = curl_slist_append(raw_headers, "Expect:");
-    const Slist headers(raw_headers);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-
+  // The method and its body.
+  static void set_method(Handle& h, const HttpRequest& request) {
+    CURL* c = h.easy;
     const auto method = upper(request.method);
     const bool has_body =
         !request.body.empty() || method == "POST" || method == "PUT" || method == "PATCH";
@@ -560,6 +258,32 @@ class CurlClient final : public HttpClient {
         curl_easy_setopt(c, CURLOPT_READDATA, &h.transfer);
       }
     }
+  }
+
+  Attempt perform(Handle& h, const HttpRequest& request) {
+    set_transfer(h, request);
+    if (!set_tls(h)) {
+      Attempt a;
+      a.code = CURLE_NOT_BUILT_IN;
+      a.outcome.kind = FailureKind::tls;
+      a.outcome.error =
+          describe(request, "certificate pinning needs libcurl with OpenSSL, which this is not");
+      return a;
+    }
+    CURL* c = h.easy;
+    curl_slist* raw_headers = nullptr;
+    for (const auto& [name, value] : request.headers) {
+      // "Name;" is libcurl's way to send a header with an empty value.
+      auto line = name;
+      line.append(value.empty() ? ";" : ": ").append(value);
+      raw_headers = curl_slist_append(raw_headers, line.c_str());
+    }
+    // No "Expect: 100-continue" round trip before larger bodies.
+    raw_headers = curl_slist_append(raw_headers, "Expect:");
+    const Slist headers(raw_headers);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+
+    set_method(h, request);
 
     Attempt a;
     a.code = curl_easy_perform(c);
