@@ -1,7 +1,10 @@
 #include "agent/app/agent.hpp"
 
+#include <array>
 #include <cstdio>
+#include <string_view>
 
+#include "agent/core/text.hpp"
 #include "agent/core/version.hpp"
 #include "agent/http/api.hpp"
 #include "agent/platform/logging.hpp"
@@ -109,15 +112,39 @@ void Agent::stop() {
   interrupt_.request_stop();
 }
 
+namespace {
+
+// Settings read once at start (docs/settings.md "Reload").
+constexpr std::array<std::string_view, 9> kStartOnly = {
+    "BIND_ADDRESS", "PORT",         "TLS_CERT_FILE", "TLS_KEY_FILE",   "ACCOUNTDB_NODE_ID",
+    "STATE_DIR",    "WEBHOOK_URLS", "WEBHOOK_TOKEN", "WEBHOOK_TIMEOUT"};
+
+// The start-only settings whose value a reload changes, by name (never by value:
+// WEBHOOK_TOKEN is a secret).
+std::vector<std::string> changed_start_only(const LoadedConfig& before, const LoadedConfig& after) {
+  std::vector<std::string> changed;
+  for (const auto name : kStartOnly) {
+    const auto a = before.effective.find(std::string(name));
+    const auto b = after.effective.find(std::string(name));
+    const auto text = [](const auto& it, const auto& map) {
+      return it == map.end() ? std::string() : it->second.text;
+    };
+    if (text(a, before.effective) != text(b, after.effective)) {
+      changed.emplace_back(name);
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
 void Agent::reload(LoadedConfig config) {
-  const auto before = settings_.get();
   const auto& s = config.settings;
   log::set_level(log::parse_level(s.log_level));
   log::set_secrets(s.secrets());
-  if (before->webhook_urls != s.webhook_urls || before->webhook_token != s.webhook_token ||
-      before->webhook_timeout != s.webhook_timeout) {
-    log::warn("reload_partial",
-              "WEBHOOK_URLS, WEBHOOK_TOKEN and WEBHOOK_TIMEOUT take effect at the next start");
+  if (const auto changed = changed_start_only(*settings_.config(), config); !changed.empty()) {
+    log::warn("reload_partial", join_list(changed) + " changed; they take effect at the next start",
+              {{"settings", join_list(changed)}});
   }
   settings_.replace(std::move(config));
 }

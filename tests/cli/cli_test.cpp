@@ -384,6 +384,22 @@ TEST_CASE("SIGHUP re-reads the env file - an invalid one is rejected and the age
   CHECK(r.exit_code == 0);
 }
 
+TEST_CASE("SIGHUP with a changed start-only setting warns and names only the changed ones") {
+  TempDir dir;
+  const auto file = dir.write("agent.env", "WEBHOOK_TIMEOUT=5\n");
+  Process p(kBinary, {{"--env-file", file}, good_env(dir), dir.path()});
+  REQUIRE(p.wait_for_output("agent_started"));
+  dir.write("agent.env", "WEBHOOK_TIMEOUT=7\nUPDATE_INTERVAL=120\n");
+  p.signal(SIGHUP);
+  REQUIRE(p.wait_for_output("config_reloaded"));
+  const auto err = p.err_so_far();
+  CHECK(contains(err, "reload_partial"));
+  CHECK(contains(err, "WEBHOOK_TIMEOUT changed; they take effect at the next start"));
+  CHECK_FALSE(contains(err, "UPDATE_INTERVAL changed"));
+  p.signal(SIGTERM);
+  CHECK(p.wait(std::chrono::seconds(5)).exit_code == 0);
+}
+
 TEST_CASE("LOG_FORMAT=json writes one JSON object per line on stderr") {
   TempDir dir;
   Process p(
