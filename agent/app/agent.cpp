@@ -1,9 +1,8 @@
 #include "agent/app/agent.hpp"
 
-#include <array>
 #include <cstdio>
-#include <string_view>
 
+#include "agent/config/settings_table.hpp"
 #include "agent/core/text.hpp"
 #include "agent/core/version.hpp"
 #include "agent/http/api.hpp"
@@ -114,23 +113,18 @@ void Agent::stop() {
 
 namespace {
 
-// Settings read once at start (docs/settings.md "Reload").
-constexpr std::array<std::string_view, 9> kStartOnly = {
-    "BIND_ADDRESS", "PORT",         "TLS_CERT_FILE", "TLS_KEY_FILE",   "ACCOUNTDB_NODE_ID",
-    "STATE_DIR",    "WEBHOOK_URLS", "WEBHOOK_TOKEN", "WEBHOOK_TIMEOUT"};
-
-// The start-only settings whose value a reload changes, by name (never by value:
-// WEBHOOK_TOKEN is a secret).
+// The start-only settings (SettingSpec::start_only) whose value a reload
+// changes, by name (never by value: WEBHOOK_TOKEN is a secret).
 std::vector<std::string> changed_start_only(const LoadedConfig& before, const LoadedConfig& after) {
+  const auto text = [](const LoadedConfig& c, const std::string& name) {
+    const auto it = c.effective.find(name);
+    return it == c.effective.end() ? std::string() : it->second.text;
+  };
   std::vector<std::string> changed;
-  for (const auto name : kStartOnly) {
-    const auto a = before.effective.find(std::string(name));
-    const auto b = after.effective.find(std::string(name));
-    const auto text = [](const auto& it, const auto& map) {
-      return it == map.end() ? std::string() : it->second.text;
-    };
-    if (text(a, before.effective) != text(b, after.effective)) {
-      changed.emplace_back(name);
+  for (const auto& spec : settings_table()) {
+    const std::string name(spec.env);
+    if (spec.start_only && text(before, name) != text(after, name)) {
+      changed.push_back(name);
     }
   }
   return changed;
@@ -143,7 +137,8 @@ void Agent::reload(LoadedConfig config) {
   log::set_level(log::parse_level(s.log_level));
   log::set_secrets(s.secrets());
   if (const auto changed = changed_start_only(*settings_.config(), config); !changed.empty()) {
-    log::warn("reload_partial", join_list(changed) + " changed; they take effect at the next start",
+    log::warn("reload_partial",
+              join_list(changed) + " changed at reload; applied only at the next start",
               {{"settings", join_list(changed)}});
   }
   settings_.replace(std::move(config));

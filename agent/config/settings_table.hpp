@@ -32,7 +32,9 @@ struct SettingSpec {
   ValueKind kind = ValueKind::text;
   bool secret = false;    // no flag, masked everywhere, has a *_FILE variant
   bool required = false;  // refused when empty after loading
-  double min = 0;         // integer and decimal kinds
+  // Read once at start: a reload that changes it says it waits for a restart.
+  bool start_only = false;
+  double min = 0;  // integer and decimal kinds
   double max = 0;
   bool zero_allowed = false;  // 0 is valid outside [min, max] (e.g. 0 = never)
   std::string_view choices;   // comma-separated, for enumerations

@@ -423,7 +423,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     return finish(fail(std::move(report), "AccountDB: " + connected.error().message));
   }
   const auto whitelist = cycle_whitelist(report, now);
-  const auto guests = cycle_guests(report);
+  auto guests = cycle_guests(report);
   if (!guests) {
     return finish(fail(std::move(report), "Proxmox: " + guests.error().message));
   }
@@ -432,7 +432,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
     return finish(fail(std::move(report), "AccountDB: " + rows.error().message));
   }
   PlanInput in;
-  in.guests = guests->guests;
+  in.guests = std::move(guests->guests);
   in.read_counts_for_missing = guests->complete && guests->source == GuestSource::node;
   in.whitelist = whitelist;
   in.rows = std::move(rows.value());
