@@ -192,6 +192,14 @@ drwxr-xr-x root/root ./usr/share/doc/$pkg/
 drwxr-xr-x root/root ./usr/share/man/
 drwxr-xr-x root/root ./usr/share/man/man8/
 -rw-r--r-- root/root ./usr/share/man/man8/$pkg.8.gz
+drwxr-xr-x root/root ./usr/share/$pkg/
+drwxr-xr-x root/root ./usr/share/$pkg/monitoring/
+-rw-r--r-- root/root ./usr/share/$pkg/monitoring/alerts.test.yml
+-rw-r--r-- root/root ./usr/share/$pkg/monitoring/alerts.yml
+-rw-r--r-- root/root ./usr/share/$pkg/monitoring/dashboard.json
+drwxr-xr-x root/root ./usr/share/$pkg/monitoring/file_sd/
+-rw-r--r-- root/root ./usr/share/$pkg/monitoring/file_sd/proxmox-host-agent.example.yml
+-rw-r--r-- root/root ./usr/share/$pkg/monitoring/prometheus.yml
 EOF
     local unitdir=usr/lib/systemd/system
     if [[ $s == bookworm ]]; then

@@ -68,12 +68,12 @@ std::string format_metric_value(double v) {
 
 void MetricsWriter::family(std::string_view name, std::string_view type, std::string_view help) {
   out_ += "# HELP ";
-  out_ += kMetricPrefix;
+  out_ += prefix_;
   out_ += name;
   out_ += ' ';
   out_ += help;
   out_ += "\n# TYPE ";
-  out_ += kMetricPrefix;
+  out_ += prefix_;
   out_ += name;
   out_ += ' ';
   out_ += type;
@@ -83,7 +83,7 @@ void MetricsWriter::family(std::string_view name, std::string_view type, std::st
 void MetricsWriter::series(std::string_view name, std::string_view suffix, const Labels& labels,
                            std::string_view extra_label, const std::string& extra_value,
                            double value) {
-  out_ += kMetricPrefix;
+  out_ += prefix_;
   out_ += name;
   out_ += suffix;
   if (!labels.empty() || !extra_label.empty()) {

@@ -35,8 +35,14 @@ class Histogram {
 std::vector<double> latency_buckets();
 std::vector<double> cycle_buckets();
 
+inline constexpr std::string_view kMetricPrefix = "proxmox_host_agent_";
+
+// Every name it writes starts with `prefix`: the agent's own families with
+// kMetricPrefix, the standard process_* families (as the Prometheus client
+// libraries export them) with none.
 class MetricsWriter {
  public:
+  explicit MetricsWriter(std::string_view prefix = kMetricPrefix) : prefix_(prefix) {}
   // Starts a family: "# HELP" and "# TYPE" lines. `name` without the prefix.
   void family(std::string_view name, std::string_view type, std::string_view help);
   void sample(std::string_view name, const Labels& labels, double value);
@@ -48,10 +54,9 @@ class MetricsWriter {
  private:
   void series(std::string_view name, std::string_view suffix, const Labels& labels,
               std::string_view extra_label, const std::string& extra_value, double value);
+  std::string prefix_;
   std::string out_;
 };
-
-inline constexpr std::string_view kMetricPrefix = "proxmox_host_agent_";
 
 std::string escape_label_value(std::string_view v);
 std::string format_metric_value(double v);

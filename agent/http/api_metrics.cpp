@@ -1,5 +1,10 @@
 // GET /metrics: the Prometheus text of docs/http-api.md "GET /metrics", one
-// section per part of the agent.
+// section per part of the agent. States are state sets (one series per state,
+// 1 for the current one, every state always present); times are Unix
+// timestamps, 0 before the first event.
+
+#include <array>
+#include <span>
 
 #include "agent/http/api.hpp"
 #include "agent/platform/process_stats.hpp"
@@ -8,20 +13,35 @@ namespace pha {
 
 namespace {
 
-double circuit_value(CircuitState s) {
-  switch (s) {
-    case CircuitState::closed:
-      return 0;
-    case CircuitState::half_open:
-      return 1;
-    case CircuitState::open:
-      return 2;
-  }
-  return 0;
-}
+constexpr std::array<std::string_view, 3> kHealthStates = {"healthy", "unhealthy", "unknown"};
+constexpr std::array<std::string_view, 3> kCircuitStates = {"closed", "half_open", "open"};
+constexpr std::array<std::string_view, 4> kAgentStates = {"starting", "ok", "warning", "error"};
 
 double count(std::integral auto n) {
   return static_cast<double>(n);
+}
+
+// One series per state, labelled `state`: 1 for `current`, 0 for the others.
+void state_set(MetricsWriter& m, std::string_view name, Labels labels,
+               std::span<const std::string_view> states, std::string_view current) {
+  labels.emplace_back("state", "");
+  for (const auto s : states) {
+    labels.back().second = std::string(s);
+    m.sample(name, labels, s == current ? 1 : 0);
+  }
+}
+
+// The target in use of an upstream, as /status shows it.
+std::string in_use(const ApiContext& ctx, const UpstreamMonitor& mon) {
+  if (&mon == ctx.proxmox) {
+    return ctx.hosts->preferred();
+  }
+  auto active = ctx.endpoints->active();
+  const auto s = ctx.settings();
+  if (active.empty() && !s->accountdb_endpoints.empty()) {
+    active = s->accountdb_endpoints.front().url.str();  // nothing answered yet
+  }
+  return active;
 }
 
 void sync_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync) {
@@ -35,11 +55,14 @@ void sync_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync)
   m.sample("sync_consecutive_failures", count(sync.consecutive_failures));
   m.family("sync_in_progress", "gauge", "1 while a sync cycle runs.");
   m.sample("sync_in_progress", ctx.loop().syncing ? 1 : 0);
-  if (sync.last_sync_time) {
-    m.family("sync_last_success_timestamp_seconds", "gauge",
-             "Unix time the last successful sync cycle ended.");
-    m.sample("sync_last_success_timestamp_seconds", count(*sync.last_sync_time));
-  }
+  m.family("sync_interval_seconds", "gauge", "UPDATE_INTERVAL: seconds between sync cycles.");
+  m.sample("sync_interval_seconds", count(ctx.settings()->update_interval));
+  m.family("sync_last_success_timestamp_seconds", "gauge",
+           "Unix time the last successful sync cycle ended; 0 before the first.");
+  m.sample("sync_last_success_timestamp_seconds", count(sync.last_sync_time.value_or(0)));
+  m.family("sync_last_attempt_timestamp_seconds", "gauge",
+           "Unix time the last sync cycle ended, whatever its result; 0 before the first.");
+  m.sample("sync_last_attempt_timestamp_seconds", count(sync.last_attempt_time.value_or(0)));
 
   const auto stats = sync.last_stats.value_or(CycleStats{});
   m.family("guests_seen", "gauge", "Guests of this node in the last Proxmox read.");
@@ -54,8 +77,7 @@ void sync_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync)
   m.sample("guest_write_errors_total", count(sync.totals.write_errors));
 }
 
-void whitelist_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync,
-                       std::int64_t now) {
+void whitelist_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync) {
   const auto w = ctx.whitelist_status();
   m.family("whitelist_size", "gauge", "VMIDs in the whitelist in use.");
   m.sample("whitelist_size", count(w.count));
@@ -63,15 +85,13 @@ void whitelist_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& 
   m.sample("whitelist_enabled", w.enabled ? 1 : 0);
   m.family("whitelist_stale", "gauge", "1 when the whitelist in use could not be refreshed.");
   m.sample("whitelist_stale", w.stale ? 1 : 0);
-  if (w.last_updated != 0) {
-    m.family("whitelist_age_seconds", "gauge", "Age of the whitelist in use.");
-    m.sample("whitelist_age_seconds", count(now - w.last_updated));
-  }
-  if (sync.last_heartbeat_ok) {
-    m.family("heartbeat_age_seconds", "gauge",
-             "Seconds since AccountDB last accepted a heartbeat or connection check.");
-    m.sample("heartbeat_age_seconds", count(now - *sync.last_heartbeat_ok));
-  }
+  m.family("whitelist_last_update_timestamp_seconds", "gauge",
+           "Unix time the whitelist in use was fetched; 0 before the first.");
+  m.sample("whitelist_last_update_timestamp_seconds", count(w.last_updated));
+  m.family("heartbeat_last_success_timestamp_seconds", "gauge",
+           "Unix time AccountDB last accepted a heartbeat or connection check; 0 before the "
+           "first.");
+  m.sample("heartbeat_last_success_timestamp_seconds", count(sync.last_heartbeat_ok.value_or(0)));
 }
 
 // One gauge with a sample per target of both upstreams.
@@ -84,6 +104,20 @@ void per_target(MetricsWriter& m, const std::vector<const UpstreamMonitor*>& mon
       if (const std::optional<double> v = value(*mon, t)) {
         m.sample(name, {{"upstream", mon->name()}, {"target", t.info.url}}, *v);
       }
+    }
+  }
+}
+
+// One state set per target of both upstreams.
+template <class State>
+void per_target_state(MetricsWriter& m, const std::vector<const UpstreamMonitor*>& monitors,
+                      const char* name, const char* help, std::span<const std::string_view> states,
+                      State state) {
+  m.family(name, "gauge", help);
+  for (const auto* mon : monitors) {
+    for (const auto& t : mon->targets()) {
+      state_set(m, name, {{"upstream", mon->name()}, {"target", t.info.url}}, states,
+                state(*mon, t));
     }
   }
 }
@@ -116,21 +150,20 @@ void upstream_metrics(MetricsWriter& m, const ApiContext& ctx) {
                }
                return *t.health.response_time_ms / 1000.0;
              });
-  per_target(m, monitors, "upstream_healthy", "1 when the target is healthy.",
-             [](const UpstreamMonitor&, const TargetView& t) -> std::optional<double> {
-               return t.health.status == HealthStatus::healthy ? 1 : 0;
-             });
-  per_target(m, monitors, "circuit_breaker_state",
-             "Breaker per target: 0 closed, 1 half-open, 2 open.",
-             [](const UpstreamMonitor&, const TargetView& t) -> std::optional<double> {
-               return circuit_value(t.health.circuit);
-             });
-  const auto preferred = ctx.hosts->preferred();
-  const auto active = ctx.endpoints->active();
+  per_target_state(m, monitors, "upstream_health",
+                   "Health of each target: 1 for its state (healthy, unhealthy, unknown), "
+                   "probed, seen in requests or reported by the cluster, as /status shows it.",
+                   kHealthStates,
+                   [](const UpstreamMonitor&, const TargetView& t) { return to_string(t.state); });
+  per_target_state(
+      m, monitors, "circuit_breaker_state",
+      "Breaker of each target: 1 for its state (closed, half_open, open).", kCircuitStates,
+      [](const UpstreamMonitor&, const TargetView& t) { return to_string(t.health.circuit); });
+  const std::vector<std::string> used = {in_use(ctx, *ctx.proxmox), in_use(ctx, *ctx.accountdb)};
   per_target(m, monitors, "upstream_in_use",
              "1 for the Proxmox host and AccountDB endpoint in use.",
              [&](const UpstreamMonitor& mon, const TargetView& t) -> std::optional<double> {
-               return t.info.url == (&mon == ctx.proxmox ? preferred : active) ? 1 : 0;
+               return t.info.url == used[&mon == ctx.proxmox ? 0 : 1] ? 1 : 0;
              });
   per_target(m, monitors, "upstream_consecutive_failures", "Host failures in a row per target.",
              [](const UpstreamMonitor&, const TargetView& t) -> std::optional<double> {
@@ -138,7 +171,25 @@ void upstream_metrics(MetricsWriter& m, const ApiContext& ctx) {
              });
 }
 
+void redundancy_metrics(MetricsWriter& m, const ApiContext& ctx) {
+  const std::vector<const UpstreamMonitor*> monitors = {ctx.proxmox, ctx.accountdb};
+  m.family("upstream_targets", "gauge", "Targets known per upstream.");
+  for (const auto* mon : monitors) {
+    m.sample("upstream_targets", {{"upstream", mon->name()}}, count(mon->targets().size()));
+  }
+  m.family("upstream_degraded", "gauge",
+           "1 when an upstream's redundancy is degraded: fewer than half of its targets "
+           "healthy, the one in use unhealthy, or no healthy backup.");
+  for (const auto* mon : monitors) {
+    const bool degraded = redundancy_of(mon->targets(), in_use(ctx, *mon)).degraded;
+    m.sample("upstream_degraded", {{"upstream", mon->name()}}, degraded ? 1 : 0);
+  }
+}
+
 void failover_metrics(MetricsWriter& m, const ApiContext& ctx) {
+  m.family("proxmox_failover_active", "gauge",
+           "1 while the Proxmox host in use is not the primary (PROXMOX_HOST).");
+  m.sample("proxmox_failover_active", ctx.hosts->preferred() != ctx.hosts->primary() ? 1 : 0);
   m.family("failover_events_total", "counter",
            "Changes of the host or endpoint in use since start, by target, kind and status.");
   for (const auto& [key, n] : ctx.failover_log->counts()) {
@@ -182,9 +233,10 @@ void webhook_metrics(MetricsWriter& m, const WebhookStats& hooks) {
     m.sample("webhook_queue_length", {{"receiver", r.url}}, count(r.queued));
   }
   m.family("webhook_circuit_breaker_state", "gauge",
-           "Breaker per webhook receiver: 0 closed, 1 half-open, 2 open.");
+           "Breaker of each webhook receiver: 1 for its state (closed, half_open, open).");
   for (const auto& r : hooks.receivers) {
-    m.sample("webhook_circuit_breaker_state", {{"receiver", r.url}}, circuit_value(r.circuit));
+    state_set(m, "webhook_circuit_breaker_state", {{"receiver", r.url}}, kCircuitStates,
+              to_string(r.circuit));
   }
 }
 
@@ -203,11 +255,18 @@ void server_metrics(MetricsWriter& m, const ApiContext& ctx) {
   m.sample("http_bad_requests_total", count(server.bad_requests));
 }
 
-void process_metrics(MetricsWriter& m) {
+// The standard process families, unprefixed (`m` has no prefix).
+void process_metrics(MetricsWriter& m, const ApiContext& ctx) {
+  m.family("process_start_time_seconds", "gauge", "Unix time the agent started.");
+  m.sample("process_start_time_seconds", count(ctx.started_at));
   const auto p = read_process_stats();
   if (p.rss_bytes) {
     m.family("process_resident_memory_bytes", "gauge", "Resident memory of the agent.");
     m.sample("process_resident_memory_bytes", count(*p.rss_bytes));
+  }
+  if (p.virtual_bytes) {
+    m.family("process_virtual_memory_bytes", "gauge", "Virtual memory of the agent.");
+    m.sample("process_virtual_memory_bytes", count(*p.virtual_bytes));
   }
   if (p.open_fds) {
     m.family("process_open_fds", "gauge", "Open file descriptors of the agent.");
@@ -230,21 +289,27 @@ std::string Api::metrics_text() const {
   MetricsWriter m;
   m.family("build_info", "gauge", "The agent's version.");
   m.sample("build_info", {{"version", ctx_.version}}, 1);
-  m.family("start_time_seconds", "gauge", "Unix time the agent started.");
-  m.sample("start_time_seconds", count(ctx_.started_at));
+  // The same verdict as GET /health.
+  const auto live =
+      evaluate_liveness(ctx_.loop(), ctx_.server_stats(), *ctx_.settings(), ctx_.clock->now());
+  m.family("live", "gauge", "1 while GET /health answers 200, 0 while it answers 503.");
+  m.sample("live", live.ok ? 1 : 0);
   sync_metrics(m, ctx_, sync);
-  whitelist_metrics(m, ctx_, sync, ctx_.clock->unix_now());
+  whitelist_metrics(m, ctx_, sync);
   upstream_metrics(m, ctx_);
+  redundancy_metrics(m, ctx_);
   failover_metrics(m, ctx_);
   if (ctx_.webhooks) {
     webhook_metrics(m, ctx_.webhooks());
   }
   const auto current = ctx_.store->current();
-  m.family("status", "gauge", "The agent's overall state: 0 ok, 1 warning, 2 error.");
-  m.sample("status", current ? static_cast<int>(current->status) : 0);
+  m.family("status", "gauge",
+           "The agent's overall state: 1 for the current one (starting, ok, warning, error).");
+  state_set(m, "status", {}, kAgentStates, current ? to_string(current->status) : "starting");
   server_metrics(m, ctx_);
-  process_metrics(m);
-  return m.text();
+  MetricsWriter process("");
+  process_metrics(process, ctx_);
+  return m.text() + process.text();
 }
 
 }  // namespace pha

@@ -13,7 +13,9 @@ ProcessStats read_process_stats() {
     long long size = 0;
     long long resident = 0;
     if (statm >> size >> resident) {
-      s.rss_bytes = resident * ::sysconf(_SC_PAGESIZE);
+      const long page = ::sysconf(_SC_PAGESIZE);
+      s.virtual_bytes = size * page;  // /proc/self/stat's vsize, in pages
+      s.rss_bytes = resident * page;
     }
   }
   if (DIR* dir = ::opendir("/proc/self/fd"); dir != nullptr) {

@@ -8,6 +8,7 @@ namespace pha {
 
 struct ProcessStats {
   std::optional<std::int64_t> rss_bytes;
+  std::optional<std::int64_t> virtual_bytes;
   std::optional<std::int64_t> open_fds;
   std::optional<double> cpu_seconds;
   std::optional<std::int64_t> max_fds;

@@ -266,27 +266,29 @@ TEST_CASE("api unit: failover control answers 400 409 and 200 and lists events n
         std::string::npos);
 }
 
-TEST_CASE(
-    "api unit: the status gauge is 0 ok - 1 warning - 2 error - and the worst component wins") {
+TEST_CASE("api unit: the status state set starts at starting and the worst component wins") {
   Harness h;
-  const auto gauge = [&] {
+  const auto state = [&] {
     const auto text = h.api->metrics_text();
-    const std::string name = "\nproxmox_host_agent_status ";
-    const auto at = text.find(name);
-    REQUIRE(at != std::string::npos);
-    return text.substr(at + name.size(), 1);
+    for (const auto* s : {"starting", "ok", "warning", "error"}) {
+      const auto line = "\nproxmox_host_agent_status{state=\"" + std::string(s) + "\"} 1\n";
+      if (text.find(line) != std::string::npos) {
+        return std::string(s);
+      }
+    }
+    return std::string("none");
   };
-  CHECK(gauge() == "0");  // nothing known yet
+  CHECK(state() == "starting");  // nothing known yet
   CycleReport r;
   r.success = true;
   r.status = Severity::ok;
   r.finished_at = h.clock.unix_now();
   h.store.record_cycle(r);
-  CHECK(gauge() == "0");
+  CHECK(state() == "ok");
   h.store.set_state(StatusComponent::accountdb, Severity::warning, "a backup is unhealthy");
-  CHECK(gauge() == "1");
+  CHECK(state() == "warning");
   h.store.set_state(StatusComponent::proxmox, Severity::error, "the host in use is unhealthy");
-  CHECK(gauge() == "2");
+  CHECK(state() == "error");
   h.store.set_state(StatusComponent::proxmox, Severity::ok, "the host in use is healthy");
-  CHECK(gauge() == "1");
+  CHECK(state() == "warning");
 }
