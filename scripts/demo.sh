@@ -135,7 +135,8 @@ api="http://127.0.0.1:$port"
 state=""
 for _ in $(seq 1 200); do
   state=$(curl -s "$api/status" | grep -o '"current":{[^}]*}' || true)
-  if [[ -n $state ]]; then break; fi
+  # "starting" until the first cycle ended and every upstream's state is known
+  if [[ -n $state && $state != *'"status":"starting"'* ]]; then break; fi
   sleep 0.05
 done
 echo "   /status current: $state"

@@ -1,5 +1,8 @@
 #include "agent/app/components.hpp"
 
+#include <algorithm>
+#include <optional>
+
 #include "agent/config/docs.hpp"
 #include "agent/core/version.hpp"
 #include "agent/notify/webhook_options.hpp"
@@ -54,14 +57,50 @@ void log_cycle(const CycleReport& r) {
   }
 }
 
-systemd::CycleSummary summary_of(const CycleReport& r, std::int64_t next_in_s) {
-  const auto& st = r.stats;
-  return {.status = r.status,
-          .message = r.message,
-          .dry_run = r.dry_run,
-          .guests = st.total_proxmox_vms,
-          .changes = st.created + st.updated + st.marked_missing,
-          .next_in_s = next_in_s};
+// What the overall state still waits for at start (docs/http-api.md "GET
+// /status"): a finished cycle, and a known state of each Proxmox host the
+// health round probes and of each AccountDB endpoint.
+std::optional<std::string> waiting_for(bool cycled, const std::vector<TargetView>& hosts,
+                                       const std::vector<TargetView>& endpoints) {
+  if (!cycled) {
+    return "the first sync cycle";
+  }
+  for (const auto& h : hosts) {
+    if (h.probed && h.state == HealthStatus::unknown) {
+      return "the health checks of Proxmox host " + h.info.url;
+    }
+  }
+  for (const auto& e : endpoints) {
+    if (e.state == HealthStatus::unknown) {
+      return "the checks of AccountDB endpoint " + e.info.url;
+    }
+  }
+  return std::nullopt;
+}
+
+// A side with more than one target whose redundancy is degraded
+// (redundancy_of) makes the overall state a warning; a single host or
+// endpoint has no redundancy to lose (its failure is an error of its own).
+std::string degraded_text(const std::vector<TargetView>& hosts, const std::string& host_in_use,
+                          const std::vector<TargetView>& endpoints,
+                          const std::string& endpoint_in_use) {
+  const auto side = [](const std::vector<TargetView>& targets, const std::string& in_use,
+                       const std::string& what) -> std::string {
+    if (targets.size() < 2 || !redundancy_of(targets, in_use).degraded) {
+      return "";
+    }
+    const auto healthy = std::count_if(targets.begin(), targets.end(), [](const TargetView& t) {
+      return t.state == HealthStatus::healthy;
+    });
+    return what + " redundancy degraded: " + std::to_string(healthy) + " of " +
+           std::to_string(targets.size()) + " healthy";
+  };
+  auto text = side(hosts, host_in_use, "Proxmox");
+  const auto accountdb = side(endpoints, endpoint_in_use, "AccountDB");
+  if (!accountdb.empty()) {
+    text += (text.empty() ? "" : "; ") + accountdb;
+  }
+  return text;
 }
 
 // A target's health or breaker changed: the log, and the status history.
@@ -197,8 +236,47 @@ std::string Components::accountdb_in_use() {
 }
 
 void Components::check_redundancy() {
-  notifier.redundancy("proxmox", proxmox.monitor().targets(), proxmox.hosts().preferred());
-  notifier.redundancy("accountdb", accountdb.monitor().targets(), accountdb_in_use());
+  const auto hosts = proxmox.monitor().targets();
+  const auto host_in_use = proxmox.hosts().preferred();
+  const auto endpoints = accountdb.monitor().targets();
+  const auto endpoint_in_use = accountdb_in_use();
+  notifier.redundancy("proxmox", hosts, host_in_use);
+  notifier.redundancy("accountdb", endpoints, endpoint_in_use);
+  const bool cycled = store.sync().last_attempt_time.has_value();
+  if (const auto waiting = waiting_for(cycled, hosts, endpoints)) {
+    store.set_state(StatusComponent::startup, Severity::starting,
+                    "starting: waiting for " + *waiting);
+  } else {
+    store.clear_state(StatusComponent::startup);
+  }
+  const auto degraded = degraded_text(hosts, host_in_use, endpoints, endpoint_in_use);
+  if (!degraded.empty()) {
+    store.set_state(StatusComponent::redundancy, Severity::warning, degraded);
+  } else {
+    store.clear_state(StatusComponent::redundancy);
+  }
+  publish_status(false);
+}
+
+void Components::publish_status(bool after_cycle) {
+  const auto current = store.current();
+  const auto sync = store.sync();
+  const auto stats = sync.last_stats.value_or(CycleStats{});
+  const systemd::CycleSummary summary{
+      .status = current ? current->status : Severity::starting,
+      .message = current ? current->message : "waiting for the first sync cycle",
+      .dry_run = run.dry_run,
+      .guests = stats.total_proxmox_vms,
+      .changes = stats.created + stats.updated + stats.marked_missing,
+      .next_in_s = loop.next_cycle_at() - clock.unix_now()};
+  const auto state = std::string(to_string(summary.status)) + summary.message;
+  std::lock_guard lock(status_mutex_);
+  // Between cycles only a change of the state is worth a line.
+  if (!after_cycle && state == published_state_) {
+    return;
+  }
+  published_state_ = state;
+  systemd::notify_status(systemd::status_line(summary, settings.get()->secrets()));
 }
 
 // On the loop's thread, after each cycle.
@@ -210,8 +288,8 @@ void Components::on_cycle(const CycleReport& r) {
   if (r.owner_id) {
     owner_id_ = *r.owner_id;
   }
-  const auto next_in = loop.next_cycle_at() - clock.unix_now();
-  systemd::notify_status(systemd::status_line(summary_of(r, next_in), settings.get()->secrets()));
+  check_redundancy();  // the first cycle may end the start
+  publish_status(true);
   const auto heap = release_free_memory();
   log::debug("heap_trimmed", "free heap pages handed back after the cycle",
              {{"in_use_bytes", heap.in_use}, {"free_bytes", heap.free}});

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "agent/config/live_settings.hpp"
 #include "agent/core/clock.hpp"
@@ -62,13 +63,19 @@ class Components {
  private:
   std::string node_name() const;
   std::string accountdb_in_use();
+  // After each health round and target change: the redundancy webhooks, and
+  // the overall state's startup and redundancy parts.
   void check_redundancy();
+  // The systemd STATUS= line from the overall state and the last cycle, sent when it changed.
+  void publish_status(bool after_cycle);
   // A change of the host or endpoint in use: persisted, logged, in the status, a webhook.
   void failover(const FailoverEvent& e);
   void on_cycle(const CycleReport& report);
 
   std::atomic<std::int64_t> owner_id_{-1};  // the AccountDB owner of the node, once known
-  LiveSettings::Subscription reload_;       // a reload runs a cycle at once
+  std::mutex status_mutex_;
+  std::string published_state_;        // the state of the last STATUS= line sent
+  LiveSettings::Subscription reload_;  // a reload runs a cycle at once
 };
 
 // The HTTP API and its server, over a graph.

@@ -62,6 +62,7 @@ struct Settings {
 
   // Resilience
   int health_check_interval = 30;
+  int health_check_peers = 2;
   int circuit_breaker_threshold = 3;
   int circuit_breaker_reset = 60;
   int healthy_threshold = 2;

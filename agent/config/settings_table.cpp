@@ -460,8 +460,11 @@ const std::array kTable = {
 
   // ---- Resilience -------------------------------------------------------
   SettingSpec{.env = "HEALTH_CHECK_INTERVAL", .flag = "--health-check-interval", .section = "Resilience",
-    .default_value = "30", .help = "Seconds between health checks of each Proxmox host.",
+    .default_value = "30", .help = "Seconds between health rounds (the probed Proxmox hosts, /cluster/status, AccountDB's recovery).",
     .kind = ValueKind::integer, .min = 10, .max = 300, .apply = apply_int<&Settings::health_check_interval>},
+  SettingSpec{.env = "HEALTH_CHECK_PEERS", .flag = "--health-check-peers", .section = "Resilience",
+    .default_value = "2", .help = "Failover candidates probed each round besides the host in use (and the primary while it is not); the other nodes' state comes from /cluster/status.",
+    .kind = ValueKind::integer, .min = 0, .max = 1000, .apply = apply_int<&Settings::health_check_peers>},
   SettingSpec{.env = "CIRCUIT_BREAKER_THRESHOLD", .flag = "--circuit-breaker-threshold", .section = "Resilience",
     .default_value = "3", .help = "Consecutive failures that open a host's or endpoint's circuit breaker.",
     .kind = ValueKind::integer, .min = 1, .max = 10, .apply = apply_int<&Settings::circuit_breaker_threshold>},

@@ -75,7 +75,9 @@ json target_json(const TargetView& t, bool with_endpoint_fields, bool primary, i
   const auto& h = t.health;
   json j = {{"url", t.info.url},
             {"source", t.info.source},
-            {"status", to_string(h.status)},
+            {"status", to_string(t.state)},
+            {"state_source", to_string(t.source)},
+            {"probed", t.probed},
             {"circuit", to_string(h.circuit)},
             {"response_time_ms", opt(h.response_time_ms)},
             {"failure_count", h.failure_count},
@@ -89,6 +91,8 @@ json target_json(const TargetView& t, bool with_endpoint_fields, bool primary, i
     j["in_flight"] = t.in_flight;
   } else {
     j["node_name"] = t.info.node_name.empty() ? json(nullptr) : json(t.info.node_name);
+    j["cluster"] =
+        !t.reported_online ? json(nullptr) : json(*t.reported_online ? "online" : "offline");
   }
   return j;
 }

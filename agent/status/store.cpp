@@ -38,6 +38,16 @@ void StatusStore::set_state(StatusComponent component, Severity status, std::str
   recompute(lock);
 }
 
+void StatusStore::clear_state(StatusComponent component) {
+  std::unique_lock lock(mutex_);
+  auto& part = parts_[static_cast<int>(component)];
+  if (!part.status) {
+    return;
+  }
+  part = {};
+  recompute(lock);
+}
+
 void StatusStore::recompute(std::unique_lock<std::mutex>& /*lock*/) {
   const Part* worst = nullptr;
   for (const auto& p : parts_) {  // in component order: the sync wins ties

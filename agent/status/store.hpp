@@ -37,7 +37,10 @@ struct StatusEntry {
 };
 nlohmann::json to_json(const StatusEntry& e);
 
-enum class StatusComponent { sync = 0, proxmox = 1, accountdb = 2 };
+// The parts of the overall state. `startup` is set while not every
+// upstream's state is known, `redundancy` while either side is degraded
+// (Components::check_redundancy); both are cleared otherwise.
+enum class StatusComponent { sync = 0, proxmox = 1, accountdb = 2, startup = 3, redundancy = 4 };
 
 struct SyncTotals {
   std::uint64_t cycles_ok = 0;
@@ -75,6 +78,8 @@ class StatusStore {
   // Sets one component's state; appends a history entry when the overall
   // state or its message changes.
   void set_state(StatusComponent component, Severity status, std::string message);
+  // The component no longer counts for the overall state.
+  void clear_state(StatusComponent component);
   std::optional<StatusEntry> current() const;
   std::vector<StatusEntry> history() const;
 
@@ -99,7 +104,7 @@ class StatusStore {
     std::optional<Severity> status;  // not set yet
     std::string message;
   };
-  Part parts_[3];
+  Part parts_[5];
   SyncInfo sync_;
   std::shared_ptr<const VmsSnapshot> vms_;
   Histogram durations_{cycle_buckets()};

@@ -109,7 +109,11 @@ void EndpointPool::answered(const Routed& routed) {
     e.target = FailoverTarget::accountdb;
     e.from = from;
     e.to = routed.target;
-    if (!routed.failed.empty()) {
+    // Failures of the answering endpoint alone (a retry that worked) are no
+    // failover: the first answer after them only sets the endpoint in use.
+    const bool moved = std::any_of(routed.failed.begin(), routed.failed.end(),
+                                   [&](const auto& f) { return f.first != routed.target; });
+    if (moved) {
       e.kind = FailoverKind::automatic;
       e.reason = describe_failures(routed.failed);
       event = e;
@@ -199,7 +203,9 @@ std::vector<Url> EndpointPool::to_check() {
   std::vector<Url> out;
   for (const auto& e : options_.endpoints) {
     const auto t = monitor_.target(e.url.str());
-    if (t && t->health.consecutive_failures > 0 && t->health.circuit != CircuitState::open) {
+    const bool undecided = t && t->health.status == HealthStatus::unknown;
+    if (t && (t->health.consecutive_failures > 0 || undecided) &&
+        t->health.circuit != CircuitState::open) {
       out.push_back(e.url);
     }
   }

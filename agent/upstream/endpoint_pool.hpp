@@ -52,9 +52,10 @@ class EndpointPool {
   std::optional<std::string> prefer(const std::string& url);
   // POST /failover/reset: breakers closed, counts zeroed, no operator choice.
   void reset();
-  // The endpoints that need a recovery check now (node_info): those with a
-  // failure since their last success whose breaker lets a request through
-  // (closed, or half-open once the open period has passed).
+  // The endpoints that need a check now (node_info): those with a failure
+  // since their last success, and those whose health is not decided yet (a
+  // backup that no request has reached), whose breaker lets a request
+  // through (closed, or half-open once the open period has passed).
   std::vector<Url> to_check();
 
   // The selection policy of the AccountDB upstream: a call for any endpoint

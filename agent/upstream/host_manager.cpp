@@ -21,20 +21,22 @@ std::optional<double> host_score(const TargetSnapshot& t, bool primary, int bonu
 
 namespace {
 
-// Lower is tried earlier.
-int tier(const TargetSnapshot& t) {
-  if (t.circuit == CircuitState::half_open) {
-    return 3;
+// Lower is tried earlier. A host the agent saw answer comes before one
+// the cluster only reports online, so the probed candidates stay the same
+// from round to round.
+int tier(const TargetView& t) {
+  if (t.health.circuit == CircuitState::half_open) {
+    return 4;
   }
-  switch (t.status) {
+  switch (t.state) {
     case HealthStatus::healthy:
-      return 0;
+      return t.source == StateSource::cluster ? 1 : 0;
     case HealthStatus::unknown:
-      return 1;
-    case HealthStatus::unhealthy:
       return 2;
+    case HealthStatus::unhealthy:
+      return 3;
   }
-  return 2;
+  return 3;
 }
 
 }  // namespace
@@ -63,8 +65,7 @@ std::vector<std::string> order_hosts(const std::vector<TargetView>& hosts,
       out.insert(out.begin(), h.info.url);
       continue;
     }
-    rest.push_back({&h, tier(h.health),
-                    host_score(h.health, h.info.url == primary, bonus).value_or(0.0),
+    rest.push_back({&h, tier(h), host_score(h.health, h.info.url == primary, bonus).value_or(0.0),
                     h.health.response_time_ms.value_or(0.0), i});
   }
   std::stable_sort(rest.begin(), rest.end(), [](const Ranked& a, const Ranked& b) {
@@ -297,43 +298,81 @@ void HostManager::discovered(const ClusterStatus& status) {
   std::vector<FailoverEvent> events;
   {
     std::lock_guard lock(mutex_);
-    if (!options_.discover) {
-      return;
-    }
-    const auto primary = parse_url(options_.primary, {"https", 8006});
-    if (!primary) {
-      return;
-    }
     const auto now = clock_.now();
-    bool changed = false;
-    for (const auto& node : status.nodes) {
-      if (!node.online || node.ip.empty() || node.local) {
-        continue;
-      }
-      Url url = *primary;
-      url.host = node.ip;
-      url.path.clear();
-      const auto key = url.str();
-      if (key == options_.primary ||
-          std::find(options_.configured.begin(), options_.configured.end(), key) !=
-              options_.configured.end()) {
-        continue;
-      }
-      auto [it, added] = discovered_.try_emplace(key, Discovered{node.name, now});
-      it->second.last_seen = now;
-      it->second.node = node.name;
-      if (added) {
-        log::info("proxmox_host_discovered", "a failover Proxmox host was discovered",
-                  {{"host", key}, {"node", node.name}});
-        changed = true;
-      }
+    if (options_.discover) {
+      discover_locked(status, now);
+      age_out_locked(now, events);
     }
-    if (changed) {
-      publish_targets_locked();
-    }
-    age_out_locked(now, events);
+    membership_locked(status);
   }
   emit(events);
+}
+
+void HostManager::discover_locked(const ClusterStatus& status, Clock::TimePoint now) {
+  const auto primary = parse_url(options_.primary, {"https", 8006});
+  if (!primary) {
+    return;
+  }
+  bool changed = false;
+  for (const auto& node : status.nodes) {
+    if (!node.online || node.ip.empty() || node.local) {
+      continue;
+    }
+    Url url = *primary;
+    url.host = node.ip;
+    url.path.clear();
+    const auto key = url.str();
+    if (key == options_.primary || std::find(options_.configured.begin(), options_.configured.end(),
+                                             key) != options_.configured.end()) {
+      continue;
+    }
+    auto [it, added] = discovered_.try_emplace(key, Discovered{node.name, now});
+    it->second.last_seen = now;
+    it->second.node = node.name;
+    if (added) {
+      log::info("proxmox_host_discovered", "a failover Proxmox host was discovered",
+                {{"host", key}, {"node", node.name}});
+      changed = true;
+    }
+  }
+  if (changed) {
+    publish_targets_locked();
+  }
+}
+
+void HostManager::membership_locked(const ClusterStatus& status) {
+  std::map<std::string, bool> online;
+  for (const auto& t : monitor_.targets()) {
+    const auto url = parse_url(t.info.url, {"https", 8006});
+    const auto node = std::find_if(status.nodes.begin(), status.nodes.end(), [&](const auto& n) {
+      return (!t.info.node_name.empty() && n.name == t.info.node_name) ||
+             (url && !n.ip.empty() && n.ip == url->host) ||
+             (n.local && t.info.url == options_.primary);
+    });
+    if (node != status.nodes.end()) {
+      online[t.info.url] = node->online;
+    }
+  }
+  monitor_.set_reported(online);
+}
+
+std::vector<std::string> HostManager::probe_targets(std::size_t peers) {
+  refresh();
+  std::vector<std::string> out;
+  {
+    std::lock_guard lock(mutex_);
+    out.push_back(preferred_);
+    if (options_.primary != preferred_) {
+      out.push_back(options_.primary);
+    }
+    const auto candidates =
+        order_hosts(monitor_.targets(), preferred_, options_.primary, options_.primary_bonus, out);
+    for (std::size_t i = 0; i < candidates.size() && i < peers; ++i) {
+      out.push_back(candidates[i]);
+    }
+  }
+  monitor_.set_probed(out);
+  return out;
 }
 
 std::optional<std::string> HostManager::prefer(const std::string& host) {

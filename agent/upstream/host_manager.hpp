@@ -91,10 +91,17 @@ class HostManager {
   // starts; when it has passed and the primary is still healthy, it is
   // preferred again. Not while an operator's choice holds.
   void evaluate();
-  // Discovery from /cluster/status: online nodes with an address become
-  // failover hosts on the primary's scheme and port; discovered hosts that
-  // have been out of it for cleanup_age are dropped.
+  // One read of /cluster/status. Membership: what it says of each known host
+  // (online or not; matched by node name, address, or `local` for the
+  // primary) is the state of a host that is not probed. Discovery, when on:
+  // online nodes with an address become failover hosts on the primary's
+  // scheme and port; discovered hosts out of it for cleanup_age are dropped.
   void discovered(const ClusterStatus& status);
+  // The hosts one health round probes (docs/failover.md "Health checks"):
+  // the host in use, the primary while it is not, and the first `peers`
+  // others in the order failover would try them. The monitor is told, so the
+  // others' state comes from the cluster and from passive outcomes.
+  std::vector<std::string> probe_targets(std::size_t peers);
   // Hosts not seen in /cluster/status for cleanup_age are dropped (also done by discovered()).
   void age_out();
   // POST /failover/proxmox: an error for an unknown or open-circuit host.
@@ -121,6 +128,8 @@ class HostManager {
   void refresh();
   void publish_targets_locked();
   void age_out_locked(Clock::TimePoint now, std::vector<FailoverEvent>& events);
+  void discover_locked(const ClusterStatus& status, Clock::TimePoint now);
+  void membership_locked(const ClusterStatus& status);
   void switch_locked(const std::string& to, const std::string& reason, FailoverKind kind,
                      std::vector<FailoverEvent>& events);
   std::vector<std::string> order_locked() const;

@@ -19,6 +19,7 @@ HealthSettings health_settings(const Settings& s) {
   h.healthy_threshold = s.healthy_threshold;
   h.breaker.threshold = s.circuit_breaker_threshold;
   h.breaker.reset = std::chrono::seconds(s.circuit_breaker_reset);
+  h.fresh_for = std::chrono::seconds(2 * s.health_check_interval);
   return h;
 }
 

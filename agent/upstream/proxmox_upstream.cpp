@@ -67,20 +67,21 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
 
 void ProxmoxUpstream::health_round() {
   auto& hosts = upstream_.policy();
-  for (const auto& host : hosts.hosts()) {
+  // Membership first: it tells the state of the hosts that are not probed,
+  // and discovery may add hosts.
+  if (auto status = client_->cluster_status()) {
+    hosts.discovered(*status);
+  } else {
+    log::debug("proxmox_cluster_status", "cannot read /cluster/status",
+               {{"error", status.error().message}});
+  }
+  const auto peers = static_cast<std::size_t>(settings_.get()->health_check_peers);
+  for (const auto& host : hosts.probe_targets(peers)) {
     if (upstream_.monitor().circuit(host) != CircuitState::open) {
       // The monitor has the outcome (ObservingClient); the debug log says why.
       if (auto checked = client_->check_health(host); !checked) {
         log::debug("proxmox_health_check", checked.error().message, {{"host", host}});
       }
-    }
-  }
-  if (settings_.get()->proxmox_discover_hosts) {
-    if (auto status = client_->cluster_status()) {
-      hosts.discovered(*status);
-    } else {
-      log::debug("proxmox_discovery", "cannot read /cluster/status for discovery",
-                 {{"error", status.error().message}});
     }
   }
   hosts.evaluate();

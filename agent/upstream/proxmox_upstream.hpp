@@ -23,9 +23,11 @@ class ProxmoxUpstream {
   HostManager& hosts() { return upstream_.policy(); }
   const RetryBudget& budget() const { return upstream_.budget(); }
 
-  // One round of health checks (docs/failover.md "Health checks"): GET /version on each known
-  // host whose breaker lets it through, one at a time; discovery from
-  // /cluster/status; then the return to the primary is evaluated.
+  // One health round (docs/failover.md "Health checks"): /cluster/status from
+  // the host in use for membership and discovery; GET /version, one at a
+  // time, to the probed hosts whose breaker lets it through (the host in
+  // use, the primary while it is not, HEALTH_CHECK_PEERS candidates); then
+  // the return to the primary is evaluated.
   void health_round();
 
  private:

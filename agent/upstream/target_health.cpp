@@ -18,6 +18,20 @@ std::string_view to_string(HealthStatus s) {
   return "unknown";
 }
 
+std::string_view to_string(StateSource s) {
+  switch (s) {
+    case StateSource::probed:
+      return "probed";
+    case StateSource::passive:
+      return "passive";
+    case StateSource::cluster:
+      return "cluster";
+    case StateSource::none:
+      return "none";
+  }
+  return "none";
+}
+
 TargetHealth::TargetHealth(const Live<HealthSettings>& settings)
     : settings_(settings),
       breaker_(settings.map([](const HealthSettings& s) { return s.breaker; })) {}

@@ -20,10 +20,19 @@ namespace pha {
 enum class HealthStatus { unknown, healthy, unhealthy };
 std::string_view to_string(HealthStatus s);
 
+// Where the state shown for a target comes from (docs/failover.md "Health
+// checks"): the agent's own health checks, the outcomes of real requests,
+// the cluster's membership (corosync's view in /cluster/status), or nothing.
+enum class StateSource { probed, passive, cluster, none };
+std::string_view to_string(StateSource s);
+
 struct HealthSettings {
   int healthy_threshold = 2;    // HEALTHY_THRESHOLD: consecutive successes to become healthy
   int unhealthy_threshold = 3;  // consecutive failures to become unhealthy (HAProxy fall 3)
   BreakerSettings breaker;
+  // How long the outcome of a real request speaks for a target that is not
+  // probed: two health-check intervals.
+  std::chrono::seconds fresh_for{60};
 };
 
 // One observed exchange with the target.

@@ -1,5 +1,7 @@
 #include "agent/upstream/upstream_monitor.hpp"
 
+#include <algorithm>
+
 #include "agent/core/url.hpp"
 
 namespace pha {
@@ -27,7 +29,7 @@ void UpstreamMonitor::set_targets(const std::vector<TargetInfo>& targets) {
       }
     }
     if (!t) {
-      t = std::make_unique<Target>(Target{info, TargetHealth(settings_), 0, {}});
+      t = std::make_unique<Target>(Target{info, TargetHealth(settings_), 0, {}, true, {}});
     }
     t->info = info;
     next.push_back(std::move(t));
@@ -163,13 +165,52 @@ CircuitState UpstreamMonitor::circuit(const std::string& url) const {
   return CircuitState::closed;
 }
 
+void UpstreamMonitor::set_probed(const std::vector<std::string>& urls) {
+  std::lock_guard lock(mutex_);
+  for (auto& t : targets_) {
+    t->probed = std::find(urls.begin(), urls.end(), t->info.url) != urls.end();
+  }
+}
+
+void UpstreamMonitor::set_reported(const std::map<std::string, bool>& online) {
+  std::lock_guard lock(mutex_);
+  for (auto& t : targets_) {
+    const auto it = online.find(t->info.url);
+    t->reported_online = it == online.end() ? std::nullopt : std::optional<bool>(it->second);
+  }
+}
+
+EffectiveState effective_state(const TargetSnapshot& health, bool probed,
+                               std::optional<bool> reported_online, std::int64_t unix_now,
+                               std::chrono::seconds fresh_for) {
+  if (health.status != HealthStatus::unknown) {
+    if (probed) {
+      return {health.status, StateSource::probed};
+    }
+    if (health.last_checked && unix_now - *health.last_checked <= fresh_for.count()) {
+      return {health.status, StateSource::passive};
+    }
+  }
+  // A probed host not decided yet (too few checks) keeps the cluster's word meanwhile.
+  if (reported_online) {
+    return {*reported_online ? HealthStatus::healthy : HealthStatus::unhealthy,
+            StateSource::cluster};
+  }
+  return {HealthStatus::unknown, probed ? StateSource::probed : StateSource::none};
+}
+
 std::vector<TargetView> UpstreamMonitor::targets() const {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
+  const auto unix_now = clock_.unix_now();
+  const auto fresh_for = settings_().fresh_for;
   std::vector<TargetView> out;
   out.reserve(targets_.size());
   for (const auto& t : targets_) {
-    out.push_back({t->info, t->health.snapshot(now), t->in_flight, t->by_kind});
+    auto health = t->health.snapshot(now);
+    const auto e = effective_state(health, t->probed, t->reported_online, unix_now, fresh_for);
+    out.push_back({t->info, std::move(health), t->in_flight, t->by_kind, t->probed,
+                   t->reported_online, e.state, e.source});
   }
   return out;
 }
@@ -211,7 +252,7 @@ Redundancy redundancy_of(const std::vector<TargetView>& targets, const std::stri
   bool active_healthy = false;
   bool healthy_backup = false;
   for (const auto& t : targets) {
-    const bool ok = t.health.status == HealthStatus::healthy;
+    const bool ok = t.state == HealthStatus::healthy;
     healthy += ok ? 1 : 0;
     if (t.info.url == active) {
       active_healthy = ok;

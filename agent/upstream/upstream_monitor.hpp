@@ -33,10 +33,27 @@ struct TargetInfo {
 
 struct TargetView {
   TargetInfo info;
-  TargetSnapshot health;
+  TargetSnapshot health;  // what the agent's own requests showed
   std::int64_t in_flight = 0;
   std::array<std::uint64_t, kFailureKinds> by_kind{};  // attempts by outcome kind
+  bool probed = true;                                  // the health round checks it
+  std::optional<bool> reported_online;  // the cluster's word; none when not in /cluster/status
+  // The state shown and decided on (effective_state): for a target that is
+  // not probed, a fresh passive outcome, else the cluster's word.
+  HealthStatus state = HealthStatus::unknown;
+  StateSource source = StateSource::none;
 };
+
+struct EffectiveState {
+  HealthStatus state = HealthStatus::unknown;
+  StateSource source = StateSource::none;
+};
+// A probed target: its health once decided. One that is not probed: its
+// health when a real request showed it within `fresh_for`. Otherwise what
+// the cluster reports (online: healthy, offline: unhealthy), else unknown.
+EffectiveState effective_state(const TargetSnapshot& health, bool probed,
+                               std::optional<bool> reported_online, std::int64_t unix_now,
+                               std::chrono::seconds fresh_for);
 
 struct ConnectionHealth {
   std::optional<std::int64_t> last_successful_call;  // unix seconds
@@ -83,6 +100,12 @@ class UpstreamMonitor {
   bool allow(const std::string& url);
   CircuitState circuit(const std::string& url) const;
 
+  // Proxmox: the targets the health round probes (the others are not), and
+  // what the cluster reports of each (a target left out: not in it). Until
+  // set_probed is called every target counts as probed.
+  void set_probed(const std::vector<std::string>& urls);
+  void set_reported(const std::map<std::string, bool>& online);
+
   std::vector<TargetView> targets() const;
   std::optional<TargetView> target(const std::string& url) const;
   ConnectionHealth connection_health() const;
@@ -95,6 +118,8 @@ class UpstreamMonitor {
     TargetHealth health;
     std::int64_t in_flight = 0;
     std::array<std::uint64_t, kFailureKinds> by_kind{};
+    bool probed = true;
+    std::optional<bool> reported_online;
   };
   // The target that `url` belongs to (the longest matching base URL); a new
   // one, keyed by the URL's origin, when none matches.

@@ -3,10 +3,13 @@
 // health of the Proxmox side following the simulator, the status history,
 // the POST authorisation, secrets, and hostile clients.
 
+#include <algorithm>
 #include <arpa/inet.h>
+#include <map>
 #include <netinet/in.h>
 #include <poll.h>
 #include <set>
+#include <sstream>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,11 +120,12 @@ TEST_CASE("api: every endpoint answers with the documented keys and status codes
   CHECK(pve["node"] == "pve1");
   CHECK(pve["redundancy"] == "single");
   REQUIRE(pve["hosts"].size() == 1);
-  CHECK(keys_of(pve["hosts"][0]) == std::set<std::string>{"url", "source", "status", "circuit",
-                                                          "response_time_ms", "failure_count",
-                                                          "consecutive_failures", "last_seen",
-                                                          "last_error", "score", "node_name"});
+  CHECK(keys_of(pve["hosts"][0]) ==
+        std::set<std::string>{"url", "source", "status", "state_source", "probed", "circuit",
+                              "response_time_ms", "failure_count", "consecutive_failures",
+                              "last_seen", "last_error", "score", "node_name", "cluster"});
   CHECK(pve["hosts"][0]["circuit"] == "closed");
+  CHECK(pve["hosts"][0]["state_source"] == "probed");  // the host in use is always probed
   CHECK(pve["hosts"][0]["last_seen"].is_number());
   const auto& adb = status["accountdb"];
   for (const char* k : {"url", "node_id", "connected", "owner_id", "strategy", "endpoints"}) {
@@ -133,7 +137,8 @@ TEST_CASE("api: every endpoint answers with the documented keys and status codes
   CHECK(adb["owner_id"] == 2);
   CHECK(adb["strategy"] == "priority");
   REQUIRE(adb["endpoints"].size() == 1);
-  for (const char* k : {"priority", "weight", "in_flight", "status", "circuit", "score"}) {
+  for (const char* k : {"priority", "weight", "in_flight", "status", "state_source", "probed",
+                        "circuit", "score"}) {
     CHECK_MESSAGE(adb["endpoints"][0].contains(k), k);
   }
   const auto& sync = status["sync"];
@@ -293,9 +298,13 @@ TEST_CASE(
     REQUIRE(agent.post("/sync/trigger")->status == 202);
     REQUIRE(agent.wait_cycles(n));
   }
+  REQUIRE(agent.wait_status([](const json& j) { return j["current"]["status"] == "ok"; }));
   auto s = agent.get_json("/status");
-  REQUIRE(s["history"].size() == 1);
-  CHECK(s["history"][0]["message"] == "in sync");
+  // Starting, then in sync once every upstream's state is known; the cycles
+  // after it changed nothing.
+  REQUIRE_MESSAGE(s["history"].size() == 2, s["history"].dump());
+  CHECK(s["history"][0]["status"] == "starting");
+  CHECK(s["history"][1]["message"] == "in sync");
 
   // AccountDB refuses list_vms: the cycle fails, one entry.
   w.adb.set_fault(
@@ -468,14 +477,60 @@ TEST_CASE("api: malformed and hostile requests get an error and the agent keeps 
   CHECK(result.exit_code == 0);
 }
 
-TEST_CASE("api: /metrics passes promtool check metrics and has the documented families") {
-  World w;
-  RunningAgent agent(w, {});
-  REQUIRE(agent.wait_cycles(1));
-  auto metrics = agent.get("/metrics");
-  REQUIRE(metrics);
-  REQUIRE(metrics->status == 200);
-  const auto file = w.dir.write("metrics.txt", metrics->body);
+namespace {
+
+// The lines of one metric family in the text format: series (name and
+// labels) -> value.
+std::map<std::string, double> series_of(const std::string& body, const std::string& name) {
+  std::map<std::string, double> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(name + "{") || line.starts_with(name + " ")) {
+      const auto space = line.rfind(' ');
+      out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+  }
+  return out;
+}
+
+double value_of(const std::string& body, const std::string& series) {
+  const auto all = series_of(body, series.substr(0, series.find('{')));
+  const auto it = all.find(series);
+  REQUIRE_MESSAGE(it != all.end(), series, " is missing");
+  return it->second;
+}
+
+// A state set: its series grouped by their labels without `state`; each
+// group must have every one of `states`, exactly one of them 1. Returns the
+// number of groups.
+std::size_t check_state_set(const std::string& body, const std::string& name,
+                            const std::set<std::string>& states) {
+  std::map<std::string, std::map<std::string, double>> groups;
+  for (const auto& [series, value] : series_of(body, name)) {
+    const auto at = series.find("state=\"");
+    REQUIRE_MESSAGE(at != std::string::npos, series);
+    const auto end = series.find('"', at + 7);
+    auto key = series;
+    key.erase(at, end + 1 - at);
+    groups[key][series.substr(at + 7, end - at - 7)] = value;
+  }
+  for (const auto& [key, by_state] : groups) {
+    std::set<std::string> seen;
+    int ones = 0;
+    for (const auto& [state, value] : by_state) {
+      seen.insert(state);
+      CHECK_MESSAGE((value == 0 || value == 1), key, " ", state);
+      ones += value == 1 ? 1 : 0;
+    }
+    CHECK_MESSAGE(seen == states, key);
+    CHECK_MESSAGE(ones == 1, key);
+  }
+  return groups.size();
+}
+
+// promtool check metrics prints nothing for `body`.
+void check_promtool(const World& w, const std::string& body, const std::string& name) {
+  const auto file = w.dir.write(name, body);
   REQUIRE_MESSAGE(::access("/usr/bin/promtool", X_OK) == 0,
                   "promtool is required (Debian package prometheus; scripts/setup.sh installs it)");
   const auto r = test::run_process(
@@ -484,17 +539,138 @@ TEST_CASE("api: /metrics passes promtool check metrics and has the documented fa
   CHECK_MESSAGE(r.exit_code == 0, r.out, r.err);
   CHECK_MESSAGE(r.out.empty(), r.out);  // lint findings are printed: there must be none
   CHECK_MESSAGE(r.err.empty(), r.err);
-  for (const char* family :
-       {"sync_cycles_total", "sync_cycle_duration_seconds", "guests_seen", "guests_filtered",
-        "guests_written_total", "whitelist_size", "whitelist_age_seconds", "heartbeat_age_seconds",
-        "upstream_requests_total", "upstream_request_duration_seconds", "circuit_breaker_state",
-        "process_resident_memory_bytes", "process_open_fds", "http_requests_total"}) {
-    CHECK_MESSAGE(metrics->body.find("# TYPE proxmox_host_agent_" + std::string(family) + " ") !=
-                      std::string::npos,
-                  family);
+}
+
+}  // namespace
+
+TEST_CASE("api: /metrics passes promtool check metrics and has the documented families") {
+  const std::string p = "proxmox_host_agent_";
+  World w;
+  // node_info hangs: the first cycle cannot end, so /metrics is read before any.
+  w.adb.set_fault({.kind = sim::AdbFaultKind::hang, .call = sim::AdbCall::node_info});
+  RunningAgent agent(w, {{"ACCOUNTDB_TIMEOUT", "120"}});
+  const auto node_info_sent = [&w] {
+    const auto requests = w.adb.requests();
+    return std::any_of(requests.begin(), requests.end(), [](const sim::AdbRecordedRequest& r) {
+      return r.call == sim::AdbCall::node_info;
+    });
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!node_info_sent() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);  // a poll interval, not a wait for an outcome
   }
-  CHECK(metrics->body.find("proxmox_host_agent_sync_cycle_duration_seconds_count 1\n") !=
-        std::string::npos);
-  CHECK(metrics->body.find("proxmox_host_agent_guests_written_total{kind=\"created\"} " +
-                           std::to_string(w.running.size()) + "\n") != std::string::npos);
+  REQUIRE(node_info_sent());
+  auto fresh = agent.get("/metrics");
+  REQUIRE(fresh);
+  REQUIRE(fresh->status == 200);
+  check_promtool(w, fresh->body, "metrics-fresh.txt");
+  // The timestamps are there from the start, 0 until their first event.
+  for (const char* ts :
+       {"sync_last_success_timestamp_seconds", "sync_last_attempt_timestamp_seconds",
+        "whitelist_last_update_timestamp_seconds", "heartbeat_last_success_timestamp_seconds"}) {
+    CHECK_MESSAGE(value_of(fresh->body, p + ts) == 0, ts);
+  }
+  CHECK(check_state_set(fresh->body, p + "status", {"starting", "ok", "warning", "error"}) == 1);
+  w.adb.clear_fault();  // the hung node_info is answered: the cycle ends
+  REQUIRE(agent.wait_cycles(1));
+  // The hung request ended with a dropped connection, a failure of the only
+  // endpoint: a warning until a cycle succeeds.
+  cycle(agent);
+  REQUIRE_MESSAGE(agent.wait_status([](const json& j) { return j["current"]["status"] == "ok"; }),
+                  agent.get_json("/status")["current"].dump());
+
+  auto metrics = agent.get("/metrics");
+  REQUIRE(metrics);
+  REQUIRE(metrics->status == 200);
+  const auto& body = metrics->body;
+  check_promtool(w, body, "metrics.txt");
+  for (const char* family : {"build_info",
+                             "live",
+                             "sync_cycles_total",
+                             "sync_cycle_duration_seconds",
+                             "sync_consecutive_failures",
+                             "sync_in_progress",
+                             "sync_interval_seconds",
+                             "sync_last_success_timestamp_seconds",
+                             "sync_last_attempt_timestamp_seconds",
+                             "guests_seen",
+                             "guests_filtered",
+                             "guests_written_total",
+                             "guest_write_errors_total",
+                             "whitelist_size",
+                             "whitelist_enabled",
+                             "whitelist_stale",
+                             "whitelist_last_update_timestamp_seconds",
+                             "heartbeat_last_success_timestamp_seconds",
+                             "upstream_requests_total",
+                             "upstream_request_duration_seconds",
+                             "upstream_health",
+                             "circuit_breaker_state",
+                             "upstream_in_use",
+                             "upstream_consecutive_failures",
+                             "upstream_targets",
+                             "upstream_degraded",
+                             "proxmox_failover_active",
+                             "failover_events_total",
+                             "retry_budget_tokens",
+                             "status",
+                             "http_requests_total",
+                             "http_connections_open",
+                             "http_connections_rejected_total",
+                             "http_bad_requests_total"}) {
+    CHECK_MESSAGE(body.find("# TYPE " + p + family + " ") != std::string::npos, family);
+  }
+  // The standard process families, as the client libraries name them.
+  for (const char* family : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                             "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                             "process_start_time_seconds"}) {
+    CHECK_MESSAGE(body.find("\n# TYPE " + std::string(family) + " ") != std::string::npos, family);
+    CHECK_MESSAGE(body.find(p + family) == std::string::npos, family);
+  }
+  // Replaced names are gone.
+  for (const char* old : {"start_time_seconds", "upstream_healthy", "whitelist_age_seconds",
+                          "heartbeat_age_seconds"}) {
+    CHECK_MESSAGE(body.find("# TYPE " + p + old + " ") == std::string::npos, old);
+  }
+  const auto status = agent.get_json("/status");
+  const auto now = static_cast<double>(status["timestamp"].get<std::int64_t>());
+  const auto started = value_of(body, "process_start_time_seconds");
+  CHECK(started == static_cast<double>(status["agent"]["started_at"].get<std::int64_t>()));
+  CHECK(value_of(body, "process_virtual_memory_bytes") >=
+        value_of(body, "process_resident_memory_bytes"));
+  // After the cycle every timestamp is set, between the start and now.
+  for (const char* ts :
+       {"sync_last_success_timestamp_seconds", "sync_last_attempt_timestamp_seconds",
+        "whitelist_last_update_timestamp_seconds", "heartbeat_last_success_timestamp_seconds"}) {
+    const auto v = value_of(body, p + ts);
+    CHECK_MESSAGE(v >= started, ts);
+    CHECK_MESSAGE(v <= now, ts);
+  }
+  CHECK(value_of(body, p + "sync_interval_seconds") ==
+        status["sync"]["update_interval"].get<double>());
+  CHECK(value_of(body, p + "live") == 1);
+  CHECK(value_of(body, p + "proxmox_failover_active") == 0);
+  CHECK(value_of(body, p + "status{state=\"ok\"}") == 1);
+  // One state set per target; as many targets as upstream_targets says.
+  const auto targets = value_of(body, p + "upstream_targets{upstream=\"proxmox\"}") +
+                       value_of(body, p + "upstream_targets{upstream=\"accountdb\"}");
+  CHECK(targets == static_cast<double>(status["proxmox"]["hosts"].size() +
+                                       status["accountdb"]["endpoints"].size()));
+  CHECK(static_cast<double>(check_state_set(body, p + "upstream_health",
+                                            {"healthy", "unhealthy", "unknown"})) == targets);
+  CHECK(static_cast<double>(check_state_set(body, p + "circuit_breaker_state",
+                                            {"closed", "half_open", "open"})) == targets);
+  CHECK(check_state_set(body, p + "status", {"starting", "ok", "warning", "error"}) == 1);
+  CHECK(value_of(body, p + "upstream_health{upstream=\"accountdb\",target=\"" + w.adb.url() +
+                           "\",state=\"healthy\"}") == 1);
+  CHECK(value_of(body, p + "upstream_degraded{upstream=\"proxmox\"}") ==
+        (status["proxmox"]["degraded"] == true ? 1 : 0));
+  CHECK(value_of(body, p + "upstream_degraded{upstream=\"accountdb\"}") ==
+        (status["accountdb"]["degraded"] == true ? 1 : 0));
+  CHECK(value_of(body, p + "sync_cycle_duration_seconds_count") ==
+        value_of(body, p + "sync_cycles_total{result=\"ok\"}") +
+            value_of(body, p + "sync_cycles_total{result=\"warning\"}") +
+            value_of(body, p + "sync_cycles_total{result=\"error\"}"));
+  CHECK(value_of(body, p + "guests_written_total{kind=\"created\"}") ==
+        static_cast<double>(w.running.size()));
 }

@@ -2,6 +2,8 @@
 // ordered list, failing over to the best peer, the return to the primary
 // after its hold, discovery and aging, manual failover and reset.
 
+#include <tuple>
+
 #include <doctest/doctest.h>
 
 #include "agent/upstream/host_manager.hpp"
@@ -21,6 +23,8 @@ TargetView view(const std::string& url, HealthStatus s, CircuitState c = Circuit
   TargetView v;
   v.info.url = url;
   v.health.status = s;
+  v.state = s;
+  v.source = StateSource::probed;
   v.health.circuit = c;
   v.health.response_time_ms = rt;
   return v;
@@ -269,4 +273,84 @@ TEST_CASE("hosts: AUTO_RECOVERY false stays on the peer after the primary recove
   CHECK(w.hosts.preferred() == B);
   w.hosts.reset();
   CHECK(w.hosts.preferred() == P);
+}
+
+TEST_CASE("host order: checked healthy before healthy by the cluster's word before offline") {
+  auto reported = [](std::string url, HealthStatus state, StateSource source) {
+    TargetView v = view(url, HealthStatus::unknown);
+    v.state = state;
+    v.source = source;
+    return v;
+  };
+  const std::vector<TargetView> hosts = {
+      reported("offline", HealthStatus::unhealthy, StateSource::cluster),
+      reported("member", HealthStatus::healthy, StateSource::cluster),
+      reported("nothing", HealthStatus::unknown, StateSource::none),
+      view("checked", HealthStatus::healthy),
+  };
+  CHECK(order_hosts(hosts, "", "p", 50) ==
+        std::vector<std::string>{"checked", "member", "nothing", "offline"});
+}
+
+TEST_CASE("hosts: a round probes the host in use and the first candidates only") {
+  HostOptions o = World::options();
+  const std::string D = "https://10.0.0.4:8006";
+  const std::string E = "https://10.0.0.5:8006";
+  o.configured = {B, C, D, E};
+  World w(o);
+  w.observe(D, ok(5ms), 2);  // the best candidate
+  w.observe(B, ok(50ms), 2);
+  CHECK(w.hosts.probe_targets(2) == std::vector<std::string>{P, D, B});
+  auto probed = [&w] {
+    std::vector<std::string> out;
+    for (const auto& t : w.monitor.targets()) {
+      if (t.probed) {
+        out.push_back(t.info.url);
+      }
+    }
+    return out;
+  };
+  CHECK(probed() == std::vector<std::string>{P, B, D});
+  CHECK(w.hosts.probe_targets(0) == std::vector<std::string>{P});
+  CHECK(w.hosts.probe_targets(1000) == std::vector<std::string>{P, D, B, C, E});
+  // Failed over: the host in use, the primary (its return needs checks), then candidates.
+  w.hosts.local_failed("network: connection refused");
+  REQUIRE(w.hosts.preferred() == D);
+  CHECK(w.hosts.probe_targets(1) == std::vector<std::string>{D, P, B});
+}
+
+TEST_CASE("hosts: membership gives the state of the hosts that are not probed") {
+  HostOptions o = World::options();
+  o.primary_node = "pve1";
+  World w(o);
+  ClusterStatus st;
+  st.nodes = {{"pve1", "127.0.0.1", true, true, 1},
+              {"pve2", "10.0.0.2", true, false, 2},
+              {"pve3", "10.0.0.3", false, false, 3}};
+  w.hosts.discovered(st);
+  static_cast<void>(w.hosts.probe_targets(0));  // only the primary
+  auto state = [&w](const std::string& url) {
+    const auto t = w.monitor.target(url);
+    REQUIRE(t);
+    return std::make_tuple(*t->reported_online, t->state, t->source);
+  };
+  CHECK(state(B) == std::make_tuple(true, HealthStatus::healthy, StateSource::cluster));
+  CHECK(state(C) == std::make_tuple(false, HealthStatus::unhealthy, StateSource::cluster));
+  // The primary is probed but not decided yet: the cluster's word meanwhile, then its checks.
+  CHECK(state(P) == std::make_tuple(true, HealthStatus::healthy, StateSource::cluster));
+  w.observe(P, ok(), 2);
+  CHECK(state(P) == std::make_tuple(true, HealthStatus::healthy, StateSource::probed));
+  // A real request that failed speaks for a host that is not probed, while it is fresh.
+  w.observe(B, refused(), 3);
+  CHECK(state(B) == std::make_tuple(true, HealthStatus::unhealthy, StateSource::passive));
+  w.clock.advance(61s);
+  CHECK(state(B) == std::make_tuple(true, HealthStatus::healthy, StateSource::cluster));
+  // Out of /cluster/status: nothing is known of a host that is not probed.
+  st.nodes.resize(1);
+  w.hosts.discovered(st);
+  const auto c = w.monitor.target(C);
+  REQUIRE(c);
+  CHECK_FALSE(c->reported_online.has_value());
+  CHECK(c->state == HealthStatus::unknown);
+  CHECK(c->source == StateSource::none);
 }

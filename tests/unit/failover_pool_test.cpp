@@ -27,6 +27,14 @@ struct World {
       : pool(Live<PoolOptions>([this] { return options; }), monitor, clock,
              [this](const FailoverEvent& e) { events.push_back(e); }) {}
 
+  // Both endpoints answered enough checks to be healthy.
+  void decided() {
+    for (const auto& url : {A, B}) {
+      for (int i = 0; i < HealthSettings{}.healthy_threshold; ++i) {
+        monitor.observe(url, {FailureKind::ok, 5ms, ""});
+      }
+    }
+  }
   // A request answered by `target` after the targets of `failed` failed.
   void answered(const std::string& target, const std::vector<std::string>& failed = {}) {
     Routed r;
@@ -48,6 +56,7 @@ struct World {
 
 TEST_CASE("endpoint pool: a failed endpoint hands over at once and comes back after a check") {
   World w;
+  w.decided();
   CHECK(w.pool.order() == std::vector<std::string>{A, B});
   w.answered(A);
   CHECK(w.events.empty());  // the first answer sets the endpoint in use silently
@@ -105,4 +114,29 @@ TEST_CASE("endpoint pool: manual failover refuses unknown and open endpoints") {
   CHECK(w.pool.prefer(B) == "the circuit breaker of " + B + " is open");
   CHECK_FALSE(w.pool.prefer(A).has_value());
   CHECK(w.pool.order().front() == A);
+}
+
+TEST_CASE("endpoint pool: a backup no request reached is checked until it is healthy") {
+  World w;
+  w.answered(A);
+  w.monitor.observe(A, {FailureKind::ok, 5ms, ""});
+  // A answered twice and is healthy; nothing has reached B.
+  REQUIRE(w.pool.to_check().size() == 1);
+  CHECK(w.pool.to_check()[0].str() == B);
+  w.monitor.observe(B, {FailureKind::ok, 5ms, ""});
+  CHECK(w.pool.to_check().size() == 1);  // one answer is not yet healthy
+  w.monitor.observe(B, {FailureKind::ok, 5ms, ""});
+  CHECK(w.pool.to_check().empty());
+}
+
+TEST_CASE("endpoint pool: the first answer after a retry on the same endpoint is no failover") {
+  World w;
+  w.answered(A, {A});  // A failed once, then answered on the retry
+  CHECK(w.pool.active() == A);
+  CHECK(w.events.empty());
+  w.answered(B, {A});  // A failed, B answered: that is a failover
+  REQUIRE(w.events.size() == 1);
+  CHECK(w.events[0].kind == FailoverKind::automatic);
+  CHECK(w.events[0].from == A);
+  CHECK(w.events[0].to == B);
 }

@@ -197,6 +197,7 @@ TEST_CASE("redundancy: level by count and the degraded rules") {
     TargetView v;
     v.info.url = std::move(url);
     v.health.status = s;
+    v.state = s;
     return v;
   };
   const auto H = HealthStatus::healthy;

@@ -94,6 +94,25 @@ TEST_CASE("status store: the overall state is the worst component and the sync w
   CHECK(store.history().size() == 4);
 }
 
+TEST_CASE("status store: starting ranks above ok and below a warning and parts can be cleared") {
+  test::FakeClock clock;
+  StatusStore store(clock, 10);
+  store.set_state(StatusComponent::startup, Severity::starting, "waiting for the first sync cycle");
+  CHECK(store.current()->status == Severity::starting);
+  store.record_cycle(cycle(true));
+  CHECK(store.current()->status == Severity::starting);
+  store.set_state(StatusComponent::redundancy, Severity::warning,
+                  "Proxmox redundancy degraded: 1 of 3 healthy");
+  CHECK(store.current()->status == Severity::warning);
+  store.clear_state(StatusComponent::startup);
+  store.clear_state(StatusComponent::redundancy);
+  CHECK(store.current()->status == Severity::ok);
+  CHECK(store.current()->message == "in sync");
+  store.clear_state(StatusComponent::redundancy);  // not set: no new entry
+  CHECK(store.history().size() == 3);
+  CHECK(nlohmann::json(Severity::starting) == "starting");
+}
+
 TEST_CASE("status store: a cycle without a Proxmox read keeps the last guests") {
   test::FakeClock clock;
   StatusStore store(clock, 10);
@@ -141,6 +160,16 @@ TEST_CASE("metrics: families have HELP and TYPE and label values are escaped") {
         "proxmox_host_agent_ratio 0.25\n");
 }
 
+TEST_CASE("metrics: a writer without a prefix writes the names as given") {
+  MetricsWriter m("");
+  m.family("process_open_fds", "gauge", "Open file descriptors.");
+  m.sample("process_open_fds", 7);
+  CHECK(m.text() ==
+        "# HELP process_open_fds Open file descriptors.\n"
+        "# TYPE process_open_fds gauge\n"
+        "process_open_fds 7\n");
+}
+
 TEST_CASE("metrics: a histogram has cumulative buckets with +Inf and a sum and count") {
   Histogram h({0.5, 1});
   h.observe(0.25);
@@ -161,6 +190,8 @@ TEST_CASE("metrics: the process figures are read from proc") {
   const auto p = read_process_stats();
   REQUIRE(p.rss_bytes.has_value());
   CHECK(*p.rss_bytes > 1024 * 1024);
+  REQUIRE(p.virtual_bytes.has_value());
+  CHECK(*p.virtual_bytes >= *p.rss_bytes);
   REQUIRE(p.open_fds.has_value());
   CHECK(*p.open_fds >= 3);
   REQUIRE(p.cpu_seconds.has_value());
