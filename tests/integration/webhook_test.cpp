@@ -5,11 +5,9 @@
 
 #include "agent/notify/webhook.hpp"
 
-#include <condition_variable>
-#include <mutex>
-
 #include <doctest/doctest.h>
 
+#include "tests/integration/webhook_receiver.hpp"
 #include "tests/integration/world.hpp"
 
 using namespace pha;
@@ -18,85 +16,6 @@ using namespace pha::test;
 namespace {
 
 const std::string kHookToken = "hook-token-7f3a9c";
-
-struct Call {
-  std::map<std::string, std::string> headers;
-  std::string body;
-  nlohmann::json json;
-};
-
-// POST /hook/<secret> on loopback, port 0. `hang` keeps every request
-// unanswered until the receiver stops.
-class Receiver {
- public:
-  explicit Receiver(bool hang = false) : hang_(hang) {
-    server_.Post("/hook/s3cr3t-path", [this](const httplib::Request& req, httplib::Response& res) {
-      std::unique_lock lock(mutex_);
-      Call c;
-      for (const auto& [k, v] : req.headers) {
-        c.headers[k] = v;
-      }
-      c.body = req.body;
-      c.json = nlohmann::json::parse(req.body, nullptr, false);
-      calls_.push_back(std::move(c));
-      cv_.notify_all();
-      if (hang_) {
-        cv_.wait_for(lock, 60s, [this] { return stopping_; });
-      }
-      res.status = 204;
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    REQUIRE(port_ > 0);
-    // Bound and listening already: a connection waits in the backlog until
-    // the accept loop runs.
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~Receiver() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/hook/s3cr3t-path";
-  }
-
-  std::vector<Call> calls(const std::string& event = "") const {
-    std::lock_guard lock(mutex_);
-    std::vector<Call> out;
-    for (const auto& c : calls_) {
-      if (event.empty() || (c.json.is_object() && c.json.value("event", "") == event)) {
-        out.push_back(c);
-      }
-    }
-    return out;
-  }
-  // Waits (bounded) for `n` calls of `event`.
-  bool wait_for(const std::string& event, std::size_t n, std::chrono::seconds timeout = 40s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] {
-      std::size_t k = 0;
-      for (const auto& c : calls_) {
-        k += c.json.is_object() && c.json.value("event", "") == event ? std::size_t{1} : 0;
-      }
-      return k >= n;
-    });
-  }
-
- private:
-  bool hang_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Call> calls_;
-  bool stopping_ = false;
-};
 
 // Every call is signed with the token and carries the four common keys.
 void check_envelope(const Call& c, const std::string& event) {

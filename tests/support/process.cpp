@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <poll.h>
+#include <set>
 #include <signal.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -204,6 +206,36 @@ std::string TempDir::write(const std::string& name, const std::string& content,
   }
   ::chmod(full.c_str(), static_cast<mode_t>(mode));
   return full;
+}
+
+std::vector<int> listening_ports(pid_t pid) {
+  const auto proc = "/proc/" + std::to_string(pid);
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator(proc + "/fd", ec)) {
+    const auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.starts_with("socket:[") && target.ends_with("]")) {
+      inodes.insert(target.substr(8, target.size() - 9));
+    }
+  }
+  std::vector<int> ports;
+  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+    std::ifstream in(proc + table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      std::istringstream row(line);
+      std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      row >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+          inode;
+      const auto colon = local.rfind(':');
+      if (state == "0A" && inodes.contains(inode) && colon != std::string::npos) {
+        ports.push_back(static_cast<int>(std::stoul(local.substr(colon + 1), nullptr, 16)));
+      }
+    }
+  }
+  return ports;
 }
 
 }  // namespace pha::test

@@ -61,6 +61,12 @@ class Process {
 ProcessResult run_process(const std::string& program, const ProcessOptions& options,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// The TCP ports a process listens on (IPv4 and IPv6), from its socket
+// descriptors in /proc/PID/fd and the LISTEN rows of /proc/PID/net/tcp{,6}:
+// how a test finds the port of a server it started with port 0 that does not
+// say which port it got.
+std::vector<int> listening_ports(pid_t pid);
+
 // A fresh, empty directory under the system temp dir, removed on destruction.
 class TempDir {
  public:
