@@ -40,7 +40,7 @@ if [[ $mode == smoke ]]; then
     echo "bench: $build is not configured; build the project first" >&2
     exit 1
   fi
-  cmake --build "$build" --target sync_bench failover_bench >/dev/null
+  cmake --build "$build" --target sync_bench failover_bench probe_bench >/dev/null
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
   echo "== bench smoke: sync_bench (100 guests, wrk 1 s)"
@@ -52,6 +52,9 @@ if [[ $mode == smoke ]]; then
   echo "== bench smoke: failover_bench (30 guests)"
   "$build/bench/failover_bench" 30 | tee "$out/failover.md"
   grep -q '^| AccountDB first endpoint refuses' "$out/failover.md"
+  echo "== bench smoke: probe_bench (3 nodes)"
+  "$build/bench/probe_bench" 3 2>/dev/null | tee "$out/probe.md"
+  grep -q '^| 3 | 2 (default) |' "$out/probe.md"
   echo "== bench smoke: http_server_bench (the new server, wrk 1 s)"
   PHA_BENCH_BUILD_DIR=$build bash bench/http_server_bench.sh --smoke | tee "$out/http.md"
   grep -q '^| new (Beast) | 4 | [1-9]' "$out/http.md"
@@ -66,7 +69,7 @@ echo "== configure + build ($build, Release)"
 # Without PHA_WERROR: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651)
 # in std::string code; the test command builds with warnings as errors.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHA_WERROR=OFF "${launcher[@]}" >/dev/null
-cmake --build "$build" -j "$(nproc)" --target sync_bench failover_bench proxmox-host-agent \
+cmake --build "$build" -j "$(nproc)" --target sync_bench failover_bench probe_bench proxmox-host-agent \
   mem_floor
 
 results=bench/results
@@ -81,6 +84,8 @@ echo "== mem_floor (the libraries alone)"
 "$build/bench/mem_floor" | tee "$tmp/floor.md"
 echo "== failover_bench (300 guests)"
 "$build/bench/failover_bench" 300 | tee "$tmp/failover.md"
+echo "== probe_bench (health-check load on clusters of 3, 10 and 50 nodes)"
+"$build/bench/probe_bench" 2>/dev/null | tee "$tmp/probe.md"
 echo "== http_server_bench (wrk on /status: the server before Boost.Beast and now)"
 PHA_BENCH_BUILD_DIR=$build bash bench/http_server_bench.sh | tee "$tmp/http.md"
 cp "$tmp/http.md" "$results/http_server.md"
@@ -108,6 +113,10 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "### Failover (\`build-release/bench/failover_bench 300\`)"
   echo
   cat "$tmp/failover.md"
+  echo
+  echo "### Health-check load (\`build-release/bench/probe_bench\`)"
+  echo
+  cat "$tmp/probe.md"
   echo
   echo "### The HTTP server before and after Boost.Beast (\`bench/http_server_bench.sh\`)"
   echo
