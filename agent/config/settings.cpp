@@ -5,7 +5,7 @@ namespace pha {
 std::vector<std::string> Settings::secrets() const {
   std::vector<std::string> out;
   for (const auto* s : {&proxmox_password, &proxmox_token_secret, &accountdb_api_key,
-                        &agent_api_token, &webhook_token}) {
+                        &agent_api_token, &agent_read_token, &webhook_token}) {
     if (!s->empty()) {
       out.push_back(*s);
     }

@@ -77,8 +77,10 @@ struct Settings {
   // The agent's HTTP API
   std::string bind_address;
   int port = 8000;
-  std::string agent_api_token;  // secret
+  std::string agent_api_token;   // secret: control (POST)
+  std::string agent_read_token;  // secret: customer data, and every GET under agent_read_auth
   bool agent_read_auth = false;
+  bool agent_open_customer_data = false;  // 0.2.0's open /vms and /config
   std::string tls_cert_file;
   std::string tls_key_file;
   int status_history_size = 10;

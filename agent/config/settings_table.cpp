@@ -506,11 +506,19 @@ const std::array kTable = {
     .default_value = "8000", .help = "Port of the HTTP API; 0 picks a free port and logs it.",
     .kind = ValueKind::integer, .start_only = true, .min = 0, .max = 65535, .apply = apply_int<&Settings::port>},
   SettingSpec{.env = "AGENT_API_TOKEN", .section = "HTTP API", .allowed = "any text",
-    .help = "Bearer token for the POST endpoints (unset: loopback clients only).", .secret = true,
+    .help = "Bearer token for control: the POST endpoints (unset: loopback clients only).", .secret = true,
     .apply = apply_secret},
+  SettingSpec{.env = "AGENT_READ_TOKEN", .section = "HTTP API", .allowed = "any text but AGENT_API_TOKEN",
+    .help = "Bearer token for customer data: /vms, /vms/{vmid}, /config (unset: loopback clients only).",
+    .secret = true, .apply = apply_secret},
   SettingSpec{.env = "AGENT_READ_AUTH", .flag = "--read-auth", .section = "HTTP API",
-    .default_value = "false", .help = "Require the token for every GET endpoint but /health too.",
+    .default_value = "false",
+    .help = "Require a token (AGENT_READ_TOKEN or AGENT_API_TOKEN) for every GET endpoint but /health too.",
     .kind = ValueKind::boolean, .apply = apply_bool<&Settings::agent_read_auth>},
+  SettingSpec{.env = "AGENT_OPEN_CUSTOMER_DATA", .flag = "--open-customer-data", .section = "HTTP API",
+    .default_value = "false",
+    .help = "Serve /vms, /vms/{vmid} and /config to every client without a token, as 0.2.0 did (a warning at start).",
+    .kind = ValueKind::boolean, .apply = apply_bool<&Settings::agent_open_customer_data>},
   SettingSpec{.env = "TLS_CERT_FILE", .flag = "--tls-cert", .section = "HTTP API",
     .allowed = "a readable PEM certificate", .help = "Serve HTTPS with this certificate (with TLS_KEY_FILE).",
     .start_only = true, .apply = apply_path<&Settings::tls_cert_file>},
@@ -573,6 +581,8 @@ Result<std::string> apply_secret(const SettingSpec& spec, std::string_view raw, 
     target = &out.accountdb_api_key;
   } else if (spec.env == "AGENT_API_TOKEN") {
     target = &out.agent_api_token;
+  } else if (spec.env == "AGENT_READ_TOKEN") {
+    target = &out.agent_read_token;
   } else if (spec.env == "WEBHOOK_TOKEN") {
     target = &out.webhook_token;
   }

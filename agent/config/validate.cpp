@@ -215,11 +215,7 @@ class Validator {
           cert ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
           std::string(cert ? "TLS_CERT_FILE" : "TLS_KEY_FILE") + " is set, and HTTPS needs both");
     }
-    if (s.agent_read_auth && s.agent_api_token.empty() && !failed("AGENT_API_TOKEN")) {
-      missing("AGENT_API_TOKEN", "AGENT_READ_AUTH=true (from " +
-                                     origin_of("AGENT_READ_AUTH").where +
-                                     ") needs a token to check (or AGENT_API_TOKEN_FILE)");
-    }
+    check_tokens();
     for (const auto& url : s.webhook_urls) {
       if (webhook_loops_back(url, s.bind_address, s.port)) {
         error("WEBHOOK_URLS", url_display(url), origin_of("WEBHOOK_URLS"),
@@ -236,6 +232,36 @@ class Validator {
             origin_of("PROXMOX_CONNECT_TIMEOUT"),
             "must not exceed PROXMOX_TIMEOUT (" + std::to_string(s.proxmox_timeout) +
                 "), the whole request's limit");
+    }
+  }
+
+  // The read and control tokens (docs/http-api.md "Authorisation").
+  void check_tokens() {
+    const auto& s = out_.settings;
+    if (s.agent_read_auth && s.agent_read_token.empty() && s.agent_api_token.empty() &&
+        !failed("AGENT_READ_TOKEN") && !failed("AGENT_API_TOKEN")) {
+      missing("AGENT_READ_TOKEN", "AGENT_READ_AUTH=true (from " +
+                                      origin_of("AGENT_READ_AUTH").where +
+                                      ") needs a token to check (or AGENT_READ_TOKEN_FILE)");
+    }
+    if (!s.agent_read_token.empty() && s.agent_read_token == s.agent_api_token) {
+      error("AGENT_READ_TOKEN", "***", origin_of("AGENT_READ_TOKEN"),
+            "is the same as AGENT_API_TOKEN: whoever reads could control; use two tokens");
+    }
+    if (s.agent_open_customer_data && (s.agent_read_auth || !s.agent_read_token.empty())) {
+      const char* other = s.agent_read_auth ? "AGENT_READ_AUTH=true" : "AGENT_READ_TOKEN";
+      error("AGENT_OPEN_CUSTOMER_DATA", "true", origin_of("AGENT_OPEN_CUSTOMER_DATA"),
+            std::string("opens what ") + other + " guards: set one or the other");
+    }
+    if (s.agent_open_customer_data) {
+      out_.warnings.emplace_back(
+          "AGENT_OPEN_CUSTOMER_DATA=true: /vms, /vms/{vmid} and /config answer every client "
+          "without a token, guest names and notes included, as 0.2.0 did; set AGENT_READ_TOKEN "
+          "instead");
+    } else if (s.agent_read_auth && s.agent_read_token.empty()) {
+      out_.warnings.emplace_back(
+          "AGENT_READ_AUTH=true without AGENT_READ_TOKEN: readers (Prometheus, the page) need "
+          "AGENT_API_TOKEN, which also controls the agent; give them AGENT_READ_TOKEN instead");
     }
   }
 

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "agent/core/text.hpp"
+#include "agent/http/access.hpp"
 #include "agent/http/status_page.hpp"
 
 namespace pha {
@@ -36,27 +37,30 @@ Response json_response(int status, const json& body) {
   return r;
 }
 
-// Routes: path (exact, or a prefix ending in '/' for /vms/{vmid}) and the methods it has.
+// Routes: path (exact, or a prefix ending in '/' for /vms/{vmid}), the methods
+// it has and who may call it (access.hpp).
 struct Route {
   std::string_view path;
   std::string_view methods;  // comma-separated, for the Allow header
+  http::Access access;
 };
+using http::Access;
 constexpr Route kRoutes[] = {
-    {"/", "GET, HEAD"},
-    {"/health", "GET, HEAD"},
-    {"/health/proxmox", "GET, HEAD"},
-    {"/status", "GET, HEAD"},
-    {"/sync/status", "GET, HEAD"},
-    {"/sync/trigger", "POST"},
-    {"/whitelist/refresh", "POST"},
-    {"/vms", "GET, HEAD"},
-    {"/vms/", "GET, HEAD"},
-    {"/config", "GET, HEAD"},
-    {"/metrics", "GET, HEAD"},
-    {"/failover/events", "GET, HEAD"},
-    {"/failover/proxmox", "POST"},
-    {"/failover/accountdb", "POST"},
-    {"/failover/reset", "POST"},
+    {"/", "GET, HEAD", Access::open},  // holds no data; asks for a token when a read needs one
+    {"/health", "GET, HEAD", Access::open},
+    {"/health/proxmox", "GET, HEAD", Access::monitoring},
+    {"/status", "GET, HEAD", Access::monitoring},
+    {"/sync/status", "GET, HEAD", Access::monitoring},
+    {"/sync/trigger", "POST", Access::control},
+    {"/whitelist/refresh", "POST", Access::control},
+    {"/vms", "GET, HEAD", Access::customer_data},
+    {"/vms/", "GET, HEAD", Access::customer_data},
+    {"/config", "GET, HEAD", Access::customer_data},
+    {"/metrics", "GET, HEAD", Access::monitoring},
+    {"/failover/events", "GET, HEAD", Access::monitoring},
+    {"/failover/proxmox", "POST", Access::control},
+    {"/failover/accountdb", "POST", Access::control},
+    {"/failover/reset", "POST", Access::control},
 };
 
 const Route* find_route(std::string_view path) {
@@ -114,34 +118,6 @@ bool is_digits(std::string_view s) {
 
 Api::Api(ApiContext context) : ctx_(std::move(context)) {}
 
-std::optional<Response> Api::authorise(const http::Request& r, bool write,
-                                       const Settings& s) const {
-  const bool needs_token = write || s.agent_read_auth;
-  if (!needs_token) {
-    return std::nullopt;
-  }
-  if (s.agent_api_token.empty()) {
-    if (write && !r.peer_loopback) {
-      return http::error_response(
-          403, "forbidden", "POST is allowed from loopback only while AGENT_API_TOKEN is unset");
-    }
-    return std::nullopt;
-  }
-  const auto header = r.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() ||
-      !std::equal(kBearer.begin(), kBearer.end(), header.begin(),
-                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-    auto resp = http::error_response(401, "unauthorized", "a bearer token is required");
-    resp.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return resp;
-  }
-  if (!constant_time_equals(trim(header.substr(kBearer.size())), s.agent_api_token)) {
-    return http::error_response(403, "forbidden", "the bearer token is not valid");
-  }
-  return std::nullopt;
-}
-
 http::Dispatch Api::dispatch(const http::Request& r) {
   const auto* route = find_route(r.path);
   if (route == nullptr) {
@@ -155,12 +131,8 @@ http::Dispatch Api::dispatch(const http::Request& r) {
     resp.headers.emplace_back("Allow", std::string(route->methods));
     return {std::move(resp), {}};
   }
-  const auto settings = ctx_.settings();
-  // /health is always open; the page itself holds no data and asks for the token.
-  if (r.path != "/health" && r.path != "/") {
-    if (auto denied = authorise(r, post, *settings)) {
-      return {std::move(*denied), {}};
-    }
+  if (auto denied = http::check_access(route->access, r, *ctx_.settings())) {
+    return {std::move(*denied), {}};
   }
   return answer(r);
 }

@@ -90,8 +90,6 @@ class Api {
 
  private:
   http::Dispatch answer(const http::Request& r);
-  std::optional<http::Response> authorise(const http::Request& r, bool write,
-                                          const Settings& s) const;
   http::Response health() const;
   http::Response health_proxmox() const;
   http::Response vms() const;

@@ -70,6 +70,55 @@ TEST_CASE("api unit: read auth covers every GET but health and the page") {
   }
 }
 
+TEST_CASE("api unit: customer data is for loopback clients while no read token is set") {
+  Harness h;
+  for (const char* path : {"/vms", "/vms/101", "/config"}) {
+    CAPTURE(path);
+    CHECK(h.call("GET", path, true).status != 401);
+    const auto remote = h.call("GET", path, false);
+    CHECK(remote.status == 401);
+    CHECK(json::parse(remote.body)["message"].get<std::string>().find("AGENT_READ_TOKEN") !=
+          std::string::npos);
+  }
+  for (const char* path : {"/status", "/metrics", "/health/proxmox", "/sync/status", "/"}) {
+    CAPTURE(path);
+    const auto r = h.call("GET", path, false);
+    CHECK(r.status != 401);
+    CHECK(r.status != 403);
+  }
+}
+
+TEST_CASE("api unit: the read token reads and never controls") {
+  auto s = with_token();
+  s.agent_read_token = "read-only-token";
+  Harness h(s);
+  for (const bool loopback : {true, false}) {
+    CAPTURE(loopback);
+    CHECK(h.call("GET", "/vms", loopback).status == 401);  // a token is set: every client needs it
+    CHECK(h.call("GET", "/vms", loopback, "Bearer read-only-tokeN").status == 403);
+    CHECK(h.call("GET", "/vms", loopback, "Bearer read-only-token").status == 200);
+    CHECK(h.call("GET", "/config", loopback, "Bearer s3cret-token").status == 200);
+    CHECK(h.call("GET", "/metrics", loopback).status == 200);  // monitoring stays open
+    const auto control = h.call("POST", "/sync/trigger", loopback, "Bearer read-only-token");
+    CHECK(control.status == 403);
+    CHECK(json::parse(control.body)["message"].get<std::string>().find("AGENT_API_TOKEN") !=
+          std::string::npos);
+  }
+  CHECK(h.triggers == 0);
+  CHECK(h.call("POST", "/sync/trigger", false, "Bearer s3cret-token").status == 202);
+  CHECK(h.triggers == 1);
+}
+
+TEST_CASE("api unit: AGENT_OPEN_CUSTOMER_DATA opens customer data and nothing else") {
+  auto s = Harness::defaults();
+  s.agent_open_customer_data = true;
+  Harness h(s);
+  CHECK(h.call("GET", "/vms", false).status == 200);
+  CHECK(h.call("GET", "/config", false).status == 200);
+  CHECK(h.call("POST", "/sync/trigger", false).status == 403);
+  CHECK(h.triggers == 0);
+}
+
 TEST_CASE("api unit: unknown paths are 404 and wrong methods 405 with Allow") {
   Harness h;
   auto r = h.call("GET", "/sync");

@@ -558,7 +558,21 @@ TEST_CASE("settings that only make sense together") {
   CHECK(load(with(minimal_env(), {{"TLS_CERT_FILE", "/tls/cert.pem"}}), {}, "", &fs)
             .has_error("TLS_KEY_FILE is not set: TLS_CERT_FILE is set"));
   CHECK(load(with(minimal_env(), {{"AGENT_READ_AUTH", "true"}}))
-            .has_error("AGENT_API_TOKEN is not set"));
+            .has_error("AGENT_READ_TOKEN is not set: AGENT_READ_AUTH=true"));
+  auto control_reads = load(
+      with(minimal_env(), {{"AGENT_READ_AUTH", "true"}, {"AGENT_API_TOKEN", "control-token-1"}}));
+  REQUIRE(control_reads.ok());
+  CHECK(control_reads.has_warning("AGENT_READ_AUTH=true without AGENT_READ_TOKEN"));
+  auto same = load(with(minimal_env(), {{"AGENT_READ_TOKEN", "one-token-for-all"},
+                                        {"AGENT_API_TOKEN", "one-token-for-all"}}));
+  CHECK(same.has_error("AGENT_READ_TOKEN=*** (from environment): is the same as AGENT_API_TOKEN"));
+  CHECK(load(with(minimal_env(),
+                  {{"AGENT_OPEN_CUSTOMER_DATA", "true"}, {"AGENT_READ_TOKEN", "read-token-1"}}))
+            .has_error("AGENT_OPEN_CUSTOMER_DATA=true (from environment): opens what "
+                       "AGENT_READ_TOKEN guards"));
+  auto open = load(with(minimal_env(), {{"AGENT_OPEN_CUSTOMER_DATA", "true"}}));
+  REQUIRE(open.ok());
+  CHECK(open.has_warning("AGENT_OPEN_CUSTOMER_DATA=true: /vms, /vms/{vmid} and /config answer"));
   CHECK(load(with(minimal_env(), {{"RETRY_BASE_DELAY", "10"}, {"RETRY_MAX_DELAY", "5"}}))
             .has_error(
                 "RETRY_BASE_DELAY=10 (from environment): must not exceed RETRY_MAX_DELAY (5)"));
