@@ -9,7 +9,7 @@ PACKAGES=(
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev doctest-dev libsystemd-dev libboost-dev
   chromium prometheus wrk
-  dpkg-dev mmdebstrap systemd-container apt-utils gnupg jq ccache
+  dpkg-dev mmdebstrap systemd-container apt-utils gnupg jq ccache iproute2
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "agent/core/text.hpp"
+#include "agent/platform/logging.hpp"
 
 namespace pha::http {
 
@@ -92,10 +93,7 @@ std::optional<Response> check_read(Access access, const Request& r, const Settin
                           : "customer data needs AGENT_READ_TOKEN as a bearer token");
 }
 
-}  // namespace
-
-std::optional<Response> check_access(Access access, const Request& request,
-                                     const Settings& settings) {
+std::optional<Response> decide(Access access, const Request& request, const Settings& settings) {
   switch (access) {
     case Access::open:
       return std::nullopt;
@@ -106,6 +104,22 @@ std::optional<Response> check_access(Access access, const Request& request,
       return check_read(access, request, settings);
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Response> check_access(Access access, const Request& request,
+                                     const Settings& settings) {
+  auto denied = decide(access, request, settings);
+  if (denied) {
+    // Debug: a scraper with a wrong token would otherwise log every 15 s.
+    log::debug("http_denied", "request refused: " + std::to_string(denied->status),
+               {{"peer", request.peer},
+                {"method", request.method},
+                {"path", request.path},
+                {"status", denied->status}});
+  }
+  return denied;
 }
 
 }  // namespace pha::http
