@@ -107,6 +107,11 @@ TEST_CASE(
   CHECK_MESSAGE(failed.find(files.key) != std::string::npos, failed);
   CHECK(served() == second.sha256_fingerprint);
   CHECK(health_over(kept) == 200);
+  const auto metrics = kept.get("/metrics");
+  REQUIRE(metrics);
+  CHECK_MESSAGE(metrics->body.find("proxmox_host_agent_http_tls_reload_failures_total 1\n") !=
+                    std::string::npos,
+                metrics->body);
 
   // A certificate file gone: the settings check refuses it first.
   std::filesystem::remove(files.cert);
