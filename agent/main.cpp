@@ -120,7 +120,10 @@ void reload_settings(pha::Agent& agent, const pha::CommandLine& cl, pha::SystemA
     pha::log::warn("config_warning", w);
   }
   const auto files = pha::join_list(fresh.env_files);
-  agent.reload(std::move(fresh));
+  if (auto applied = agent.reload(std::move(fresh)); !applied) {
+    verdicts.reloaded(false, {applied.error().message});  // the agent logged why
+    return;
+  }
   pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)", {{"env_files", files}});
   verdicts.reloaded(true, {});
 }

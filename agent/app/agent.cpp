@@ -47,6 +47,7 @@ int Agent::run() {
 }
 
 int Agent::serve(Components& graph) {
+  std::unique_lock registered(server_mutex_);
   const auto s = settings_.get();
   HttpService http(graph);
   auto& server = http.server();
@@ -54,6 +55,8 @@ int Agent::serve(Components& graph) {
     log::error("http_failed", "cannot start the HTTP API: " + started.error().message);
     return 1;
   }
+  server_ = &server;
+  registered.unlock();
   log::info("http_listening", "the HTTP API is listening",
             {{"address", s->bind_address}, {"port", server.port()}, {"tls", server.tls()}});
   log::info("agent_started", "proxmox-host-agent is running",
@@ -75,6 +78,10 @@ int Agent::serve(Components& graph) {
     return evaluate_liveness(graph.loop_state(), server.stats(), *settings_.get(), clock_.now());
   });
   systemd::notify_stopping();
+  {
+    std::lock_guard lock(server_mutex_);
+    server_ = nullptr;
+  }
   server.stop();  // no new requests; a running job ends with the interrupt
   graph.checker.stop();
   graph.loop.stop();
@@ -132,16 +139,41 @@ std::vector<std::string> changed_start_only(const LoadedConfig& before, const Lo
 
 }  // namespace
 
-void Agent::reload(LoadedConfig config) {
+Status Agent::renew_tls(const Settings& next) {
+  if (server_ == nullptr || !server_->tls() || next.tls_cert_file.empty()) {
+    return {};  // no HTTPS, or HTTPS switched off: the restart does it (reload_partial)
+  }
+  const log::Fields files{{"cert_file", next.tls_cert_file}, {"key_file", next.tls_key_file}};
+  if (auto renewed = server_->reload_tls(next.tls_cert_file, next.tls_key_file); !renewed) {
+    log::error("tls_reload_failed",
+               "cannot use the new TLS certificate and key (" + renewed.error().message +
+                   "); keeping the old ones and the old configuration",
+               files);
+    return renewed;
+  }
+  log::info("tls_reloaded", "new HTTPS connections get the certificate read again", files);
+  return {};
+}
+
+Status Agent::reload(LoadedConfig config) {
+  std::lock_guard lock(server_mutex_);
   const auto& s = config.settings;
+  if (auto tls = renew_tls(s); !tls) {
+    return Error{ErrorKind::invalid, "TLS_CERT_FILE/TLS_KEY_FILE: " + tls.error().message};
+  }
   log::set_level(log::parse_level(s.log_level));
   log::set_secrets(s.secrets());
-  if (const auto changed = changed_start_only(*settings_.config(), config); !changed.empty()) {
+  auto changed = changed_start_only(*settings_.config(), config);
+  if (settings_.get()->tls_cert_file.empty() != s.tls_cert_file.empty()) {
+    changed.insert(changed.end(), {"TLS_CERT_FILE", "TLS_KEY_FILE"});  // HTTPS on or off
+  }
+  if (!changed.empty()) {
     log::warn("reload_partial",
               join_list(changed) + " changed at reload; applied only at the next start",
               {{"settings", join_list(changed)}});
   }
   settings_.replace(std::move(config));
+  return {};
 }
 
 }  // namespace pha

@@ -4,6 +4,7 @@
 // and shuts everything down.
 
 #include <functional>
+#include <mutex>
 
 #include "agent/app/components.hpp"
 #include "agent/config/live_settings.hpp"
@@ -23,18 +24,26 @@ class Agent {
   // Safe from any thread; every wait ends at once.
   void stop();
   // Applies a new, already validated configuration (SIGHUP): every part reads
-  // it from its next action on, and a cycle runs at once.
-  void reload(LoadedConfig config);
+  // it from its next action on, and a cycle runs at once. The HTTPS
+  // listener's certificate and key are read again first; a pair that does
+  // not load refuses the whole reload (the error says why) and nothing changes.
+  Status reload(LoadedConfig config);
 
  private:
   int serve(Components& graph);
   // Blocks until stop(); meanwhile pings systemd's watchdog while `liveness` holds.
   void wait_for_stop(const std::function<Liveness()>& liveness);
+  // The new certificate for the listener, when it serves HTTPS and will again.
+  Status renew_tls(const Settings& next);
 
   LiveSettings settings_;
   Clock& clock_;
   RunOptions options_;
   Interrupt interrupt_;
+  // The listener while it runs, for renew_tls. Held by serve() from building
+  // the server to its start, so that a reload meanwhile waits and then reaches it.
+  std::mutex server_mutex_;
+  http::Server* server_ = nullptr;
 };
 
 }  // namespace pha

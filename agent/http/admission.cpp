@@ -103,7 +103,7 @@ bool Server::Impl::make_room() {
 void Server::Impl::reject(tcp::socket& s) {
   ++rejected;
   error_code ignored;
-  if (!ssl_ctx) {
+  if (!tls) {
     // Best effort and never blocking: what the client already sent is read
     // first so that closing does not reset the connection under the answer.
     s.non_blocking(true, ignored);

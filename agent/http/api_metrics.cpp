@@ -253,6 +253,9 @@ void server_metrics(MetricsWriter& m, const ApiContext& ctx) {
   m.sample("http_connections_rejected_total", count(server.connections_rejected));
   m.family("http_bad_requests_total", "counter", "Malformed or oversized requests refused.");
   m.sample("http_bad_requests_total", count(server.bad_requests));
+  m.family("http_tls_reload_failures_total", "counter",
+           "Reloads whose TLS certificate and key did not load; the old ones stay in use.");
+  m.sample("http_tls_reload_failures_total", count(server.tls_reload_failures));
 }
 
 // The standard process families, unprefixed (`m` has no prefix).

@@ -34,11 +34,12 @@ void Server::Impl::Conn::start() {
   peer = address.to_string();
   loopback = address.is_loopback();
   ready_at = Clock::now();
-  if (!srv.ssl_ctx) {
+  tls_ctx = srv.tls_context();
+  if (!tls_ctx) {
     drive();
     return;
   }
-  tls.emplace(socket, *srv.ssl_ctx);
+  tls.emplace(socket, *tls_ctx);
   handshaking = true;
   tls->async_handshake(ssl::stream_base::server, [self = shared_from_this()](error_code ec) {
     self->handshaking = false;

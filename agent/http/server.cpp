@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <system_error>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <openssl/err.h>
@@ -60,13 +61,11 @@ T guarded(F&& f, T fallback, const std::string& what, Fields&& fields) {
   return fallback;
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- start and stop
-
-Status Server::Impl::setup_tls() {
-  const auto& cert = options.tls_cert_file;
-  const auto& key = options.tls_key_file;
+// A server context from a certificate chain and its key, both checked: a
+// file that is missing or does not parse, or a key that is not the
+// certificate's, is an error naming the file (never its content).
+Result<std::shared_ptr<ssl::context>> make_tls_context(const std::string& cert,
+                                                       const std::string& key) {
   for (const auto& [what, path] : {std::pair{"certificate", &cert}, std::pair{"key", &key}}) {
     std::FILE* f = std::fopen(path->c_str(), "r");
     if (f == nullptr) {
@@ -75,8 +74,8 @@ Status Server::Impl::setup_tls() {
     }
     std::fclose(f);
   }
-  ssl_ctx.emplace(ssl::context::tls_server);
-  SSL_CTX* ctx = ssl_ctx->native_handle();
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* ctx = context->native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   std::uint64_t flags = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
@@ -87,22 +86,49 @@ Status Server::Impl::setup_tls() {
   const auto mismatch =
       Error{ErrorKind::io, "TLS key file " + key + " does not match the certificate in " + cert};
   error_code ec;
-  ssl_ctx->use_certificate_chain_file(cert, ec);
+  context->use_certificate_chain_file(cert, ec);
   if (ec) {
+    ERR_clear_error();
     return Error{ErrorKind::io, "cannot use TLS certificate file " + cert + ": " + ec.message()};
   }
-  ssl_ctx->use_private_key_file(key, ssl::context::pem, ec);
+  context->use_private_key_file(key, ssl::context::pem, ec);
   // OpenSSL checks the key against the certificate as it loads it.
   if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
+    ERR_clear_error();
     return mismatch;
   }
   if (ec) {
+    ERR_clear_error();
     return Error{ErrorKind::io, "cannot use TLS key file " + key + ": " + ec.message()};
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
     return mismatch;
   }
+  return context;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- start and stop
+
+std::shared_ptr<ssl::context> Server::Impl::tls_context() {
+  std::lock_guard lock(tls_mutex);
+  return ssl_ctx;
+}
+
+Status Server::Impl::reload_tls(const std::string& cert_file, const std::string& key_file) {
+  if (!tls) {
+    return Error{ErrorKind::io, "the HTTP server was not started with TLS"};
+  }
+  auto fresh = make_tls_context(cert_file, key_file);
+  if (!fresh) {
+    ++tls_reload_failures;
+    return fresh.error();
+  }
+  std::shared_ptr<ssl::context> old;  // freed outside the lock, if no connection holds it
+  std::lock_guard lock(tls_mutex);
+  old = std::exchange(ssl_ctx, std::move(*fresh));
   return {};
 }
 
@@ -144,7 +170,7 @@ Status Server::Impl::listen() {
   }
   bound_port = acceptor.local_endpoint(ec).port();
   log::debug("http_server_listening", "HTTP API listening on " + host_port(address, bound_port),
-             {{"address", address}, {"port", bound_port.load()}, {"tls", ssl_ctx.has_value()}});
+             {{"address", address}, {"port", bound_port.load()}, {"tls", tls.load()}});
   return {};
 }
 
@@ -157,10 +183,12 @@ Status Server::Impl::start() {
     return Error{ErrorKind::io, "TLS needs both a certificate file and a key file"};
   }
   if (!options.tls_cert_file.empty()) {
-    if (auto r = setup_tls(); !r) {
-      ssl_ctx.reset();
-      return r;
+    auto context = make_tls_context(options.tls_cert_file, options.tls_key_file);
+    if (!context) {
+      return context.error();
     }
+    ssl_ctx = std::move(*context);
+    tls = true;
   }
   if (auto r = listen(); !r) {
     return r;
@@ -292,6 +320,10 @@ Status Server::start() {
   return impl_->start();
 }
 
+Status Server::reload_tls(const std::string& cert_file, const std::string& key_file) {
+  return impl_->reload_tls(cert_file, key_file);
+}
+
 int Server::port() const {
   return impl_->bound_port.load();
 }
@@ -311,6 +343,7 @@ ServerStats Server::stats() const {
   s.connections_rejected = i.rejected.load();
   s.connections_timed_out = i.timed_out.load();
   s.tls_handshake_failures = i.handshake_failures.load();
+  s.tls_reload_failures = i.tls_reload_failures.load();
   s.requests = i.requests.load();
   s.bad_requests = i.bad_requests.load();
   s.jobs_rejected = i.jobs_rejected.load();

@@ -13,7 +13,8 @@
 // headers (431/414), body (413, decided from Content-Length before reading it),
 // a deadline for a whole request's headers and body (slowloris: 408 and close),
 // an idle keep-alive timeout, a write timeout (deadlines are checked every
-// 50 ms). Optional TLS (asio::ssl on OpenSSL, TLS >= 1.2).
+// 50 ms). Optional TLS (asio::ssl on OpenSSL, TLS >= 1.2), its certificate
+// replaceable while running (reload_tls).
 // Every answer, the server's own errors included, carries X-Request-ID (the
 // client's when it sent a sane one) and errors are JSON {"error": ..., "message": ...}.
 
@@ -91,7 +92,8 @@ struct ServerStats {
   std::uint64_t connections_rejected = 0;
   std::uint64_t connections_timed_out = 0;
   std::uint64_t tls_handshake_failures = 0;
-  std::uint64_t requests = 0;      // answered, any status
+  std::uint64_t tls_reload_failures = 0;  // reload_tls() calls that kept the old certificate
+  std::uint64_t requests = 0;             // answered, any status
   std::uint64_t bad_requests = 0;  // answered by the server itself with 4xx (parse errors, limits)
   std::uint64_t jobs_rejected = 0;
   std::size_t connections_open = 0;  // gauge
@@ -116,6 +118,13 @@ class Server {
   // The bound port (the real one when options.port was 0).
   int port() const;
   bool tls() const;
+  // Certificate renewal (SIGHUP): a new TLS context from these files, which
+  // must parse and match as at start (the error says which file and why).
+  // Connections accepted from then on use it; those already open keep the
+  // one they were accepted with. On an error the context in use stays.
+  // Thread-safe; only for a server started with TLS (HTTPS cannot be
+  // switched on or off while running).
+  Status reload_tls(const std::string& cert_file, const std::string& key_file);
   // Stops accepting, closes every connection, waits for running jobs, joins.
   void stop();
   ServerStats stats() const;

@@ -51,7 +51,9 @@ struct Server::Impl {
   tcp::acceptor acceptor{io};
   asio::steady_timer tick_timer{io};
   asio::steady_timer accept_timer{io};
-  std::optional<ssl::context> ssl_ctx;
+  std::atomic<bool> tls{false};  // set by start(): the server speaks TLS, for its whole life
+  std::mutex tls_mutex;
+  std::shared_ptr<ssl::context> ssl_ctx;  // under tls_mutex; reload_tls() replaces it
   std::unique_ptr<asio::thread_pool> pool;
   std::thread loop;
   std::atomic<int> bound_port{0};
@@ -72,14 +74,16 @@ struct Server::Impl {
   std::multiset<TimePoint> running;  // when each running job started
 
   std::atomic<std::uint64_t> accepted{0}, rejected{0}, timed_out{0}, handshake_failures{0},
-      requests{0}, bad_requests{0}, jobs_rejected{0};
+      requests{0}, bad_requests{0}, jobs_rejected{0}, tls_reload_failures{0};
   std::atomic<std::size_t> open{0};
   std::atomic<Clock::rep> last_tick{0};
   std::atomic<bool> loop_running{false};
   std::array<std::atomic<std::uint64_t>, 600> by_status{};
 
   Status start();
-  Status setup_tls();
+  // The context new connections get (null without TLS).
+  std::shared_ptr<ssl::context> tls_context();
+  Status reload_tls(const std::string& cert_file, const std::string& key_file);
   Status listen();
   void stop();
   void accept();
@@ -102,6 +106,9 @@ struct Server::Impl::Conn : std::enable_shared_from_this<Conn> {
 
   Impl& srv;
   tcp::socket socket;
+  // The context the connection was accepted with: a reload does not pull it
+  // from under the stream (declared first, so the stream goes first).
+  std::shared_ptr<ssl::context> tls_ctx;
   std::optional<ssl::stream<tcp::socket&>> tls;
   RequestReader reader;
   std::optional<Answer> out;

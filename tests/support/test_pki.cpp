@@ -145,22 +145,6 @@ PkeyPtr key_from_pem(const std::string& pem) {
   return key;
 }
 
-std::string fingerprint(X509* cert) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  check(X509_digest(cert, EVP_sha256(), md.data(), &len), "X509_digest");
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    if (i > 0) {
-      out += ':';
-    }
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0x0F];
-  }
-  return out;
-}
-
 void write_file(const std::string& path, const std::string& content, unsigned mode) {
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -189,13 +173,29 @@ CertFiles write_leaf(const std::string& dir, const std::string& name, X509* cert
   files.cert_pem_path = dir + "/" + name + ".pem";
   files.key_pem_path = dir + "/" + name + ".key";
   files.ca_pem_path = ca_path.empty() ? files.cert_pem_path : ca_path;
-  files.sha256_fingerprint = fingerprint(cert);
+  files.sha256_fingerprint = sha256_fingerprint(cert);
   write_file(files.cert_pem_path, cert_to_pem(cert), 0644);
   write_file(files.key_pem_path, key_to_pem(key), 0600);
   return files;
 }
 
 }  // namespace
+
+std::string sha256_fingerprint(X509* cert) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  check(X509_digest(cert, EVP_sha256(), md.data(), &len), "X509_digest");
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    if (i > 0) {
+      out += ':';
+    }
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0x0F];
+  }
+  return out;
+}
 
 TestPki::TestPki(std::string dir) : dir_(std::move(dir)) {
   std::filesystem::create_directories(dir_);

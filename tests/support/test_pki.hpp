@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <openssl/types.h>
+
 namespace pha::test {
 
 struct CertFiles {
@@ -15,6 +17,9 @@ struct CertFiles {
   std::string ca_pem_path;         // the CA that signed it; the leaf itself when self-signed
   std::string sha256_fingerprint;  // of the leaf certificate's DER, "AB:CD:..." upper case
 };
+
+// "AB:CD:...": SHA-256 of the certificate's DER, upper case, as CertFiles has it.
+std::string sha256_fingerprint(X509* cert);
 
 class TestPki {
  public:
