@@ -15,6 +15,7 @@
 #include "agent/core/text.hpp"
 #include "agent/core/version.hpp"
 #include "agent/platform/files.hpp"
+#include "agent/platform/journal.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/platform/memory.hpp"
 #include "agent/platform/reload.hpp"
@@ -49,7 +50,7 @@ void setup_logging(const pha::Settings& s) {
   options.level = pha::log::parse_level(s.log_level);
   options.format =
       s.log_format == pha::LogFormat::json ? pha::log::Format::json : pha::log::Format::text;
-  options.journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  options.journal = pha::log::stderr_is_journal();
   options.secrets = s.secrets();
   pha::log::init(options);
 }

@@ -291,6 +291,40 @@ agent_port() {
 agent_status() { curl -fsS "http://127.0.0.1:$(agent_port)/status"; }
 status_has() { agent_status | jq -e "$1" >/dev/null; }
 main_pid() { ct systemctl show -P MainPID $unit; }
+# The unit's journal entries as JSON objects, one a line ("$@": matches, e.g. EVENT=failover).
+journal_json() { ct journalctl -u $unit -o json --no-pager "$@"; }
+# Whether an entry matching $1 satisfies the jq filter $2.
+journal_has() { journal_json "$1" | jq -se "any(.[]; $2)" >/dev/null; }
+
+# Journal-native logs (docs/packaging.md "Under systemd"): each event is an
+# entry whose fields journalctl matches and prints as JSON, and no field
+# holds a secret.
+journal_test() {
+  local vmid other
+  wait_for 20 "an EVENT=guest_written entry with its fields" journal_has EVENT=guest_written \
+    '.PRIORITY == "6" and .SYSLOG_IDENTIFIER == "'$pkg'" and (.VMID | test("^[0-9]+$"))
+     and .REQUEST == "create" and .UPSTREAM == "accountdb" and (.CYCLE | test("^[0-9]+$"))
+     and (.MESSAGE | startswith("guest_written: VMID "))'
+  vmid=$(journal_json EVENT=guest_written | jq -rs '.[0].VMID')
+  journal_json VMID="$vmid" | jq -se "length >= 1 and all(.[]; .VMID == \"$vmid\")" >/dev/null ||
+    fail "VMID=$vmid does not find that guest's entries"
+  journal_has EVENT=sync_cycle '.PRIORITY == "6" and (.CREATED | test("^[0-9]+$"))' ||
+    fail "no sync_cycle entry with its counts"
+  # A failover by hand, to a host other than the one in use, and back.
+  other=$(agent_status | jq -r '.proxmox.host as $h | [.proxmox.hosts[] | select(.url != $h and .status == "healthy")][0].url')
+  [[ $other != null ]] || { agent_status | jq .proxmox >&2; fail "no other healthy Proxmox host to fail over to"; }
+  curl -fsS -X POST -d "{\"host\": \"$other\"}" "http://127.0.0.1:$(agent_port)/failover/proxmox" >/dev/null ||
+    fail "POST /failover/proxmox failed"
+  wait_for 20 "EVENT=failover with UPSTREAM, TARGET and FAILOVER_KIND" journal_has EVENT=failover \
+    '.PRIORITY == "6" and .UPSTREAM == "proxmox" and .TARGET == "'"$other"'" and .FAILOVER_KIND == "manual"'
+  curl -fsS -X POST "http://127.0.0.1:$(agent_port)/failover/reset" >/dev/null || fail "POST /failover/reset failed"
+  # No secret in any field of any entry (the configured values are masked everywhere).
+  if journal_json | grep -c -F -e "$api_key" -e "$token_secret" >/dev/null; then
+    fail "a secret is in the journal"
+  fi
+  note "journal: EVENT=guest_written, VMID=$vmid, EVENT=failover (to $other) carry their fields; no secret"
+}
+
 # Every path of the node but package manager state, caches, logs, the
 # journal and runtime files: what a purge must restore.
 snapshot() {
@@ -418,6 +452,7 @@ EOF
     adb_holds "$expected"
   [[ $(adb_creates) -eq $expected ]] || fail "$(adb_creates) creates for $expected rows"
   note "start: $expected rows in AccountDB"
+  journal_test
 
   # -- reload applies an edit.
   local pid

@@ -52,9 +52,6 @@ void log_cycle(const CycleReport& r) {
   } else {
     log::info("sync_cycle", r.message, fields);
   }
-  for (const auto& e : r.errors) {
-    log::warn("sync_request_failed", e);
-  }
 }
 
 // What the overall state still waits for at start (docs/http-api.md "GET
@@ -128,6 +125,20 @@ void on_target_change(StatusStore& store, StatusComponent component, const Targe
   }
 }
 
+// The failure kind an automatic failover's reason starts with ("timeout on
+// https://...: ..."), for ERROR_KIND in the journal.
+std::optional<std::string> failure_kind_of(const std::string& reason) {
+  const auto word = reason.substr(0, reason.find(' '));
+  for (const auto k :
+       {FailureKind::network, FailureKind::timeout, FailureKind::tls, FailureKind::server,
+        FailureKind::rate_limited, FailureKind::auth, FailureKind::client}) {
+    if (word == to_string(k)) {
+      return word;
+    }
+  }
+  return std::nullopt;
+}
+
 // A change of the host or endpoint in use: persisted, logged, and in the
 // status history. Returns it as stored (with its id).
 FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const FailoverEvent& e) {
@@ -135,9 +146,12 @@ FailoverEvent on_failover(FailoverLog& events, StatusStore& store, const Failove
   const bool proxmox = e.target == FailoverTarget::proxmox;
   const auto component = proxmox ? StatusComponent::proxmox : StatusComponent::accountdb;
   const std::string what = proxmox ? "Proxmox host" : "AccountDB endpoint";
-  const log::Fields fields = {
-      {"target", to_string(e.target)}, {"from", e.from},     {"to", e.to},
-      {"kind", to_string(e.kind)},     {"reason", e.reason}, {"id", stored.id}};
+  log::Fields fields = {
+      {"upstream", to_string(e.target)},    {"target", e.to},     {"from", e.from}, {"to", e.to},
+      {"failover_kind", to_string(e.kind)}, {"reason", e.reason}, {"id", stored.id}};
+  if (const auto kind = failure_kind_of(e.reason)) {
+    fields.push_back({"kind", *kind});
+  }
   if (e.kind == FailoverKind::automatic) {
     log::warn("failover", what + " failover to " + e.to, fields);
     store.set_state(component, Severity::warning,

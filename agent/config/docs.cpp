@@ -332,7 +332,10 @@ std::string man_head() {
       "Under systemd it runs as the unit proxmox\\-host\\-agent.service: it reports READY once "
       "its configuration is loaded and its HTTP server listens, a one-line STATUS after each "
       "cycle, and STOPPING on shutdown, and pings the watchdog from its sync loop. Logs go to "
-      "standard error, that is the journal (journalctl \\-u proxmox\\-host\\-agent).\n"
+      "the journal (journalctl \\-u proxmox\\-host\\-agent), one entry per event with the "
+      "fields EVENT, VMID, UPSTREAM, TARGET, CYCLE, REQUEST_ID, ERROR_KIND where they apply: "
+      "journalctl \\-u proxmox\\-host\\-agent EVENT=failover lists the failovers, VMID=123 one "
+      "guest's history.\n"
       ".SH OPTIONS\n"
       "Every setting below that has a flag can also be given on the command line; a boolean's "
       "flag sets it to true and its " +

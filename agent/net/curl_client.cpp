@@ -105,7 +105,7 @@ class CurlClient final : public HttpClient {
         // The server closed a kept-alive connection just as we reused it:
         // that is not the host failing. Once more, on a new connection.
         log::debug("http_stale_connection", "kept-alive connection was closed; sending again",
-                   {{"upstream", options_.upstream},
+                   {{"upstream", to_lower(options_.upstream)},
                     {"method", upper(request.method)},
                     {"url", url_for_messages(request.url)},
                     {"curl_error", curl_easy_strerror(attempt.code)}});

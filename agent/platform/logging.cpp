@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/core/text.hpp"
+#include "agent/platform/journal.hpp"
 
 namespace pha::log {
 
@@ -70,24 +71,6 @@ Level from_spdlog(spdlog::level::level_enum l) {
   }
 }
 
-// syslog priorities, as sd-daemon.h's SD_* prefixes.
-int syslog_priority(Level l) {
-  switch (l) {
-    case Level::trace:
-    case Level::debug:
-      return 7;
-    case Level::info:
-      return 6;
-    case Level::warning:
-      return 4;
-    case Level::error:
-      return 3;
-    case Level::critical:
-      return 2;
-  }
-  return 6;
-}
-
 std::string iso_time(std::chrono::system_clock::time_point t) {
   const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
@@ -124,8 +107,11 @@ struct State {
   Format format = Format::text;
   bool journal = false;
   std::vector<std::string> secrets;
+  JournalWriter journal_writer;
   std::vector<std::string>* capture = nullptr;
 };
+
+thread_local Fields scoped;  // this thread's ScopedFields, innermost last
 
 State& state() {
   static State s;
@@ -180,6 +166,39 @@ std::string text_value(const nlohmann::json& v) {
   return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// The line, without the time and level the sink adds to text.
+std::string render(Format format, Level level, std::string_view event, std::string_view message,
+                   const Fields& fields) {
+  if (format == Format::json) {
+    nlohmann::json j = {{"time", iso_time(std::chrono::system_clock::now())},
+                        {"level", level_name(level)},
+                        {"event", event},
+                        {"message", message}};
+    for (const auto& f : fields) {
+      j[f.key] = f.value;
+    }
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  auto payload = std::string(event) + ": " + std::string(message);
+  for (const auto& f : fields) {
+    payload += " " + f.key + "=" + text_value(f.value);
+  }
+  return payload;
+}
+
+// Under the journal: the event as an entry. False when not under the
+// journal, or when the entry could not be sent (the line goes to stderr).
+bool sent_to_journal(Level level, std::string_view event, std::string_view line,
+                     const Fields& fields) {
+  auto& st = state();
+  std::lock_guard lock(st.mutex);
+  if (!st.journal) {
+    return false;
+  }
+  const auto entry = journal_entry(level, event, line, fields, st.secrets);
+  return (st.journal_writer ? st.journal_writer(entry) : send_to_journal(entry)) >= 0;
+}
+
 }  // namespace
 
 std::string mask_secrets(std::string_view in, const std::vector<std::string>& secrets) {
@@ -207,6 +226,7 @@ void init(const Options& options) {
     st.format = options.format;
     st.journal = options.journal;
     st.secrets = options.secrets;
+    st.journal_writer = options.journal_writer;
   }
   set_level(options.level);
 }
@@ -237,35 +257,36 @@ void capture_for_test(std::vector<std::string>* lines) {
   st.capture = lines;
 }
 
+ScopedFields::ScopedFields(const Fields& fields) : outer_size_(scoped.size()) {
+  scoped.insert(scoped.end(), fields.begin(), fields.end());
+}
+
+ScopedFields::~ScopedFields() {
+  scoped.resize(outer_size_);
+}
+
+Fields scoped_fields() {
+  return scoped;
+}
+
 void write(Level level, std::string_view event, std::string_view message, const Fields& fields) {
   auto& lg = logger();
   const auto lvl = to_spdlog(level);
   if (!lg->should_log(lvl)) {
     return;
   }
-  bool json = false;
+  Fields all = fields;
+  all.insert(all.end(), scoped.begin(), scoped.end());
+  Format format = Format::text;
   {
     auto& st = state();
     std::lock_guard lock(st.mutex);
-    json = st.format == Format::json;
+    format = st.format;
   }
-  std::string payload;
-  if (json) {
-    nlohmann::json j = {{"time", iso_time(std::chrono::system_clock::now())},
-                        {"level", level_name(level)},
-                        {"event", event},
-                        {"message", message}};
-    for (const auto& f : fields) {
-      j[f.key] = f.value;
-    }
-    payload = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else {
-    payload = std::string(event) + ": " + std::string(message);
-    for (const auto& f : fields) {
-      payload += " " + f.key + "=" + text_value(f.value);
-    }
+  const auto payload = render(format, level, event, message, all);
+  if (!sent_to_journal(level, event, payload, all)) {
+    lg->log(lvl, spdlog::string_view_t(payload.data(), payload.size()));
   }
-  lg->log(lvl, spdlog::string_view_t(payload.data(), payload.size()));
 }
 
 }  // namespace pha::log

@@ -17,6 +17,28 @@ PlanSettings plan_settings(const Settings& s) {
           s.missing_after_cycles};
 }
 
+// One line per write, so that a guest's history is in the log (docs/sync.md
+// "Sending and retries"): guest_written, or sync_request_failed with the kind
+// of failure.
+void log_write(const PlannedRequest& req, const Status& r) {
+  const std::string what =
+      "VMID " + std::to_string(req.vmid) + " (" + std::string(to_string(req.kind)) + ")";
+  log::Fields fields = {{"vmid", req.vmid},
+                        {"request", to_string(req.kind)},
+                        {"reason", req.reason},
+                        {"upstream", "accountdb"}};
+  if (req.id > 0) {
+    fields.push_back({"row_id", req.id});
+  }
+  if (r.ok()) {
+    log::info("guest_written", what + ": written", fields);
+    return;
+  }
+  fields.push_back({"kind", to_string(r.error().kind)});
+  fields.push_back({"status", r.error().status});
+  log::warn("sync_request_failed", what + ": " + r.error().message, fields);
+}
+
 std::string state_path(const Settings& s, const char* name) {
   return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
 }
@@ -203,13 +225,17 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   auto worker = [&] {
     for (std::size_t i = next++; i < requests.size(); i = next++) {
       const auto r = accountdb_.put_vm(requests[i].id, requests[i].body);
+      log_write(requests[i], r);
       outcomes[i] = {r.ok(), r.ok() ? std::string() : r.error().message};
     }
   };
   const std::size_t threads = std::min(kMaxInFlight, requests.size());
   std::vector<std::thread> pool;
   for (std::size_t t = 1; t < threads; ++t) {
-    pool.emplace_back(worker);
+    pool.emplace_back([&worker, context = log::scoped_fields()] {
+      const log::ScopedFields scope(context);  // the cycle's fields on the senders' lines
+      worker();
+    });
   }
   if (threads > 0) {
     worker();  // this thread is one of the senders

@@ -56,6 +56,8 @@ Clock::TimePoint SyncLoop::last_progress() const {
 void SyncLoop::sync_thread() {
   int probes = 0;  // reconnect attempts since AccountDB was found down
   while (!sync_interrupt_.stop_requested()) {
+    // Every event of the cycle carries its number (CYCLE= in the journal).
+    const log::ScopedFields cycle({{"cycle", cycles_.load() + 1}});
     syncing_ = true;
     const auto report = engine_.run_cycle(dry_run_);
     syncing_ = false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "agent/core/text.hpp"
 #include "agent/platform/logging.hpp"
 
 namespace pha {
@@ -149,7 +150,7 @@ Routed route_request(const RouteContext& ctx, const HttpRequest& request, const 
       routed.failed.emplace_back(*target, routed.outcome);
     }
     log::debug("http_retry", "retrying a failed request",
-               {{"upstream", ctx.upstream},
+               {{"upstream", to_lower(ctx.upstream)},
                 {"attempt", routed.attempts + 1},
                 {"max_attempts", policy.max_attempts},
                 {"kind", std::string(to_string(routed.outcome.kind))},

@@ -97,9 +97,11 @@ TEST_CASE("lines below the level are dropped") {
   CHECK(c.lines.size() == 3);
 }
 
-TEST_CASE("journal mode: a syslog priority prefix instead of a timestamp") {
+TEST_CASE("journal: an entry the writer could not send goes to stderr with a priority prefix") {
   std::vector<std::string> lines;
-  log::init({log::Level::debug, log::Format::text, true, {}});
+  log::init({log::Level::debug, log::Format::text, true, {}, [](const log::JournalFields&) {
+               return -5;  // -EIO: journald is gone
+             }});
   log::capture_for_test(&lines);
   log::error("x", "boom");
   log::info("y", "fine");
