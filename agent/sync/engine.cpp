@@ -196,6 +196,7 @@ void SyncEngine::persist_memory() {
 void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& report) {
   struct Outcome {
     bool ok = false;
+    std::optional<std::int64_t> row_id;
     std::string error;
   };
   std::vector<Outcome> outcomes(requests.size());
@@ -203,7 +204,8 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   auto worker = [&] {
     for (std::size_t i = next++; i < requests.size(); i = next++) {
       const auto r = accountdb_.put_vm(requests[i].id, requests[i].body);
-      outcomes[i] = {r.ok(), r.ok() ? std::string() : r.error().message};
+      outcomes[i] = {r.ok(), r.ok() ? r.value() : std::nullopt,
+                     r.ok() ? std::string() : r.error().message};
     }
   };
   const std::size_t threads = std::min(kMaxInFlight, requests.size());
@@ -218,9 +220,12 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
     t.join();
   }
   const auto now = clock_.unix_now();
+  const auto secrets = settings_.get()->secrets();
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto& req = requests[i];
     report.stats.requests_sent++;
+    ledger_.written(req, outcomes[i].ok, outcomes[i].row_id,
+                    log::mask_secrets(outcomes[i].error, secrets), now);
     if (!outcomes[i].ok) {
       report.stats.errors++;
       report.errors.push_back("VMID " + std::to_string(req.vmid) + " (" +
@@ -353,6 +358,7 @@ Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
     }
   }
   report.warnings.insert(report.warnings.end(), plan.warnings.begin(), plan.warnings.end());
+  ledger_.planned(plan, clock_.unix_now());
   report.planned = plan.requests;
   report.stats.unchanged = plan.stats.unchanged;
   report.stats.filtered = plan.stats.filtered;
@@ -441,6 +447,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   in.now = now;
   in.node = guests->node;
   deliver(cycle_plan(std::move(in), report), report);
+  report.accounts = ledger_.snapshot();
   conclude(report);
   return finish(std::move(report));
 }
