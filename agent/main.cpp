@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/app/agent.hpp"
+#include "agent/app/explain.hpp"
 #include "agent/app/list_guests.hpp"
 #include "agent/app/startup.hpp"
 #include "agent/config/docs.hpp"
@@ -185,6 +186,9 @@ int run(int argc, char** argv) {
   }
   if (cl.mode == pha::Mode::list_guests) {
     return pha::run_list_guests(config.settings);
+  }
+  if (cl.mode == pha::Mode::explain) {
+    return pha::run_explain(config.settings, cl.explain_vmid);
   }
 
   return run_agent(cl, std::move(config), access);

@@ -188,12 +188,21 @@ Result<std::vector<AccountDbRow>> AccountDbClient::list_vms() {
                                            "GET " + path);
 }
 
-Status AccountDbClient::put_vm(std::int64_t id, const nlohmann::json& body) {
+Result<std::optional<std::int64_t>> AccountDbClient::put_vm(std::int64_t id,
+                                                            const nlohmann::json& body) {
   // A create (a PUT to -vmid) inserts a row each time it lands: not idempotent.
-  return status_of(call("put_vm", "PUT", "/vms/agent/" + std::to_string(id),
-                        "node_id=" + std::to_string(options().node_id),
-                        body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                        id > 0));
+  auto answer = call("put_vm", "PUT", "/vms/agent/" + std::to_string(id),
+                     "node_id=" + std::to_string(options().node_id),
+                     body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), id > 0);
+  if (!answer) {
+    return answer.error();
+  }
+  // The stored row; its id is only informative, so an answer without one is no failure.
+  const auto row = nlohmann::json::parse(*answer, nullptr, false);
+  if (row.is_object() && row.contains("id") && row["id"].is_number_integer()) {
+    return std::optional<std::int64_t>(row["id"].get<std::int64_t>());
+  }
+  return std::optional<std::int64_t>();
 }
 
 }  // namespace pha

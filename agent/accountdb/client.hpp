@@ -50,8 +50,9 @@ class AccountDbClient {
   Status heartbeat();
   Result<WhitelistAnswer> whitelist();  // or whitelist_legacy on an older server
   Result<std::vector<AccountDbRow>> list_vms();
-  // PUT /vms/agent/{id}; a create (negative id) is not idempotent.
-  Status put_vm(std::int64_t id, const nlohmann::json& body);
+  // PUT /vms/agent/{id}; a create (negative id) is not idempotent. The id of
+  // the stored row the server answers with (nullopt when the answer has none).
+  Result<std::optional<std::int64_t>> put_vm(std::int64_t id, const nlohmann::json& body);
 
   AccountDbClientOptions options() const;
   std::uint64_t requests() const { return requests_.load(); }

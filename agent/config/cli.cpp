@@ -26,7 +26,7 @@ struct ModeFlags {
   std::string env_file;
   CLI::Option* env_file_opt = nullptr;
   CLI::Option *check = nullptr, *required = nullptr, *print = nullptr, *list = nullptr,
-              *reload = nullptr, *once = nullptr, *dry_run = nullptr;
+              *reload = nullptr, *once = nullptr, *dry_run = nullptr, *explain = nullptr;
 };
 
 void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
@@ -58,6 +58,13 @@ void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
               "the new settings, 78 with its errors when it refused them; for ExecReload=")
           ->type_name("PID")
           ->check(CLI::PositiveNumber);
+  m.explain = app.add_option("--explain", cl.explain_vmid)
+                  ->description(
+                      "Ask the running agent (GET /vms/VMID on 127.0.0.1) why this guest is or is "
+                      "not in AccountDB and print the answer; exit 0, or 1 when the agent cannot "
+                      "be reached or knows no such guest")
+                  ->type_name("VMID")
+                  ->check(CLI::PositiveNumber);
   m.once = app.add_flag("--once")->description(
       "Run one sync cycle, print its report as JSON on stdout, exit 0 if it succeeded, 1 if not");
   m.dry_run = app.add_flag("--dry-run")
@@ -65,7 +72,8 @@ void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
                       "Sync as usual but send nothing that writes to AccountDB; the report "
                       "says what would be sent");
   // At most one mode; --once is a mode of its own, --dry-run goes with it or the daemon.
-  const std::vector<CLI::Option*> modes = {m.check, m.required, m.print, m.list, m.once, m.reload};
+  const std::vector<CLI::Option*> modes = {m.check, m.required, m.print,  m.list,
+                                           m.once,  m.reload,   m.explain};
   for (std::size_t i = 0; i < modes.size(); ++i) {
     for (std::size_t j = i + 1; j < modes.size(); ++j) {
       modes[i]->excludes(modes[j]);
@@ -142,6 +150,8 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
     cl.mode = Mode::list_guests;
   } else if (*m.reload) {
     cl.mode = Mode::reload;
+  } else if (*m.explain) {
+    cl.mode = Mode::explain;
   }
   return cl;
 }

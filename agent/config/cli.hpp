@@ -2,6 +2,7 @@
 // The command line: one flag per setting that has one (from the settings
 // table), plus the flags that select a mode.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
@@ -10,7 +11,7 @@
 
 namespace pha {
 
-enum class Mode { run, check_config, check_required, print_config, list_guests, reload };
+enum class Mode { run, check_config, check_required, print_config, list_guests, reload, explain };
 
 struct CommandLine {
   Mode mode = Mode::run;
@@ -19,6 +20,7 @@ struct CommandLine {
   bool once = false;                    // --once
   bool dry_run = false;                 // --dry-run
   int reload_pid = 0;                   // --reload PID
+  std::int64_t explain_vmid = 0;        // --explain VMID
 };
 
 // --help, --version and usage errors end the program with this.

@@ -135,6 +135,12 @@ constexpr FlagDoc kModeFlags[] = {
      "Read this node's guests from Proxmox VE once and print them as JSON in AccountDB's field "
      "names, with the number of requests it took; needs only the Proxmox settings; exit 0, or 1 "
      "with the failure."},
+    {"--explain", "VMID",
+     "Ask the running agent (GET /vms/VMID on 127.0.0.1 at PORT, https when TLS is on, with "
+     "AGENT_READ_TOKEN or else AGENT_API_TOKEN as the bearer token) why that guest is or is not "
+     "in AccountDB, and print the answer: whitelisted or not, the rule that keeps it out, its "
+     "row id, its last write, a pending retry, its missing mark, the fields waiting to be sent. "
+     "Exit 0 when answered, 1 when the agent cannot be reached, refuses or knows no such guest."},
     {"--reload", "PID",
      "Send SIGHUP to the agent PID and wait (at most 30 s) for its verdict, which the agent "
      "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 78 with "
@@ -165,7 +171,10 @@ constexpr EndpointDoc kEndpoints[] = {
      "Fetch the VMID whitelist from AccountDB now (200, or 502 with the reason)."},
     {"GET", "/vms",
      "The guests of the last Proxmox read, all of them, in AccountDB's field names."},
-    {"GET", "/vms/{vmid}", "One of those guests, or 404."},
+    {"GET", "/vms/{vmid}",
+     "One of those guests (or a missing one AccountDB still has) and why it is or is not in "
+     "AccountDB: whitelisted, the rule that keeps it out, row id, last write, pending retry, "
+     "missing mark, fields waiting to be sent; or 404."},
     {"GET", "/config", "The --print-config JSON, secrets masked."},
     {"GET", "/failover/events",
      "The last 100 failover events, newest first, kept across restarts."},
@@ -186,8 +195,9 @@ struct TermDoc {
 constexpr TermDoc kExitCodes[] = {
     {"0", "Normal stop (SIGTERM, SIGINT), or success of a one-shot mode."},
     {"1",
-     "A runtime failure the agent cannot survive, a failed --once or --list-guests, or "
-     "--check-required with a required setting missing."},
+     "A runtime failure the agent cannot survive, a failed --once or --list-guests, "
+     "--check-required with a required setting missing, or --explain without an answer (the "
+     "agent unreachable, the request refused, no such guest)."},
     {"2", "Wrong command-line usage."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
@@ -321,8 +331,9 @@ std::string man_head() {
       literal("--env-file") + " \\fIPATH\\fR] " + literal("--check-config") + " | " +
       literal("--check-required") + " | " + literal("--print-config") + " | " +
       literal("--list-guests") + " | " + literal("--once") + " [" + literal("--dry-run") + "]\n" +
-      ".br\n" + literal("proxmox-host-agent") + " " + literal("--reload") +
-      " \\fIPID\\fR\n"
+      ".br\n" + literal("proxmox-host-agent") + " " + literal("--reload") + " \\fIPID\\fR\n" +
+      ".br\n" + literal("proxmox-host-agent") + " " + literal("--explain") +
+      " \\fIVMID\\fR\n"
       ".SH DESCRIPTION\n"
       "The agent runs on every node of a Proxmox VE cluster. It reads the node's QEMU virtual "
       "machines and LXC containers from the Proxmox VE API (with retries and failover to other "

@@ -1,7 +1,6 @@
 #include "agent/http/api.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include "agent/core/text.hpp"
 #include "agent/http/access.hpp"
@@ -107,11 +106,6 @@ json connection_health_json(const ConnectionHealth& c) {
           {"total_calls", c.total_calls},
           {"total_failures", c.total_failures},
           {"average_response_time_ms", opt(c.average_response_time_ms)}};
-}
-
-bool is_digits(std::string_view s) {
-  return !s.empty() && s.size() <= 12 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -414,36 +408,6 @@ json Api::sync_status_json() const {
           {"whitelist", ctx_.whitelist_vmids()},
           {"whitelist_enabled", w.enabled},
           {"whitelist_last_updated", since_epoch(w.last_updated)}};
-}
-
-Response Api::vms() const {
-  const auto v = ctx_.store->vms();
-  if (!v) {
-    return json_response(200, {{"vms", json::array()}, {"count", 0}, {"as_of", nullptr}});
-  }
-  return json_response(
-      200, {{"vms", guests_json(v->guests)}, {"count", v->guests.size()}, {"as_of", v->as_of}});
-}
-
-Response Api::vm(const std::string& id) const {
-  if (!is_digits(id)) {
-    return http::error_response(404, "not_found", "no guest with VMID " + id);
-  }
-  std::int64_t vmid = 0;
-  std::from_chars(id.data(), id.data() + id.size(), vmid);
-  const auto v = ctx_.store->vms();
-  if (v) {
-    for (const auto& g : v->guests) {
-      if (g.vmid == vmid) {
-        auto one = guests_json({g});
-        auto body = one.at(0);
-        body["as_of"] = v->as_of;
-        return json_response(200, body);
-      }
-    }
-  }
-  return http::error_response(404, "not_found",
-                              "no guest with VMID " + id + " in the last Proxmox read");
 }
 
 Response Api::whitelist_refresh() const {

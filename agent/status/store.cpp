@@ -115,6 +115,8 @@ void StatusStore::record_cycle(const CycleReport& r) {
     v->guests = r.guests;
     v->as_of = r.proxmox_read_at;
     v->node = r.node;
+    // A cycle that failed after the read planned nothing: the last plan's answers stay.
+    v->accounts = r.accounts ? r.accounts : (vms_ ? vms_->accounts : nullptr);
     vms_ = std::move(v);
   }
   parts_[static_cast<int>(StatusComponent::sync)] = {state.status, state.message};

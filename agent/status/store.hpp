@@ -68,6 +68,9 @@ struct VmsSnapshot {
   std::vector<Guest> guests;  // the last Proxmox read, not whitelist-filtered
   std::int64_t as_of = 0;     // unix seconds of that read
   std::string node;
+  // Each guest's place in AccountDB (the read's guests and the missing rows),
+  // from the last cycle that planned; null before the first one.
+  std::shared_ptr<const GuestAccounts> accounts;
 };
 
 class StatusStore {

@@ -20,7 +20,7 @@ PlanSettings plan_settings(const Settings& s) {
 // One line per write, so that a guest's history is in the log (docs/sync.md
 // "Sending and retries"): guest_written, or sync_request_failed with the kind
 // of failure.
-void log_write(const PlannedRequest& req, const Status& r) {
+void log_write(const PlannedRequest& req, const Error* failure) {
   const std::string what =
       "VMID " + std::to_string(req.vmid) + " (" + std::string(to_string(req.kind)) + ")";
   log::Fields fields = {{"vmid", req.vmid},
@@ -30,13 +30,13 @@ void log_write(const PlannedRequest& req, const Status& r) {
   if (req.id > 0) {
     fields.push_back({"row_id", req.id});
   }
-  if (r.ok()) {
+  if (failure == nullptr) {
     log::info("guest_written", what + ": written", fields);
     return;
   }
-  fields.push_back({"kind", to_string(r.error().kind)});
-  fields.push_back({"status", r.error().status});
-  log::warn("sync_request_failed", what + ": " + r.error().message, fields);
+  fields.push_back({"kind", to_string(failure->kind)});
+  fields.push_back({"status", failure->status});
+  log::warn("sync_request_failed", what + ": " + failure->message, fields);
 }
 
 std::string state_path(const Settings& s, const char* name) {
@@ -218,6 +218,7 @@ void SyncEngine::persist_memory() {
 void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& report) {
   struct Outcome {
     bool ok = false;
+    std::optional<std::int64_t> row_id;
     std::string error;
   };
   std::vector<Outcome> outcomes(requests.size());
@@ -225,8 +226,9 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   auto worker = [&] {
     for (std::size_t i = next++; i < requests.size(); i = next++) {
       const auto r = accountdb_.put_vm(requests[i].id, requests[i].body);
-      log_write(requests[i], r);
-      outcomes[i] = {r.ok(), r.ok() ? std::string() : r.error().message};
+      log_write(requests[i], r.ok() ? nullptr : &r.error());
+      outcomes[i] = {r.ok(), r.ok() ? r.value() : std::nullopt,
+                     r.ok() ? std::string() : r.error().message};
     }
   };
   const std::size_t threads = std::min(kMaxInFlight, requests.size());
@@ -244,9 +246,12 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
     t.join();
   }
   const auto now = clock_.unix_now();
+  const auto secrets = settings_.get()->secrets();
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto& req = requests[i];
     report.stats.requests_sent++;
+    ledger_.written(req, outcomes[i].ok, outcomes[i].row_id,
+                    log::mask_secrets(outcomes[i].error, secrets), now);
     if (!outcomes[i].ok) {
       report.stats.errors++;
       report.errors.push_back("VMID " + std::to_string(req.vmid) + " (" +
@@ -379,6 +384,7 @@ Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
     }
   }
   report.warnings.insert(report.warnings.end(), plan.warnings.begin(), plan.warnings.end());
+  ledger_.planned(plan, clock_.unix_now());
   report.planned = plan.requests;
   report.stats.unchanged = plan.stats.unchanged;
   report.stats.filtered = plan.stats.filtered;
@@ -467,6 +473,7 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   in.now = now;
   in.node = guests->node;
   deliver(cycle_plan(std::move(in), report), report);
+  report.accounts = ledger_.snapshot();
   conclude(report);
   return finish(std::move(report));
 }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 #include "agent/core/clock.hpp"
 #include "agent/core/severity.hpp"
 #include "agent/proxmox/client.hpp"
+#include "agent/sync/guest_ledger.hpp"
 #include "agent/sync/plan.hpp"
 #include "agent/sync/whitelist_cache.hpp"
 
@@ -68,6 +70,8 @@ struct CycleReport {
   bool proxmox_read = false;
   std::int64_t proxmox_read_at = 0;
   std::string node;
+  // Each guest's place in AccountDB after this cycle (the ledger's snapshot).
+  std::shared_ptr<const GuestAccounts> accounts;
 };
 // The --once report: {"status", "message", "stats", "guests", "planned"}.
 nlohmann::json to_json(const CycleReport& r);
@@ -127,6 +131,7 @@ class SyncEngine {
   WhitelistCache whitelist_;
   SyncMemory memory_;
   SyncMemory persisted_memory_;
+  GuestLedger ledger_;
   std::string memory_file_;
   std::optional<std::int64_t> last_connect_ok_;
   std::optional<std::int64_t> owner_id_;

@@ -38,6 +38,44 @@ std::string_view to_string(RequestKind k) {
   return "update";
 }
 
+std::string_view to_string(GuestDecisionKind k) {
+  switch (k) {
+    case GuestDecisionKind::create:
+      return "create";
+    case GuestDecisionKind::update:
+      return "update";
+    case GuestDecisionKind::unchanged:
+      return "unchanged";
+    case GuestDecisionKind::kept_out:
+      return "kept_out";
+    case GuestDecisionKind::no_values:
+      return "no_values";
+    case GuestDecisionKind::absent:
+      return "absent";
+    case GuestDecisionKind::mark:
+      return "mark";
+    case GuestDecisionKind::marked:
+      return "marked";
+  }
+  return "unchanged";
+}
+
+std::string_view to_string(KeptOutBy k) {
+  switch (k) {
+    case KeptOutBy::none:
+      return "";
+    case KeptOutBy::stopped:
+      return "stopped";
+    case KeptOutBy::template_guest:
+      return "template";
+    case KeptOutBy::not_whitelisted:
+      return "not_whitelisted";
+    case KeptOutBy::whitelist_unknown:
+      return "whitelist_unknown";
+  }
+  return "";
+}
+
 std::vector<std::string> changed_fields(const GuestRecord& ours, const AccountDbRow& stored,
                                         double cpu_threshold) {
   std::vector<std::string> changed;
@@ -96,10 +134,10 @@ RowsByVmid rows_by_vmid(const std::vector<AccountDbRow>& rows, Plan& plan) {
 }
 
 // Why a guest AccountDB has is sent again, or "" when it is not.
-std::string update_reason(const Guest& guest, const GuestRecord& record, const AccountDbRow& row,
+std::string update_reason(const Guest& guest, const std::vector<std::string>& changed,
                           const PlanInput& in, Plan& plan) {
   const auto& s = in.settings;
-  if (auto changed = changed_fields(record, row, s.cpu_change_threshold); !changed.empty()) {
+  if (!changed.empty()) {
     return "changed: " + join(changed);
   }
   if (s.full_resync_interval <= 0) {
@@ -115,11 +153,58 @@ std::string update_reason(const Guest& guest, const GuestRecord& record, const A
   return in.now - sent->second >= s.full_resync_interval ? "full resync" : "";
 }
 
+// Which create rule keeps a guest without a row out of AccountDB (none: it is created).
+KeptOutBy create_rule(const Guest& guest, const PlanInput& in) {
+  if (!in.whitelist.known) {
+    return KeptOutBy::whitelist_unknown;
+  }
+  if (!in.whitelist.filters() || !in.whitelist.vmids.contains(guest.vmid)) {
+    return KeptOutBy::not_whitelisted;  // an empty whitelist allows no create either
+  }
+  if (guest.running() || in.settings.create_stopped) {
+    return KeptOutBy::none;
+  }
+  return guest.is_template ? KeptOutBy::template_guest : KeptOutBy::stopped;
+}
+
+GuestDecision& decide(Plan& plan, std::int64_t vmid, const AccountDbRow* row, GuestDecisionKind k) {
+  auto& d = plan.decisions[vmid];
+  d.vmid = vmid;
+  d.kind = k;
+  if (row != nullptr) {
+    d.row_id = row->id;
+    d.row_status = row->status;
+  }
+  return d;
+}
+
+// A kept guest without a row: created, or kept out by a create rule.
+GuestDecision& plan_create(const Guest& guest, const GuestRecord& record, const PlanInput& in,
+                           Plan& plan) {
+  const auto rule = create_rule(guest, in);
+  auto& d =
+      decide(plan, guest.vmid, nullptr,
+             rule == KeptOutBy::none ? GuestDecisionKind::create : GuestDecisionKind::kept_out);
+  d.kept_out_by = rule;
+  if (rule != KeptOutBy::none) {
+    plan.stats.filtered++;
+    return d;
+  }
+  d.reason = "new";
+  plan.requests.push_back(
+      {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
+  return d;
+}
+
 // One guest of the read: filtered, unchanged, created or updated.
 void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in, Plan& plan) {
   plan.stats.total_vms_before_filter++;
   if (guest.running()) {
     plan.stats.online_vms++;
+  }
+  std::optional<bool> whitelisted;
+  if (in.whitelist.known) {
+    whitelisted = in.whitelist.filters() && in.whitelist.vmids.contains(guest.vmid);
   }
   // The whitelist: a non-empty one keeps its VMIDs; an empty one keeps
   // everything; an unknown one keeps only what AccountDB already has.
@@ -129,6 +214,9 @@ void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in
   if (!kept) {
     plan.stats.filtered_out++;
     plan.stats.filtered++;
+    auto& d = decide(plan, guest.vmid, row, GuestDecisionKind::kept_out);
+    d.whitelisted = whitelisted;
+    d.kept_out_by = in.whitelist.known ? KeptOutBy::not_whitelisted : KeptOutBy::whitelist_unknown;
     return;
   }
   plan.stats.total_vms_after_filter++;
@@ -136,25 +224,25 @@ void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in
     // A skeleton from /cluster/resources: its values are not known; nothing
     // is sent and it is not treated as stopped or gone.
     plan.stats.unchanged++;
+    decide(plan, guest.vmid, row, GuestDecisionKind::no_values).whitelisted = whitelisted;
     return;
   }
   const auto record = to_record(guest);
   if (row == nullptr) {
-    const bool eligible = in.whitelist.filters() && in.whitelist.vmids.contains(guest.vmid) &&
-                          (guest.running() || in.settings.create_stopped);
-    if (!eligible) {
-      plan.stats.filtered++;
-      return;
-    }
-    plan.requests.push_back(
-        {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
+    plan_create(guest, record, in, plan).whitelisted = whitelisted;
     return;
   }
-  auto reason = update_reason(guest, record, *row, in, plan);
+  auto changed = changed_fields(record, *row, in.settings.cpu_change_threshold);
+  auto reason = update_reason(guest, changed, in, plan);
+  auto& d = decide(plan, guest.vmid, row,
+                   reason.empty() ? GuestDecisionKind::unchanged : GuestDecisionKind::update);
+  d.whitelisted = whitelisted;
   if (reason.empty()) {
     plan.stats.unchanged++;
     return;
   }
+  d.changed = std::move(changed);
+  d.reason = reason;
   plan.requests.push_back(
       {RequestKind::update, row->id, guest.vmid, to_accountdb_json(record), std::move(reason)});
 }
@@ -170,8 +258,15 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
   if (count > 0) {
     plan.memory.missing[vmid] = count;
   }
-  if (!s.mark_missing || count < s.missing_after_cycles || row.status == kDeleted ||
-      row.status == kMigrated) {
+  const bool marked = row.status == kDeleted || row.status == kMigrated;
+  auto& d =
+      decide(plan, vmid, &row, marked ? GuestDecisionKind::marked : GuestDecisionKind::absent);
+  d.present = false;
+  d.missing_reads = count;
+  if (in.whitelist.known) {
+    d.whitelisted = in.whitelist.filters() && in.whitelist.vmids.contains(vmid);
+  }
+  if (!s.mark_missing || count < s.missing_after_cycles || marked) {
     return;
   }
   if (!in.cluster_locations) {
@@ -183,10 +278,11 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
     return;  // the cluster still has it here: our read and the cluster disagree, so wait
   }
   const bool migrated = where != in.cluster_locations->end();
+  d.kind = GuestDecisionKind::mark;
+  d.reason = migrated ? "migrated to " + where->second : std::string(kDeleted);
   nlohmann::json body = {
       {"vmid", vmid}, {"name", row.name}, {"status", migrated ? kMigrated : kDeleted}};
-  plan.requests.push_back({RequestKind::mark, row.id, vmid, std::move(body),
-                           migrated ? "migrated to " + where->second : std::string(kDeleted)});
+  plan.requests.push_back({RequestKind::mark, row.id, vmid, std::move(body), d.reason});
 }
 
 }  // namespace

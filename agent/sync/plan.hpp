@@ -67,6 +67,40 @@ struct PlannedRequest {
       reason;  // "new", "changed: name, status", "full resync", "deleted", "migrated to pve2"
 };
 
+// What the plan decided for one guest of the read, or one row absent from
+// it: the per-guest answer of docs/http-api.md "GET /vms/{vmid}".
+enum class GuestDecisionKind {
+  create,     // no row yet: created this cycle
+  update,     // its row differs (or is due a full resync): sent this cycle
+  unchanged,  // its row matches
+  kept_out,   // not sent: `kept_out_by` says which rule
+  no_values,  // a skeleton of the fallback read: nothing known to send
+  absent,     // a row whose guest this read did not show (counting, or waiting)
+  mark,       // a row gone long enough: marked deleted or migrated this cycle
+  marked,     // a row already marked deleted or migrated
+};
+std::string_view to_string(GuestDecisionKind k);
+
+// The rule of docs/sync.md "Whitelist filter" and "Creates" that keeps a
+// guest out of AccountDB (or, with a row, out of the updates).
+enum class KeptOutBy { none, stopped, template_guest, not_whitelisted, whitelist_unknown };
+// "stopped", "template", "not_whitelisted", "whitelist_unknown"; "" for none.
+std::string_view to_string(KeptOutBy k);
+
+struct GuestDecision {
+  std::int64_t vmid = 0;
+  bool present = true;                 // in this read
+  std::optional<bool> whitelisted;     // in a known whitelist; nullopt: the whitelist is unknown
+  std::optional<std::int64_t> row_id;  // its AccountDB row (the newest of duplicates)
+  std::string row_status;              // that row's status, "" without one
+  GuestDecisionKind kind = GuestDecisionKind::unchanged;
+  KeptOutBy kept_out_by = KeptOutBy::none;
+  std::vector<std::string> changed;  // the fields that differ from the row (update)
+  std::string reason;                // the planned request's reason, if any
+  int missing_reads = 0;             // absent: consecutive complete reads without it
+  bool operator==(const GuestDecision&) const = default;
+};
+
 struct PlanStats {
   std::int64_t unchanged = 0;
   std::int64_t filtered = 0;      // not sent: outside the whitelist, or not eligible for a create
@@ -83,6 +117,8 @@ struct Plan {
   std::vector<std::int64_t> mark_candidates;
   SyncMemory memory;  // the memory after this cycle, before any put_vm is sent
   PlanStats stats;
+  // One per guest of the read and per row absent from it, by VMID.
+  std::map<std::int64_t, GuestDecision> decisions;
   std::vector<std::string> warnings;
 };
 

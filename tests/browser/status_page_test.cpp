@@ -249,7 +249,7 @@ bool hidden(const std::string& dom, const std::string& id) {
 
 TEST_CASE("the page is small and self-contained and is embedded byte for byte") {
   const auto page = pha::http::status_page_html();
-  CHECK(page.size() < 20u * 1024u);
+  CHECK(page.size() < 24u * 1024u);
   CHECK(page.find("http://") == std::string_view::npos);
   CHECK(page.find("https://") == std::string_view::npos);
   CHECK(page.find("<link") == std::string_view::npos);
@@ -454,4 +454,47 @@ TEST_CASE("the page served by the running agent shows its state hosts endpoints 
   CHECK(element(dom, "whitelist")
             .find("data-k=\"count\">" + std::to_string(w.running.size() + 1) + "<") !=
         std::string::npos);
+}
+
+TEST_CASE("the page lists the guests with their reason - a filter from the hash and a detail") {
+  pha::test::World w;
+  pha::test::RunningAgent agent(w, {{"PROXMOX_DISCOVER_HOSTS", "false"}});
+  REQUIRE(agent.wait_cycles(1));
+  REQUIRE(pha::test::find_chromium().has_value());
+  auto r = pha::test::render_dom(agent.url() + "/");
+  REQUIRE_MESSAGE(r.ok, r.error);
+  const auto all = rows(element(r.dom, "guests"));
+  CHECK(all.size() == w.pve.cluster().guests_on("pve1").size());
+  const auto vmid = "data-vmid=\"" + std::to_string(w.stopped) + "\"";
+  const auto it = std::find_if(all.begin(), all.end(),
+                               [&](const std::string& row) { return row.find(vmid) != row.npos; });
+  REQUIRE(it != all.end());
+  CHECK(it->find("data-reason=\"stopped\"") != std::string::npos);
+  CHECK(it->find("href=\"#vm=" + std::to_string(w.stopped) + "\"") != std::string::npos);
+  // The filter box, filled from the hash; and the detail a guest's link opens.
+  r = pha::test::render_dom(agent.url() +
+                            "/#filter=not_whitelisted&vm=" + std::to_string(w.stopped));
+  REQUIRE_MESSAGE(r.ok, r.error);
+  const auto filtered = rows(element(r.dom, "guests"));
+  CHECK(filtered.size() < all.size());
+  for (const auto& row : filtered) {
+    CHECK(row.find("data-reason=\"not_whitelisted\"") != std::string::npos);
+  }
+  CHECK(element(r.dom, "guests").find("data-vmid=\"" + std::to_string(w.outside) + "\"") !=
+        std::string::npos);
+  CHECK_FALSE(hidden(r.dom, "guest-detail"));
+  CHECK(text(element(r.dom, "guest-detail")).find("stopped guests are only created") !=
+        std::string::npos);
+}
+
+TEST_CASE("the page says the guest list needs the read token when /vms answers 401") {
+  pha::test::World w;
+  pha::test::RunningAgent agent(w, {{"PROXMOX_DISCOVER_HOSTS", "false"},
+                                    {"AGENT_READ_TOKEN", "read-token-0123456789abcdef0123456789"}});
+  REQUIRE(agent.wait_cycles(1));
+  REQUIRE(pha::test::find_chromium().has_value());
+  const auto r = pha::test::render_dom(agent.url() + "/");
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(body_tag(r.dom).find("data-loaded=\"1\"") != std::string::npos);  // /status stays open
+  CHECK(text(element(r.dom, "guests-message")).find("needs the read token") != std::string::npos);
 }

@@ -345,3 +345,67 @@ TEST_CASE("the cluster still placing a missing guest on this node holds the mark
   in.cluster_locations = std::map<std::int64_t, std::string>{{101, "pve1"}};
   CHECK(make_plan(in).requests.empty());
 }
+
+TEST_CASE("decisions: each guest says which create rule keeps it out of AccountDB") {
+  auto tmpl = guest(104, "stopped");
+  tmpl.is_template = true;
+  const auto known = guest(105);
+  auto in = input({guest(101), guest(102, "stopped"), guest(103), tmpl, known},
+                  {101, 102, 104, 105}, {row_of(known, 9)});
+  auto p = make_plan(in);
+  REQUIRE(p.decisions.size() == 5);
+  CHECK(p.decisions[101].kind == GuestDecisionKind::create);
+  CHECK(p.decisions[101].kept_out_by == KeptOutBy::none);
+  CHECK(p.decisions[101].whitelisted == true);
+  CHECK(p.decisions[102].kind == GuestDecisionKind::kept_out);
+  CHECK(p.decisions[102].kept_out_by == KeptOutBy::stopped);
+  CHECK(p.decisions[103].kept_out_by == KeptOutBy::not_whitelisted);
+  CHECK(p.decisions[103].whitelisted == false);
+  CHECK(p.decisions[104].kept_out_by == KeptOutBy::template_guest);
+  CHECK(to_string(p.decisions[104].kept_out_by) == "template");
+  CHECK(p.decisions[105].kind == GuestDecisionKind::unchanged);
+  CHECK(p.decisions[105].row_id == 9);
+  in.settings.create_stopped = true;
+  p = make_plan(in);
+  CHECK(p.decisions[102].kind == GuestDecisionKind::create);
+  CHECK(p.decisions[104].kind == GuestDecisionKind::create);
+}
+
+TEST_CASE("decisions: an unknown or empty whitelist keeps guests without a row out") {
+  const auto known = guest(101);
+  auto in = input({known, guest(102)}, {}, {row_of(known, 7)});
+  auto p = make_plan(in);
+  CHECK(p.decisions[102].kept_out_by == KeptOutBy::not_whitelisted);  // empty: no create
+  CHECK(p.decisions[101].kind == GuestDecisionKind::unchanged);
+  in.whitelist = {false, {}};
+  p = make_plan(in);
+  CHECK(p.decisions[102].kept_out_by == KeptOutBy::whitelist_unknown);
+  CHECK(!p.decisions[102].whitelisted.has_value());
+  CHECK(p.decisions[101].kind == GuestDecisionKind::unchanged);
+}
+
+TEST_CASE("decisions: an update names the fields that differ - a gone row counts its reads") {
+  const auto g = guest(101);
+  auto changed = g;
+  changed.name = "renamed";
+  changed.maxmem = 4096LL << 20;
+  const auto gone = guest(102);
+  auto in = input({changed}, {101, 102}, {row_of(g, 7), row_of(gone, 8)});
+  in.settings.missing_after_cycles = 2;
+  auto p = make_plan(in);
+  CHECK(p.decisions[101].kind == GuestDecisionKind::update);
+  CHECK(p.decisions[101].changed == std::vector<std::string>{"name", "memory_mb"});
+  CHECK(p.decisions[101].reason == "changed: name, memory_mb");
+  CHECK(p.decisions[102].kind == GuestDecisionKind::absent);
+  CHECK(!p.decisions[102].present);
+  CHECK(p.decisions[102].missing_reads == 1);
+  in.memory = p.memory;
+  in.cluster_locations = std::map<std::int64_t, std::string>{};
+  p = make_plan(in);
+  CHECK(p.decisions[102].kind == GuestDecisionKind::mark);
+  CHECK(p.decisions[102].reason == "deleted");
+  auto marked = row_of(gone, 8);
+  marked.status = "deleted";
+  in.rows = {row_of(g, 7), marked};
+  CHECK(make_plan(in).decisions[102].kind == GuestDecisionKind::marked);
+}
