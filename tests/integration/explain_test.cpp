@@ -34,7 +34,7 @@ bool has(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("explain: running, stopped, filtered and failed guests - over the API and --explain") {
+TEST_CASE("explain: running stopped filtered and failed guests - over the API and --explain") {
   World w;
   RunningAgent a(w, {{"UPDATE_INTERVAL", "3600"}, {"PROXMOX_DISCOVER_HOSTS", "false"}});
   REQUIRE(a.wait_cycles(1));
