@@ -476,7 +476,7 @@ TEST_CASE("send_with_retry logs each retry at debug level without the URL or sec
   REQUIRE(logs.lines.size() == 1);
   const auto& line = logs.lines[0];
   CHECK(line.find(" debug http_retry: ") != std::string::npos);
-  CHECK(line.find("upstream=AccountDB") != std::string::npos);
+  CHECK(line.find("upstream=accountdb") != std::string::npos);
   CHECK(line.find("attempt=2") != std::string::npos);
   CHECK(line.find("kind=network") != std::string::npos);
   CHECK(line.find("delay_ms=1000") != std::string::npos);
