@@ -168,9 +168,7 @@ TEST_CASE("http server: a pending write not drained in time closes the connectio
   REQUIRE(reader_that_never_reads.send(get("/big")));
   REQUIRE(eventually([&] { return server.stats().connections_timed_out == 1; }));
   CHECK(eventually([&] { return server.stats().connections_open == 0; }));
-  RawClient other(server.port());
-  REQUIRE(other.send(get("/")));
-  const auto a = other.read_answer();
+  const auto a = ask(server.port(), get("/"));
   REQUIRE(a);
   CHECK(a->status == 200);
 }
@@ -240,9 +238,7 @@ TEST_CASE("http server: a client that leaves while its job runs is forgotten") {
   CHECK(eventually([&] { return server.stats().jobs_running == 0; }));
   CHECK(eventually([&] { return server.stats().connections_open == 0; }));
 
-  RawClient after(server.port());
-  REQUIRE(after.send(get("/")));
-  const auto a = after.read_answer();
+  const auto a = ask(server.port(), get("/"));
   REQUIRE(a);
   CHECK(a->status == 200);
 }

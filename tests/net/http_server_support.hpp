@@ -24,7 +24,9 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/core/text.hpp"
 #include "agent/http/server.hpp"
+#include "tests/net/socket_io.hpp"
 
 namespace pha::test::http_server {
 
@@ -44,13 +46,6 @@ struct Answer {
   }
   json doc() const { return json::parse(body, nullptr, false); }
 };
-
-inline std::string lower(std::string s) {
-  for (auto& c : s) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return s;
-}
 
 // A client socket whose every read waits with a timeout.
 class RawClient {
@@ -84,16 +79,7 @@ class RawClient {
 
   bool connected() const { return connected_; }
 
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) {
-        return false;
-      }
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view bytes) { return send_all(fd_, bytes); }
 
   // One answer (a HEAD answer has no body); nullopt on timeout or close.
   std::optional<Answer> read_answer(bool head = false, Ms timeout = 5s) {
@@ -116,7 +102,7 @@ class RawClient {
           if (colon != std::string::npos) {
             auto value = line.substr(colon + 1);
             value.erase(0, value.find_first_not_of(' '));
-            a.headers[lower(line.substr(0, colon))] = value;
+            a.headers[to_lower(line.substr(0, colon))] = value;
           }
           pos = next;
         }
@@ -161,8 +147,7 @@ class RawClient {
   // An abortive close: the server sees a reset.
   void reset() {
     if (fd_ >= 0) {
-      linger l{1, 0};
-      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      reset_on_close(fd_);
       close();
     }
   }
@@ -172,22 +157,9 @@ class RawClient {
     if (fd_ < 0 || closed_) {
       return false;
     }
-    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      return false;
-    }
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-      return false;
-    }
-    char buf[16384];
-    const auto n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    buffer_.append(buf, static_cast<std::size_t>(n));
-    return true;
+    const auto r = read_some(fd_, end, buffer_);
+    closed_ = r == ReadResult::closed;
+    return r == ReadResult::data;
   }
 
   int fd_ = -1;
@@ -204,6 +176,16 @@ inline std::string post(const std::string& target, const std::string& body) {
   return "POST " + target +
          " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
          body;
+}
+
+// One request on a new connection to 127.0.0.1, and its answer (nullopt when
+// it could not be sent or no answer came).
+inline std::optional<Answer> ask(int port, const std::string& request) {
+  RawClient c(port);
+  if (!c.send(request)) {
+    return std::nullopt;
+  }
+  return c.read_answer();
 }
 
 // Answers every request from memory with what it saw.

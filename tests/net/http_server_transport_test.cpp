@@ -327,9 +327,7 @@ TEST_CASE("http server: random requests never break the server") {
     CHECK(c->wait_closed());
   }
   CHECK(eventually([&] { return server.stats().connections_open == 0; }));
-  RawClient good(server.port());
-  REQUIRE(good.send(get("/ok")));
-  const auto a = good.read_answer();
+  const auto a = ask(server.port(), get("/ok"));
   REQUIRE(a);
   CHECK(a->status == 200);
 }

@@ -29,6 +29,8 @@
 
 #include <httplib.h>
 
+#include "tests/net/socket_io.hpp"
+
 namespace pha::test {
 
 // Runs an httplib::Server (or SSLServer) on host:0 in a thread.
@@ -104,16 +106,7 @@ class RawConnection {
     }
   }
 
-  bool write(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) {
-        return false;
-      }
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool write(std::string_view bytes) { return send_all(fd_, bytes); }
 
   // Blocks until the peer closes the connection (or the server stops).
   void wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
@@ -136,8 +129,7 @@ class RawConnection {
   // An abortive close: the peer sees "connection reset".
   void reset() {
     if (fd_ >= 0) {
-      linger l{1, 0};
-      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      reset_on_close(fd_);
       close();
     }
   }
@@ -157,25 +149,7 @@ class RawConnection {
   }
 
   bool fill(std::chrono::steady_clock::time_point end) {
-    if (fd_ < 0) {
-      return false;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      return false;
-    }
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-      return false;
-    }
-    char buf[4096];
-    const auto n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      return false;
-    }
-    buffer_.append(buf, static_cast<std::size_t>(n));
-    return true;
+    return fd_ >= 0 && read_some(fd_, end, buffer_) == ReadResult::data;
   }
 
   int fd_;
