@@ -202,7 +202,8 @@ TEST_CASE(
   REQUIRE_MESSAGE(std::regex_search(status, m, std::regex(R"(127\.0\.0\.1:(\d+))")), status);
   const int port = std::stoi(m[1]);
   CHECK(port_open(port));
-  CHECK(agent.err_so_far().find("\"port\":" + std::to_string(port)) != std::string::npos);
+  // The log line may reach the test's stderr reader after the notify socket.
+  CHECK_MESSAGE(agent.wait_for_output("\"port\":" + std::to_string(port)), agent.err_so_far());
 
   // STATUS after the first cycle, and again after a triggered one.
   const auto first = socket.wait_for(is_status_of_cycle, 30s);
