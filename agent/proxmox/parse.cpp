@@ -8,117 +8,35 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/text.hpp"
+#include "agent/proxmox/json_fields.hpp"
 
 namespace pha {
 
 namespace {
 
 using nlohmann::json;
+using namespace pve_json;
 
-constexpr std::size_t kMaxShown = 80;
 constexpr double kMaxCpus = 1 << 20;
 
-std::string shown(const json& v) {
-  auto s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > kMaxShown ? s.substr(0, kMaxShown) + "..." : s;
-}
+using Clamped = std::map<std::string, std::uint64_t>;
 
-// The "data" member of the {"data": ...} envelope.
-Result<json> envelope(std::string_view body) {
-  auto doc = json::parse(body.begin(), body.end(), nullptr, false);
-  if (doc.is_discarded()) {
-    return Error{ErrorKind::bad_reply, "the body is not JSON"};
+// `v` when it is not below zero; 0, counted under `field`, when it is.
+template <class T>
+T clamp_negative(T v, const char* field, Clamped& clamped) {
+  if (v < 0) {
+    ++clamped[field];
+    return T{0};
   }
-  if (!doc.is_object() || !doc.contains("data")) {
-    return Error{ErrorKind::bad_reply, "the body has no \"data\" member"};
-  }
-  return std::move(doc["data"]);
-}
-
-// An integer sent as a number or as a numeric string; "" and absence are
-// "not set" (older servers send template: "" for non-templates).
-Result<std::optional<std::int64_t>> int_field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    return std::optional<std::int64_t>{};
-  }
-  if (it->is_number_integer()) {
-    return std::optional<std::int64_t>{it->get<std::int64_t>()};
-  }
-  if (it->is_number_float()) {
-    const double d = it->get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
-      return std::optional<std::int64_t>{static_cast<std::int64_t>(d)};
-    }
-  } else if (it->is_string()) {
-    const auto& s = it->get_ref<const std::string&>();
-    if (s.empty()) {
-      return std::optional<std::int64_t>{};
-    }
-    if (auto v = parse_int(s)) {
-      return std::optional<std::int64_t>{static_cast<std::int64_t>(*v)};
-    }
-  }
-  return Error{ErrorKind::bad_reply,
-               std::string("\"") + key + "\" is not an integer: " + shown(*it)};
-}
-
-Result<std::optional<double>> number_field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    return std::optional<double>{};
-  }
-  if (it->is_number()) {
-    return std::optional<double>{it->get<double>()};
-  }
-  if (it->is_string()) {
-    const auto& s = it->get_ref<const std::string&>();
-    if (s.empty()) {
-      return std::optional<double>{};
-    }
-    if (auto v = parse_decimal(s)) {
-      return std::optional<double>{*v};
-    }
-  }
-  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not a number: " + shown(*it)};
-}
-
-Result<std::optional<std::string>> string_field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    return std::optional<std::string>{};
-  }
-  if (it->is_string()) {
-    return std::optional<std::string>{it->get<std::string>()};
-  }
-  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not a string: " + shown(*it)};
-}
-
-// 0/1 (number or string), true/false, "" (not set).
-Result<bool> flag_field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    return false;
-  }
-  if (it->is_boolean()) {
-    return it->get<bool>();
-  }
-  auto v = int_field(obj, key);
-  if (!v) {
-    return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
-  }
-  if (!v->has_value()) {
-    return false;
-  }
-  if (**v == 0 || **v == 1) {
-    return **v == 1;
-  }
-  return Error{ErrorKind::bad_reply, std::string("\"") + key + "\" is not 0 or 1: " + shown(*it)};
+  return v;
 }
 
 // Fills `g` from one list entry; `cpus_key` is "cpus" on the node API and
-// "maxcpu" in /cluster/resources.
-Status fill_guest(const json& e, Guest& g, const char* cpus_key) {
+// "maxcpu" in /cluster/resources. A negative amount is clamped to 0 and
+// counted in `clamped`: pve-container computes a container's CPU share as a
+// delta of two readings, which dips below zero (a real PVE 9.2 list had
+// -5.75e-05), and no real reading of the others is worth dropping a guest for.
+Status fill_guest(const json& e, Guest& g, const char* cpus_key, Clamped& clamped) {
   auto vmid = int_field(e, "vmid");
   if (!vmid) {
     return vmid.error();
@@ -157,18 +75,17 @@ Status fill_guest(const json& e, Guest& g, const char* cpus_key) {
       return *err;
     }
   }
-  g.cpus = cpus->value_or(0);
-  g.cpu = cpu->value_or(0);
-  g.maxmem = maxmem->value_or(0);
-  g.maxdisk = maxdisk->value_or(0);
-  g.uptime = uptime->value_or(0);
+  if (!std::isfinite(cpu->value_or(0)) || !std::isfinite(cpus->value_or(0))) {
+    return Error{ErrorKind::bad_reply, "non-finite resource values"};
+  }
+  g.cpus = clamp_negative(cpus->value_or(0), cpus_key, clamped);
+  g.cpu = clamp_negative(cpu->value_or(0), "cpu", clamped);
+  g.maxmem = clamp_negative(maxmem->value_or(0), "maxmem", clamped);
+  g.maxdisk = clamp_negative(maxdisk->value_or(0), "maxdisk", clamped);
+  g.uptime = clamp_negative(uptime->value_or(0), "uptime", clamped);
   g.is_template = *tmpl;
   g.tags = tags->value_or("");
   g.lock = lock->value_or("");
-  if (g.cpus < 0 || g.cpu < 0 || g.maxmem < 0 || g.maxdisk < 0 || !std::isfinite(g.cpu) ||
-      !std::isfinite(g.cpus)) {
-    return Error{ErrorKind::bad_reply, "negative or non-finite resource values"};
-  }
   // No guest has that many cores (Proxmox allows 8192 vCPUs); more would not
   // even fit the integer core count sent to AccountDB.
   if (g.cpus > kMaxCpus) {
@@ -178,22 +95,23 @@ Status fill_guest(const json& e, Guest& g, const char* cpus_key) {
   return {};
 }
 
+// The VMID of an entry that was rejected, when it can be read at all.
+std::optional<std::int64_t> readable_vmid(const json& e) {
+  if (!e.is_object()) {
+    return std::nullopt;
+  }
+  auto vmid = int_field(e, "vmid");
+  if (!vmid || !vmid->has_value() || **vmid <= 0 || **vmid > 999'999'999) {
+    return std::nullopt;
+  }
+  return **vmid;
+}
+
 std::string entry_label(const json& e, std::size_t index) {
   if (e.is_object() && e.contains("vmid")) {
     return "entry " + std::to_string(index) + " (vmid " + shown(e["vmid"]) + ")";
   }
   return "entry " + std::to_string(index);
-}
-
-Result<json> data_array(std::string_view body) {
-  auto data = envelope(body);
-  if (!data) {
-    return data;
-  }
-  if (!data->is_array()) {
-    return Error{ErrorKind::bad_reply, "\"data\" is not a list"};
-  }
-  return data;
 }
 
 void reject_duplicates(GuestList& list) {
@@ -203,7 +121,9 @@ void reject_duplicates(GuestList& list) {
     if (seen.insert(g.vmid).second) {
       unique.push_back(std::move(g));
     } else {
+      // Which of the two is true is not known: the VMID is unknown this read.
       list.rejected.push_back("vmid " + std::to_string(g.vmid) + " is listed twice");
+      list.rejected_vmids.insert(g.vmid);
     }
   }
   list.guests = std::move(unique);
@@ -235,8 +155,8 @@ bool is_reportable_ipv4(std::string_view ip) {
 namespace {
 
 // Runs `parse_entry` on every object of the "data" list. It returns a guest,
-// an error (the entry is rejected by name: the read is partial), or nothing
-// (an entry that is not a guest, skipped).
+// an error (the entry is rejected by name: its VMID, or without one the
+// whole read, is partial), or nothing (an entry that is not a guest, skipped).
 template <class ParseEntry>
 Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
   auto data = data_array(body);
@@ -244,15 +164,23 @@ Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
     return data.error();
   }
   GuestList list;
+  const auto reject = [&list](const json& e, std::size_t i, const std::string& why) {
+    list.rejected.push_back(entry_label(e, i) + ": " + why);
+    if (const auto vmid = readable_vmid(e)) {
+      list.rejected_vmids.insert(*vmid);
+    } else {
+      ++list.unattributed;
+    }
+  };
   for (std::size_t i = 0; i < data->size(); ++i) {
     const auto& e = (*data)[i];
     if (!e.is_object()) {
-      list.rejected.push_back(entry_label(e, i) + ": not an object");
+      reject(e, i, "not an object");
       continue;
     }
-    Result<std::optional<Guest>> guest = parse_entry(e);
+    Result<std::optional<Guest>> guest = parse_entry(e, list.clamped);
     if (!guest) {
-      list.rejected.push_back(entry_label(e, i) + ": " + guest.error().message);
+      reject(e, i, guest.error().message);
     } else if (guest->has_value()) {
       list.guests.push_back(std::move(**guest));
     }
@@ -264,11 +192,11 @@ Result<GuestList> parse_entries(std::string_view body, ParseEntry parse_entry) {
 }  // namespace
 
 Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::string_view node) {
-  return parse_entries(body, [&](const json& e) -> Result<std::optional<Guest>> {
+  return parse_entries(body, [&](const json& e, Clamped& clamped) -> Result<std::optional<Guest>> {
     Guest g;
     g.type = type;
     g.node = std::string(node);
-    if (auto ok = fill_guest(e, g, "cpus"); !ok) {
+    if (auto ok = fill_guest(e, g, "cpus", clamped); !ok) {
       return ok.error();
     }
     if (auto t = string_field(e, "type"); t && t->has_value() && **t != to_string(type)) {
@@ -280,7 +208,7 @@ Result<GuestList> parse_guest_list(std::string_view body, GuestType type, std::s
 }
 
 Result<GuestList> parse_cluster_resources(std::string_view body) {
-  return parse_entries(body, [](const json& e) -> Result<std::optional<Guest>> {
+  return parse_entries(body, [](const json& e, Clamped& clamped) -> Result<std::optional<Guest>> {
     auto type = string_field(e, "type");
     if (!type || !type->has_value()) {
       return Error{ErrorKind::bad_reply, "no \"type\""};
@@ -295,7 +223,7 @@ Result<GuestList> parse_cluster_resources(std::string_view body) {
       return Error{ErrorKind::bad_reply, "no \"node\""};
     }
     g.node = **node;
-    if (auto ok = fill_guest(e, g, "maxcpu"); !ok) {
+    if (auto ok = fill_guest(e, g, "maxcpu", clamped); !ok) {
       return ok.error();
     }
     return std::optional<Guest>{std::move(g)};

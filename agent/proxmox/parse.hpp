@@ -4,8 +4,11 @@
 // accept numbers sent as strings, 0/1 booleans, omitted and unknown fields,
 // and reject garbage with a clear error instead of guessing.
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,12 +18,19 @@
 
 namespace pha {
 
-// A guest list. An entry that cannot be understood is not guessed at: it is
-// named in `rejected`, and the read counts as partial (it must not make a
-// guest look deleted).
+// A guest list. An entry that cannot be a guest is not guessed at: it is
+// named in `rejected`. When its VMID can still be read, only that VMID is
+// unknown this read (`rejected_vmids`: it must not look deleted); an entry
+// without a readable VMID could be any guest (`unattributed`: the whole read
+// is partial). Values real Proxmox produces but that are out of range (a
+// container's CPU share is a delta and can dip below zero) are clamped, not
+// rejected, and counted per field in `clamped`.
 struct GuestList {
   std::vector<Guest> guests;
   std::vector<std::string> rejected;
+  std::set<std::int64_t> rejected_vmids;
+  std::size_t unattributed = 0;
+  std::map<std::string, std::uint64_t> clamped;  // field -> entries clamped
 };
 
 // GET /nodes/{node}/qemu or /nodes/{node}/lxc.

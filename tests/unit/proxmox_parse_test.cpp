@@ -206,11 +206,17 @@ TEST_CASE("bad entries are rejected by name and the good ones kept") {
   ]})";
   auto r = parse_guest_list(body, GuestType::qemu, "pve");
   REQUIRE(r.ok());
-  REQUIRE(r->guests.size() == 2);
+  REQUIRE(r->guests.size() == 3);
   CHECK(r->guests[0].vmid == 100);
   CHECK(r->guests[0].name == "ok");
-  CHECK(r->guests[1].vmid == 107);
-  CHECK(r->rejected.size() == 9);
+  CHECK(r->guests[1].vmid == 106);  // cpus -1: clamped, not rejected
+  CHECK(r->guests[1].cpus == 0);
+  CHECK(r->guests[2].vmid == 107);
+  CHECK(r->rejected.size() == 8);
+  // Only the VMIDs that can be read are unknown; the others could be any guest.
+  CHECK(r->rejected_vmids == std::set<std::int64_t>{100, 102, 103, 104, 105});
+  CHECK(r->unattributed == 3);
+  CHECK(r->clamped == std::map<std::string, std::uint64_t>{{"cpus", 1}});
   const auto all = [&] {
     std::string s;
     for (const auto& x : r->rejected) {
@@ -224,6 +230,7 @@ TEST_CASE("bad entries are rejected by name and the good ones kept") {
   CHECK(all.find("\"maxmem\" is not an integer: \"lots\"") != std::string::npos);
   CHECK(all.find("\"name\" is not a string: 42") != std::string::npos);
   CHECK(all.find("\"template\" is not 0 or 1") != std::string::npos);
+  CHECK(all.find("negative") == std::string::npos);
   CHECK(all.find("vmid 100 is listed twice") != std::string::npos);
   CHECK(all.find("not an object") != std::string::npos);
 }
@@ -301,4 +308,32 @@ TEST_CASE("a core count no guest can have rejects the entry by name") {
   REQUIRE(cluster.ok());
   CHECK(cluster->guests.empty());
   CHECK(cluster->rejected.size() == 1);
+}
+
+// Issue 32: a container list of a real PVE 9.2.2 node had "cpu": -5.75e-05
+// (pve-container's CPU share is a delta of two readings) and the pressure
+// values as strings; the entry was rejected, so the guest was never synced.
+// The entry below has that shape (written by hand, not a recording).
+TEST_CASE("a container whose CPU share dips below zero is kept - clamped and counted") {
+  auto r = parse_guest_list(
+      R"({"data":[{"vmid":"201","name":"CT201","type":"lxc","status":"running","cpu":-5.75e-05,)"
+      R"("cpus":2,"maxmem":2147483648,"mem":104857600,"maxdisk":8589934592,"uptime":5000,)"
+      R"("pressurecpusome":"0.00","pressurecpufull":"0.00","pressureiosome":"0.12",)"
+      R"("pressureiofull":"0.10","pressurememorysome":"0.00","pressurememoryfull":"0.00"}]})",
+      GuestType::lxc, "pve");
+  REQUIRE(r.ok());
+  CHECK(r->rejected.empty());
+  REQUIRE(r->guests.size() == 1);
+  CHECK(r->guests[0].cpu == 0);
+  CHECK(to_record(r->guests[0]).cpu_usage_percent == 0);
+  CHECK(r->clamped == std::map<std::string, std::uint64_t>{{"cpu", 1}});
+  // Every negative amount is clamped the same way, in /cluster/resources too.
+  auto c = parse_cluster_resources(
+      R"({"data":[{"type":"lxc","node":"b","vmid":202,"status":"running","cpu":-0.01,)"
+      R"("maxcpu":1,"maxmem":-1,"maxdisk":-2,"uptime":-3}]})");
+  REQUIRE(c.ok());
+  REQUIRE(c->guests.size() == 1);
+  CHECK(c->guests[0].maxmem == 0);
+  CHECK(c->clamped == std::map<std::string, std::uint64_t>{
+                          {"cpu", 1}, {"maxmem", 1}, {"maxdisk", 1}, {"uptime", 1}});
 }
