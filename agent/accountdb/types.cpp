@@ -148,6 +148,7 @@ Result<std::vector<AccountDbRow>> parse_rows(std::string_view body) {
     row.disk_gb = opt_int(r, "disk_gb");
     row.ip_address = opt_string(r, "ip_address");
     row.owner_id = opt_int(r, "owner_id");
+    row.proxmox_node_id = opt_int(r, "proxmox_node_id");
     row.created_at = opt_string(r, "created_at").value_or("");
     row.updated_at = opt_string(r, "updated_at").value_or("");
     rows.push_back(std::move(row));

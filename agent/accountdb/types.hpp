@@ -33,8 +33,12 @@ struct AccountDbRow {
   std::optional<std::int64_t> disk_gb;
   std::optional<std::string> ip_address;
   std::optional<std::int64_t> owner_id;
+  // The AccountDB node the row belongs to; a row of another node in this
+  // node's list_vms is a wrong answer (the plan leaves it out).
+  std::optional<std::int64_t> proxmox_node_id;
   std::string created_at;
   std::string updated_at;
+  bool operator==(const AccountDbRow&) const = default;
 };
 
 Result<AccountDbNode> parse_node(std::string_view body);

@@ -59,6 +59,8 @@ struct Settings {
   int missing_after_cycles = 3;
   int full_resync_interval = 3600;  // 0 = never
   double cpu_change_threshold = 5;
+  int change_brake_min = 3;          // CHANGE_BRAKE_MIN
+  double change_brake_percent = 20;  // CHANGE_BRAKE_PERCENT
 
   // Resilience
   int health_check_interval = 30;
@@ -107,7 +109,8 @@ struct Settings {
 std::string_view to_string(Strategy s);
 
 // The events a webhook receiver may get (WEBHOOK_EVENTS), in the order shown.
-inline constexpr std::array<std::string_view, 6> kWebhookEventNames = {
-    "failover", "recovery", "redundancy", "sync_failed", "sync_recovered", "auth_failed"};
+inline constexpr std::array<std::string_view, 7> kWebhookEventNames = {
+    "failover",       "recovery",    "redundancy", "sync_failed",
+    "sync_recovered", "auth_failed", "sync_held"};
 
 }  // namespace pha

@@ -457,6 +457,12 @@ const std::array kTable = {
   SettingSpec{.env = "CPU_CHANGE_THRESHOLD", .flag = "--cpu-change-threshold", .section = "Sync",
     .default_value = "5", .help = "Percentage points of CPU change that alone re-send a guest (0: any change).",
     .kind = ValueKind::decimal, .min = 0, .max = 100, .apply = apply_decimal<&Settings::cpu_change_threshold>},
+  SettingSpec{.env = "CHANGE_BRAKE_MIN", .flag = "--change-brake-min", .section = "Sync",
+    .default_value = "3", .help = "Creates, or deleted marks, a cycle writes at once however few rows the node has; more wait (the change brake).",
+    .kind = ValueKind::integer, .min = 1, .max = 100000, .apply = apply_int<&Settings::change_brake_min>},
+  SettingSpec{.env = "CHANGE_BRAKE_PERCENT", .flag = "--change-brake-percent", .section = "Sync",
+    .default_value = "20", .help = "Share of the node's rows a cycle may create, or mark deleted, at once when that is more than CHANGE_BRAKE_MIN; more wait for corroboration or POST /sync/confirm.",
+    .kind = ValueKind::decimal, .min = 0, .max = 100, .apply = apply_decimal<&Settings::change_brake_percent>},
 
   // ---- Resilience -------------------------------------------------------
   SettingSpec{.env = "HEALTH_CHECK_INTERVAL", .flag = "--health-check-interval", .section = "Resilience",
@@ -542,8 +548,8 @@ const std::array kTable = {
     .default_value = "5", .help = "Seconds one delivery attempt may take.",
     .kind = ValueKind::integer, .start_only = true, .min = 1, .max = 60, .apply = apply_int<&Settings::webhook_timeout>},
   SettingSpec{.env = "WEBHOOK_EVENTS", .flag = "--webhook-events", .section = "Webhooks",
-    .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed",
-    .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed",
+    .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed,sync_held",
+    .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed, sync_held",
     .help = "Which events are sent.", .apply = apply_webhook_events},
   SettingSpec{.env = "WEBHOOK_QUEUE_SIZE", .flag = "--webhook-queue-size", .section = "Webhooks",
     .default_value = "100", .help = "Events waiting per receiver; when full the oldest is dropped and counted.",

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,10 +73,16 @@ struct GuestRead {
   std::string node;
   GuestSource source = GuestSource::node;
   std::vector<Guest> guests;
-  // False when some entries could not be understood: such a read must not
-  // make a guest look deleted.
+  // True only when the read shows every guest of the node: each entry was
+  // understood, and the user or token may see every guest (VM.Audit on /vms,
+  // propagated, by the permission check; Proxmox leaves out what it may not
+  // see instead of refusing). Only such a read makes a guest look gone.
   bool complete = true;
+  std::string incomplete_reason;  // why not, for the report; "" when complete
   std::vector<std::string> rejected;
+  // Entries that were not understood but whose VMID was: those VMIDs are
+  // unknown this read (never gone), the rest of the read stands.
+  std::set<std::int64_t> rejected_vmids;
   std::string hint;  // e.g. the VM.Audit hint when no guest is visible
   std::uint64_t requests = 0;
   std::uint64_t detail_requests = 0;
@@ -115,6 +122,13 @@ class ProxmoxClient {
   // cannot be read once (proxmox_permissions_unknown). Never fails anything.
   void check_permissions();
   PermissionStatus permissions() const;
+  // Whether the user or token may still see guest `vmid` (VM.Audit on
+  // /vms/{vmid}, through /vms, a pool or the guest's own ACL): GET
+  // /access/permissions?path=/vms/{vmid}, one attempt. Asked before a guest
+  // is marked gone: a guest it may not see is hidden, not gone.
+  Result<bool> may_see(std::int64_t vmid);
+  // Entries whose values were clamped since start (parse.hpp), by field.
+  std::map<std::string, std::uint64_t> clamped() const;
 
   std::uint64_t requests() const { return requests_.load(); }
   const ProxmoxClientOptions& options() const { return options_; }
@@ -137,7 +151,6 @@ class ProxmoxClient {
   Result<std::string> call(const std::string& method, const std::string& path,
                            const std::string& form_body, const CallOptions& how);
   Result<GuestRead> read_from_cluster(GuestRead r, const std::string& local_error);
-  void remember(const std::vector<Guest>& guests);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
   Result<std::string> get_once(const std::string& path);
   HttpOutcome send(const HttpRequest& request);
@@ -147,7 +160,7 @@ class ProxmoxClient {
   Error failure(const std::string& method, const std::string& path, const HttpOutcome& outcome,
                 const ProxmoxCredentials& credentials) const;
   // The lists of SYNC_GUEST_TYPES from the node's own API, into `read`.
-  Status read_lists(GuestRead& read);
+  Status read_lists(GuestRead& read, std::size_t& unattributed);
   void read_details(Guest& guest, GuestRead& read);
   // One guest's notes (its config) and, for a running one, its address; each
   // says whether its answer is final (cached until the guest changes status).
@@ -168,6 +181,10 @@ class ProxmoxClient {
   PermissionNeeds permission_needs() const;
   void record_permissions(const PermissionsRead& read);
   std::string empty_node_hint(const std::string& node) const;
+  // Why a read of the node's lists cannot show every guest ("" when it can),
+  // from the permission check.
+  std::string visibility_gap() const;
+  void count_clamped(const std::map<std::string, std::uint64_t>& clamped);
   // A read Proxmox answered: a check that could not reach it is due again.
   void answered_read();
   std::string url(const std::string& path, const std::string& host = {}) const;
@@ -186,10 +203,12 @@ class ProxmoxClient {
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};
   std::map<GuestKey, Details> details_;
-  // The last values read of each guest: what an `unknown` guest of the
-  // cluster-wide fallback is reported with.
-  std::map<GuestKey, Guest> last_known_;
+  // The guests of the last read of the node's own lists; a read with fewer
+  // makes the permission check run again before the read is believed.
+  std::optional<std::size_t> last_node_read_;
   const ProxmoxFailover failover_;
+  mutable std::mutex clamped_mutex_;
+  std::map<std::string, std::uint64_t> clamped_;
 
   // The permission check's state, read by /status from another thread.
   enum class CheckDue { no, now, after_good_read };

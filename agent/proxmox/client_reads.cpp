@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "agent/core/text.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/proxmox/client.hpp"
 
@@ -139,13 +140,6 @@ Result<GuestList> ProxmoxClient::read_cluster_guests() {
   return list;
 }
 
-void ProxmoxClient::remember(const std::vector<Guest>& guests) {
-  last_known_.clear();
-  for (const auto& g : guests) {
-    last_known_[{g.type, g.vmid}] = g;
-  }
-}
-
 Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
   auto cluster = read_cluster_guests();
   if (!cluster.ok()) {
@@ -155,46 +149,85 @@ Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::strin
     }
     return e;
   }
+  count_clamped(cluster->clamped);
   r.source = GuestSource::cluster;
   r.guests.clear();
   r.rejected = cluster->rejected;
-  std::size_t unknown_without_values = 0;
+  r.rejected_vmids = cluster->rejected_vmids;
   for (auto& g : cluster->guests) {
     if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
         (g.type == GuestType::lxc && !options_.sync_lxc)) {
       continue;
     }
-    const GuestKey key{g.type, g.vmid};
-    if (g.unknown) {
-      // The node is offline for the cluster: nothing about the guest is
-      // known now, so it is reported as it was last seen, or not at all.
-      const auto known = last_known_.find(key);
-      if (known == last_known_.end()) {
-        ++unknown_without_values;
-        continue;
+    // A guest in state `unknown` (its node is offline for the cluster) is
+    // reported as the skeleton it is: no values are known now, so none are
+    // sent (plan.hpp), and it is neither stopped nor gone.
+    if (!g.unknown) {
+      // Details are node-local calls: keep the cached ones.
+      if (const auto d = details_.find({g.type, g.vmid}); d != details_.end()) {
+        g.notes = d->second.notes;
+        g.ip_address = d->second.ip;
       }
-      r.guests.push_back(known->second);
-      continue;
-    }
-    // Details are node-local calls: keep the cached ones.
-    if (const auto d = details_.find(key); d != details_.end()) {
-      g.notes = d->second.notes;
-      g.ip_address = d->second.ip;
     }
     r.guests.push_back(std::move(g));
   }
-  remember(r.guests);
-  if (unknown_without_values > 0) {
-    r.rejected.push_back(std::to_string(unknown_without_values) +
-                         " guests in state unknown that were never read before");
-  }
-  // A fallback read never makes a guest look deleted (plan.hpp), whatever it holds.
-  r.complete = r.rejected.empty();
+  // A fallback read never makes a guest look gone (plan.hpp), whatever it holds.
+  r.complete = false;
+  r.incomplete_reason = "read from /cluster/resources of a peer, not from the node's own API";
   answered_read();
   return r;
 }
 
-Status ProxmoxClient::read_lists(GuestRead& r) {
+void ProxmoxClient::count_clamped(const std::map<std::string, std::uint64_t>& clamped) {
+  if (clamped.empty()) {
+    return;
+  }
+  std::lock_guard lock(clamped_mutex_);
+  for (const auto& [field, n] : clamped) {
+    clamped_[field] += n;
+  }
+}
+
+std::map<std::string, std::uint64_t> ProxmoxClient::clamped() const {
+  std::lock_guard lock(clamped_mutex_);
+  return clamped_;
+}
+
+std::string ProxmoxClient::visibility_gap() const {
+  std::lock_guard lock(permissions_mutex_);
+  if (!permissions_.checked) {
+    return "the privileges of the Proxmox user or token are not known (" +
+           permissions_.error.value_or("not read yet") +
+           "): a guest it may not see would be missing from the lists";
+  }
+  for (const auto& m : permissions_.missing) {
+    if (m.privilege == "VM.Audit") {
+      return "the Proxmox user or token lacks VM.Audit on /vms (propagated): the lists show only "
+             "the guests it may see";
+    }
+  }
+  return "";
+}
+
+Result<bool> ProxmoxClient::may_see(std::int64_t vmid) {
+  const std::string path = "/vms/" + std::to_string(vmid);
+  auto r = call("GET", "/access/permissions?path=" + url_encode(path), "",
+                {.retry = false, .any_target = true});
+  if (!r.ok()) {
+    return r.error();
+  }
+  auto granted = parse_permissions(*r);
+  if (!granted) {
+    return Error{ErrorKind::bad_reply,
+                 "GET /access/permissions?path=" + path +
+                     ": the answer is not understood: " + granted.error().message};
+  }
+  // The answer names the path asked for; privileges elsewhere say nothing about it.
+  const auto at = granted->find(path);
+  return at != granted->end() && at->second.contains("VM.Audit");
+}
+
+Status ProxmoxClient::read_lists(GuestRead& r, std::size_t& unattributed) {
   std::vector<GuestType> types;
   if (options_.sync_qemu) {
     types.push_back(GuestType::qemu);
@@ -218,6 +251,9 @@ Status ProxmoxClient::read_lists(GuestRead& r) {
     for (const auto& rejected : list->rejected) {
       r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
     }
+    r.rejected_vmids.insert(list->rejected_vmids.begin(), list->rejected_vmids.end());
+    unattributed += list->unattributed;
+    count_clamped(list->clamped);
     r.guests.insert(r.guests.end(), list->guests.begin(), list->guests.end());
   }
   return {};
@@ -239,7 +275,8 @@ Result<GuestRead> ProxmoxClient::read_guests() {
   if (failover.use_local && !failover.use_local()) {
     return finish(read_from_cluster(std::move(r), ""));
   }
-  if (auto listed = read_lists(r); !listed) {
+  std::size_t unattributed = 0;
+  if (auto listed = read_lists(r, unattributed); !listed) {
     const auto& e = listed.error();
     if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
       failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
@@ -247,7 +284,25 @@ Result<GuestRead> ProxmoxClient::read_guests() {
     }
     return e;
   }
-  r.complete = r.rejected.empty();
+  // A list shorter than the last one may be a lost privilege, not gone
+  // guests (Proxmox filters lists by VM.Audit and answers 200): ask what the
+  // user or token may do before believing it. (Otherwise the cycle asks
+  // when it is due, before the read.)
+  if (last_node_read_ && r.guests.size() < *last_node_read_) {
+    {
+      std::lock_guard lock(permissions_mutex_);
+      permissions_due_ = CheckDue::now;
+    }
+    check_permissions();
+  }
+  last_node_read_ = r.guests.size();
+  r.incomplete_reason = visibility_gap();
+  if (r.incomplete_reason.empty() && unattributed > 0) {
+    r.incomplete_reason = std::to_string(unattributed) +
+                          " list entries were not understood and name no VMID: any guest could "
+                          "be among them";
+  }
+  r.complete = r.incomplete_reason.empty();
   if (options_.vm_details) {
     std::set<GuestKey> present;
     for (auto& g : r.guests) {
@@ -256,7 +311,6 @@ Result<GuestRead> ProxmoxClient::read_guests() {
     }
     std::erase_if(details_, [&](const auto& entry) { return !present.contains(entry.first); });
   }
-  remember(r.guests);
   if (r.guests.empty()) {
     r.hint = empty_node_hint(r.node);
   }

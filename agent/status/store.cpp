@@ -15,6 +15,11 @@ StatusEntry cycle_state(const CycleReport& r) {
   } else if (r.stats.errors > 0) {
     e.status = Severity::warning;
     e.message = "sync done but some writes to AccountDB failed";
+  } else if (!r.held.empty()) {
+    e.status = Severity::warning;
+    e.message =
+        "sync done but the change brake holds changes until they are corroborated or confirmed "
+        "(/status sync.held)";
   } else if (!r.warnings.empty()) {
     e.status = Severity::warning;
     e.message = "sync done with a warning: " + r.warnings.front();
@@ -110,7 +115,14 @@ void StatusStore::record_cycle(const CycleReport& r) {
   if (r.connected) {
     s.last_heartbeat_ok = r.started_at;  // node_info marks the node connected, as heartbeat does
   }
+  if (r.accounts) {  // the cycle planned
+    s.held = r.held;
+    s.held_cycles += r.held.empty() ? 0U : 1U;
+  }
   if (r.proxmox_read) {
+    s.read_counts_for_missing = r.read_counts_for_missing;
+    s.read_incomplete_reason = r.read_incomplete_reason;
+    s.hidden = r.hidden;
     auto v = std::make_shared<VmsSnapshot>();
     v->guests = r.guests;
     v->as_of = r.proxmox_read_at;

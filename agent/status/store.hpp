@@ -62,6 +62,14 @@ struct SyncInfo {
   std::string last_message;
   std::optional<std::int64_t> last_heartbeat_ok;  // unix s of the last good node_info or heartbeat
   SyncTotals totals;
+  // What the last cycle that read Proxmox believed of its read: whether a
+  // guest missing from it counts as gone, and why not; the rows whose guest
+  // the user or token may not see.
+  bool read_counts_for_missing = false;
+  std::string read_incomplete_reason;
+  std::vector<std::int64_t> hidden;
+  HeldChanges held;               // what the change brake held in the last cycle that planned
+  std::uint64_t held_cycles = 0;  // cycles that held something, since start
 };
 
 struct VmsSnapshot {

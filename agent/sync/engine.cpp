@@ -1,10 +1,14 @@
 #include "agent/sync/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
+#include "agent/sync/sync_state.hpp"
 
 namespace pha {
 
@@ -13,8 +17,9 @@ namespace {
 constexpr std::size_t kMaxInFlight = 4;  // docs/sync.md "Sending and retries"
 
 PlanSettings plan_settings(const Settings& s) {
-  return {s.create_stopped_vms, s.cpu_change_threshold, s.full_resync_interval, s.mark_missing_vms,
-          s.missing_after_cycles};
+  return {s.create_stopped_vms,  s.cpu_change_threshold, s.full_resync_interval,
+          s.mark_missing_vms,    s.missing_after_cycles, s.change_brake_min,
+          s.change_brake_percent};
 }
 
 // One line per write, so that a guest's history is in the log (docs/sync.md
@@ -41,37 +46,6 @@ void log_write(const PlannedRequest& req, const Error* failure) {
 
 std::string state_path(const Settings& s, const char* name) {
   return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
-}
-
-nlohmann::json memory_json(const SyncMemory& m) {
-  nlohmann::json sent = nlohmann::json::object();
-  for (const auto& [vmid, at] : m.last_sent) {
-    sent[std::to_string(vmid)] = at;
-  }
-  nlohmann::json missing = nlohmann::json::object();
-  for (const auto& [vmid, n] : m.missing) {
-    missing[std::to_string(vmid)] = n;
-  }
-  return {{"last_sent", sent}, {"missing", missing}};
-}
-
-bool memory_from_json(const nlohmann::json& j, SyncMemory& m) {
-  if (!j.is_object() || !j.contains("last_sent") || !j["last_sent"].is_object() ||
-      !j.contains("missing") || !j["missing"].is_object()) {
-    return false;
-  }
-  try {
-    for (const auto& [k, v] : j["last_sent"].items()) {
-      m.last_sent[std::stoll(k)] = v.get<std::int64_t>();
-    }
-    for (const auto& [k, v] : j["missing"].items()) {
-      m.missing[std::stoll(k)] = v.get<int>();
-    }
-  } catch (const std::exception&) {
-    m = {};
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -110,10 +84,10 @@ nlohmann::json to_json(const CycleReport& r) {
                        {"kind", to_string(p.kind)},
                        {"reason", p.reason}});
   }
-  return {{"status", r.status},          {"message", r.message},
-          {"dry_run", r.dry_run},        {"stats", to_json(r.stats)},
-          {"guests", std::move(guests)}, {"planned", std::move(planned)},
-          {"errors", r.errors},          {"warnings", r.warnings}};
+  return {
+      {"status", r.status},        {"message", r.message},        {"dry_run", r.dry_run},
+      {"stats", to_json(r.stats)}, {"guests", std::move(guests)}, {"planned", std::move(planned)},
+      {"held", to_json(r.held)},   {"errors", r.errors},          {"warnings", r.warnings}};
 }
 
 SyncEngine::SyncEngine(const LiveSettings& settings, ProxmoxClient& proxmox,
@@ -259,6 +233,7 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
       continue;
     }
     memory_.last_sent[req.vmid] = now;
+    remember_write(req, outcomes[i].row_id);
     switch (req.kind) {
       case RequestKind::create:
         report.stats.created++;
@@ -352,6 +327,24 @@ Result<GuestRead> SyncEngine::cycle_guests(CycleReport& report) {
   if (!read.hint.empty()) {
     report.warnings.push_back(read.hint);
   }
+  report.read_counts_for_missing = read.complete && read.source == GuestSource::node;
+  report.read_incomplete_reason = read.incomplete_reason;
+  if (read.source == GuestSource::node && !read.complete) {
+    report.warnings.push_back("guests missing from this read are not counted as gone: " +
+                              read.incomplete_reason);
+  }
+  // Said when it changes, not every cycle.
+  if (read.source == GuestSource::node && read.incomplete_reason != last_incomplete_reason_) {
+    if (read.complete) {
+      log::info("read_complete", "the node's read shows every guest again: gone guests count");
+    } else {
+      log::warn(
+          "read_incomplete",
+          "guests missing from the node's read are not counted as gone: " + read.incomplete_reason,
+          {{"reason", read.incomplete_reason}, {"guests", read.guests.size()}});
+    }
+    last_incomplete_reason_ = read.incomplete_reason;
+  }
   return guests;
 }
 
@@ -369,20 +362,10 @@ Result<std::vector<AccountDbRow>> SyncEngine::cycle_rows(CycleReport& report) {
 // 6. Plan; a cluster lookup only when some guest is gone long enough.
 Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
   auto plan = make_plan(in);
-  if (!plan.mark_candidates.empty()) {
-    auto cluster = proxmox_.read_cluster_guests();
-    if (cluster.ok()) {
-      std::map<std::int64_t, std::string> where;
-      for (const auto& g : cluster->guests) {
-        where[g.vmid] = g.node;
-      }
-      in.cluster_locations = std::move(where);
-      plan = make_plan(in);
-    } else {
-      report.warnings.push_back("cannot tell migrated from deleted guests this cycle: " +
-                                cluster.error().message);
-    }
+  if (!plan.mark_candidates.empty() && look_up_candidates(plan.mark_candidates, in, report)) {
+    plan = make_plan(in);
   }
+  record_holds(plan, report);
   report.warnings.insert(report.warnings.end(), plan.warnings.begin(), plan.warnings.end());
   ledger_.planned(plan, clock_.unix_now());
   report.planned = plan.requests;
@@ -465,11 +448,17 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   }
   PlanInput in;
   in.guests = std::move(guests->guests);
-  in.read_counts_for_missing = guests->complete && guests->source == GuestSource::node;
+  in.read_counts_for_missing = report.read_counts_for_missing;
+  in.unreadable = guests->rejected_vmids;
   in.whitelist = whitelist;
   in.rows = std::move(rows.value());
+  in.node_id = node_id_;
   in.memory = memory_;
   in.settings = plan_settings(settings);
+  {
+    std::lock_guard held_lock(held_mutex_);
+    in.confirmed = confirmed_;
+  }
   in.now = now;
   in.node = guests->node;
   deliver(cycle_plan(std::move(in), report), report);

@@ -25,6 +25,18 @@
 
 namespace pha {
 
+// What the change brake holds (docs/sync.md "The change brake"): one
+// confirmable unit, named by an id that stays the same while the same
+// changes are held.
+struct HeldChanges {
+  std::string id;          // "" when nothing is held
+  std::int64_t since = 0;  // unix seconds the agent first held exactly these
+  std::vector<Hold> holds;
+  std::vector<PlannedRequest> requests;  // what would be sent once released
+  bool empty() const { return id.empty(); }
+};
+nlohmann::json to_json(const HeldChanges& h);
+
 struct CycleStats {
   std::int64_t created = 0;
   std::int64_t updated = 0;
@@ -72,6 +84,12 @@ struct CycleReport {
   std::string node;
   // Each guest's place in AccountDB after this cycle (the ledger's snapshot).
   std::shared_ptr<const GuestAccounts> accounts;
+  // Whether this cycle's read counted towards guests that are gone, and why not.
+  bool read_counts_for_missing = false;
+  std::string read_incomplete_reason;
+  std::vector<std::int64_t> hidden;  // rows whose guest the user or token may not see
+  // What the change brake held back this cycle (empty: nothing).
+  HeldChanges held;
 };
 // The --once report: {"status", "message", "stats", "guests", "planned"}.
 nlohmann::json to_json(const CycleReport& r);
@@ -103,6 +121,14 @@ class SyncEngine {
   // beside a cycle without waiting for it. The error says why it failed.
   Result<WhitelistStatus> refresh_whitelist();
 
+  // What the change brake holds now. Never waits for a running cycle.
+  HeldChanges held() const;
+  // POST /sync/confirm: the operator vouches for the held changes named
+  // `id` (as held() shows them); the next cycle writes them if it still
+  // plans them. An id that is not the one held now is refused (conflict),
+  // so that a confirm never covers changes the operator did not see.
+  Result<HeldChanges> confirm(const std::string& id);
+
  private:
   // The steps of a cycle (docs/sync.md "The cycle"), in their order.
   Status connect(CycleReport& report, const Settings& settings, std::int64_t now);
@@ -110,6 +136,12 @@ class SyncEngine {
   Result<GuestRead> cycle_guests(CycleReport& report);
   Result<std::vector<AccountDbRow>> cycle_rows(CycleReport& report);
   Plan cycle_plan(PlanInput in, CycleReport& report);
+  // Where the mark candidates are in the cluster, and whether the user or
+  // token may still see those it shows nowhere; false when it cannot tell.
+  bool look_up_candidates(const std::vector<std::int64_t>& candidates, PlanInput& in,
+                          CycleReport& report);
+  void record_holds(const Plan& plan, CycleReport& report);
+  void remember_write(const PlannedRequest& req, std::optional<std::int64_t> row_id);
   void deliver(const Plan& plan, CycleReport& report);
   void conclude(CycleReport& report);
   CycleReport fail(CycleReport r, const std::string& message);
@@ -134,8 +166,14 @@ class SyncEngine {
   GuestLedger ledger_;
   std::string memory_file_;
   std::optional<std::int64_t> last_connect_ok_;
+  std::string last_incomplete_reason_;  // of the last read of the node's own API
   std::optional<std::int64_t> owner_id_;
   std::atomic<bool> accountdb_down_{false};
+  // Guards held_ and confirmed_, held only for a moment (status reads,
+  // POST /sync/confirm) so that neither waits for a cycle.
+  mutable std::mutex held_mutex_;
+  HeldChanges held_;
+  Confirmed confirmed_;
 };
 
 }  // namespace pha

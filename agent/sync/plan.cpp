@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "agent/sync/brake.hpp"
+
 namespace pha {
 
 namespace {
@@ -56,6 +58,10 @@ std::string_view to_string(GuestDecisionKind k) {
       return "mark";
     case GuestDecisionKind::marked:
       return "marked";
+    case GuestDecisionKind::held:
+      return "held";
+    case GuestDecisionKind::hidden:
+      return "hidden";
   }
   return "unchanged";
 }
@@ -115,10 +121,19 @@ namespace {
 
 using RowsByVmid = std::map<std::int64_t, const AccountDbRow*>;
 
-// What AccountDB has, one row per VMID (the newest of duplicates).
-RowsByVmid rows_by_vmid(const std::vector<AccountDbRow>& rows, Plan& plan) {
+bool is_marked(const AccountDbRow& row) {
+  return row.status == kDeleted || row.status == kMigrated;
+}
+
+// What AccountDB has, one row per VMID (the newest of duplicates). A row of
+// another node is not this node's, whatever list_vms says: left out.
+RowsByVmid rows_by_vmid(const PlanInput& in, Plan& plan) {
   RowsByVmid by_vmid;
-  for (const auto& row : rows) {
+  for (const auto& row : in.rows) {
+    if (in.node_id != 0 && row.proxmox_node_id && *row.proxmox_node_id != in.node_id) {
+      ++plan.rows_of_other_nodes;
+      continue;
+    }
     auto [it, inserted] = by_vmid.emplace(row.vmid, &row);
     if (!inserted) {
       const AccountDbRow* keep = newer(row, *it->second) ? &row : it->second;
@@ -130,7 +145,32 @@ RowsByVmid rows_by_vmid(const std::vector<AccountDbRow>& rows, Plan& plan) {
       it->second = keep;
     }
   }
+  if (plan.rows_of_other_nodes > 0) {
+    plan.warnings.push_back("list_vms answered " + std::to_string(plan.rows_of_other_nodes) +
+                            " rows of another AccountDB node; they are left out");
+  }
   return by_vmid;
+}
+
+// The rows the agent knows but list_vms left out this cycle, for guests still
+// on the node: written to their id, never created again. A known id that
+// list_vms now shows for another VMID is not this guest's any more.
+RowsByVmid unlisted_known_rows(const PlanInput& in, const RowsByVmid& listed,
+                               const std::set<std::int64_t>& present) {
+  std::set<std::int64_t> listed_ids;
+  for (const auto& [vmid, row] : listed) {
+    listed_ids.insert(row->id);
+  }
+  for (const auto& row : in.rows) {
+    listed_ids.insert(row.id);  // also another node's and older duplicates: never reused
+  }
+  RowsByVmid out;
+  for (const auto& [vmid, row] : in.memory.rows) {
+    if (!listed.contains(vmid) && present.contains(vmid) && !listed_ids.contains(row.id)) {
+      out.emplace(vmid, &row);
+    }
+  }
+  return out;
 }
 
 // Why a guest AccountDB has is sent again, or "" when it is not.
@@ -196,8 +236,11 @@ GuestDecision& plan_create(const Guest& guest, const GuestRecord& record, const 
   return d;
 }
 
-// One guest of the read: filtered, unchanged, created or updated.
-void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in, Plan& plan) {
+// One guest of the read: filtered, unchanged, created or updated. `row` is
+// its listed row, or the row the agent knows when list_vms left it out
+// (`listed` false).
+void plan_guest(const Guest& guest, const AccountDbRow* row, bool listed, const PlanInput& in,
+                Plan& plan) {
   plan.stats.total_vms_before_filter++;
   if (guest.running()) {
     plan.stats.online_vms++;
@@ -215,16 +258,20 @@ void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in
     plan.stats.filtered_out++;
     plan.stats.filtered++;
     auto& d = decide(plan, guest.vmid, row, GuestDecisionKind::kept_out);
+    d.row_listed = listed;
     d.whitelisted = whitelisted;
     d.kept_out_by = in.whitelist.known ? KeptOutBy::not_whitelisted : KeptOutBy::whitelist_unknown;
     return;
   }
   plan.stats.total_vms_after_filter++;
-  if (guest.unknown) {
-    // A skeleton from /cluster/resources: its values are not known; nothing
-    // is sent and it is not treated as stopped or gone.
+  if (guest.unknown || in.unreadable.contains(guest.vmid)) {
+    // A skeleton from /cluster/resources, or an entry listed twice: its
+    // values are not known; nothing is sent and it is not treated as
+    // stopped or gone.
     plan.stats.unchanged++;
-    decide(plan, guest.vmid, row, GuestDecisionKind::no_values).whitelisted = whitelisted;
+    auto& d = decide(plan, guest.vmid, row, GuestDecisionKind::no_values);
+    d.row_listed = listed;
+    d.whitelisted = whitelisted;
     return;
   }
   const auto record = to_record(guest);
@@ -234,8 +281,12 @@ void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in
   }
   auto changed = changed_fields(record, *row, in.settings.cpu_change_threshold);
   auto reason = update_reason(guest, changed, in, plan);
+  if (!reason.empty() && !listed) {
+    reason += "; row " + std::to_string(row->id) + " known, not in list_vms";
+  }
   auto& d = decide(plan, guest.vmid, row,
                    reason.empty() ? GuestDecisionKind::unchanged : GuestDecisionKind::update);
+  d.row_listed = listed;
   d.whitelisted = whitelisted;
   if (reason.empty()) {
     plan.stats.unchanged++;
@@ -247,7 +298,9 @@ void plan_guest(const Guest& guest, const AccountDbRow* row, const PlanInput& in
       {RequestKind::update, row->id, guest.vmid, to_accountdb_json(record), std::move(reason)});
 }
 
-// A row of list_vms absent from this read: counted, and marked once gone long enough.
+// A row of list_vms absent from this read: counted, and marked once gone long
+// enough, unless the cluster still has it here or the user or token may not
+// see it.
 void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, Plan& plan) {
   const auto& s = in.settings;
   const auto before = in.memory.missing.find(vmid);
@@ -258,7 +311,7 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
   if (count > 0) {
     plan.memory.missing[vmid] = count;
   }
-  const bool marked = row.status == kDeleted || row.status == kMigrated;
+  const bool marked = is_marked(row);
   auto& d =
       decide(plan, vmid, &row, marked ? GuestDecisionKind::marked : GuestDecisionKind::absent);
   d.present = false;
@@ -269,7 +322,7 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
   if (!s.mark_missing || count < s.missing_after_cycles || marked) {
     return;
   }
-  if (!in.cluster_locations) {
+  if (!in.cluster_locations || !in.visible) {
     plan.mark_candidates.push_back(vmid);
     return;
   }
@@ -278,6 +331,21 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
     return;  // the cluster still has it here: our read and the cluster disagree, so wait
   }
   const bool migrated = where != in.cluster_locations->end();
+  if (!migrated) {
+    // Absence from every list is what a lost privilege looks like too: the
+    // user or token must still be allowed to see the guest.
+    const auto seen = in.visible->find(vmid);
+    if (seen == in.visible->end()) {
+      d.reason = "waiting: cannot tell whether the Proxmox user or token may still see it";
+      return;
+    }
+    if (!seen->second) {
+      d.kind = GuestDecisionKind::hidden;
+      d.reason = "the Proxmox user or token may not see it (no VM.Audit on /vms/" +
+                 std::to_string(vmid) + "): hidden, not gone";
+      return;
+    }
+  }
   d.kind = GuestDecisionKind::mark;
   d.reason = migrated ? "migrated to " + where->second : std::string(kDeleted);
   nlohmann::json body = {
@@ -285,29 +353,92 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
   plan.requests.push_back({RequestKind::mark, row.id, vmid, std::move(body), d.reason});
 }
 
+// The rows the agent knows after this cycle's plan: list_vms's rows of this
+// node, and the known rows of guests still here that it left out. Writes add
+// to it (SyncEngine).
+std::map<std::int64_t, AccountDbRow> known_rows(const RowsByVmid& listed,
+                                                const RowsByVmid& unlisted) {
+  std::map<std::int64_t, AccountDbRow> out;
+  for (const auto* part : {&listed, &unlisted}) {
+    for (const auto& [vmid, row] : *part) {
+      AccountDbRow r;
+      r.id = row->id;
+      r.vmid = vmid;
+      r.name = row->name;
+      r.status = row->status;
+      r.cpu_cores = row->cpu_cores;
+      r.cpu_usage_percent = row->cpu_usage_percent;
+      r.memory_mb = row->memory_mb;
+      r.disk_gb = row->disk_gb;
+      r.ip_address = row->ip_address;
+      out.emplace(vmid, std::move(r));
+    }
+  }
+  return out;
+}
+
+// What the reads say about the node as a whole: how many guests the last
+// complete read showed, and whether complete reads dropped from some to none.
+void remember_read(const PlanInput& in, Plan& plan) {
+  if (!in.read_counts_for_missing) {
+    return;
+  }
+  const auto n = static_cast<std::int64_t>(in.guests.size());
+  if (n == 0 && in.memory.last_read_guests > 0) {
+    plan.memory.emptied_from = in.memory.last_read_guests;
+  } else if (n > 0) {
+    plan.memory.emptied_from = 0;
+  }
+  plan.memory.last_read_guests = n;
+}
+
 }  // namespace
 
 Plan make_plan(const PlanInput& in) {
   Plan plan;
-  const auto by_vmid = rows_by_vmid(in.rows, plan);
-  std::set<std::int64_t> present;
+  plan.memory.last_read_guests = in.memory.last_read_guests;
+  plan.memory.emptied_from = in.memory.emptied_from;
+  remember_read(in, plan);
+  const auto by_vmid = rows_by_vmid(in, plan);
+  std::set<std::int64_t> present(in.unreadable.begin(), in.unreadable.end());
   for (const auto& guest : in.guests) {
     present.insert(guest.vmid);
-    const auto row = by_vmid.find(guest.vmid);
-    plan_guest(guest, row == by_vmid.end() ? nullptr : row->second, in, plan);
+  }
+  const auto unlisted = unlisted_known_rows(in, by_vmid, present);
+  for (const auto& guest : in.guests) {
+    if (const auto row = by_vmid.find(guest.vmid); row != by_vmid.end()) {
+      plan_guest(guest, row->second, true, in, plan);
+    } else if (const auto known = unlisted.find(guest.vmid); known != unlisted.end()) {
+      plan_guest(guest, known->second, false, in, plan);
+    } else {
+      plan_guest(guest, nullptr, true, in, plan);
+    }
   }
   // Memory: keep what is still relevant (present guests and known rows).
   for (const auto& [vmid, at] : in.memory.last_sent) {
-    if (present.contains(vmid) || by_vmid.contains(vmid)) {
+    if (present.contains(vmid) || by_vmid.contains(vmid) || unlisted.contains(vmid)) {
       plan.memory.last_sent.emplace(vmid, at);
     }
   }
+  std::int64_t active_rows = 0;
   for (const auto& [vmid, row] : by_vmid) {
-    // A guest present again (or never gone) has no count: it starts again.
-    if (!present.contains(vmid)) {
-      plan_gone(vmid, *row, in, plan);
+    active_rows += is_marked(*row) ? 0 : 1;
+    if (present.contains(vmid)) {
+      // A guest present again (or never gone) has no count: it starts again.
+      // An entry the read could not understand is present, but unknown.
+      if (!plan.decisions.contains(vmid)) {
+        auto& d = decide(plan, vmid, row, GuestDecisionKind::no_values);
+        d.reason = "its Proxmox entry was not understood this read";
+      }
+      continue;
     }
+    plan_gone(vmid, *row, in, plan);
   }
+  for (const auto& [vmid, row] : unlisted) {
+    active_rows += is_marked(*row) ? 0 : 1;
+  }
+  plan.memory.rows = known_rows(by_vmid, unlisted);
+  apply_brake(in, active_rows, plan);
   return plan;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,10 +25,31 @@ struct WhitelistView {
   bool filters() const { return known && !vmids.empty(); }
 };
 
+enum class RequestKind { create, update, mark };
+std::string_view to_string(RequestKind k);
+
+// A create or a mark the change brake holds (docs/sync.md "The change
+// brake"): for how many cycles in a row it has been planned and held.
+struct HeldChange {
+  RequestKind kind = RequestKind::create;
+  int cycles = 0;
+  bool operator==(const HeldChange&) const = default;
+};
+
 // What the agent remembers between cycles (persisted in the state directory).
 struct SyncMemory {
   std::map<std::int64_t, std::int64_t> last_sent;  // vmid -> unix time of its last good put_vm
   std::map<std::int64_t, int> missing;  // vmid -> consecutive complete reads it was absent from
+  // The row of each guest as this agent last saw it in list_vms or wrote it
+  // (id and the compared fields): a guest whose row list_vms leaves out is
+  // written to that id, never created again (docs/accountdb.md "Rows the
+  // agent knows").
+  std::map<std::int64_t, AccountDbRow> rows;
+  std::map<std::int64_t, HeldChange> held;  // vmid -> its held create or mark
+  std::int64_t last_read_guests = 0;        // guests of the last complete read
+  // While complete reads show no guest after showing some: how many the
+  // last one before showed (0 otherwise).
+  std::int64_t emptied_from = 0;
   bool operator==(const SyncMemory&) const = default;
 };
 
@@ -37,26 +59,40 @@ struct PlanSettings {
   std::int64_t full_resync_interval = 3600;  // 0: never
   bool mark_missing = true;
   int missing_after_cycles = 3;
+  // The change brake: a cycle that would create, or mark deleted, more than
+  // max(brake_min, brake_percent % of the node's rows) holds them.
+  int brake_min = 3;
+  double brake_percent = 20;
 };
+
+// A change an operator confirmed (POST /sync/confirm): written even while held.
+using Confirmed = std::set<std::pair<RequestKind, std::int64_t>>;
 
 struct PlanInput {
   std::vector<Guest> guests;  // every guest of this node that the read returned
   // Only a complete read of the node's own API counts towards missing guests
-  // (not a failed or partial one, nor the fallback source with unknown guests).
+  // (not a failed or partial one, nor the fallback source with unknown
+  // guests, nor a read by a user or token that may not see every guest).
   bool read_counts_for_missing = true;
+  // VMIDs the read listed but could not understand: unknown this cycle,
+  // never gone, nothing sent.
+  std::set<std::int64_t> unreadable;
   WhitelistView whitelist;
   std::vector<AccountDbRow> rows;  // list_vms
+  std::int64_t node_id = 0;  // this node's AccountDB id: rows of another are left out (0: no check)
   SyncMemory memory;
   PlanSettings settings;
+  Confirmed confirmed;
   std::int64_t now = 0;  // unix seconds
   std::string node;      // this node's name
   // Where each VMID of the cluster is (/cluster/resources), looked up only
   // when there are guests to mark; nullopt: not looked up (yet).
   std::optional<std::map<std::int64_t, std::string>> cluster_locations;
+  // Whether the user or token may still see each mark candidate that the
+  // cluster shows nowhere (GET /access/permissions?path=/vms/{vmid}); a
+  // candidate without an answer waits. nullopt: not looked up (yet).
+  std::optional<std::map<std::int64_t, bool>> visible;
 };
-
-enum class RequestKind { create, update, mark };
-std::string_view to_string(RequestKind k);
 
 struct PlannedRequest {
   RequestKind kind = RequestKind::update;
@@ -74,10 +110,12 @@ enum class GuestDecisionKind {
   update,     // its row differs (or is due a full resync): sent this cycle
   unchanged,  // its row matches
   kept_out,   // not sent: `kept_out_by` says which rule
-  no_values,  // a skeleton of the fallback read: nothing known to send
+  no_values,  // a skeleton of the fallback read, or an entry not understood: nothing to send
   absent,     // a row whose guest this read did not show (counting, or waiting)
   mark,       // a row gone long enough: marked deleted or migrated this cycle
   marked,     // a row already marked deleted or migrated
+  held,       // a create or a mark the change brake holds (`reason` says why)
+  hidden,     // gone from the read, but the user or token may not see it: never marked
 };
 std::string_view to_string(GuestDecisionKind k);
 
@@ -93,12 +131,27 @@ struct GuestDecision {
   std::optional<bool> whitelisted;     // in a known whitelist; nullopt: the whitelist is unknown
   std::optional<std::int64_t> row_id;  // its AccountDB row (the newest of duplicates)
   std::string row_status;              // that row's status, "" without one
+  // False when the row is one the agent knows but list_vms left out this cycle.
+  bool row_listed = true;
   GuestDecisionKind kind = GuestDecisionKind::unchanged;
   KeptOutBy kept_out_by = KeptOutBy::none;
   std::vector<std::string> changed;  // the fields that differ from the row (update)
   std::string reason;                // the planned request's reason, if any
   int missing_reads = 0;             // absent: consecutive complete reads without it
+  int held_cycles = 0;               // held: cycles in a row it has been held
   bool operator==(const GuestDecision&) const = default;
+};
+
+// What the change brake holds of one kind this cycle.
+struct Hold {
+  RequestKind kind = RequestKind::create;  // create, or mark (deleted)
+  std::string reason;                      // why the change is suspect
+  std::vector<std::int64_t> vmids;         // held this cycle
+  std::int64_t planned = 0;                // creates or marks the plan wanted
+  std::int64_t threshold = 0;              // the most allowed without corroboration
+  std::int64_t rows = 0;                   // the node's rows the threshold is a share of
+  int corroborate_after = 0;               // cycles in a row after which it is written
+  bool operator==(const Hold&) const = default;
 };
 
 struct PlanStats {
@@ -112,6 +165,8 @@ struct PlanStats {
 
 struct Plan {
   std::vector<PlannedRequest> requests;
+  std::vector<PlannedRequest> held;  // what the change brake holds back (not sent)
+  std::vector<Hold> holds;           // one per kind it holds
   // Rows whose guest has been gone long enough, waiting for a cluster lookup
   // to tell migrated from deleted.
   std::vector<std::int64_t> mark_candidates;
@@ -120,6 +175,7 @@ struct Plan {
   // One per guest of the read and per row absent from it, by VMID.
   std::map<std::int64_t, GuestDecision> decisions;
   std::vector<std::string> warnings;
+  std::int64_t rows_of_other_nodes = 0;  // list_vms rows left out: another node's
 };
 
 Plan make_plan(const PlanInput& input);

@@ -134,7 +134,9 @@ TEST_CASE("the first read: two list calls plus details of every guest") {
   auto r_read = f.client.read_guests();
   REQUIRE_MESSAGE(r_read.ok(), message_of(r_read));
   const auto& r = *r_read;
-  CHECK(r.complete);
+  // Nothing said yet what the token may see: a guest it may not see would be missing.
+  CHECK_FALSE(r.complete);
+  CHECK(r.incomplete_reason.find("not known") != std::string::npos);
   CHECK(r.node == "pve");
   CHECK(r.source == GuestSource::node);
   CHECK(r.guests.size() == 6);
@@ -659,4 +661,91 @@ TEST_CASE("an empty node: the VM.Audit hint is definite once the permissions are
   serve_permissions(g.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
   g.client.check_permissions();
   CHECK(g.client.read_guests()->hint.empty());
+}
+
+// Issue 32: Proxmox leaves out of its lists what the user or token may not
+// audit, with 200. A read is complete only when the permission check showed
+// VM.Audit on /vms, and a read that shrinks asks again before it is believed.
+TEST_CASE("a read is complete only with VM.Audit on /vms - a shrunken read asks again") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  f.client.check_permissions();
+  auto full = f.client.read_guests();
+  REQUIRE_MESSAGE(full.ok(), message_of(full));
+  CHECK(full->complete);
+  CHECK(full->incomplete_reason.empty());
+  CHECK(f.http.count(kPermissions) == 1);
+  // The token loses VM.Audit: the lists answer 200 with nothing.
+  f.http.on(kQemu, http_answer(200, R"({"data":[]})"));
+  f.http.on(kLxc, http_answer(200, R"({"data":[]})"));
+  serve_permissions(f.http, "9.0.3", {"Sys.Audit"});
+  auto empty = f.client.read_guests();
+  REQUIRE_MESSAGE(empty.ok(), message_of(empty));
+  CHECK(f.http.count(kPermissions) == 2);  // asked again because the read shrank
+  CHECK_FALSE(empty->complete);
+  CHECK(empty->incomplete_reason.find("lacks VM.Audit on /vms") != std::string::npos);
+  // The same empty read again does not ask again (it did not shrink).
+  CHECK_FALSE(f.client.read_guests()->complete);
+  CHECK(f.http.count(kPermissions) == 2);
+}
+
+TEST_CASE("an entry not understood makes only its VMID unknown - one without a VMID the read") {
+  Fixture f(token_options());
+  serve_node(f.http);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  f.client.check_permissions();
+  f.http.on(kQemu, http_answer(200, R"({"data":[{"vmid":100,"status":"running","name":"a"},)"
+                                    R"({"vmid":101,"name":"no status"}]})"));
+  auto r = f.client.read_guests();
+  REQUIRE_MESSAGE(r.ok(), message_of(r));
+  CHECK(r->complete);
+  CHECK(r->rejected_vmids == std::set<std::int64_t>{101});
+  f.http.on(kQemu, http_answer(200, R"({"data":[{"vmid":100,"status":"running","name":"a"},)"
+                                    R"({"name":"no vmid","status":"running"}]})"));
+  auto partial = f.client.read_guests();
+  REQUIRE_MESSAGE(partial.ok(), message_of(partial));
+  CHECK_FALSE(partial->complete);
+  CHECK(partial->incomplete_reason.find("name no VMID") != std::string::npos);
+}
+
+TEST_CASE("may_see asks the permissions of one guest's path") {
+  Fixture f(token_options());
+  f.http.on(kPermissions, [](const HttpRequest& r) {
+    const auto query = r.url.substr(r.url.find('?') + 1);
+    if (query == "path=%2Fvms%2F101") {
+      return http_answer(200, R"({"data":{"/vms/101":{"VM.Audit":1,"VM.Console":0}}})");
+    }
+    if (query == "path=%2Fvms%2F102") {
+      return http_answer(200, R"({"data":{}})");
+    }
+    if (query == "path=%2Fvms%2F103") {
+      return http_answer(200, R"({"data":{"/vms":{"VM.Audit":1}}})");
+    }
+    return http_answer(500, "", "Internal Server Error");
+  });
+  CHECK(f.client.may_see(101).value());
+  CHECK_FALSE(f.client.may_see(102).value());
+  CHECK_FALSE(f.client.may_see(103).value());  // the answer must name the path asked for
+  CHECK_FALSE(f.client.may_see(104).ok());     // no answer: unknown, never "hidden"
+}
+
+TEST_CASE("the fallback read reports a guest of an offline node as the skeleton it is") {
+  FakeHttp http;
+  test::FakeClock clock;
+  auto o = token_options();
+  o.node_name = "pve2";  // the offline node of the fixture
+  ProxmoxClient client(
+      o, [&](const HttpRequest& r) { return http.send(r); }, clock,
+      ProxmoxFailover{[] { return false; }, [] { return true; }, [](const std::string&) {}});
+  http.on("GET /api2/json/cluster/resources",
+          http_answer(200, fixture("cluster-resources-type-vm.vm-on-offline-node.json")));
+  auto r = client.read_guests();
+  REQUIRE_MESSAGE(r.ok(), message_of(r));
+  CHECK(r->source == GuestSource::cluster);
+  CHECK_FALSE(r->complete);
+  REQUIRE(r->guests.size() == 1);
+  CHECK(r->guests[0].vmid == 1002);
+  CHECK(r->guests[0].unknown);  // no values: the plan sends nothing for it
+  CHECK(r->guests[0].status == "unknown");
 }

@@ -290,7 +290,9 @@ TEST_CASE("one failed put_vm does not stop the others - a warning with the error
 }
 
 TEST_CASE("at most 4 put_vm requests are in flight") {
-  Cycle c(settings());
+  auto s = settings();
+  s.change_brake_min = 100;  // twelve creates at once: not what this test is about
+  Cycle c(s);
   std::vector<std::int64_t> wl;
   std::vector<std::tuple<int, std::string, std::string>> guests;
   for (int v = 101; v <= 112; ++v) {
@@ -353,4 +355,137 @@ TEST_CASE("the sync state is persisted and reloaded so a restart sends no burst"
   CHECK(r.stats.used_cached_whitelist);
   CHECK(r.stats.whitelist_count == 2);
   CHECK(restarted.adb.puts() == 0);
+}
+
+// Issue 32, case 2: one well-formed empty list_vms answer made the agent
+// create a second row for every guest although it held each row's id.
+TEST_CASE("an empty list_vms after a good cycle creates nothing - a change goes to the known row") {
+  auto s = settings();
+  Cycle c(s);
+  c.adb.whitelist = {101, 103};
+  REQUIRE(c.engine.run_cycle(false).success);
+  REQUIRE(c.adb.rows.size() == 2);
+  const auto row_101 = c.adb.rows[0]["id"].get<std::int64_t>();
+  // AccountDB answers list_vms with no row (a restore, a policy change, a bug).
+  c.adb.http.on(kE, http_answer(200, R"({"vms":[],"count":0,"node_id":34})"));
+  c.clock.advance(60s);
+  auto quiet = c.engine.run_cycle(false);
+  REQUIRE(quiet.success);
+  CHECK(quiet.stats.created == 0);
+  CHECK(c.adb.rows.size() == 2);
+  // A guest that changes meanwhile is written to the row the agent knows.
+  c.pve.on("GET /api2/json/nodes/pve/qemu",
+           http_answer(200, qemu_list({{101, "web-renamed", "running"},
+                                       {102, "db", "stopped"},
+                                       {103, "other", "running"}})));
+  c.adb.http.clear_requests();
+  auto changed = c.engine.run_cycle(false);
+  REQUIRE(changed.success);
+  CHECK(changed.stats.created == 0);
+  CHECK(changed.stats.updated == 1);
+  CHECK(c.adb.http.count("PUT /vms/agent/" + std::to_string(row_101)) == 1);
+  CHECK(c.adb.rows.size() == 2);
+  CHECK(c.adb.rows[0]["name"] == "web-renamed");
+  // ...and only once: the known row now holds the new name.
+  c.adb.http.clear_requests();
+  REQUIRE(c.engine.run_cycle(false).success);
+  CHECK(c.adb.puts() == 0);
+}
+
+TEST_CASE("the remembered rows survive a restart through the state file") {
+  test::TempDir dir;
+  {
+    Cycle c(settings(dir.path()));
+    REQUIRE(c.engine.run_cycle(false).success);
+  }
+  Cycle restarted(settings(dir.path()));
+  static_cast<void>(restarted.engine.load_state());
+  // A fresh AccountDB fake: list_vms shows no row, yet row 1 is known.
+  auto r = restarted.engine.run_cycle(false);
+  REQUIRE(r.success);
+  CHECK(r.stats.created == 0);
+  CHECK(restarted.adb.http.count("PUT /vms/agent/-101") == 0);
+}
+
+TEST_CASE("held creates: shown with an id - confirmed by it - written in the next cycle") {
+  Cycle c(settings());
+  std::vector<std::int64_t> wl;
+  std::vector<std::tuple<int, std::string, std::string>> guests;
+  for (int v = 101; v <= 106; ++v) {
+    wl.push_back(v);
+    guests.emplace_back(v, "g" + std::to_string(v), "running");
+  }
+  c.adb.whitelist = wl;
+  c.pve.on("GET /api2/json/nodes/pve/qemu", http_answer(200, qemu_list(guests)));
+  auto first = c.engine.run_cycle(false);
+  REQUIRE(first.success);
+  CHECK(first.status == Severity::warning);
+  CHECK(first.stats.created == 0);
+  CHECK(c.adb.puts() == 0);
+  const auto held = c.engine.held();
+  REQUIRE_FALSE(held.empty());
+  CHECK(held.requests.size() == 6);
+  CHECK(to_json(first)["held"]["id"] == held.id);
+  // An id that is not the one held now is refused: nothing is confirmed.
+  CHECK_FALSE(c.engine.confirm("h000000000000").ok());
+  REQUIRE(c.engine.confirm(held.id).ok());
+  auto second = c.engine.run_cycle(false);
+  REQUIRE(second.success);
+  CHECK(second.stats.created == 6);
+  CHECK(second.held.empty());
+  CHECK(c.engine.held().empty());
+  CHECK_FALSE(c.engine.confirm(held.id).ok());  // nothing is held any more
+}
+
+// Issue 32, case 1: a token that lost VM.Audit gets 200 {"data": []}; every
+// row of the node was marked deleted after MISSING_AFTER_CYCLES cycles.
+TEST_CASE("a token that loses VM.Audit marks nothing - however many cycles") {
+  auto s = settings();
+  s.missing_after_cycles = 2;
+  Cycle c(s);
+  c.adb.whitelist = {101, 103};
+  REQUIRE(c.engine.run_cycle(false).success);
+  REQUIRE(c.adb.rows.size() == 2);
+  c.pve.on("GET /api2/json/nodes/pve/qemu", http_answer(200, R"({"data":[]})"));
+  c.pve.on("GET /api2/json/access/permissions",
+           http_answer(200, R"({"data":{"/":{"Sys.Audit":1}}})"));
+  c.pve.on("GET /api2/json/cluster/resources", http_answer(200, R"({"data":[]})"));
+  for (int i = 0; i < 5; ++i) {
+    c.clock.advance(300s);
+    auto r = c.engine.run_cycle(false);
+    REQUIRE(r.success);
+    CHECK_FALSE(r.read_counts_for_missing);
+    CHECK(r.read_incomplete_reason.find("lacks VM.Audit") != std::string::npos);
+    CHECK(r.stats.marked_missing == 0);
+  }
+  for (const auto& row : c.adb.rows) {
+    CHECK(row["status"] == "running");
+  }
+}
+
+TEST_CASE("a gone guest the token may not see any more is hidden - never marked") {
+  auto s = settings();
+  s.missing_after_cycles = 1;
+  Cycle c(s);
+  c.adb.whitelist = {101, 103};
+  REQUIRE(c.engine.run_cycle(false).success);
+  // 103 moved into a pool the token cannot see: gone from the list, the
+  // token still holds VM.Audit on /vms.
+  c.pve.on("GET /api2/json/nodes/pve/qemu",
+           http_answer(200, qemu_list({{101, "web", "running"}, {102, "db", "stopped"}})));
+  c.pve.on("GET /api2/json/cluster/resources", http_answer(200, R"({"data":[]})"));
+  c.pve.on("GET /api2/json/access/permissions", [](const HttpRequest& r) {
+    if (r.url.find("path=%2Fvms%2F103") != std::string::npos) {
+      return http_answer(200, R"({"data":{"/vms/103":{}}})");
+    }
+    return http_answer(200, R"({"data":{"/":{"VM.Audit":1,"Sys.Audit":1},"/vms":{"VM.Audit":1}}})");
+  });
+  c.clock.advance(300s);
+  auto r = c.engine.run_cycle(false);
+  REQUIRE(r.success);
+  CHECK(r.read_counts_for_missing);
+  CHECK(r.stats.marked_missing == 0);
+  CHECK(r.hidden == std::vector<std::int64_t>{103});
+  REQUIRE(r.accounts);
+  CHECK(r.accounts->at(103).decision.kind == GuestDecisionKind::hidden);
 }

@@ -297,8 +297,9 @@ TEST_CASE("gone guests: counted over complete reads - marked deleted or migrated
   REQUIRE(p3.mark_candidates == std::vector<std::int64_t>{101});
   CHECK(p3.requests.empty());
 
-  // After the cluster lookup: nowhere in the cluster -> deleted.
+  // After the lookups: nowhere in the cluster, and the token may see it -> deleted.
   in.cluster_locations = std::map<std::int64_t, std::string>{{102, "pve1"}};
+  in.visible = std::map<std::int64_t, bool>{{101, true}};
   auto deleted = make_plan(in);
   REQUIRE(deleted.requests.size() == 1);
   CHECK(deleted.requests[0].kind == RequestKind::mark);
@@ -318,6 +319,7 @@ TEST_CASE("gone guests: counted over complete reads - marked deleted or migrated
   marked.status = "deleted";
   in.rows = {marked, row_of(guest(102), 8)};
   in.cluster_locations.reset();
+  in.visible.reset();
   auto again = make_plan(in);
   CHECK(again.requests.empty());
   CHECK(again.mark_candidates.empty());
@@ -343,6 +345,7 @@ TEST_CASE("the cluster still placing a missing guest on this node holds the mark
   auto in = input({}, {101}, {row_of(g, 7)});
   in.memory.missing[101] = 5;
   in.cluster_locations = std::map<std::int64_t, std::string>{{101, "pve1"}};
+  in.visible = std::map<std::int64_t, bool>{{101, true}};
   CHECK(make_plan(in).requests.empty());
 }
 
@@ -401,6 +404,7 @@ TEST_CASE("decisions: an update names the fields that differ - a gone row counts
   CHECK(p.decisions[102].missing_reads == 1);
   in.memory = p.memory;
   in.cluster_locations = std::map<std::int64_t, std::string>{};
+  in.visible = std::map<std::int64_t, bool>{{102, true}};
   p = make_plan(in);
   CHECK(p.decisions[102].kind == GuestDecisionKind::mark);
   CHECK(p.decisions[102].reason == "deleted");
