@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/app/agent.hpp"
+#include "agent/app/confirm.hpp"
 #include "agent/app/explain.hpp"
 #include "agent/app/list_guests.hpp"
 #include "agent/app/startup.hpp"
@@ -189,6 +190,9 @@ int run(int argc, char** argv) {
   }
   if (cl.mode == pha::Mode::explain) {
     return pha::run_explain(config.settings, cl.explain_vmid);
+  }
+  if (cl.mode == pha::Mode::confirm) {
+    return pha::run_confirm(config.settings, cl.confirm_hold);
   }
 
   return run_agent(cl, std::move(config), access);

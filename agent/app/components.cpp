@@ -298,6 +298,10 @@ void Components::on_cycle(const CycleReport& r) {
   log_cycle(r);
   // Before the cycle shows in /status: its events are queued by then.
   notifier.cycle(r.success, r.message, r.finished_at);
+  if (r.accounts && !r.dry_run) {  // a cycle that planned
+    auto fields = to_json(r.held);
+    notifier.hold(r.held.id, fields.is_null() ? nlohmann::json::object() : fields);
+  }
   store.record_cycle(r);
   if (r.owner_id) {
     owner_id_ = *r.owner_id;
@@ -336,6 +340,8 @@ ApiContext Components::api_context(const http::Server& server) {
   ctx.whitelist_status = [this] { return engine.whitelist_status(); };
   ctx.whitelist_vmids = [this] { return engine.whitelist_vmids(); };
   ctx.refresh_whitelist = [this] { return engine.refresh_whitelist(); };
+  ctx.confirm_held = [this](const std::string& id) { return engine.confirm(id); };
+  ctx.proxmox_clamped = [this] { return proxmox.client().clamped(); };
   ctx.owner_id = [this]() -> std::optional<std::int64_t> {
     const auto v = owner_id_.load();
     return v < 0 ? std::nullopt : std::optional<std::int64_t>(v);

@@ -2,12 +2,8 @@
 
 #include <cstdio>
 #include <ctime>
-#include <memory>
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
-#include "agent/net/curl_client.hpp"
+#include "agent/app/local_api.hpp"
 
 namespace pha {
 
@@ -70,23 +66,6 @@ std::string missing_text(const json& m) {
   return "no";
 }
 
-// The SHA-256 fingerprint of the agent's own certificate: the request goes to
-// that listener or to nobody, whatever names the certificate carries.
-std::string certificate_fingerprint(const std::string& file) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "r"), std::fclose);
-  if (!f) {
-    return {};
-  }
-  std::unique_ptr<X509, void (*)(X509*)> cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr),
-                                              X509_free);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (!cert || X509_digest(cert.get(), EVP_sha256(), digest, &size) != 1) {
-    return {};
-  }
-  return curl_detail::format_fingerprint(digest, size);
-}
-
 }  // namespace
 
 std::string explain_text(const json& answer) {
@@ -125,32 +104,13 @@ std::string explain_text(const json& answer) {
 }
 
 int run_explain(const Settings& s, std::int64_t vmid) {
-  const bool tls = !s.tls_cert_file.empty();
-  HttpClientOptions options;
-  options.upstream = "the agent";
-  if (tls) {
-    options.tls.fingerprints = {certificate_fingerprint(s.tls_cert_file)};
-  }
-  auto client = make_curl_client(options);
-  HttpRequest req;
-  req.url = std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(s.port) +
-            "/vms/" + std::to_string(vmid);
   const auto& token = !s.agent_read_token.empty() ? s.agent_read_token : s.agent_api_token;
-  if (!token.empty()) {
-    req.headers.emplace_back("Authorization", "Bearer " + token);
-  }
-  const auto o = client->send(req);
-  const auto body = json::parse(o.body, nullptr, false);
-  if (o.status == 200 && body.is_object()) {
-    std::fputs(explain_text(body).c_str(), stdout);
+  const auto a = ask_local_agent(s, "GET", "/vms/" + std::to_string(vmid), token);
+  if (a.status == 200 && a.body.is_object()) {
+    std::fputs(explain_text(a.body).c_str(), stdout);
     return 0;
   }
-  std::string why = o.status == 0 ? "cannot reach the agent at " + req.url + ": " + o.error
-                                  : "the agent answered " + std::to_string(o.status);
-  if (o.status != 0 && body.is_object() && body.contains("message")) {
-    why += ": " + text_of(body, "message", "");
-  }
-  std::fprintf(stderr, "proxmox-host-agent: %s\n", why.c_str());
+  std::fprintf(stderr, "proxmox-host-agent: %s\n", a.why_not().c_str());
   return 1;
 }
 

@@ -26,7 +26,8 @@ struct ModeFlags {
   std::string env_file;
   CLI::Option* env_file_opt = nullptr;
   CLI::Option *check = nullptr, *required = nullptr, *print = nullptr, *list = nullptr,
-              *reload = nullptr, *once = nullptr, *dry_run = nullptr, *explain = nullptr;
+              *reload = nullptr, *once = nullptr, *dry_run = nullptr, *explain = nullptr,
+              *confirm = nullptr;
 };
 
 void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
@@ -65,6 +66,14 @@ void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
                       "be reached or knows no such guest")
                   ->type_name("VMID")
                   ->check(CLI::PositiveNumber);
+  m.confirm =
+      app.add_option("--confirm", cl.confirm_hold)
+          ->description(
+              "Show what the running agent's change brake holds (GET /status); with HOLD, the id "
+              "it shows, confirm exactly those changes (POST /sync/confirm, the control token): "
+              "they are written at once; exit 0, or 1 when not")
+          ->type_name("[HOLD]")
+          ->expected(0, 1);
   m.once = app.add_flag("--once")->description(
       "Run one sync cycle, print its report as JSON on stdout, exit 0 if it succeeded, 1 if not");
   m.dry_run = app.add_flag("--dry-run")
@@ -72,8 +81,8 @@ void add_modes(CLI::App& app, CommandLine& cl, ModeFlags& m) {
                       "Sync as usual but send nothing that writes to AccountDB; the report "
                       "says what would be sent");
   // At most one mode; --once is a mode of its own, --dry-run goes with it or the daemon.
-  const std::vector<CLI::Option*> modes = {m.check, m.required, m.print,  m.list,
-                                           m.once,  m.reload,   m.explain};
+  const std::vector<CLI::Option*> modes = {m.check, m.required, m.print,   m.list,
+                                           m.once,  m.reload,   m.explain, m.confirm};
   for (std::size_t i = 0; i < modes.size(); ++i) {
     for (std::size_t j = i + 1; j < modes.size(); ++j) {
       modes[i]->excludes(modes[j]);
@@ -152,6 +161,8 @@ std::variant<CommandLine, CliExit> parse_command_line(int argc, const char* cons
     cl.mode = Mode::reload;
   } else if (*m.explain) {
     cl.mode = Mode::explain;
+  } else if (*m.confirm) {
+    cl.mode = Mode::confirm;
   }
   return cl;
 }

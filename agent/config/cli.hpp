@@ -11,7 +11,16 @@
 
 namespace pha {
 
-enum class Mode { run, check_config, check_required, print_config, list_guests, reload, explain };
+enum class Mode {
+  run,
+  check_config,
+  check_required,
+  print_config,
+  list_guests,
+  reload,
+  explain,
+  confirm
+};
 
 struct CommandLine {
   Mode mode = Mode::run;
@@ -21,6 +30,7 @@ struct CommandLine {
   bool dry_run = false;                 // --dry-run
   int reload_pid = 0;                   // --reload PID
   std::int64_t explain_vmid = 0;        // --explain VMID
+  std::string confirm_hold;             // --confirm [HOLD]: "" shows what is held
 };
 
 // --help, --version and usage errors end the program with this.

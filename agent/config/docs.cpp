@@ -141,6 +141,8 @@ constexpr FlagDoc kModeFlags[] = {
      "in AccountDB, and print the answer: whitelisted or not, the rule that keeps it out, its "
      "row id, its last write, a pending retry, its missing mark, the fields waiting to be sent. "
      "Exit 0 when answered, 1 when the agent cannot be reached, refuses or knows no such guest."},
+    {"--confirm", "[HOLD]",
+     "Show what the change brake holds, and with its id HOLD write exactly that now. Exit 0/1."},
     {"--reload", "PID",
      "Send SIGHUP to the agent PID and wait (at most 30 s) for its verdict, which the agent "
      "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 78 with "
@@ -167,6 +169,8 @@ constexpr EndpointDoc kEndpoints[] = {
     {"GET", "/sync/status",
      "The last sync: its time and stats, whether one runs now, the interval and the whitelist."},
     {"POST", "/sync/trigger", "Run a sync cycle now (202)."},
+    {"POST", "/sync/confirm",
+     "Body {\"hold\": ID}: write the changes held under that id now; 404 or 409 if not held."},
     {"POST", "/whitelist/refresh",
      "Fetch the VMID whitelist from AccountDB now (200, or 502 with the reason)."},
     {"GET", "/vms",
@@ -196,8 +200,7 @@ constexpr TermDoc kExitCodes[] = {
     {"0", "Normal stop (SIGTERM, SIGINT), or success of a one-shot mode."},
     {"1",
      "A runtime failure the agent cannot survive, a failed --once or --list-guests, "
-     "--check-required with a required setting missing, or --explain without an answer (the "
-     "agent unreachable, the request refused, no such guest)."},
+     "--check-required with a required setting missing, or --explain or --confirm unanswered."},
     {"2", "Wrong command-line usage."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "

@@ -51,6 +51,7 @@ constexpr Route kRoutes[] = {
     {"/status", "GET, HEAD", Access::monitoring},
     {"/sync/status", "GET, HEAD", Access::monitoring},
     {"/sync/trigger", "POST", Access::control},
+    {"/sync/confirm", "POST", Access::control},
     {"/whitelist/refresh", "POST", Access::control},
     {"/vms", "GET, HEAD", Access::customer_data},
     {"/vms/", "GET, HEAD", Access::customer_data},
@@ -69,7 +70,7 @@ const Route* find_route(std::string_view path) {
     }
   }
   if (path.starts_with("/vms/") && path.size() > 5) {
-    return &kRoutes[8];
+    return find_route("/vms/");
   }
   return nullptr;
 }
@@ -159,6 +160,9 @@ http::Dispatch Api::answer(const http::Request& r) {
     return {
         json_response(202, {{"status", "sync_triggered"}, {"timestamp", ctx_.clock->unix_now()}}),
         {}};
+  }
+  if (r.path == "/sync/confirm") {
+    return {sync_confirm(r), {}};
   }
   if (r.path == "/whitelist/refresh") {
     return {std::nullopt, [this] { return whitelist_refresh(); }};
@@ -255,6 +259,35 @@ Response Api::failover(const http::Request& r) {
                              {"timestamp", now},
                              {"target", proxmox ? "proxmox" : "accountdb"},
                              {field, target}});
+}
+
+Response Api::sync_confirm(const http::Request& r) {
+  const auto body = json::parse(r.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("hold") ||
+      !body["hold"].is_string()) {
+    return http::error_response(
+        400, "bad_request",
+        "the body must be a JSON object with a string \"hold\": the id of the held changes "
+        "(GET /status, sync.held.id)");
+  }
+  auto confirmed = ctx_.confirm_held(body["hold"].get<std::string>());
+  if (!confirmed) {
+    const auto& e = confirmed.error();
+    return e.kind == ErrorKind::not_found ? http::error_response(404, "not_found", e.message)
+                                          : http::error_response(409, "conflict", e.message);
+  }
+  ctx_.trigger_sync();
+  return json_response(200, {{"status", "confirmed"},
+                             {"hold", confirmed->id},
+                             {"changes", confirmed->requests.size()},
+                             {"timestamp", ctx_.clock->unix_now()}});
+}
+
+json Api::read_json(const SyncInfo& sync) const {
+  return {{"counts_for_missing", sync.read_counts_for_missing},
+          {"reason",
+           sync.read_incomplete_reason.empty() ? json(nullptr) : json(sync.read_incomplete_reason)},
+          {"hidden", sync.hidden}};
 }
 
 json Api::proxmox_json(const Settings& s) const {
@@ -372,6 +405,9 @@ json Api::status_json() const {
             {"consecutive_failures", sync.consecutive_failures},
             {"is_syncing", loop.syncing},
             {"last_result", std::move(last_result)},
+            {"read", read_json(sync)},
+            {"held", to_json(sync.held)},
+            {"held_cycles", sync.held_cycles},
             {"connection_health", connection_health_json(ctx_.accountdb->connection_health())}}},
           {"whitelist", whitelist_json()},
           {"webhooks", webhooks_json()}};

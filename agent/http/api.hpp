@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,10 @@ struct ApiContext {
   std::function<WhitelistStatus()> whitelist_status;
   std::function<std::vector<std::int64_t>()> whitelist_vmids;
   std::function<Result<WhitelistStatus>()> refresh_whitelist;  // blocks: a server job
+  // POST /sync/confirm: vouch for the held changes of that id (SyncEngine::confirm).
+  std::function<Result<HeldChanges>(const std::string& id)> confirm_held;
+  // Proxmox list entries whose values were clamped, by field; may be empty.
+  std::function<std::map<std::string, std::uint64_t>()> proxmox_clamped;
   std::function<std::optional<std::int64_t>()> owner_id;
   std::function<std::string()> node_name;
   // What the Proxmox user or token may do; may be empty (not checked).
@@ -97,6 +102,8 @@ class Api {
   http::Response whitelist_refresh() const;
   http::Response failover_events() const;
   http::Response failover(const http::Request& r);
+  http::Response sync_confirm(const http::Request& r);
+  nlohmann::json read_json(const SyncInfo& sync) const;
   nlohmann::json proxmox_json(const Settings& s) const;
   nlohmann::json permissions_json() const;
   nlohmann::json accountdb_json(const Settings& s) const;

@@ -77,6 +77,42 @@ void sync_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync)
   m.sample("guest_write_errors_total", count(sync.totals.write_errors));
 }
 
+// What the agent believes of its answers (docs/sync.md "Evidence"): whether
+// the last read counted towards gone guests, the guests hidden from the
+// user or token, what the change brake holds, and values clamped.
+void trust_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync) {
+  m.family("sync_read_complete", "gauge",
+           "1 when the last read of the node showed every guest (a guest missing from it counts "
+           "as gone), 0 when it did not (see /status sync.read.reason).");
+  m.sample("sync_read_complete", sync.read_counts_for_missing ? 1 : 0);
+  m.family("sync_hidden_guests", "gauge",
+           "Rows whose guest is gone from the read but hidden from the Proxmox user or token: "
+           "never marked.");
+  m.sample("sync_hidden_guests", count(sync.hidden.size()));
+  std::int64_t creates = 0;
+  std::int64_t marks = 0;
+  for (const auto& h : sync.held.holds) {
+    (h.kind == RequestKind::create ? creates : marks) += static_cast<std::int64_t>(h.vmids.size());
+  }
+  m.family("sync_held_changes", "gauge",
+           "Creates and deleted marks the change brake holds after the last cycle, by kind.");
+  m.sample("sync_held_changes", {{"kind", "create"}}, count(creates));
+  m.sample("sync_held_changes", {{"kind", "mark_deleted"}}, count(marks));
+  m.family("sync_held_cycles_total", "counter",
+           "Sync cycles whose changes the brake held in part.");
+  m.sample("sync_held_cycles_total", count(sync.held_cycles));
+  m.family("proxmox_values_clamped_total", "counter",
+           "Proxmox list entries with an out-of-range value clamped (a container's CPU share "
+           "dips below zero), by field.");
+  const auto clamped =
+      ctx.proxmox_clamped ? ctx.proxmox_clamped() : std::map<std::string, std::uint64_t>{};
+  for (const auto* field : {"cpu", "cpus", "maxcpu", "maxmem", "maxdisk", "uptime"}) {
+    const auto it = clamped.find(field);
+    m.sample("proxmox_values_clamped_total", {{"field", field}},
+             count(it == clamped.end() ? std::uint64_t{0} : it->second));
+  }
+}
+
 void whitelist_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync) {
   const auto w = ctx.whitelist_status();
   m.family("whitelist_size", "gauge", "VMIDs in the whitelist in use.");
@@ -298,6 +334,7 @@ std::string Api::metrics_text() const {
   m.family("live", "gauge", "1 while GET /health answers 200, 0 while it answers 503.");
   m.sample("live", live.ok ? 1 : 0);
   sync_metrics(m, ctx_, sync);
+  trust_metrics(m, ctx_, sync);
   whitelist_metrics(m, ctx_, sync);
   upstream_metrics(m, ctx_);
   redundancy_metrics(m, ctx_);

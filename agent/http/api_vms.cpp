@@ -28,7 +28,11 @@ bool in_accountdb(const GuestDecision& d) {
 }
 
 std::string row_text(const GuestDecision& d) {
-  return d.row_id ? "in AccountDB (row " + std::to_string(*d.row_id) + ")" : "not in AccountDB";
+  if (!d.row_id) {
+    return "not in AccountDB";
+  }
+  return "in AccountDB (row " + std::to_string(*d.row_id) +
+         (d.row_listed ? ")" : ", known to the agent though list_vms left it out)");
 }
 
 // Why a guest is kept out, for a person.
@@ -63,7 +67,12 @@ std::string summary(const GuestAccount& a) {
     case GuestDecisionKind::kept_out:
       return where + ": " + kept_out_text(d);
     case GuestDecisionKind::no_values:
-      return where + "; its values are unknown this cycle (fallback read), nothing is sent";
+      return where + "; its values are unknown this cycle (" +
+             (d.reason.empty() ? std::string("fallback read") : d.reason) + "), nothing is sent";
+    case GuestDecisionKind::held:
+      return where + "; " + d.reason;
+    case GuestDecisionKind::hidden:
+      return where + "; gone from the read, but " + d.reason;
     case GuestDecisionKind::absent:
       return where + "; not in the last read of this node (" + std::to_string(d.missing_reads) +
              " complete read(s) without it)";
@@ -100,10 +109,12 @@ json account_json(const GuestAccount& a, std::int64_t next_cycle) {
       {"row_id", or_null(d.row_id)},
       {"row_status", or_null(d.row_status)},
       {"whitelisted", d.whitelisted ? json(*d.whitelisted) : json(nullptr)},
+      {"row_listed", d.row_id ? json(d.row_listed) : json(nullptr)},
       {"decision", to_string(d.kind)},
       {"kept_out_by", or_null(std::string(to_string(d.kept_out_by)))},
       {"reason", or_null(d.reason)},
       {"summary", summary(a)},
+      {"held", d.kind == GuestDecisionKind::held ? json{{"cycles", d.held_cycles}} : json(nullptr)},
       {"decided_at", a.decided_at},
       {"last_write", last_write_json(a.last_write)},
       {"retry",

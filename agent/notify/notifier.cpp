@@ -84,6 +84,18 @@ std::optional<WebhookEvent> NotifyRules::on_outcome(const std::string& upstream,
                       {{"upstream", upstream}, {"target", target}, {"error", o.error}}};
 }
 
+std::optional<WebhookEvent> NotifyRules::on_hold(const std::string& hold,
+                                                 const nlohmann::json& fields) {
+  if (hold == hold_sent_) {
+    return std::nullopt;
+  }
+  hold_sent_ = hold;
+  if (hold.empty()) {
+    return std::nullopt;
+  }
+  return WebhookEvent{"sync_held", fields};
+}
+
 void Notifier::publish(const std::optional<WebhookEvent>& e) {
   if (e) {
     webhooks_.publish(*e);
@@ -99,6 +111,15 @@ void Notifier::cycle(bool success, const std::string& message, std::int64_t fini
   {
     std::lock_guard lock(mutex_);
     e = rules_.on_cycle(success, message, finished_at);
+  }
+  publish(e);
+}
+
+void Notifier::hold(const std::string& id, const nlohmann::json& fields) {
+  std::optional<WebhookEvent> e;
+  {
+    std::lock_guard lock(mutex_);
+    e = rules_.on_hold(id, fields);
   }
   publish(e);
 }

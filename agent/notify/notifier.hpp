@@ -15,6 +15,9 @@
 //   sync_recovered: the first successful cycle after a sync_failed.
 // - auth_failed: a target answered 401/403 after having answered anything
 //   else (or nothing yet); again only after it accepted the credentials.
+// - sync_held: the change brake holds changes it did not hold before (a new
+//   hold id); again only for another set of changes, or after a cycle that
+//   held nothing.
 
 #include <cstdint>
 #include <map>
@@ -43,6 +46,9 @@ class NotifyRules {
                                             bool settled);
   std::optional<WebhookEvent> on_outcome(const std::string& upstream, const std::string& target,
                                          const Observation& o);
+  // After a cycle that planned: `hold` is the id of what the change brake
+  // holds ("" for nothing), `fields` what the event says of it.
+  std::optional<WebhookEvent> on_hold(const std::string& hold, const nlohmann::json& fields);
 
  private:
   Live<int> sync_failures_;
@@ -52,6 +58,7 @@ class NotifyRules {
   std::optional<std::int64_t> last_success_;
   std::map<std::string, Redundancy> redundancy_;  // by upstream, once settled
   std::map<std::string, bool> auth_failing_;      // by "upstream target"
+  std::string hold_sent_;                         // the hold id last sent, "" after none
 };
 
 // The rules and the webhooks together, for the agent's threads (the sync
@@ -64,6 +71,7 @@ class Notifier {
 
   void failover(const FailoverEvent& e);
   void cycle(bool success, const std::string& message, std::int64_t finished_at);
+  void hold(const std::string& id, const nlohmann::json& fields);
   void outcome(const std::string& upstream, const std::string& target, const Observation& o);
   // The redundancy of an upstream's targets with `in_use` the one in use.
   void redundancy(const std::string& upstream, const std::vector<TargetView>& targets,
