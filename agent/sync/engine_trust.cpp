@@ -164,11 +164,11 @@ void SyncEngine::record_holds(const Plan& plan, CycleReport& report) {
     h.since = 0;
   }
   // A confirmation covers the changes it named while they are still planned.
-  std::erase_if(confirmed_, [&](const auto& c) {
-    const auto& [kind, vmid] = c;
-    const auto planned = [&](const std::vector<PlannedRequest>& list) {
-      return std::any_of(list.begin(), list.end(),
-                         [&](const PlannedRequest& r) { return r.kind == kind && r.vmid == vmid; });
+  std::erase_if(confirmed_, [&](const std::pair<RequestKind, std::int64_t>& c) {
+    const auto planned = [&c](const std::vector<PlannedRequest>& list) {
+      return std::any_of(list.begin(), list.end(), [&c](const PlannedRequest& r) {
+        return r.kind == c.first && r.vmid == c.second;
+      });
     };
     return !planned(plan.requests) && !planned(plan.held);
   });
