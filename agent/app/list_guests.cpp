@@ -28,6 +28,9 @@ nlohmann::json guest_read_report(const Result<GuestRead>& result, std::uint64_t 
   if (!read.hint.empty()) {
     report["hint"] = read.hint;
   }
+  if (!read.complete) {
+    report["incomplete_reason"] = read.incomplete_reason;
+  }
   return report;
 }
 
@@ -36,6 +39,8 @@ int run_list_guests(const Settings& settings) {
   Interrupt interrupt;
   const LiveSettings live(settings);
   ProxmoxUpstream upstream(live, clock, interrupt);
+  // What the token may see decides whether the read is complete (and the hint).
+  upstream.client().check_permissions();
   const auto read = upstream.client().read_guests();
   if (read) {
     log::info("guests_read", "read the node's guests",

@@ -9,8 +9,10 @@
 
 namespace pha {
 
-// The report of one read: {"node", "source", "complete", "count", "requests",
-// "elapsed_ms", "guests": [AccountDB fields + "type"], "rejected", "hint"}, or
+// The report of one read: {"node", "source", "complete" (the read shows every
+// guest: each entry understood, and the token may see them all), "count",
+// "requests", "elapsed_ms", "guests": [AccountDB fields + "type"], "rejected",
+// "hint", "incomplete_reason" (when not complete)}, or
 // {"status": "error", "kind", "message", "requests"} when the read failed
 // (`requests`: what the client sent for it).
 nlohmann::json guest_read_report(const Result<GuestRead>& read, std::uint64_t requests);

@@ -184,6 +184,7 @@ class ProxmoxClient {
   // Why a read of the node's lists cannot show every guest ("" when it can),
   // from the permission check.
   std::string visibility_gap() const;
+  bool lacks_vm_audit() const;  // the last permission answer said so
   void count_clamped(const std::map<std::string, std::uint64_t>& clamped);
   // A read Proxmox answered: a check that could not reach it is due again.
   void answered_read();

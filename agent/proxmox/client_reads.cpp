@@ -193,6 +193,13 @@ std::map<std::string, std::uint64_t> ProxmoxClient::clamped() const {
   return clamped_;
 }
 
+bool ProxmoxClient::lacks_vm_audit() const {
+  std::lock_guard lock(permissions_mutex_);
+  return permissions_.checked &&
+         std::any_of(permissions_.missing.begin(), permissions_.missing.end(),
+                     [](const MissingPrivilege& m) { return m.privilege == "VM.Audit"; });
+}
+
 std::string ProxmoxClient::visibility_gap() const {
   std::lock_guard lock(permissions_mutex_);
   if (!permissions_.checked) {
@@ -286,9 +293,10 @@ Result<GuestRead> ProxmoxClient::read_guests() {
   }
   // A list shorter than the last one may be a lost privilege, not gone
   // guests (Proxmox filters lists by VM.Audit and answers 200): ask what the
-  // user or token may do before believing it. (Otherwise the cycle asks
-  // when it is due, before the read.)
-  if (last_node_read_ && r.guests.size() < *last_node_read_) {
+  // user or token may do before believing it. While VM.Audit is known to be
+  // missing, every read asks, so that its return counts at once. (Otherwise
+  // the cycle asks when it is due, before the read.)
+  if ((last_node_read_ && r.guests.size() < *last_node_read_) || lacks_vm_audit()) {
     {
       std::lock_guard lock(permissions_mutex_);
       permissions_due_ = CheckDue::now;

@@ -89,6 +89,7 @@ void brake_kind(const PlanInput& in, RequestKind kind, std::int64_t rows, Plan& 
     kept.push_back(std::move(r));
   }
   plan.requests = std::move(kept);
+  std::sort(hold.vmids.begin(), hold.vmids.end());  // Proxmox lists in no particular order
   if (!hold.vmids.empty()) {
     plan.warnings.push_back("held: " + hold.reason + "; " + std::to_string(hold.vmids.size()) +
                             " held until corroborated over " + std::to_string(after) +

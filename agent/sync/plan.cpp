@@ -1,5 +1,6 @@
 #include "agent/sync/plan.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "agent/sync/brake.hpp"
@@ -218,9 +219,24 @@ GuestDecision& decide(Plan& plan, std::int64_t vmid, const AccountDbRow* row, Gu
   return d;
 }
 
+// Whether list_vms shows a row of another AccountDB node for `vmid`: its
+// row exists, so it is not created here (nor is the other node's row
+// fought over: docs/sync.md "Evidence").
+bool row_elsewhere(const PlanInput& in, std::int64_t vmid) {
+  return in.node_id != 0 && std::any_of(in.rows.begin(), in.rows.end(), [&](const auto& r) {
+           return r.vmid == vmid && r.proxmox_node_id && *r.proxmox_node_id != in.node_id;
+         });
+}
+
 // A kept guest without a row: created, or kept out by a create rule.
 GuestDecision& plan_create(const Guest& guest, const GuestRecord& record, const PlanInput& in,
                            Plan& plan) {
+  if (row_elsewhere(in, guest.vmid)) {
+    plan.stats.unchanged++;
+    auto& d = decide(plan, guest.vmid, nullptr, GuestDecisionKind::no_values);
+    d.reason = "list_vms shows its row on another AccountDB node: not created here";
+    return d;
+  }
   const auto rule = create_rule(guest, in);
   auto& d =
       decide(plan, guest.vmid, nullptr,
@@ -405,6 +421,11 @@ Plan make_plan(const PlanInput& in) {
     present.insert(guest.vmid);
   }
   const auto unlisted = unlisted_known_rows(in, by_vmid, present);
+  if (!unlisted.empty()) {
+    plan.warnings.push_back("list_vms left out " + std::to_string(unlisted.size()) +
+                            " rows the agent knows for guests still here: they are written by "
+                            "their id when they change, never created again");
+  }
   for (const auto& guest : in.guests) {
     if (const auto row = by_vmid.find(guest.vmid); row != by_vmid.end()) {
       plan_guest(guest, row->second, true, in, plan);

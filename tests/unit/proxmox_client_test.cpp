@@ -685,9 +685,15 @@ TEST_CASE("a read is complete only with VM.Audit on /vms - a shrunken read asks 
   CHECK(f.http.count(kPermissions) == 2);  // asked again because the read shrank
   CHECK_FALSE(empty->complete);
   CHECK(empty->incomplete_reason.find("lacks VM.Audit on /vms") != std::string::npos);
-  // The same empty read again does not ask again (it did not shrink).
+  // While the privilege is missing, each read asks again, so that its return counts at once.
   CHECK_FALSE(f.client.read_guests()->complete);
-  CHECK(f.http.count(kPermissions) == 2);
+  CHECK(f.http.count(kPermissions) == 3);
+  serve_permissions(f.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
+  CHECK(f.client.read_guests()->complete);
+  CHECK(f.http.count(kPermissions) == 4);
+  // With every privilege and a read that did not shrink, nothing more is asked.
+  CHECK(f.client.read_guests()->complete);
+  CHECK(f.http.count(kPermissions) == 4);
 }
 
 TEST_CASE("an entry not understood makes only its VMID unknown - one without a VMID the read") {

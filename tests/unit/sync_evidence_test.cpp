@@ -172,6 +172,18 @@ TEST_CASE("evidence: rows of another AccountDB node are left out and said") {
   CHECK_FALSE(p.warnings.empty());
 }
 
+TEST_CASE("evidence: a guest whose row list_vms shows on another node is not created here") {
+  const Node node(2);
+  auto in = node.input();  // a fresh agent: it knows no row
+  auto foreign = row_of(guest(101), 77);
+  foreign.proxmox_node_id = 35;
+  in.rows = {foreign};
+  const auto p = make_plan(in);
+  CHECK(count_kind(p, RequestKind::create) == 1);  // 102 only
+  CHECK(p.requests[0].vmid == 102);
+  CHECK(p.decisions.at(101).kind == GuestDecisionKind::no_values);
+}
+
 TEST_CASE("evidence: a guest the user or token may not see is hidden - never marked") {
   const Node node(5);
   auto in = gone_long_enough(node, {101, 102});
