@@ -4,11 +4,14 @@
 # Sets up the machine, builds the agent and the simulators, starts a 3-node
 # Proxmox VE simulator (HTTPS, a test CA, an API token) and an AccountDB
 # simulator with a whitelist for node pve1, runs the agent's first sync and
-# shows its report and what AccountDB now holds, then keeps the agent running
-# (a cycle every 30 s) until Ctrl-C, and cleans up everything it started.
+# shows its report (a new node: the change brake holds the creates), starts
+# the agent as a daemon, shows what it holds and confirms it as an operator
+# would (--confirm), shows what AccountDB now holds, then keeps the agent
+# running (a cycle every 30 s) until Ctrl-C, and cleans up everything it
+# started.
 #
 #   ./scripts/demo.sh            the demo
-#   ./scripts/demo.sh --smoke    first sync only, checked, then exit (CI)
+#   ./scripts/demo.sh --smoke    up to the confirmed first sync, checked, then exit (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -103,17 +106,20 @@ rc=$?
 set -e
 grep -E '^  "(status|message)"' "$work/first.json"
 sed -n '/"stats"/,/}/p' "$work/first.json"
-rows=$(curl -s "$adb_control/control/rows" | grep -o '"vmid":' | wc -l)
+rows=$(curl -s "$adb_control/control/rows" | jq '.rows | length')
 echo "   AccountDB now holds $rows rows for node 1"
 if ((rc != 0)); then
   echo "demo: the first sync failed (exit $rc); the agent's log:" >&2
   cat "$work/first.log" >&2
   exit 1
 fi
-
-created=$(grep -o '"created": [0-9]*' "$work/first.json" | awk '{print $2}')
-if ((smoke)) && [[ -z $created || $created -eq 0 || $rows -ne $created ]]; then
-  echo "demo smoke: expected created > 0 and as many rows (created=$created rows=$rows)" >&2
+# A new node: AccountDB has no row for it and the agent knows none, so the
+# change brake holds the creates (more than CHANGE_BRAKE_MIN) until they are
+# corroborated over MISSING_AFTER_CYCLES cycles or an operator confirms them.
+held=$(grep -c '"path": "/vms/agent/-' "$work/first.json" || true)
+echo "   the change brake holds $held creates: AccountDB has no row of this new node"
+if ((smoke)) && [[ $held -eq 0 || $rows -ne 0 ]]; then
+  echo "demo smoke: expected held creates and no row (held=$held rows=$rows)" >&2
   exit 1
 fi
 
@@ -132,18 +138,37 @@ if [[ -z $port ]]; then
   exit 1
 fi
 api="http://127.0.0.1:$port"
-state=""
-for _ in $(seq 1 200); do
-  state=$(curl -s "$api/status" | grep -o '"current":{[^}]*}' || true)
-  # "starting" until the first cycle ended and every upstream's state is known
-  if [[ -n $state && $state != *'"status":"starting"'* ]]; then break; fi
+cycles() { curl -s "$api/status" | grep -o '"cycle_count":[0-9]*' | cut -d: -f2; }
+for _ in $(seq 1 400); do
+  [[ $(cycles) -ge 1 ]] && break
   sleep 0.05
 done
+
+echo
+echo "== what is held, and the operator's confirmation (proxmox-host-agent --confirm)"
+"$agent" --env-file "$work/agent.env" --port "$port" --confirm | sed 's/^/   /'
+hold=$(curl -s "$api/status" | jq -r '.sync.held.id // empty')
+if [[ -z $hold ]]; then
+  echo "demo: the daemon's first cycle held nothing" >&2
+  exit 1
+fi
+before=$(cycles)
+"$agent" --env-file "$work/agent.env" --port "$port" --confirm "$hold" | sed 's/^/   /'
+state=""
+for _ in $(seq 1 400); do
+  status=$(curl -s "$api/status")
+  state=$(grep -o '"current":{[^}]*}' <<<"$status" || true)
+  # "starting" until the first cycle ended and every upstream's state is known
+  if [[ $(jq .sync.cycle_count <<<"$status") -gt $before && $state != *'"status":"starting"'* ]]; then break; fi
+  sleep 0.05
+done
+rows=$(curl -s "$adb_control/control/rows" | jq '.rows | length')
+echo "   AccountDB now holds $rows rows for node 1"
 echo "   /status current: $state"
 echo "   /health: $(curl -s "$api/health")"
 if ((smoke)); then
-  if [[ $state != *'"status":"ok"'* ]]; then
-    echo "demo smoke: expected the daemon's first cycle to be ok" >&2
+  if [[ $state != *'"status":"ok"'* || $rows -ne $held ]]; then
+    echo "demo smoke: expected the confirmed cycle to be ok and $held rows (rows=$rows)" >&2
     exit 1
   fi
   echo "demo smoke: OK"

@@ -448,6 +448,16 @@ UPDATE_INTERVAL=60
 EOF
   install -m 0640 -g "$(ct getent group $pkg | cut -d: -f3)" "$work/50-node.env" "$croot$dropin"
   ct systemctl start $unit || { ct journalctl -u $unit --no-pager | tail -n 30 >&2; fail "systemctl start failed"; }
+  # A new node: the change brake holds the creates until an operator
+  # confirms them (or MISSING_AFTER_CYCLES cycles agree): --confirm as the README says.
+  wait_for 60 "the first cycle holds the creates of the new node" status_has '.sync.held != null'
+  local hold
+  ct $pkg --env-file /etc/$pkg/agent.env --port "$(agent_port)" --confirm >"$work/$s-held.txt" ||
+    fail "--confirm did not show what is held"
+  hold=$(agent_status | jq -r .sync.held.id)
+  grep -q "held changes $hold" "$work/$s-held.txt" || { cat "$work/$s-held.txt" >&2; fail "--confirm did not name $hold"; }
+  ct $pkg --env-file /etc/$pkg/agent.env --port "$(agent_port)" --confirm "$hold" >/dev/null ||
+    fail "--confirm $hold was not taken"
   wait_for 60 "AccountDB holds the $expected whitelisted running guests" \
     adb_holds "$expected"
   [[ $(adb_creates) -eq $expected ]] || fail "$(adb_creates) creates for $expected rows"
