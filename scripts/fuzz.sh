@@ -12,12 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-20}
-all=(env_file settings proxmox_parse accountdb_parse http_request)
+all=(env_file settings proxmox_parse accountdb_parse http_request sync_plan)
 targets=("${all[@]}")
 if (($#)); then targets=("$@"); fi
 # Inputs longer than any real one only slow the search down.
 declare -A max_len=([env_file]=4096 [settings]=4096 [proxmox_parse]=16384
-                    [accountdb_parse]=16384 [http_request]=4096)
+                    [accountdb_parse]=16384 [http_request]=4096 [sync_plan]=2048)
 declare -A dict=([env_file]=env_file [settings]=settings [proxmox_parse]=json
                  [accountdb_parse]=json [http_request]=http_request)
 
@@ -52,7 +52,7 @@ run_one() {
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "build-fuzz/fuzz/fuzz_$t" "${inputs[@]}" \
     -max_total_time="$seconds" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
-    -dict="fuzz/dict/${dict[$t]}.dict" -artifact_prefix="build-fuzz/findings/$t/" \
+    ${dict[$t]:+-dict="fuzz/dict/${dict[$t]}.dict"} -artifact_prefix="build-fuzz/findings/$t/" \
     -print_final_stats=1 >"build-fuzz/fuzz-$t.log" 2>&1 || rc=$?
   echo "$rc" >"$work/$t.rc"
 }
