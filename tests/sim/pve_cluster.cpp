@@ -39,6 +39,8 @@ class Rng {
 
 constexpr long long kMiB = 1LL << 20;
 constexpr long long kGiB = 1LL << 30;
+// How far below zero a container's CPU share may go (see Guest::cpu).
+constexpr double kLowestContainerCpu = -0.01;
 
 std::string random_key() {
   std::array<unsigned char, 32> bytes{};
@@ -390,6 +392,15 @@ void PveCluster::generate(std::size_t count, std::uint64_t seed, int first_vmid,
     guests_.emplace(vmid, std::move(g));
     vmid += 1 + (rng.chance(0.1) ? static_cast<int>(rng.range(1, 20)) : 0);
   }
+  // A generator of its own, so that the guests above stay those of the seed.
+  Rng glitch(seed ^ 0x5EEDC0FFEEULL);
+  std::set<std::string> glitched;
+  for (auto& [id, g] : guests_) {
+    if (id >= first_vmid && g.type == GuestType::lxc && g.status == GuestStatus::running &&
+        glitched.insert(g.node).second) {
+      g.cpu = -static_cast<double>(glitch.range(100, 9999)) * 1e-8;
+    }
+  }
 }
 
 void PveCluster::add_guest(Guest guest) {
@@ -561,7 +572,7 @@ bool PveCluster::rename(int vmid, std::optional<std::string> name) {
 bool PveCluster::set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem) {
   return update_guest(vmid, [&](Guest& g) {
     if (cpu) {
-      g.cpu = std::clamp(*cpu, 0.0, 1.0);
+      g.cpu = std::clamp(*cpu, g.type == GuestType::lxc ? kLowestContainerCpu : 0.0, 1.0);
     }
     if (mem) {
       g.mem = std::clamp(*mem, 0LL, g.maxmem);

@@ -36,7 +36,10 @@ struct Guest {
   int vmid = 100;
   std::string node;
   GuestType type = GuestType::qemu;
-  std::optional<std::string> name;  // nullopt: no name field at all
+  // The name of its configuration (QEMU `name`, LXC `hostname`); nullopt: none
+  // set. The lists and status calls then show "VM <vmid>" or "CT<vmid>"
+  // (pve_render.hpp), never an absent or empty name.
+  std::optional<std::string> name;
   GuestStatus status = GuestStatus::stopped;
   double cpus = 1;  // LXC may be fractional (cpulimit 1.5)
   long long maxmem = 1LL << 30;
@@ -44,15 +47,19 @@ struct Guest {
   long long maxswap = 512LL << 20;  // LXC
   long long mem = 0;                // used while running
   long long disk = 0;               // QEMU reports 0
-  double cpu = 0;                   // share of its cpus, 0..1, while running
-  bool template_ = false;           // templates are never running
-  std::string tags;                 // "a;b", "" = none
-  std::string lock;                 // "backup", "migrate"... "" = none
-  std::string pool;                 // "" = none
-  long long pid = 0;                // while running
-  long long started_at = 0;         // sim unix time of the last start
-  long long net_rate = 0;   // bytes/s in; out is a third of it (netin/netout grow with uptime)
-  long long disk_rate = 0;  // bytes/s read; write is half of it
+  // Share of its cpus while running, 0..1. A container's may be slightly
+  // negative (-5.75e-05): pve-container computes it as the difference of two
+  // cgroup readings (src/PVE/LXC.pm vmstatus, keyed by vmid), which goes
+  // backwards when the cgroup's counters restart; QEMU's never is.
+  double cpu = 0;
+  bool template_ = false;    // templates are never running
+  std::string tags;          // "a;b", "" = none
+  std::string lock;          // "backup", "migrate"... "" = none
+  std::string pool;          // "" = none
+  long long pid = 0;         // while running
+  long long started_at = 0;  // sim unix time of the last start
+  long long net_rate = 0;    // bytes/s in; out is a third of it (netin/netout grow with uptime)
+  long long disk_rate = 0;   // bytes/s read; write is half of it
   std::optional<std::string> description;  // config `description`
   // QEMU guest agent: configured in the VM config (agent: 1), and running in the guest.
   bool agent_configured = false;
@@ -162,7 +169,9 @@ class PveCluster {
 
   // --- guests ---
   // Adds `count` guests spread over the nodes from a seed (same seed, same guests).
-  // vmids from `first_vmid` upwards, with occasional gaps.
+  // vmids from `first_vmid` upwards, with occasional gaps. On every node the
+  // running container with the lowest vmid gets a slightly negative CPU share
+  // (a few 1e-5, from the seed), so that every test meets one.
   void generate(std::size_t count, std::uint64_t seed, int first_vmid = 100, GuestMix mix = {});
   // Throws std::invalid_argument when the vmid exists or the node is unknown.
   void add_guest(Guest guest);
@@ -180,6 +189,7 @@ class PveCluster {
   bool pause(int vmid);   // running -> paused
   bool resume(int vmid);  // paused -> running
   bool rename(int vmid, std::optional<std::string> name);
+  // cpu is kept within 0..1, or -0.01..1 for a container (see Guest::cpu).
   bool set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem);
   bool migrate(int vmid, const std::string& node);
   bool set_agent(int vmid, bool configured, bool running);

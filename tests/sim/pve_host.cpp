@@ -925,7 +925,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         if (!g) {
           return no_config();
         }
-        return ok(status_current(*g, now));
+        return ok(status_current(*g, now, typing));
       }
       case RouteKind::agent_interfaces: {
         // PVE 8: VM.Monitor (which also allows guest-exec); PVE 9: any of
@@ -961,7 +961,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         if (g->status == GuestStatus::stopped) {
           return ok(nullptr);
         }
-        return ok(lxc_interfaces(*g));
+        return ok(lxc_interfaces(*g, typing));
       }
       case RouteKind::status_action: {
         if (!who.has("VM.PowerMgmt", vms_path)) {
