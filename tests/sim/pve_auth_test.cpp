@@ -135,11 +135,20 @@ TEST_CASE("a privilege-separated token without VM.Audit sees empty lists") {
   SimCluster c({.nodes = {"pve1", "pve2"}, .guests = 20});
   c.cluster().add_token({.id = "mon@pve!ro", .secret = "s", .privsep = true, .privileges = {}});
   const std::vector<std::string> h = {"Authorization: PVEAPIToken=mon@pve!ro=s"};
-  for (const auto* path : {"/nodes/pve1/qemu", "/nodes/pve1/lxc", "/cluster/resources",
-                           "/cluster/resources?type=vm", "/nodes/pve2/qemu"}) {
+  for (const auto* path :
+       {"/nodes/pve1/qemu", "/nodes/pve1/lxc", "/cluster/resources?type=vm", "/nodes/pve2/qemu"}) {
     const auto r = c.get("pve1", path, h);
     CHECK(r.status == 200);
     CHECK(r.body == "{\"data\":[]}");
+  }
+  // The nodes are listed all the same, without their figures.
+  const auto nodes = c.get("pve1", "/cluster/resources", h).json()["data"];
+  REQUIRE(nodes.size() == 2);
+  for (const auto& n : nodes) {
+    CHECK(n["type"] == "node");
+    CHECK(n["status"] == "online");
+    CHECK_FALSE(n.contains("maxcpu"));
+    CHECK_FALSE(n.contains("mem"));
   }
   auto r = c.get("pve1", "/cluster/status", h);
   CHECK(r.status == 403);

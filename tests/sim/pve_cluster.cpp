@@ -625,6 +625,19 @@ bool PveCluster::set_lock(int vmid, const std::string& lock) {
   return update_guest(vmid, [&](Guest& g) { g.lock = lock; });
 }
 
+bool PveCluster::set_pool(int vmid, const std::string& pool) {
+  return update_guest(vmid, [&](Guest& g) { g.pool = pool; });
+}
+
+std::optional<std::string> PveCluster::pool_of(int vmid) const {
+  std::lock_guard lock(mutex_);
+  const auto it = guests_.find(vmid);
+  if (it == guests_.end() || it->second.pool.empty()) {
+    return std::nullopt;
+  }
+  return it->second.pool;
+}
+
 int PveCluster::next_vmid() const {
   std::lock_guard lock(mutex_);
   int vmid = 100;
@@ -649,6 +662,82 @@ void PveCluster::add_token(ApiToken token) {
 bool PveCluster::remove_token(const std::string& id) {
   std::lock_guard lock(mutex_);
   return tokens_.erase(id) == 1;
+}
+
+bool PveCluster::set_acls(const std::string& authid, std::vector<Acl> acls) {
+  std::lock_guard lock(mutex_);
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    it->second.privileges.clear();
+    it->second.acls = std::move(acls);
+    return true;
+  }
+  auto& user = users_[authid];
+  user.userid = authid;
+  user.acls = std::move(acls);
+  return true;
+}
+
+bool PveCluster::add_acl(const std::string& authid, Acl acl) {
+  std::lock_guard lock(mutex_);
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    it->second.acls.push_back(std::move(acl));
+    return true;
+  }
+  auto& user = users_[authid];
+  user.userid = authid;
+  user.acls = user.acls.value_or(std::vector<Acl>{});
+  user.acls->push_back(std::move(acl));
+  return true;
+}
+
+bool PveCluster::remove_acls(const std::string& authid, const std::string& path) {
+  std::lock_guard lock(mutex_);
+  std::vector<Acl>* acls = nullptr;
+  bool removed = false;
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    // Its privileges on / are an entry on / too.
+    if (path == "/" && !it->second.privileges.empty()) {
+      it->second.privileges.clear();
+      removed = true;
+    }
+    acls = &it->second.acls;
+  } else {
+    const auto it = users_.find(authid);
+    if (it == users_.end() || !it->second.acls) {
+      return false;
+    }
+    acls = &*it->second.acls;
+  }
+  const auto before = acls->size();
+  std::erase_if(*acls, [&](const Acl& a) { return a.path == path; });
+  return removed || acls->size() != before;
+}
+
+void PveCluster::set_role(const std::string& name, std::set<std::string> privileges) {
+  std::lock_guard lock(mutex_);
+  roles_[name] = std::move(privileges);
+}
+
+bool PveCluster::remove_role(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  return roles_.erase(name) == 1;
+}
+
+std::map<std::string, std::set<std::string>> PveCluster::roles() const {
+  std::lock_guard lock(mutex_);
+  return roles_;
 }
 
 std::optional<User> PveCluster::user(const std::string& userid) const {

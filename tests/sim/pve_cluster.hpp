@@ -6,6 +6,12 @@
 //
 // Thread-safe: every member function takes the cluster's lock; accessors
 // return copies.
+//
+// What the state promises to the tests: the generated guests are the same for
+// the same seed, and every node that runs a container has one whose CPU share
+// is slightly negative (see Guest::cpu); a guest belongs to at most one pool;
+// users, tokens, ACL entries, custom roles and pool membership can change at
+// any time and the next request sees the change (a privilege lost mid-run).
 
 #include <chrono>
 #include <cstdint>
@@ -196,6 +202,11 @@ class PveCluster {
   bool set_description(int vmid, std::optional<std::string> description);
   bool set_tags(int vmid, const std::string& tags);
   bool set_lock(int vmid, const std::string& lock);
+  // Moves the guest into `pool` ("" = out of any pool), as `pvesh set
+  // /pools/{pool} --vms` does; the ACL entries on /pool/{pool} then apply to it.
+  bool set_pool(int vmid, const std::string& pool);
+  // The pool of a guest; nullopt when it is in none or does not exist.
+  std::optional<std::string> pool_of(int vmid) const;
   int next_vmid() const;
 
   // --- users and tokens ---
@@ -203,6 +214,21 @@ class PveCluster {
   void add_token(ApiToken token);
   // Revokes a token (as `pveum user token remove`); false when there is no such token.
   bool remove_token(const std::string& id);
+  // The ACL entries of a user or token, replaced, added or removed at run
+  // time (`pveum acl modify|delete`). For a user they replace its default of
+  // every privilege (a user the cluster does not list is added without a
+  // password); for a token they are its own entries (its `privileges` on /
+  // included: set_acls clears them), which count when it is
+  // privilege-separated. False when a token id names no token.
+  bool set_acls(const std::string& authid, std::vector<Acl> acls);
+  bool add_acl(const std::string& authid, Acl acl);
+  // Removes every entry on `path`; false when there was none (or no such token).
+  bool remove_acls(const std::string& authid, const std::string& path);
+  // Custom roles (`pveum role add|modify NAME --privs ...`): an ACL entry
+  // whose role names one holds its privileges as they are at each request.
+  void set_role(const std::string& name, std::set<std::string> privileges);
+  bool remove_role(const std::string& name);
+  std::map<std::string, std::set<std::string>> roles() const;
   std::optional<User> user(const std::string& userid) const;
   std::optional<ApiToken> token(const std::string& id) const;
   std::vector<User> users() const;
@@ -232,6 +258,7 @@ class PveCluster {
   std::map<int, Guest> guests_;
   std::map<std::string, User> users_;
   std::map<std::string, ApiToken> tokens_;
+  std::map<std::string, std::set<std::string>> roles_;
   std::chrono::milliseconds auth_delay_{3000};
   std::string ticket_key_;
   std::map<std::string, PveHost*> hosts_;

@@ -353,6 +353,40 @@ ApiResult access_permissions(const PveCluster& cluster, const Principal& who,
   return ok(permissions_data(cluster, self ? who : principal_of(cluster, userid), path, v));
 }
 
+// The permission check pveproxy makes before it runs or proxies a call
+// (pve-manager PVE/HTTPServer.pm rest_handler, check_api2_permissions), for
+// the calls whose check names a path; on the receiving node.
+std::optional<ApiResult> permission_denied(const Route& r, const Principal& who,
+                                           const PveVersion& v) {
+  const auto need = [&](const std::string& path,
+                        const std::vector<std::string>& any) -> std::optional<ApiResult> {
+    if (std::any_of(any.begin(), any.end(),
+                    [&](const std::string& p) { return who.has(p, path, v); })) {
+      return std::nullopt;
+    }
+    return fail(403, "Permission check failed (" + path + ", " + join(any, "|") + ")\n");
+  };
+  const auto vms = "/vms/" + r.vmid;
+  switch (r.kind) {
+    case RouteKind::guest_index:
+    case RouteKind::guest_status_index:
+    case RouteKind::guest_config:
+    case RouteKind::status_current:
+    case RouteKind::lxc_interfaces:
+      return need(vms, {"VM.Audit"});
+    case RouteKind::agent_interfaces:
+      return need(vms, guest_agent_audit_privileges(v));
+    case RouteKind::status_action:
+      return need(vms, {"VM.PowerMgmt"});
+    case RouteKind::node_status:
+      return need("/nodes/" + r.node, {"Sys.Audit"});
+    case RouteKind::cluster_status:
+      return need("/", {"Sys.Audit"});
+    default:
+      return std::nullopt;
+  }
+}
+
 }  // namespace
 
 std::string to_string(FaultKind k) {
@@ -705,6 +739,12 @@ WireResponse PveHost::answer(const WireRequest& req) {
     return to_wire(r, message_member);
   }
 
+  // --- the call's permission check, here, before any proxying ---
+  who.version = version;
+  if (const auto denial = permission_denied(*route, who.principal, version)) {
+    return to_wire(*denial, message_member);
+  }
+
   // --- proxying to the node the call runs on ---
   std::string target = node_;
   PveHost* target_host = this;
@@ -836,17 +876,22 @@ WireResponse PveHost::answer(const WireRequest& req) {
             }
           }
           scramble(listed, [](const Guest& g) { return g.vmid; });
-          for (const auto& g : listed) {
+          for (auto& g : listed) {
             const auto n = std::find_if(nodes.begin(), nodes.end(),
                                         [&](const Node& x) { return x.name == g.node; });
             const bool unknown =
                 n != nodes.end() && !n->online && now - n->offline_since > kUnknownAfter;
+            // The pool shows only to who may audit it (PVE/API2/Cluster.pm resources).
+            if (!g.pool.empty() && !who.has("Pool.Audit", "/pool/" + g.pool)) {
+              g.pool.clear();
+            }
             out.push_back(vm_resource(g, now, unknown));
           }
         }
         for (const auto& n : nodes) {
-          if ((type.empty() || type == "node") && who.has("Sys.Audit", "/nodes/" + n.name)) {
-            out.push_back(node_resource(n, guests(), now));
+          if (type.empty() || type == "node") {
+            out.push_back(
+                node_resource(n, guests(), now, who.has("Sys.Audit", "/nodes/" + n.name)));
           }
         }
         for (const auto& n : nodes) {

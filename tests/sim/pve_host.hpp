@@ -5,6 +5,21 @@
 // cluster state with that node's typing and counted there too), or fail with
 // 595 when it cannot be reached. Faults make it misbehave the way real hosts
 // do; every request it receives is counted.
+//
+// What it promises, as pveproxy does it:
+// - Authentication first (pve-manager PVE/HTTPServer.pm auth_handler): a
+//   token, or a ticket cookie (with a CSRF token for writes).
+// - Then the permission check of the call on the receiving node, before any
+//   proxying (PVE/HTTPServer.pm rest_handler runs check_api2_permissions
+//   first): a guest the caller may not audit is 403 on every per-guest call
+//   and silently left out of /nodes/{node}/qemu, /nodes/{node}/lxc and
+//   /cluster/resources (qemu-server src/PVE/API2/Qemu.pm vmlist, pve-container
+//   src/PVE/API2/LXC.pm vmlist, pve-manager PVE/API2/Cluster.pm resources).
+// - An unknown {node} is 500 "hostname lookup '<node>' failed - failed to get
+//   address info for: <node>: Name or service not known" in the usual error
+//   body (PVE/HTTPServer.pm remote_node_ip -> pve-cluster src/PVE/Cluster.pm
+//   remote_node_ip -> pve-common src/PVE/Network.pm get_ip_from_hostname and
+//   src/PVE/Tools.pm getaddrinfo_all); a known one that cannot be reached 595.
 
 #include <atomic>
 #include <chrono>

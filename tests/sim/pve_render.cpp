@@ -380,9 +380,13 @@ json vm_resource(const Guest& g, long long now, bool unknown) {
   return j;
 }
 
-json node_resource(const Node& n, const std::vector<Guest>& guests, long long now) {
+json node_resource(const Node& n, const std::vector<Guest>& guests, long long now, bool audit) {
   if (!n.online) {
     return {{"id", "node/" + n.name}, {"node", n.name}, {"status", "offline"}, {"type", "node"}};
+  }
+  if (!audit) {
+    return {{"cgroup-mode", 2}, {"id", "node/" + n.name}, {"level", ""},
+            {"node", n.name},   {"status", "online"},     {"type", "node"}};
   }
   return {{"cgroup-mode", 2},
           {"cpu", node_cpu(n, guests)},

@@ -68,7 +68,10 @@ nlohmann::json lxc_list_entry(const Guest& g, long long now, Typing typing);
 // kUnknownAfter seconds shrinks to {id, vmid, node, type, status: "unknown"}.
 constexpr long long kUnknownAfter = 300;
 nlohmann::json vm_resource(const Guest& g, long long now, bool unknown);
-nlohmann::json node_resource(const Node& n, const std::vector<Guest>& guests, long long now);
+// Every node is listed; without Sys.Audit on /nodes/{node} without its figures
+// (pve-manager PVE/API2/Cluster.pm resources, PVE/API2Tools.pm extract_node_stats).
+nlohmann::json node_resource(const Node& n, const std::vector<Guest>& guests, long long now,
+                             bool audit);
 std::vector<nlohmann::json> storage_resources(const Node& n);
 nlohmann::json sdn_resource(const Node& n);
 

@@ -1,6 +1,8 @@
 // The simulator is as strict as a real node: guest names are never absent or
 // empty, a container's CPU share may be slightly negative, PVE 9's pressure
-// averages are text for containers, LXC interfaces gain ip-addresses on 8.4.
+// averages are text for containers, LXC interfaces gain ip-addresses on 8.4,
+// permissions are checked before a call is proxied, and an unknown node is
+// the real 500.
 
 #include <map>
 #include <set>
@@ -192,4 +194,42 @@ TEST_CASE("LXC interfaces have ip-addresses and hardware-address from PVE 8.4 on
   CHECK(d[1]["inet"] == "10.0.0.7/24");
   CHECK_FALSE(d[1].contains("ip-addresses"));
   CHECK_FALSE(d[1].contains("hardware-address"));
+}
+
+TEST_CASE("an unknown node is a 500 hostname lookup failure in the usual error body") {
+  SimCluster c({.nodes = {"pve1", "pve2"}});
+  const std::string message =
+      "hostname lookup 'nosuch' failed - failed to get address info for: nosuch: Name or "
+      "service not known";
+  auto r = c.get("pve1", "/nodes/nosuch/qemu");
+  CHECK(r.status == 500);
+  CHECK(r.reason == message);
+  CHECK(r.header("content-type") == "application/json;charset=UTF-8");
+  CHECK(r.json() == json{{"data", nullptr}, {"message", message + "\n"}});
+  r = c.get("pve1", "/nodes/nosuch/lxc/100/status/current");
+  CHECK(r.status == 500);
+  CHECK(r.reason == message);
+  c.cluster().set_node_version("pve1", "8.2.4");
+  CHECK(c.get("pve1", "/nodes/nosuch/qemu").body == "{\"data\":null}");
+  // Before 8.4 and after: the receiving node decides the body, not a target.
+  c.cluster().set_node_version("pve1", "9.1.2");
+  CHECK(c.get("pve1", "/nodes/nosuch/qemu").json().contains("message"));
+}
+
+TEST_CASE("the permission check comes before proxying: 403 for a node that does not exist") {
+  SimCluster c({.nodes = {"pve1", "pve2"}});
+  c.cluster().add_guest(running(100, GuestType::qemu, "vm"));
+  c.cluster().add_token({.id = "mon@pve!none", .secret = "s", .privsep = true, .privileges = {}});
+  const std::vector<std::string> none = {"Authorization: PVEAPIToken=mon@pve!none=s"};
+  auto r = c.get("pve1", "/nodes/nosuch/qemu/100/status/current", none);
+  CHECK(r.status == 403);
+  CHECK(r.reason == "Permission check failed (/vms/100, VM.Audit)");
+  // and for a node that cannot be reached
+  c.host("pve2").set_fault({.kind = FaultKind::down});
+  CHECK(c.get("pve1", "/nodes/pve2/qemu/100/status/current", none).status == 403);
+  CHECK(c.get("pve1", "/nodes/pve2/status", none).reason ==
+        "Permission check failed (/nodes/pve2, Sys.Audit)");
+  // A list checks nothing first: it filters, so the lookup fails.
+  CHECK(c.get("pve1", "/nodes/nosuch/qemu", none).status == 500);
+  CHECK(c.get("pve1", "/nodes/pve2/qemu", none).status == 595);
 }
