@@ -126,6 +126,10 @@ struct User {
   // nullopt: every privilege (like root@pam, always); otherwise these ACL
   // entries. A token of a user the cluster does not list has every privilege.
   std::optional<std::vector<Acl>> acls;
+  // Two-factor authentication: a TOTP entry whose current code is this
+  // (nullopt: no second factor). A password login then gets a partial
+  // ticket with NeedTFA (pve_auth.hpp) that only the second step accepts.
+  std::optional<std::string> totp;
 };
 
 // How generate() mixes guests; the defaults give a realistic cluster.

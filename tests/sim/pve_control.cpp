@@ -287,6 +287,25 @@ PveControlApi::PveControlApi(PveSim& sim) : sim_(sim) {
     }
     return json{{"ok", true}};
   });
+  s.post("/control/users", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    User u;
+    u.userid = j.value("userid", std::string());
+    if (u.userid.find('@') == std::string::npos) {
+      throw ControlError(400, "a user is {\"userid\": \"USER@REALM\", ...}");
+    }
+    u.password = j.value("password", std::string());
+    u.enabled = j.value("enabled", true);
+    u.totp = optional_string(j, "totp");
+    if (j.contains("acls") && !j["acls"].is_null()) {
+      u.acls = std::vector<Acl>{};
+      for (const auto& a : j["acls"]) {
+        u.acls->push_back(acl_from(a));
+      }
+    }
+    sim_.cluster().add_user(std::move(u));
+    return json{{"ok", true}};
+  });
   s.post("/control/clock/advance", [this](const httplib::Request& req) {
     const auto j = control_object(req);
     sim_.cluster().advance(std::chrono::seconds(j.value("seconds", 0LL)));

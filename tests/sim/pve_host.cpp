@@ -22,6 +22,8 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kJsonType = "application/json;charset=UTF-8";
+// The challenge of a user with one TOTP entry (proxmox-tfa's TfaChallenge).
+constexpr const char* kTotpChallenge = R"({"totp":true})";
 
 // The result of an API call before it is put on the wire.
 struct ApiResult {
@@ -1048,25 +1050,59 @@ WireResponse PveHost::answer(const WireRequest& req) {
           userid += "@" + realm->second;
         }
         const auto& password = params["password"];
-        bool good = false;
-        if (password.starts_with("PVE:")) {
-          // Renewal: a still valid ticket of the same user is a password.
-          const auto ticket_user = verify_ticket(key, password, now);
-          good = ticket_user && *ticket_user == userid;
-        } else {
-          const auto user = cluster_.user(userid);
-          // A user without a password (one that only owns tokens) cannot log in.
-          good = user && user->enabled && !user->password.empty() &&
-                 constant_time_equals(password, user->password);
-        }
-        if (!good) {
+        const auto user = cluster_.user(userid);
+        // Every failure reads the same (pve-access-control
+        // src/PVE/API2/AccessControl.pm create_ticket).
+        const auto refused = [&] {
           ApiResult r = fail(401, "authentication failure\n");
           r.delay = cluster_.auth_failure_delay();
           return r;
+        };
+        const auto totp_answer = [&](const std::string& response) {
+          return user && user->totp && constant_time_equals(response, "totp:" + *user->totp);
+        };
+        const auto challenge = params.find("tfa-challenge");
+        const auto otp = params.find("otp");
+        if (challenge != params.end()) {
+          // The second step (create_ticket_do): the partial ticket, and the
+          // answer to its challenge as the password.
+          if (otp != params.end() || !user || !user->enabled ||
+              !verify_tfa_ticket(key, challenge->second, userid, now) || !totp_answer(password)) {
+            return refused();
+          }
+        } else if (password.starts_with("PVE:")) {
+          // Renewal: a still valid full ticket of the same user is a password.
+          const auto ticket_user = verify_ticket(key, password, now);
+          if (!ticket_user || *ticket_user != userid) {
+            return refused();
+          }
+        } else {
+          // A user without a password (one that only owns tokens) cannot log in.
+          if (!user || !user->enabled || user->password.empty() ||
+              !constant_time_equals(password, user->password)) {
+            return refused();
+          }
+          if (user->totp && otp != params.end() && !totp_answer(otp->second)) {
+            return refused();
+          }
+          if (user->totp && otp == params.end()) {
+            // The first factor passed: a partial ticket, good for nothing
+            // but the second step (AccessControl.pm authenticate_2nd_new).
+            json partial = {{"username", userid},
+                            {"ticket", make_tfa_ticket(key, userid, kTotpChallenge, now)},
+                            {"CSRFPreventionToken", make_csrf_token(key, userid, now)},
+                            {"NeedTFA", 1}};
+            if (nodes.size() > 1 &&
+                principal_of(cluster_, userid).has("Sys.Audit", "/", who.version)) {
+              partial["clustername"] = cluster_.name();
+            }
+            return ok(partial);
+          }
         }
-        return ok(ticket_data(userid, make_ticket(key, userid, now),
-                              make_csrf_token(key, userid, now), cluster_.name(),
-                              nodes.size() > 1));
+        return ok(ticket_data(
+            userid, make_ticket(key, userid, now), make_csrf_token(key, userid, now),
+            cluster_.name(),
+            nodes.size() > 1 && principal_of(cluster_, userid).has("Sys.Audit", "/", who.version)));
       }
     }
     return fail(501, "Method '" + m + " " + rel + "' not implemented");

@@ -8,7 +8,9 @@
 //
 // What it promises, as pveproxy does it:
 // - Authentication first (pve-manager PVE/HTTPServer.pm auth_handler): a
-//   token, or a ticket cookie (with a CSRF token for writes).
+//   token, or a ticket cookie (with a CSRF token for writes). A partial
+//   ticket of a user with two-factor authentication ("PVE:!tfa!...", signed
+//   with the user name as extra data) is a bad ticket for every call: 401.
 // - Then the permission check of the call on the receiving node, before any
 //   proxying (PVE/HTTPServer.pm rest_handler runs check_api2_permissions
 //   first): a guest the caller may not audit is 403 on every per-guest call

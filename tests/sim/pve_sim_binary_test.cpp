@@ -1,5 +1,6 @@
-// The pve-sim program: the ready line, the hosts it lists, its control API,
-// and a prompt exit 0 on SIGTERM and SIGINT.
+// The pve-sim program: the ready line, the hosts it lists, its control API
+// (faults, guests, users), its options, and a prompt exit 0 on SIGTERM and
+// SIGINT.
 
 #include <csignal>
 
@@ -182,4 +183,40 @@ TEST_CASE("pve-sim refuses a malformed --acl") {
   const auto r = p.wait(std::chrono::seconds(10));
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("an ACL is PATH:SUBJECT:ROLES") != std::string::npos);
+}
+
+TEST_CASE("pve-sim --tfa gives a password user a second factor and --role a custom role") {
+  TempDir dir;
+  RunningSim s(
+      dir, {"--password", "ops@pve:pw-1234", "--tfa", "ops@pve:424242", "--role", "Reader=VM.Audit",
+            "--privsep-token", "mon@pve!ro=s2", "--acl", "/vms:mon@pve!ro:Reader"});
+  const auto login = [&](const std::string& body) {
+    Request r;
+    r.method = "POST";
+    r.url = s.ready["hosts"]["pve1"].get<std::string>() + "/api2/json/access/ticket";
+    r.ca_file = s.ready["ca_file"];
+    r.body = body;
+    r.headers = {"Content-Type: application/x-www-form-urlencoded"};
+    return fetch(r);
+  };
+  const auto partial = login("username=ops%40pve&password=pw-1234").json()["data"];
+  CHECK(partial["NeedTFA"] == 1);
+  const auto ticket = partial["ticket"].get<std::string>();
+  CHECK(s.api("pve1", "/version", "Cookie: PVEAuthCookie=" + ticket).status == 401);
+  CHECK(login("username=ops%40pve&password=pw-1234&otp=totp%3A424242").status == 200);
+  CHECK(s.api("pve1", "/nodes/pve1/qemu", "Authorization: PVEAPIToken=mon@pve!ro=s2")
+            .json()["data"]
+            .size() == s.api("pve1", "/nodes/pve1/qemu").json()["data"].size());
+  // Users appear at run time too.
+  CHECK(s.control("POST", "/control/users",
+                  R"({"userid":"new@pve","password":"pw-5678","totp":"111111"})")
+            .status == 200);
+  CHECK(login("username=new%40pve&password=pw-5678").json()["data"]["NeedTFA"] == 1);
+  CHECK(s.control("POST", "/control/users", R"({"password":"x"})").status == 400);
+  s.process.signal(SIGTERM);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+
+  Process bad(kBinary, {.args = RunningSim::args(dir, {"--tfa", "nobody@pve:1"}),
+                        .env = {{"PATH", "/usr/bin:/bin"}}});
+  CHECK(bad.wait(std::chrono::seconds(10)).exit_code == 1);
 }
