@@ -27,7 +27,7 @@ Fault fault_from(const json& j) {
   if (!kind) {
     throw ControlError(400,
                        "kind must be one of down, hang, slow, reset, truncated, non_json, "
-                       "oversized, status, flap");
+                       "oversized, status, flap, empty_list, drop_entries");
   }
   f.kind = *kind;
   f.path_prefix = j.value("path_prefix", std::string());
@@ -39,6 +39,10 @@ Fault fault_from(const json& j) {
   f.reason = j.value("reason", std::string());
   f.every = j.value("every", std::size_t{1});
   f.oversized_bytes = j.value("oversized_bytes", std::size_t{20} << 20);
+  f.drop = j.value("drop", std::size_t{1});
+  if (j.contains("drop_vmids")) {
+    f.drop_vmids = j["drop_vmids"].get<std::set<int>>();
+  }
   return f;
 }
 
@@ -49,7 +53,9 @@ json fault_json(const Fault& f) {
             {"status", f.status},
             {"reason", f.reason},
             {"every", f.every},
-            {"oversized_bytes", f.oversized_bytes}};
+            {"oversized_bytes", f.oversized_bytes},
+            {"drop", f.drop},
+            {"drop_vmids", f.drop_vmids}};
   if (f.count) {
     j["count"] = *f.count;
   }

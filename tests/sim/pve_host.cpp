@@ -355,6 +355,43 @@ ApiResult access_permissions(const PveCluster& cluster, const Principal& who,
   return ok(permissions_data(cluster, self ? who : principal_of(cluster, userid), path, v));
 }
 
+bool is_lie(FaultKind k) {
+  return k == FaultKind::empty_list || k == FaultKind::drop_entries;
+}
+
+// GET /nodes/{node}/qemu, /nodes/{node}/lxc or /cluster/resources: the
+// requests a lie can meet.
+bool is_guest_list(const WireRequest& req) {
+  if (req.method != "GET" || !req.path.starts_with("/api2/json/")) {
+    return false;
+  }
+  const auto s = split_path(req.path.substr(10));
+  return (s.size() == 3 && s[0] == "nodes" && is_guest_type(s[2])) ||
+         (s.size() == 2 && s[0] == "cluster" && s[1] == "resources");
+}
+
+// The guests a list tells when `lie` is an empty_list or drop_entries fault.
+void tell(const Fault* lie, std::vector<Guest>& listed) {
+  if (lie == nullptr || !is_lie(lie->kind)) {
+    return;
+  }
+  if (lie->kind == FaultKind::empty_list) {
+    listed.clear();
+    return;
+  }
+  std::set<int> left_out = lie->drop_vmids;
+  if (left_out.empty()) {
+    std::vector<int> vmids;
+    for (const auto& g : listed) {
+      vmids.push_back(g.vmid);
+    }
+    std::sort(vmids.begin(), vmids.end());
+    vmids.resize(std::min(vmids.size(), lie->drop));
+    left_out.insert(vmids.begin(), vmids.end());
+  }
+  std::erase_if(listed, [&](const Guest& g) { return left_out.contains(g.vmid); });
+}
+
 // The permission check pveproxy makes before it runs or proxies a call
 // (pve-manager PVE/HTTPServer.pm rest_handler, check_api2_permissions), for
 // the calls whose check names a path; on the receiving node.
@@ -410,15 +447,20 @@ std::string to_string(FaultKind k) {
     case FaultKind::status:
       return "status";
     case FaultKind::flap:
+      return "flap";
+    case FaultKind::empty_list:
+      return "empty_list";
+    case FaultKind::drop_entries:
       break;
   }
-  return "flap";
+  return "drop_entries";
 }
 
 std::optional<FaultKind> parse_fault_kind(const std::string& s) {
   for (const auto k :
        {FaultKind::down, FaultKind::hang, FaultKind::slow, FaultKind::reset, FaultKind::truncated,
-        FaultKind::non_json, FaultKind::oversized, FaultKind::status, FaultKind::flap}) {
+        FaultKind::non_json, FaultKind::oversized, FaultKind::status, FaultKind::flap,
+        FaultKind::empty_list, FaultKind::drop_entries}) {
     if (to_string(k) == s) {
       return k;
     }
@@ -529,8 +571,10 @@ void PveHost::record_proxied(const std::string& method, const std::string& path,
 WireResponse PveHost::handle(const WireRequest& req) {
   const auto hit = fault_.take([&](const Fault& f) {
     const auto& prefix = f.path_prefix;
-    return prefix.empty() || req.path.starts_with(prefix) ||
-           (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+    const bool path_matches =
+        prefix.empty() || req.path.starts_with(prefix) ||
+        (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+    return path_matches && (!is_lie(f.kind) || is_guest_list(req));
   });
   if (!hit) {
     return answered(req, answer(req));
@@ -613,6 +657,9 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
       };
       return res;
     }
+    case FaultKind::empty_list:
+    case FaultKind::drop_entries:
+      return answer(req, &f);
     case FaultKind::status:
     case FaultKind::flap:
     case FaultKind::down:
@@ -625,7 +672,7 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
   return to_wire(r, PveVersion::parse(version).at_least(8, 4));
 }
 
-WireResponse PveHost::answer(const WireRequest& req) {
+WireResponse PveHost::answer(const WireRequest& req, const Fault* lie) {
   const auto self = cluster_.node(node_);
   const auto version = PveVersion::parse(self ? self->version : "8.4.14");
   const bool message_member = version.at_least(8, 4);
@@ -877,6 +924,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
               listed.push_back(g);
             }
           }
+          tell(lie, listed);
           scramble(listed, [](const Guest& g) { return g.vmid; });
           for (auto& g : listed) {
             const auto n = std::find_if(nodes.begin(), nodes.end(),
@@ -929,6 +977,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
             listed.push_back(g);
           }
         }
+        tell(lie, listed);
         scramble(listed, [](const Guest& g) { return g.vmid; });
         for (const auto& g : listed) {
           out.push_back(route->type == GuestType::qemu ? qemu_list_entry(g, now, typing)
