@@ -1,9 +1,11 @@
 // The simulator is as strict as a real node: guest names are never absent or
 // empty, a container's CPU share may be slightly negative, PVE 9's pressure
 // averages are text for containers, LXC interfaces gain ip-addresses on 8.4,
-// permissions are checked before a call is proxied, and an unknown node is
-// the real 500.
+// permissions are checked before a call is proxied, an unknown node is the
+// real 500, and the answers have the shape of recorded real ones
+// (tests/fixtures/proxmox/).
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -38,6 +40,21 @@ json entry_of(const json& list, int vmid) {
     }
   }
   return nullptr;
+}
+
+// The type of each member, numbers as one type whether integral or not.
+std::map<std::string, std::string> shape(const json& entry) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : entry.items()) {
+    out[k] = v.is_number() ? "number" : v.type_name();
+  }
+  return out;
+}
+
+json fixture(const std::string& name) {
+  std::ifstream in(std::string(PHA_FIXTURES_DIR) + "/proxmox/" + name);
+  REQUIRE_MESSAGE(in.good(), name);
+  return json::parse(in);
 }
 
 }  // namespace
@@ -232,4 +249,38 @@ TEST_CASE("the permission check comes before proxying: 403 for a node that does 
   // A list checks nothing first: it filters, so the lookup fails.
   CHECK(c.get("pve1", "/nodes/nosuch/qemu", none).status == 500);
   CHECK(c.get("pve1", "/nodes/pve2/qemu", none).status == 595);
+}
+
+TEST_CASE("a PVE 9.2 container list has the shape of the recorded one") {
+  const auto recorded = fixture("nodes-node-lxc.pve92-pressure-strings-negative-cpu.json")["data"];
+  REQUIRE(recorded.size() == 2);
+  SimCluster c({.version = "9.2.2"});
+  c.cluster().add_guest(running(9002, GuestType::lxc, "test-lxc-go-9002"));
+  auto back = running(101, GuestType::lxc, "back");
+  back.cpu = -5.75291683982414e-05;
+  c.cluster().add_guest(back);
+  const auto answer = c.get("pve1", "/nodes/pve1/lxc").json()["data"];
+  for (const int vmid : {9002, 101}) {
+    const auto sim = entry_of(answer, vmid);
+    const auto real = entry_of(recorded, vmid);
+    REQUIRE(real.is_object());
+    CHECK(shape(sim) == shape(real));
+  }
+  CHECK(entry_of(answer, 101)["cpu"] == entry_of(recorded, 101)["cpu"]);
+}
+
+TEST_CASE("older container and VM lists have the shape of the recorded ones") {
+  SimCluster c({.version = "8.1.4"});
+  c.cluster().add_guest(running(100, GuestType::qemu, "pxe.home.arpa"));
+  c.cluster().add_guest({.vmid = 101, .node = "pve1", .name = "test1"});
+  c.cluster().add_guest(running(102, GuestType::lxc, "test-lxc.home.arpa"));
+  c.cluster().add_guest({.vmid = 103, .node = "pve1", .type = GuestType::lxc, .name = "t"});
+  const auto qemu = c.get("pve1", "/nodes/pve1/qemu").json()["data"];
+  const auto lxc = c.get("pve1", "/nodes/pve1/lxc").json()["data"];
+  const auto recorded_qemu = fixture("nodes-node-qemu.pve8.json")["data"];
+  const auto recorded_lxc = fixture("nodes-node-lxc.pve8-vmid-string.json")["data"];
+  CHECK(shape(entry_of(qemu, 100)) == shape(entry_of(recorded_qemu, 100)));
+  CHECK(shape(entry_of(qemu, 101)) == shape(entry_of(recorded_qemu, 101)));
+  CHECK(shape(entry_of(lxc, 102)) == shape(entry_of(recorded_lxc, 102)));
+  CHECK(shape(entry_of(lxc, 103)) == shape(entry_of(recorded_lxc, 103)));
 }
