@@ -14,7 +14,10 @@
 //   GET    /control/requests            {"total", "requests": [{"method", "path", "query",
 //                                        ..., "call", "endpoint"}]}
 //   POST   /control/fault               {"kind", "call", "count", "delay_ms", "status", "body",
-//                                        "retry_after", "endpoint"}
+//                                        "retry_after", "drop", "other_node_id", "endpoint"};
+//                                        kind as AdbFaultKind names it: also the lies
+//                                        list_vms_empty, list_vms_drop, list_vms_other_node,
+//                                        whitelist_empty
 //   GET    /control/fault | DELETE /control/fault
 //   GET    /control/nodes | POST /control/nodes {"id", "api_key", "name", "owner_id", "whitelist"}
 //   PUT    /control/nodes/{id}/whitelist  a JSON array of VMIDs

@@ -1,6 +1,8 @@
 #include "tests/sim/adb_fault.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <utility>
 
 #include "tests/sim/adb_rate_limit.hpp"
@@ -20,7 +22,7 @@ constexpr std::array<std::pair<AdbCall, const char*>, 7> kCalls = {{
     {AdbCall::put_vm, "put_vm"},
 }};
 
-constexpr std::array<std::pair<AdbFaultKind, const char*>, 7> kKinds = {{
+constexpr std::array<std::pair<AdbFaultKind, const char*>, 11> kKinds = {{
     {AdbFaultKind::down, "down"},
     {AdbFaultKind::slow, "slow"},
     {AdbFaultKind::hang, "hang"},
@@ -28,6 +30,10 @@ constexpr std::array<std::pair<AdbFaultKind, const char*>, 7> kKinds = {{
     {AdbFaultKind::rate_limit, "rate_limit"},
     {AdbFaultKind::reset, "reset"},
     {AdbFaultKind::list_vms_fails, "list_vms_fails"},
+    {AdbFaultKind::list_vms_empty, "list_vms_empty"},
+    {AdbFaultKind::list_vms_drop, "list_vms_drop"},
+    {AdbFaultKind::list_vms_other_node, "list_vms_other_node"},
+    {AdbFaultKind::whitelist_empty, "whitelist_empty"},
 }};
 
 template <typename Enum, std::size_t N>
@@ -70,8 +76,55 @@ std::optional<AdbFaultKind> parse_adb_fault_kind(const std::string& s) {
 }
 
 bool applies_to(const AdbFault& fault, AdbCall call) {
-  const auto faulted = fault.kind == AdbFaultKind::list_vms_fails ? AdbCall::list_vms : fault.call;
-  return faulted == AdbCall::none || faulted == call;
+  switch (fault.kind) {
+    case AdbFaultKind::list_vms_fails:
+    case AdbFaultKind::list_vms_empty:
+    case AdbFaultKind::list_vms_drop:
+    case AdbFaultKind::list_vms_other_node:
+      return call == AdbCall::list_vms;
+    case AdbFaultKind::whitelist_empty:
+      return call == AdbCall::whitelist || call == AdbCall::whitelist_legacy;
+    default:
+      return fault.call == AdbCall::none || fault.call == call;
+  }
+}
+
+bool is_lie(AdbFaultKind k) {
+  return k == AdbFaultKind::list_vms_empty || k == AdbFaultKind::list_vms_drop ||
+         k == AdbFaultKind::list_vms_other_node || k == AdbFaultKind::whitelist_empty;
+}
+
+AdbReply lie_reply(const AdbFault& fault, AdbCall call, AdbReply real) {
+  using ojson = nlohmann::ordered_json;
+  if (real.status != 200 || !is_lie(fault.kind) || !applies_to(fault, call)) {
+    return real;
+  }
+  auto body = ojson::parse(real.body, nullptr, false);
+  if (body.is_discarded()) {
+    return real;
+  }
+  if (call == AdbCall::whitelist) {
+    body = ojson::array();
+  } else if (call == AdbCall::whitelist_legacy) {
+    body["vmids"] = ojson::array();
+  } else if (fault.kind == AdbFaultKind::list_vms_empty) {
+    body["vms"] = ojson::array();
+    body["count"] = 0;
+  } else if (fault.kind == AdbFaultKind::list_vms_drop) {
+    auto& vms = body["vms"];
+    const auto n = std::min(fault.drop, vms.size());
+    vms.erase(vms.begin(), vms.begin() + static_cast<std::ptrdiff_t>(n));
+    body["count"] = vms.size();
+  } else if (fault.kind == AdbFaultKind::list_vms_other_node) {
+    const auto own = body.value("node_id", 0LL);
+    const auto other =
+        fault.other_node_id != 0 && fault.other_node_id != own ? fault.other_node_id : own + 1;
+    for (auto& vm : body["vms"]) {
+      vm["proxmox_node_id"] = other;
+    }
+  }
+  real.body = body.dump();
+  return real;
 }
 
 AdbReply fault_reply(const AdbFault& fault, AdbCall call, std::size_t rate_limit) {

@@ -1,6 +1,9 @@
 #pragma once
 // The calls of the AccountDB agent protocol (docs/accountdb.md) and the
-// faults the AccountDB simulator injects into them.
+// faults the AccountDB simulator injects into them. Besides the broken
+// answers (errors, hangs, resets) there are well-formed lies: answers of a
+// working server, with its status, headers and JSON shape, that tell wrong
+// data (no rows, fewer rows, rows of another node, an empty whitelist).
 
 #include <chrono>
 #include <cstddef>
@@ -34,6 +37,13 @@ enum class AdbFaultKind {
   rate_limit,      // 429 {"detail":"Too many requests"} with Retry-After: `retry_after`
   reset,           // process the request, send the head and half the body, then a TCP RST
   list_vms_fails,  // list_vms answers 500 (like `status` 500 with `call` list_vms)
+  // Well-formed lies: the server's own 200 answer with other data (an answer
+  // that is not 200, say 401 for a bad key, stays as it is). `call` is
+  // implied, as for list_vms_fails.
+  list_vms_empty,       // list_vms: {"vms": [], "count": 0, "node_id": N}
+  list_vms_drop,        // list_vms without its first `drop` rows, "count" adjusted
+  list_vms_other_node,  // list_vms whose rows each say "proxmox_node_id": `other_node_id`
+  whitelist_empty,      // whitelist: []; whitelist_legacy: "vmids": []
 };
 
 std::string to_string(AdbFaultKind k);
@@ -50,6 +60,8 @@ struct AdbFault {
   int status = 500;                       // status
   std::string body;                       // status: "" = the usual body for `status`
   long long retry_after = 30;             // rate_limit, seconds
+  std::size_t drop = 1;                   // list_vms_drop
+  long long other_node_id = 0;            // list_vms_other_node; 0: the node's id + 1
 };
 
 // Whether `fault` applies to a request of `call`.
@@ -58,5 +70,11 @@ bool applies_to(const AdbFault& fault, AdbCall call);
 // What a status, rate_limit or list_vms_fails fault answers a request of
 // `call`, on a server whose rate limit is `rate_limit`.
 AdbReply fault_reply(const AdbFault& fault, AdbCall call, std::size_t rate_limit);
+
+// Whether the fault is one of the well-formed lies.
+bool is_lie(AdbFaultKind k);
+// What a lie makes of the server's answer `real` to a request of `call`:
+// a 200 gets the lie's data in the server's JSON shape, anything else stays.
+AdbReply lie_reply(const AdbFault& fault, AdbCall call, AdbReply real);
 
 }  // namespace pha::sim

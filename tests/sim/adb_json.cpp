@@ -78,6 +78,8 @@ json fault_json(const std::optional<AdbFault>& f) {
               {"status", f->status},
               {"body", f->body},
               {"retry_after", f->retry_after},
+              {"drop", f->drop},
+              {"other_node_id", f->other_node_id},
               {"count", optional_json(f->count)}};
 }
 
@@ -143,7 +145,9 @@ AdbFault fault_from_json(const json& j) {
   const auto kind = parse_adb_fault_kind(j.value("kind", std::string()));
   if (!kind) {
     throw ControlError(
-        400, "kind must be one of down, slow, hang, status, rate_limit, reset, list_vms_fails");
+        400,
+        "kind must be one of down, slow, hang, status, rate_limit, reset, list_vms_fails, "
+        "list_vms_empty, list_vms_drop, list_vms_other_node, whitelist_empty");
   }
   f.kind = *kind;
   const auto call = parse_adb_call(j.value("call", std::string()));
@@ -159,6 +163,8 @@ AdbFault fault_from_json(const json& j) {
   f.body = j.contains("body") && !j["body"].is_string() ? j["body"].dump()
                                                         : j.value("body", std::string());
   f.retry_after = j.value("retry_after", 30LL);
+  f.drop = j.value("drop", std::size_t{1});
+  f.other_node_id = j.value("other_node_id", 0LL);
   return f;
 }
 

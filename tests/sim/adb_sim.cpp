@@ -316,6 +316,9 @@ WireResponse AdbSim::handle(const WireRequest& req, Endpoint& ep) {
   auto reply = hit && answers(hit->fault.kind)
                    ? fault_reply(hit->fault, route.call, store_.settings().rate_limit)
                    : rate_limited_answer(route, req, rec.client);
+  if (hit && is_lie(hit->fault.kind)) {
+    reply = lie_reply(hit->fault, route.call, std::move(reply));
+  }
   auto res = to_wire(std::move(reply), request_id, started);
   if (hit && hit->fault.kind == AdbFaultKind::slow) {
     res.delay = hit->fault.delay;

@@ -6,7 +6,10 @@
 // inserts a new row (so duplicates of a VMID are possible), a null field never
 // overwrites a stored one but a missing `status` is stored as "stopped", the
 // rate limit counts per client address and path, and validation errors read
-// like pydantic v1. Faults make it misbehave the way a real deployment does.
+// like pydantic v1. Faults make it misbehave the way a real deployment does,
+// or answer with well-formed lies (adb_fault.hpp): list_vms with no rows, fewer
+// rows or another node's rows, an empty whitelist, each with the server's own
+// status, headers and JSON shape.
 //
 //   pha::sim::AdbSim sim({.nodes = {{.id = 34, .name = "pha-node-34", .api_key = key,
 //                                    .owner_id = 2, .whitelist = {101, 102, 205}}}});

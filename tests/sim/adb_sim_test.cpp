@@ -635,6 +635,143 @@ TEST_CASE("list_vms_fails makes list_vms answer 500 while the other calls work")
   CHECK(get(sim, list_vms_path()).status == 200);
 }
 
+namespace {
+
+// The recorded answer of the transcript entry `label`.
+ojson recorded_response(const std::string& label) {
+  const auto transcript = ojson::parse(
+      read_file(std::string(PHA_FIXTURES_DIR) + "/accountdb/transcript.real-server.json"));
+  for (const auto& entry : transcript["entries"]) {
+    if (entry["label"] == label) {
+      return entry["response"];
+    }
+  }
+  FAIL("no transcript entry " << label);
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("list_vms_empty answers 200 with no rows in the server's shape") {
+  AdbSim sim(recorded_options());
+  sim.add_row({.vmid = 101, .name = "web-101", .proxmox_node_id = 34});
+  sim.add_row({.vmid = 102, .name = "db-102", .proxmox_node_id = 34});
+  const auto honest = get(sim, list_vms_path());
+  sim.set_fault({.kind = AdbFaultKind::list_vms_empty});
+  const auto r = get(sim, list_vms_path());
+  CHECK(r.status == 200);
+  expect_like(r.ordered(), recorded_response("E ok, empty")["body"], "body");
+  CHECK(r.body == R"({"vms":[],"count":0,"node_id":34})");
+  for (const auto* h : {"content-type", "x-ratelimit-limit", "server"}) {
+    CHECK(r.header(h) == honest.header(h));
+  }
+  CHECK(r.has("x-request-id"));
+  // Only list_vms, and not a refused one.
+  CHECK(get(sim, whitelist_path()).doc() == json{101, 102, 205});
+  CHECK(get(sim, list_vms_path("wrong")).status == 401);
+  sim.clear_fault();
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 2);
+  // With a count it clears itself.
+  sim.set_fault({.kind = AdbFaultKind::list_vms_empty, .count = 1});
+  CHECK(get(sim, whitelist_path()).status == 200);
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 0);
+  CHECK_FALSE(sim.fault().has_value());
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 2);
+}
+
+TEST_CASE("list_vms_drop leaves out the first rows and adjusts the count") {
+  AdbSim sim(recorded_options());
+  for (const long long vmid : {101, 102, 205}) {
+    sim.add_row({.vmid = vmid, .name = "vm-" + std::to_string(vmid), .proxmox_node_id = 34});
+  }
+  const auto honest = get(sim, list_vms_path()).ordered();
+  sim.set_fault({.kind = AdbFaultKind::list_vms_drop, .drop = 2});
+  const auto r = get(sim, list_vms_path());
+  CHECK(r.status == 200);
+  const auto body = r.ordered();
+  CHECK(keys_of(body) == keys_of(honest));
+  REQUIRE(body["vms"].size() == 1);
+  CHECK(body["count"] == 1);
+  CHECK(body["node_id"] == 34);
+  CHECK(body["vms"][0] == honest["vms"][2]);  // the rows left are whole
+  CHECK(keys_of(body["vms"][0]) == keys_of(recorded_response("E ok, one row")["body"]["vms"][0]));
+  sim.set_fault({.kind = AdbFaultKind::list_vms_drop, .drop = 10});
+  CHECK(get(sim, list_vms_path()).body == R"({"vms":[],"count":0,"node_id":34})");
+  sim.clear_fault();
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 3);
+}
+
+TEST_CASE("list_vms_other_node answers rows that each belong to another node") {
+  AdbSim sim(recorded_options());
+  sim.add_node({.id = 35, .name = "pha-node-35", .api_key = kOtherKey});
+  sim.add_row({.vmid = 101, .name = "web-101", .proxmox_node_id = 34});
+  sim.add_row({.vmid = 102, .name = "db-102", .proxmox_node_id = 34});
+  sim.set_fault({.kind = AdbFaultKind::list_vms_other_node});
+  auto body = get(sim, list_vms_path()).ordered();
+  CHECK(body["count"] == 2);
+  CHECK(body["node_id"] == 34);
+  REQUIRE(body["vms"].size() == 2);
+  for (const auto& vm : body["vms"]) {
+    CHECK(vm["proxmox_node_id"] == 35);  // the node's id + 1
+    CHECK(keys_of(vm) == keys_of(recorded_response("E ok, one row")["body"]["vms"][0]));
+  }
+  sim.set_fault({.kind = AdbFaultKind::list_vms_other_node, .other_node_id = 77});
+  body = get(sim, list_vms_path()).ordered();
+  for (const auto& vm : body["vms"]) {
+    CHECK(vm["proxmox_node_id"] == 77);
+  }
+  // The stored rows did not move.
+  for (const auto& row : sim.rows()) {
+    CHECK(row.proxmox_node_id == 34);
+  }
+  sim.clear_fault();
+  CHECK(get(sim, list_vms_path()).doc()["vms"][0]["proxmox_node_id"] == 34);
+}
+
+TEST_CASE("whitelist_empty answers both whitelist calls with no VMIDs in their shapes") {
+  AdbSim sim(recorded_options());
+  sim.set_fault({.kind = AdbFaultKind::whitelist_empty});
+  auto r = get(sim, whitelist_path());
+  CHECK(r.status == 200);
+  CHECK(r.body == "[]");
+  CHECK(r.header("content-type") == "application/json");
+  const auto legacy = get(sim, whitelist_legacy_path()).ordered();
+  CHECK(keys_of(legacy) == keys_of(recorded_response("D ok")["body"]));
+  CHECK(legacy["vmids"] == ojson::array());
+  CHECK(legacy["success"] == true);
+  CHECK(get(sim, list_vms_path()).status == 200);
+  CHECK(get(sim, whitelist_path("wrong")).status == 401);
+  sim.clear_fault();
+  CHECK(get(sim, whitelist_path()).doc() == json{101, 102, 205});
+}
+
+TEST_CASE("the lies are set and read through the control API") {
+  AdbSim sim(recorded_options());
+  sim.add_row({.vmid = 101, .name = "web-101", .proxmox_node_id = 34});
+  pha::sim::AdbControlApi control(sim);
+  control.start();
+  const auto ctl = [&](const std::string& method, const std::string& path,
+                       std::optional<std::string> body = std::nullopt) {
+    return send({.method = method, .url = control.url() + path, .body = std::move(body)});
+  };
+  REQUIRE(
+      ctl("POST", "/control/fault", R"({"kind":"list_vms_other_node","other_node_id":9})").status ==
+      200);
+  CHECK(get(sim, list_vms_path()).doc()["vms"][0]["proxmox_node_id"] == 9);
+  const auto f = ctl("GET", "/control/fault").doc();
+  CHECK(f["kind"] == "list_vms_other_node");
+  CHECK(f["other_node_id"] == 9);
+  REQUIRE(ctl("POST", "/control/fault", R"({"kind":"list_vms_drop","drop":1})").status == 200);
+  CHECK(get(sim, list_vms_path()).doc()["count"] == 0);
+  REQUIRE(ctl("POST", "/control/fault", R"({"kind":"list_vms_empty"})").status == 200);
+  CHECK(get(sim, list_vms_path()).doc()["vms"].empty());
+  REQUIRE(ctl("POST", "/control/fault", R"({"kind":"whitelist_empty"})").status == 200);
+  CHECK(get(sim, whitelist_path()).body == "[]");
+  CHECK(ctl("DELETE", "/control/fault").status == 200);
+  CHECK(get(sim, whitelist_path()).doc().size() == 3);
+  control.stop();
+}
+
 TEST_CASE("X-Request-ID is echoed or generated") {
   AdbSim sim(recorded_options());
   CHECK(get(sim, node_info_path(), {"X-Request-ID: trace-42"}).header("x-request-id") ==

@@ -1,5 +1,7 @@
 #include "tests/sim/pve_access.hpp"
 
+#include <string_view>
+
 namespace pha::sim {
 
 namespace {
@@ -27,18 +29,49 @@ const std::vector<std::string> kDefaultPaths = {"/",     "/access", "/access/gro
 
 // What one ACL entry holds on a version: its role's privileges plus its own,
 // without those the version does not know.
-std::set<std::string> expand(const Acl& acl, const PveVersion& v) {
+std::set<std::string> expand(const Acl& acl, const PveVersion& v, const AccessContext& context) {
+  const auto valid = valid_privileges(v);
   std::set<std::string> out;
   if (!acl.role.empty()) {
-    out = builtin_role(acl.role, v).value_or(std::set<std::string>{});
+    if (auto builtin = builtin_role(acl.role, v)) {
+      out = std::move(*builtin);
+    } else if (const auto custom = context.roles.find(acl.role); custom != context.roles.end()) {
+      for (const auto& p : custom->second) {
+        if (valid.contains(p)) {
+          out.insert(p);
+        }
+      }
+    }
   }
-  const auto valid = valid_privileges(v);
   for (const auto& p : acl.privileges) {
     if (valid.contains(p)) {
       out.insert(p);
     }
   }
   return out;
+}
+
+// The roles one ACL subject holds on a path, as privileges
+// (AccessControl.pm `roles`): whether some entry applied, and whether the
+// entries that decided were a NoAccess.
+struct Resolved {
+  Privileges privileges;
+  bool any = false;
+  bool no_access = false;
+};
+
+Resolved resolve(const std::vector<Acl>& acls, const std::string& path, const PveVersion& v,
+                 const AccessContext& context);
+
+// The vmid of "/vms/{vmid}", when the path is one.
+std::optional<int> vm_of(const std::string& path) {
+  constexpr std::string_view prefix = "/vms/";
+  if (!path.starts_with(prefix) || path.size() == prefix.size() ||
+      path.size() > prefix.size() + 9 ||
+      path.find_first_not_of("0123456789", prefix.size()) != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoi(path.substr(prefix.size()));
 }
 
 bool reaches(const std::string& acl_path, const std::string& path) {
@@ -152,14 +185,16 @@ std::optional<std::set<std::string>> builtin_role(const std::string& role, const
   return std::nullopt;
 }
 
-Privileges privileges_at(const std::vector<Acl>& acls, const std::string& path,
-                         const PveVersion& v) {
+namespace {
+
+Resolved resolve(const std::vector<Acl>& acls, const std::string& path, const PveVersion& v,
+                 const AccessContext& context) {
   // Shallowest first: a map orders every ancestor before its descendants.
   std::map<std::string, std::vector<const Acl*>> by_path;
   for (const auto& acl : acls) {
     by_path[acl.path].push_back(&acl);
   }
-  Privileges out;
+  Resolved out;
   for (const auto& [acl_path, entries] : by_path) {
     if (!reaches(acl_path, path)) {
       continue;
@@ -176,21 +211,46 @@ Privileges privileges_at(const std::vector<Acl>& acls, const std::string& path,
       }
       applies = true;
       no_access = no_access || e->role == "NoAccess";
-      for (const auto& p : expand(*e, v)) {
+      for (const auto& p : expand(*e, v, context)) {
         here[p] = here[p] || e->propagate;
       }
     }
     if (applies) {
-      out = no_access ? Privileges{} : std::move(here);
+      out.any = true;
+      out.no_access = no_access;
+      out.privileges = no_access ? Privileges{} : std::move(here);
     }
   }
   return out;
 }
 
+}  // namespace
+
+Privileges privileges_at(const std::vector<Acl>& acls, const std::string& path, const PveVersion& v,
+                         const AccessContext& context) {
+  auto own = resolve(acls, path, v, context);
+  const auto vmid = context.pool_of ? vm_of(path) : std::nullopt;
+  const auto pool = vmid ? context.pool_of(*vmid) : std::nullopt;
+  if (!pool || own.no_access) {
+    return std::move(own.privileges);
+  }
+  const auto from_pool = resolve(acls, "/pool/" + *pool, v, context);
+  if (!from_pool.any) {
+    return std::move(own.privileges);
+  }
+  if (from_pool.no_access) {
+    return {};
+  }
+  for (const auto& [p, propagate] : from_pool.privileges) {
+    own.privileges.try_emplace(p, false);  // pool roles never propagate
+  }
+  return std::move(own.privileges);
+}
+
 Privileges Principal::at(const std::string& path, const PveVersion& v) const {
   Privileges base;
   if (user) {
-    base = privileges_at(*user, path, v);
+    base = privileges_at(*user, path, v, context);
   } else {
     for (const auto& p : valid_privileges(v)) {
       base[p] = true;
@@ -202,7 +262,7 @@ Privileges Principal::at(const std::string& path, const PveVersion& v) const {
   // A privilege-separated token: what both it and its user hold; it
   // propagates when it does for both.
   Privileges out;
-  for (const auto& [p, propagate] : privileges_at(*token, path, v)) {
+  for (const auto& [p, propagate] : privileges_at(*token, path, v, context)) {
     const auto u = base.find(p);
     if (u != base.end()) {
       out[p] = propagate && u->second;
@@ -219,6 +279,8 @@ bool Principal::has(const std::string& privilege, const std::string& path,
 Principal principal_of(const PveCluster& cluster, const std::string& authid) {
   Principal p;
   p.authid = authid;
+  p.context.roles = cluster.roles();
+  p.context.pool_of = [&cluster](int vmid) { return cluster.pool_of(vmid); };
   const auto bang = authid.find('!');
   const auto userid = authid.substr(0, bang);
   if (const auto user = cluster.user(userid); user && userid != "root@pam") {

@@ -209,3 +209,204 @@ TEST_CASE("/access/permissions lists the paths of every ACL entry and pool membe
   CHECK(all.contains("/storage/local"));
   CHECK(all.contains("/vms/100"));
 }
+
+namespace {
+
+// A cluster of one node with VM 100 in the pool "customers", VM 101 and CT
+// 200 in none, and a privilege-separated token mon@pve!<name> per test.
+struct PoolCluster {
+  SimCluster c;
+  PoolCluster() : c({.version = "8.4.14"}) {
+    c.cluster().add_guest({.vmid = 100, .node = "pve1", .name = "in-pool", .pool = "customers"});
+    c.cluster().add_guest({.vmid = 101, .node = "pve1", .name = "outside"});
+    c.cluster().add_guest({.vmid = 200, .node = "pve1", .type = GuestType::lxc, .name = "ct"});
+  }
+  std::vector<std::string> token(const std::string& name, std::vector<Acl> acls) {
+    c.cluster().add_token({.id = "mon@pve!" + name,
+                           .secret = "s",
+                           .privsep = true,
+                           .privileges = {},
+                           .acls = std::move(acls)});
+    return {"Authorization: PVEAPIToken=mon@pve!" + name + "=s"};
+  }
+  // The vmids a list shows to `h`.
+  std::set<int> listed(const std::string& path, const std::vector<std::string>& h) {
+    const auto r = c.get("pve1", path, h);
+    REQUIRE(r.status == 200);
+    std::set<int> out;
+    const auto data = r.json()["data"];
+    for (const auto& e : data) {
+      if (e.contains("vmid")) {
+        out.insert(e["vmid"].get<int>());
+      }
+    }
+    return out;
+  }
+  // Whether every view of the API agrees that `h` may audit the guest.
+  bool audits(int vmid, const std::vector<std::string>& h) {
+    const auto type = vmid < 200 ? std::string("qemu") : std::string("lxc");
+    const auto v = std::to_string(vmid);
+    const bool in_list = listed("/nodes/pve1/" + type, h).contains(vmid);
+    const bool in_resources = listed("/cluster/resources?type=vm", h).contains(vmid);
+    const auto status = c.get("pve1", "/nodes/pve1/" + type + "/" + v + "/status/current", h);
+    const auto perms = c.get("pve1", "/access/permissions?path=/vms/" + v, h).json()["data"];
+    const auto all = c.get("pve1", "/access/permissions", h).json()["data"];
+    const bool in_perms = perms["/vms/" + v].contains("VM.Audit");
+    const bool in_all = all.contains("/vms/" + v) && all["/vms/" + v].contains("VM.Audit");
+    CHECK_MESSAGE(in_list == in_resources, vmid);
+    CHECK_MESSAGE(in_list == (status.status == 200), vmid);
+    CHECK_MESSAGE(in_list == in_perms, vmid);
+    if (status.status != 200) {
+      CHECK(status.status == 403);
+      CHECK(status.reason == "Permission check failed (/vms/" + v + ", VM.Audit)");
+    }
+    // Without `path` only the pool members and ACL paths are listed (101 is neither).
+    if (vmid == 100) {
+      CHECK_MESSAGE(in_list == in_all, vmid);
+    }
+    return in_list;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an ACL on a pool gives its guests the privileges - not propagated - and nothing else") {
+  PoolCluster p;
+  const auto h = p.token("pool", {role("/pool/customers", "PVEAuditor")});
+  CHECK(p.audits(100, h));
+  CHECK_FALSE(p.audits(101, h));
+  CHECK_FALSE(p.audits(200, h));
+  // Not propagated: the flag on /vms/100 is 0.
+  const auto perms = p.c.get("pve1", "/access/permissions?path=/vms/100", h).json()["data"];
+  CHECK(perms["/vms/100"]["VM.Audit"] == 0);
+  // The same for a ticket user whose own ACL is on the pool.
+  p.c.cluster().add_user({.userid = "ops@pve",
+                          .password = "pw-ops-1234",
+                          .acls = std::vector<Acl>{role("/pool/customers", "PVEAuditor")}});
+  p.c.cluster().add_token({.id = "ops@pve!t", .secret = "s"});
+  const std::vector<std::string> user_token = {"Authorization: PVEAPIToken=ops@pve!t=s"};
+  CHECK(p.audits(100, user_token));
+  CHECK_FALSE(p.audits(101, user_token));
+  // A privilege-separated token of that user holds what both hold.
+  p.c.cluster().add_token({.id = "ops@pve!sep",
+                           .secret = "s",
+                           .privsep = true,
+                           .privileges = {},
+                           .acls = {privs("/vms", {"VM.Audit"})}});
+  const std::vector<std::string> sep = {"Authorization: PVEAPIToken=ops@pve!sep=s"};
+  CHECK(p.audits(100, sep));
+  CHECK_FALSE(p.audits(101, sep));
+}
+
+TEST_CASE("/cluster/resources shows a guest's pool only to who may audit the pool") {
+  PoolCluster p;
+  const auto pool_of_100 = [&](const std::vector<std::string>& h) {
+    const auto d = p.c.get("pve1", "/cluster/resources?type=vm", h).json()["data"];
+    for (const auto& e : d) {
+      if (e["vmid"] == 100) {
+        return e.value("pool", std::string());
+      }
+    }
+    return std::string("(not listed)");
+  };
+  CHECK(pool_of_100(p.token("vms", {privs("/vms", {"VM.Audit"})})) == "");
+  CHECK(pool_of_100(p.token("both", {privs("/vms", {"VM.Audit"}),
+                                     privs("/pool/customers", {"Pool.Audit"})})) == "customers");
+  CHECK(pool_of_100(p.token("auditor", {role("/", "PVEAuditor")})) == "customers");
+}
+
+TEST_CASE("NoAccess on /vms/{vmid} hides the guest although /vms grants VM.Audit - and the pool") {
+  PoolCluster p;
+  const auto h =
+      p.token("deny", {role("/vms", "PVEAuditor"), role("/vms/101", "NoAccess"),
+                       role("/vms/100", "NoAccess"), role("/pool/customers", "PVEAuditor")});
+  CHECK_FALSE(p.audits(100, h));  // a NoAccess on the guest is never trumped by the pool
+  CHECK_FALSE(p.audits(101, h));
+  CHECK(p.audits(200, h));
+  // NoAccess on the pool hides its guests, whatever /vms grants.
+  const auto pool_denied =
+      p.token("pool-deny", {role("/vms", "PVEAuditor"), role("/pool/customers", "NoAccess")});
+  CHECK_FALSE(p.audits(100, pool_denied));
+  CHECK(p.audits(101, pool_denied));
+  // A NoAccess propagated from / is not trumped by the pool either.
+  const auto root_denied =
+      p.token("root-deny", {role("/", "NoAccess"), role("/pool/customers", "PVEAuditor")});
+  CHECK_FALSE(p.audits(100, root_denied));
+}
+
+TEST_CASE("VM.Audit taken away at run time: out of the pool - a removed ACL - a changed role") {
+  PoolCluster p;
+  p.c.cluster().set_role("GuestReader", {"VM.Audit"});
+  const std::string id = "mon@pve!live";
+  const auto h = p.token("live", {{.path = "/pool/customers", .role = "GuestReader"}});
+  CHECK(p.audits(100, h));
+  // Out of the pool and back in; another guest joins it.
+  CHECK(p.c.cluster().set_pool(100, ""));
+  CHECK_FALSE(p.c.cluster().pool_of(100).has_value());
+  CHECK_FALSE(p.audits(100, h));
+  CHECK(p.c.cluster().set_pool(100, "customers"));
+  CHECK(p.c.cluster().pool_of(100) == "customers");
+  CHECK(p.audits(100, h));
+  CHECK(p.c.cluster().set_pool(101, "customers"));
+  CHECK(p.audits(101, h));
+  CHECK_FALSE(p.c.cluster().set_pool(999, "customers"));
+  // The role changes, or goes away.
+  p.c.cluster().set_role("GuestReader", {"Sys.Audit"});
+  CHECK_FALSE(p.audits(100, h));
+  p.c.cluster().set_role("GuestReader", {"VM.Audit"});
+  CHECK(p.audits(100, h));
+  CHECK(p.c.cluster().remove_role("GuestReader"));
+  CHECK_FALSE(p.c.cluster().remove_role("GuestReader"));
+  CHECK_FALSE(p.audits(100, h));
+  p.c.cluster().set_role("GuestReader", {"VM.Audit"});
+  // The ACL entry goes away.
+  CHECK(p.c.cluster().remove_acls(id, "/pool/customers"));
+  CHECK_FALSE(p.c.cluster().remove_acls(id, "/pool/customers"));
+  CHECK_FALSE(p.audits(100, h));
+  // Replaced, then narrowed by one more entry.
+  CHECK(p.c.cluster().set_acls(id, {role("/vms", "PVEAuditor")}));
+  CHECK(p.audits(100, h));
+  CHECK(p.audits(200, h));
+  CHECK(p.c.cluster().add_acl(id, role("/vms/200", "NoAccess")));
+  CHECK_FALSE(p.audits(200, h));
+  CHECK_FALSE(p.c.cluster().set_acls("mon@pve!nosuch", {}));
+  CHECK_FALSE(p.c.cluster().add_acl("mon@pve!nosuch", role("/", "PVEAuditor")));
+
+  // A user's entries: its token without privilege separation follows them.
+  p.c.cluster().add_token({.id = "free@pve!t", .secret = "s"});
+  const std::vector<std::string> user_token = {"Authorization: PVEAPIToken=free@pve!t=s"};
+  CHECK(p.audits(101, user_token));  // a user the cluster does not list: every privilege
+  CHECK(p.c.cluster().set_acls("free@pve", {role("/pool/customers", "PVEAuditor")}));
+  CHECK(p.c.cluster().user("free@pve").has_value());
+  CHECK(p.audits(100, user_token));
+  CHECK(p.audits(101, user_token));  // in the pool since above
+  CHECK_FALSE(p.audits(200, user_token));
+  CHECK(p.c.cluster().remove_acls("free@pve", "/pool/customers"));
+  CHECK_FALSE(p.audits(100, user_token));
+}
+
+TEST_CASE("privileges_at adds a pool's roles to its guests' paths only") {
+  const std::vector<Acl> acls = {role("/pool/customers", "PVEAuditor"),
+                                 privs("/vms/100", {"VM.PowerMgmt"})};
+  const AccessContext pools{.pool_of = [](int vmid) -> std::optional<std::string> {
+    return vmid == 100 || vmid == 101 ? std::optional<std::string>("customers") : std::nullopt;
+  }};
+  const auto at100 = privileges_at(acls, "/vms/100", kPve8, pools);
+  CHECK(at100.at("VM.PowerMgmt") == true);  // its own entry, propagated
+  CHECK(at100.at("VM.Audit") == false);     // from the pool, never propagated
+  CHECK(privileges_at(acls, "/vms/101", kPve8, pools).at("VM.Audit") == false);
+  CHECK(privileges_at(acls, "/vms/102", kPve8, pools).empty());
+  CHECK(privileges_at(acls, "/vms", kPve8, pools).empty());
+  CHECK(privileges_at(acls, "/vms/101/x", kPve8, pools).empty());
+  // Without pool lookups no guest is in a pool.
+  CHECK_FALSE(privileges_at(acls, "/vms/101", kPve8).contains("VM.Audit"));
+  // Custom roles by name; a built-in name wins.
+  const AccessContext custom{
+      .roles = {{"Reader", {"VM.Audit", "VM.Monitor"}}, {"PVEAuditor", {"VM.PowerMgmt"}}}};
+  const std::vector<Acl> reader = {{.path = "/vms", .role = "Reader"}};
+  CHECK(privileges_at(reader, "/vms/5", kPve8, custom) ==
+        Privileges{{"VM.Audit", true}, {"VM.Monitor", true}});
+  CHECK(privileges_at(reader, "/vms/5", kPve9, custom) == Privileges{{"VM.Audit", true}});
+  CHECK_FALSE(
+      privileges_at({role("/", "PVEAuditor")}, "/", kPve8, custom).contains("VM.PowerMgmt"));
+}

@@ -102,6 +102,44 @@ std::optional<std::string> verify_ticket(const std::string& key, const std::stri
   return data.substr(4, colon - 4);
 }
 
+std::string make_tfa_ticket(const std::string& key, const std::string& userid,
+                            const std::string& challenge, long long unix_time) {
+  std::string escaped;
+  for (const char c : challenge) {
+    escaped += c == ':' ? std::string("%3A") : std::string(1, c);
+  }
+  const auto data = "PVE:!tfa!" + escaped + ":" + hex_time(unix_time);
+  return data + "::" + ticket_signature(key, data + ":" + userid);
+}
+
+std::optional<std::string> verify_tfa_ticket(const std::string& key, const std::string& ticket,
+                                             const std::string& userid, long long now) {
+  const auto sep = ticket.rfind("::");
+  if (!ticket.starts_with("PVE:!tfa!") || sep == std::string::npos) {
+    return std::nullopt;
+  }
+  const auto data = ticket.substr(0, sep);
+  if (!constant_time_equals(ticket.substr(sep + 2), ticket_signature(key, data + ":" + userid))) {
+    return std::nullopt;
+  }
+  const auto colon = data.rfind(':');
+  const auto t = parse_hex_time(data.substr(colon + 1));
+  if (!t || !age_ok(*t, now)) {
+    return std::nullopt;
+  }
+  std::string challenge;
+  const auto escaped = data.substr(9, colon - 9);
+  for (std::size_t i = 0; i < escaped.size(); ++i) {
+    if (escaped.compare(i, 3, "%3A") == 0) {
+      challenge += ':';
+      i += 2;
+    } else {
+      challenge += escaped[i];
+    }
+  }
+  return challenge;
+}
+
 std::string make_csrf_token(const std::string& key, const std::string& userid,
                             long long unix_time) {
   const auto t = hex_time(unix_time);

@@ -135,11 +135,20 @@ TEST_CASE("a privilege-separated token without VM.Audit sees empty lists") {
   SimCluster c({.nodes = {"pve1", "pve2"}, .guests = 20});
   c.cluster().add_token({.id = "mon@pve!ro", .secret = "s", .privsep = true, .privileges = {}});
   const std::vector<std::string> h = {"Authorization: PVEAPIToken=mon@pve!ro=s"};
-  for (const auto* path : {"/nodes/pve1/qemu", "/nodes/pve1/lxc", "/cluster/resources",
-                           "/cluster/resources?type=vm", "/nodes/pve2/qemu"}) {
+  for (const auto* path :
+       {"/nodes/pve1/qemu", "/nodes/pve1/lxc", "/cluster/resources?type=vm", "/nodes/pve2/qemu"}) {
     const auto r = c.get("pve1", path, h);
     CHECK(r.status == 200);
     CHECK(r.body == "{\"data\":[]}");
+  }
+  // The nodes are listed all the same, without their figures.
+  const auto nodes = c.get("pve1", "/cluster/resources", h).json()["data"];
+  REQUIRE(nodes.size() == 2);
+  for (const auto& n : nodes) {
+    CHECK(n["type"] == "node");
+    CHECK(n["status"] == "online");
+    CHECK_FALSE(n.contains("maxcpu"));
+    CHECK_FALSE(n.contains("mem"));
   }
   auto r = c.get("pve1", "/cluster/status", h);
   CHECK(r.status == 403);
@@ -256,4 +265,71 @@ TEST_CASE("tickets and CSRF tokens are bound to the key and the user") {
   const auto csrf = make_csrf_token("key", "root@pam", 1'700'000'000);
   CHECK(verify_csrf_token("key", "root@pam", csrf, 1'700'000'100));
   CHECK_FALSE(verify_csrf_token("key", "other@pam", csrf, 1'700'000'100));
+}
+
+TEST_CASE("a user with two-factor auth gets a partial ticket that every API call refuses") {
+  SimCluster c({.nodes = {"pve1", "pve2"},
+                .users = {{.userid = "ops@pve", .password = "pw-ops-1234", .totp = "123456"}}});
+  auto r = login(c, "username=ops%40pve&password=pw-ops-1234");
+  REQUIRE(r.status == 200);
+  const auto d = r.json()["data"];
+  CHECK(d["NeedTFA"] == 1);
+  CHECK(d["username"] == "ops@pve");
+  CHECK(d["CSRFPreventionToken"].is_string());
+  CHECK_FALSE(d.contains("cap"));            // create_ticket adds cap only without NeedTFA
+  CHECK(d["clustername"] == "pve-cluster");  // ops@pve holds every privilege here
+  const auto partial = d["ticket"].get<std::string>();
+  // "PVE:!tfa!<challenge, ':' encoded>:<time>::<signature>"
+  CHECK(partial.starts_with(R"(PVE:!tfa!{"totp"%3Atrue}:)"));
+  CHECK(partial.find("::") == partial.size() - 344 - 2);
+
+  for (const auto* path : {"/version", "/nodes/pve1/qemu", "/cluster/resources"}) {
+    const auto denied = c.get("pve1", path, {cookie(partial)});
+    CHECK(denied.status == 401);
+    CHECK(denied.reason == "permission denied - invalid PVE ticket");
+    CHECK(denied.body.empty());
+    CHECK(denied.elapsed >= kAuthDelay);
+  }
+  c.cluster().set_node_version("pve2", "9.1.5");
+  CHECK(c.get("pve2", "/version", {cookie(partial)}).reason == "Authentication failed!");
+  // It renews nothing either.
+  CHECK(login(c, "username=ops%40pve&password=" + url_encode_for_test(partial)).status == 401);
+
+  // The second step: the partial ticket as tfa-challenge, the code as the password.
+  const auto second = [&](const std::string& code, const std::string& user = "ops%40pve") {
+    return login(c, "username=" + user + "&tfa-challenge=" + url_encode_for_test(partial) +
+                        "&password=" + url_encode_for_test(code));
+  };
+  CHECK(second("totp:654321").status == 401);
+  CHECK(second("123456").status == 401);
+  CHECK(second("totp:123456", "root%40pam").status == 401);  // bound to its user
+  r = second("totp:123456");
+  REQUIRE(r.status == 200);
+  const auto full = r.json()["data"];
+  CHECK_FALSE(full.contains("NeedTFA"));
+  CHECK(full["cap"].is_object());
+  CHECK(full["ticket"].get<std::string>().starts_with("PVE:ops@pve:"));
+  CHECK(c.get("pve1", "/version", {cookie(full["ticket"].get<std::string>())}).status == 200);
+  // The one-step form: the code as otp.
+  CHECK(login(c, "username=ops%40pve&password=pw-ops-1234&otp=totp%3A123456")
+            .json()["data"]["ticket"]
+            .get<std::string>()
+            .starts_with("PVE:ops@pve:"));
+  CHECK(login(c, "username=ops%40pve&password=pw-ops-1234&otp=totp%3A000000").status == 401);
+  // The partial ticket is good for 2 hours like any other.
+  c.cluster().advance(std::chrono::minutes(121));
+  CHECK(second("totp:123456").status == 401);
+}
+
+TEST_CASE("partial tickets are bound to the key - the user - and the time") {
+  const auto t = make_tfa_ticket("key", "ops@pve", R"({"totp":true})", 1'700'000'000);
+  CHECK(verify_tfa_ticket("key", t, "ops@pve", 1'700'000'100) ==
+        std::optional<std::string>(R"({"totp":true})"));
+  CHECK_FALSE(verify_tfa_ticket("key", t, "root@pam", 1'700'000'100));
+  CHECK_FALSE(verify_tfa_ticket("other", t, "ops@pve", 1'700'000'100));
+  CHECK_FALSE(verify_tfa_ticket("key", t, "ops@pve", 1'700'000'000 + kTicketLifetime));
+  // Not a full ticket, and a full ticket is no partial one.
+  CHECK_FALSE(verify_ticket("key", t, 1'700'000'100));
+  CHECK_FALSE(verify_tfa_ticket("key", make_ticket("key", "ops@pve", 1'700'000'000), "ops@pve",
+                                1'700'000'100));
 }

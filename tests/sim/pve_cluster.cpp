@@ -39,6 +39,8 @@ class Rng {
 
 constexpr long long kMiB = 1LL << 20;
 constexpr long long kGiB = 1LL << 30;
+// How far below zero a container's CPU share may go (see Guest::cpu).
+constexpr double kLowestContainerCpu = -0.01;
 
 std::string random_key() {
   std::array<unsigned char, 32> bytes{};
@@ -390,6 +392,15 @@ void PveCluster::generate(std::size_t count, std::uint64_t seed, int first_vmid,
     guests_.emplace(vmid, std::move(g));
     vmid += 1 + (rng.chance(0.1) ? static_cast<int>(rng.range(1, 20)) : 0);
   }
+  // A generator of its own, so that the guests above stay those of the seed.
+  Rng glitch(seed ^ 0x5EEDC0FFEEULL);
+  std::set<std::string> glitched;
+  for (auto& [id, g] : guests_) {
+    if (id >= first_vmid && g.type == GuestType::lxc && g.status == GuestStatus::running &&
+        glitched.insert(g.node).second) {
+      g.cpu = -static_cast<double>(glitch.range(100, 9999)) * 1e-8;
+    }
+  }
 }
 
 void PveCluster::add_guest(Guest guest) {
@@ -561,7 +572,7 @@ bool PveCluster::rename(int vmid, std::optional<std::string> name) {
 bool PveCluster::set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem) {
   return update_guest(vmid, [&](Guest& g) {
     if (cpu) {
-      g.cpu = std::clamp(*cpu, 0.0, 1.0);
+      g.cpu = std::clamp(*cpu, g.type == GuestType::lxc ? kLowestContainerCpu : 0.0, 1.0);
     }
     if (mem) {
       g.mem = std::clamp(*mem, 0LL, g.maxmem);
@@ -614,6 +625,19 @@ bool PveCluster::set_lock(int vmid, const std::string& lock) {
   return update_guest(vmid, [&](Guest& g) { g.lock = lock; });
 }
 
+bool PveCluster::set_pool(int vmid, const std::string& pool) {
+  return update_guest(vmid, [&](Guest& g) { g.pool = pool; });
+}
+
+std::optional<std::string> PveCluster::pool_of(int vmid) const {
+  std::lock_guard lock(mutex_);
+  const auto it = guests_.find(vmid);
+  if (it == guests_.end() || it->second.pool.empty()) {
+    return std::nullopt;
+  }
+  return it->second.pool;
+}
+
 int PveCluster::next_vmid() const {
   std::lock_guard lock(mutex_);
   int vmid = 100;
@@ -638,6 +662,82 @@ void PveCluster::add_token(ApiToken token) {
 bool PveCluster::remove_token(const std::string& id) {
   std::lock_guard lock(mutex_);
   return tokens_.erase(id) == 1;
+}
+
+bool PveCluster::set_acls(const std::string& authid, std::vector<Acl> acls) {
+  std::lock_guard lock(mutex_);
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    it->second.privileges.clear();
+    it->second.acls = std::move(acls);
+    return true;
+  }
+  auto& user = users_[authid];
+  user.userid = authid;
+  user.acls = std::move(acls);
+  return true;
+}
+
+bool PveCluster::add_acl(const std::string& authid, Acl acl) {
+  std::lock_guard lock(mutex_);
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    it->second.acls.push_back(std::move(acl));
+    return true;
+  }
+  auto& user = users_[authid];
+  user.userid = authid;
+  user.acls = user.acls.value_or(std::vector<Acl>{});
+  user.acls->push_back(std::move(acl));
+  return true;
+}
+
+bool PveCluster::remove_acls(const std::string& authid, const std::string& path) {
+  std::lock_guard lock(mutex_);
+  std::vector<Acl>* acls = nullptr;
+  bool removed = false;
+  if (authid.find('!') != std::string::npos) {
+    const auto it = tokens_.find(authid);
+    if (it == tokens_.end()) {
+      return false;
+    }
+    // Its privileges on / are an entry on / too.
+    if (path == "/" && !it->second.privileges.empty()) {
+      it->second.privileges.clear();
+      removed = true;
+    }
+    acls = &it->second.acls;
+  } else {
+    const auto it = users_.find(authid);
+    if (it == users_.end() || !it->second.acls) {
+      return false;
+    }
+    acls = &*it->second.acls;
+  }
+  const auto before = acls->size();
+  std::erase_if(*acls, [&](const Acl& a) { return a.path == path; });
+  return removed || acls->size() != before;
+}
+
+void PveCluster::set_role(const std::string& name, std::set<std::string> privileges) {
+  std::lock_guard lock(mutex_);
+  roles_[name] = std::move(privileges);
+}
+
+bool PveCluster::remove_role(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  return roles_.erase(name) == 1;
+}
+
+std::map<std::string, std::set<std::string>> PveCluster::roles() const {
+  std::lock_guard lock(mutex_);
+  return roles_;
 }
 
 std::optional<User> PveCluster::user(const std::string& userid) const {

@@ -6,6 +6,12 @@
 //
 // Thread-safe: every member function takes the cluster's lock; accessors
 // return copies.
+//
+// What the state promises to the tests: the generated guests are the same for
+// the same seed, and every node that runs a container has one whose CPU share
+// is slightly negative (see Guest::cpu); a guest belongs to at most one pool;
+// users, tokens, ACL entries, custom roles and pool membership can change at
+// any time and the next request sees the change (a privilege lost mid-run).
 
 #include <chrono>
 #include <cstdint>
@@ -36,7 +42,10 @@ struct Guest {
   int vmid = 100;
   std::string node;
   GuestType type = GuestType::qemu;
-  std::optional<std::string> name;  // nullopt: no name field at all
+  // The name of its configuration (QEMU `name`, LXC `hostname`); nullopt: none
+  // set. The lists and status calls then show "VM <vmid>" or "CT<vmid>"
+  // (pve_render.hpp), never an absent or empty name.
+  std::optional<std::string> name;
   GuestStatus status = GuestStatus::stopped;
   double cpus = 1;  // LXC may be fractional (cpulimit 1.5)
   long long maxmem = 1LL << 30;
@@ -44,15 +53,19 @@ struct Guest {
   long long maxswap = 512LL << 20;  // LXC
   long long mem = 0;                // used while running
   long long disk = 0;               // QEMU reports 0
-  double cpu = 0;                   // share of its cpus, 0..1, while running
-  bool template_ = false;           // templates are never running
-  std::string tags;                 // "a;b", "" = none
-  std::string lock;                 // "backup", "migrate"... "" = none
-  std::string pool;                 // "" = none
-  long long pid = 0;                // while running
-  long long started_at = 0;         // sim unix time of the last start
-  long long net_rate = 0;   // bytes/s in; out is a third of it (netin/netout grow with uptime)
-  long long disk_rate = 0;  // bytes/s read; write is half of it
+  // Share of its cpus while running, 0..1. A container's may be slightly
+  // negative (-5.75e-05): pve-container computes it as the difference of two
+  // cgroup readings (src/PVE/LXC.pm vmstatus, keyed by vmid), which goes
+  // backwards when the cgroup's counters restart; QEMU's never is.
+  double cpu = 0;
+  bool template_ = false;    // templates are never running
+  std::string tags;          // "a;b", "" = none
+  std::string lock;          // "backup", "migrate"... "" = none
+  std::string pool;          // "" = none
+  long long pid = 0;         // while running
+  long long started_at = 0;  // sim unix time of the last start
+  long long net_rate = 0;    // bytes/s in; out is a third of it (netin/netout grow with uptime)
+  long long disk_rate = 0;   // bytes/s read; write is half of it
   std::optional<std::string> description;  // config `description`
   // QEMU guest agent: configured in the VM config (agent: 1), and running in the guest.
   bool agent_configured = false;
@@ -113,6 +126,10 @@ struct User {
   // nullopt: every privilege (like root@pam, always); otherwise these ACL
   // entries. A token of a user the cluster does not list has every privilege.
   std::optional<std::vector<Acl>> acls;
+  // Two-factor authentication: a TOTP entry whose current code is this
+  // (nullopt: no second factor). A password login then gets a partial
+  // ticket with NeedTFA (pve_auth.hpp) that only the second step accepts.
+  std::optional<std::string> totp;
 };
 
 // How generate() mixes guests; the defaults give a realistic cluster.
@@ -162,7 +179,9 @@ class PveCluster {
 
   // --- guests ---
   // Adds `count` guests spread over the nodes from a seed (same seed, same guests).
-  // vmids from `first_vmid` upwards, with occasional gaps.
+  // vmids from `first_vmid` upwards, with occasional gaps. On every node the
+  // running container with the lowest vmid gets a slightly negative CPU share
+  // (a few 1e-5, from the seed), so that every test meets one.
   void generate(std::size_t count, std::uint64_t seed, int first_vmid = 100, GuestMix mix = {});
   // Throws std::invalid_argument when the vmid exists or the node is unknown.
   void add_guest(Guest guest);
@@ -180,12 +199,18 @@ class PveCluster {
   bool pause(int vmid);   // running -> paused
   bool resume(int vmid);  // paused -> running
   bool rename(int vmid, std::optional<std::string> name);
+  // cpu is kept within 0..1, or -0.01..1 for a container (see Guest::cpu).
   bool set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem);
   bool migrate(int vmid, const std::string& node);
   bool set_agent(int vmid, bool configured, bool running);
   bool set_description(int vmid, std::optional<std::string> description);
   bool set_tags(int vmid, const std::string& tags);
   bool set_lock(int vmid, const std::string& lock);
+  // Moves the guest into `pool` ("" = out of any pool), as `pvesh set
+  // /pools/{pool} --vms` does; the ACL entries on /pool/{pool} then apply to it.
+  bool set_pool(int vmid, const std::string& pool);
+  // The pool of a guest; nullopt when it is in none or does not exist.
+  std::optional<std::string> pool_of(int vmid) const;
   int next_vmid() const;
 
   // --- users and tokens ---
@@ -193,6 +218,21 @@ class PveCluster {
   void add_token(ApiToken token);
   // Revokes a token (as `pveum user token remove`); false when there is no such token.
   bool remove_token(const std::string& id);
+  // The ACL entries of a user or token, replaced, added or removed at run
+  // time (`pveum acl modify|delete`). For a user they replace its default of
+  // every privilege (a user the cluster does not list is added without a
+  // password); for a token they are its own entries (its `privileges` on /
+  // included: set_acls clears them), which count when it is
+  // privilege-separated. False when a token id names no token.
+  bool set_acls(const std::string& authid, std::vector<Acl> acls);
+  bool add_acl(const std::string& authid, Acl acl);
+  // Removes every entry on `path`; false when there was none (or no such token).
+  bool remove_acls(const std::string& authid, const std::string& path);
+  // Custom roles (`pveum role add|modify NAME --privs ...`): an ACL entry
+  // whose role names one holds its privileges as they are at each request.
+  void set_role(const std::string& name, std::set<std::string> privileges);
+  bool remove_role(const std::string& name);
+  std::map<std::string, std::set<std::string>> roles() const;
   std::optional<User> user(const std::string& userid) const;
   std::optional<ApiToken> token(const std::string& id) const;
   std::vector<User> users() const;
@@ -222,6 +262,7 @@ class PveCluster {
   std::map<int, Guest> guests_;
   std::map<std::string, User> users_;
   std::map<std::string, ApiToken> tokens_;
+  std::map<std::string, std::set<std::string>> roles_;
   std::chrono::milliseconds auth_delay_{3000};
   std::string ticket_key_;
   std::map<std::string, PveHost*> hosts_;

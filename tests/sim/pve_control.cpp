@@ -27,7 +27,7 @@ Fault fault_from(const json& j) {
   if (!kind) {
     throw ControlError(400,
                        "kind must be one of down, hang, slow, reset, truncated, non_json, "
-                       "oversized, status, flap");
+                       "oversized, status, flap, empty_list, drop_entries");
   }
   f.kind = *kind;
   f.path_prefix = j.value("path_prefix", std::string());
@@ -39,6 +39,10 @@ Fault fault_from(const json& j) {
   f.reason = j.value("reason", std::string());
   f.every = j.value("every", std::size_t{1});
   f.oversized_bytes = j.value("oversized_bytes", std::size_t{20} << 20);
+  f.drop = j.value("drop", std::size_t{1});
+  if (j.contains("drop_vmids")) {
+    f.drop_vmids = j["drop_vmids"].get<std::set<int>>();
+  }
   return f;
 }
 
@@ -49,7 +53,9 @@ json fault_json(const Fault& f) {
             {"status", f.status},
             {"reason", f.reason},
             {"every", f.every},
-            {"oversized_bytes", f.oversized_bytes}};
+            {"oversized_bytes", f.oversized_bytes},
+            {"drop", f.drop},
+            {"drop_vmids", f.drop_vmids}};
   if (f.count) {
     j["count"] = *f.count;
   }
@@ -128,12 +134,64 @@ void guest_action(PveSim& sim, int vmid, const std::string& action, const json& 
     done = c.set_tags(vmid, j.value("tags", std::string()));
   } else if (action == "lock") {
     done = c.set_lock(vmid, j.value("lock", std::string()));
+  } else if (action == "pool") {
+    done =
+        c.set_pool(vmid, j.contains("pool") && !j["pool"].is_null() ? j["pool"].get<std::string>()
+                                                                    : std::string());
   } else {
     throw ControlError(404, "no such action: " + action);
   }
   if (!done) {
     throw ControlError(404, "guest " + std::to_string(vmid) + ": " + action + " not possible");
   }
+}
+
+// {"path", "role", "privileges": [...], "propagate"}
+Acl acl_from(const json& j) {
+  if (!j.is_object() || !j.contains("path")) {
+    throw ControlError(400, "an ACL entry is {\"path\", \"role\", \"privileges\", \"propagate\"}");
+  }
+  Acl a;
+  a.path = j["path"].get<std::string>();
+  a.role = j.value("role", std::string());
+  a.privileges = j.value("privileges", std::set<std::string>{});
+  a.propagate = j.value("propagate", true);
+  if (!a.path.starts_with("/")) {
+    throw ControlError(400, "an ACL path starts with /: " + a.path);
+  }
+  return a;
+}
+
+json acl_json(const Acl& a) {
+  return {
+      {"path", a.path}, {"role", a.role}, {"privileges", a.privileges}, {"propagate", a.propagate}};
+}
+
+// What a user or token holds: its ACL entries (a token's privileges on / as
+// an entry on /); 404 for a token the cluster does not have.
+json acls_of(const PveCluster& c, const std::string& subject) {
+  json out = json::array();
+  if (subject.find('!') != std::string::npos) {
+    const auto t = c.token(subject);
+    if (!t) {
+      throw ControlError(404, "no such token: " + subject);
+    }
+    if (!t->privileges.empty()) {
+      out.push_back(acl_json({.path = "/", .privileges = t->privileges}));
+    }
+    for (const auto& a : t->acls) {
+      out.push_back(acl_json(a));
+    }
+    return json{{"subject", subject}, {"privsep", t->privsep}, {"acls", out}};
+  }
+  const auto u = c.user(subject);
+  if (!u || !u->acls) {
+    return json{{"subject", subject}, {"acls", nullptr}};  // every privilege
+  }
+  for (const auto& a : *u->acls) {
+    out.push_back(acl_json(a));
+  }
+  return json{{"subject", subject}, {"acls", out}};
 }
 
 }  // namespace
@@ -190,6 +248,68 @@ PveControlApi::PveControlApi(PveSim& sim) : sim_(sim) {
   });
   s.post(R"(/control/guests/(\d+)/([a-z]+))", [this](const httplib::Request& req) {
     guest_action(sim_, std::stoi(req.matches[1]), req.matches[2], control_object(req));
+    return json{{"ok", true}};
+  });
+  s.get(R"(/control/acls/([^/]+))",
+        [this](const httplib::Request& req) { return acls_of(sim_.cluster(), req.matches[1]); });
+  s.put(R"(/control/acls/([^/]+))", [this](const httplib::Request& req) {
+    const auto body = control_body(req);
+    if (!body.is_array()) {
+      throw ControlError(400, "the body is a JSON array of ACL entries");
+    }
+    std::vector<Acl> acls;
+    for (const auto& a : body) {
+      acls.push_back(acl_from(a));
+    }
+    if (!sim_.cluster().set_acls(req.matches[1], std::move(acls))) {
+      throw ControlError(404, "no such token: " + std::string(req.matches[1]));
+    }
+    return acls_of(sim_.cluster(), req.matches[1]);
+  });
+  s.post(R"(/control/acls/([^/]+))", [this](const httplib::Request& req) {
+    if (!sim_.cluster().add_acl(req.matches[1], acl_from(control_object(req)))) {
+      throw ControlError(404, "no such token: " + std::string(req.matches[1]));
+    }
+    return acls_of(sim_.cluster(), req.matches[1]);
+  });
+  s.del(R"(/control/acls/([^/]+))", [this](const httplib::Request& req) {
+    const auto path = req.get_param_value("path");
+    if (path.empty()) {
+      throw ControlError(400, "which entries: ?path=/vms/100");
+    }
+    if (!sim_.cluster().remove_acls(req.matches[1], path)) {
+      throw ControlError(404, "no ACL entry on " + path + " for " + std::string(req.matches[1]));
+    }
+    return acls_of(sim_.cluster(), req.matches[1]);
+  });
+  s.put(R"(/control/roles/([^/]+))", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    sim_.cluster().set_role(req.matches[1], j.value("privileges", std::set<std::string>{}));
+    return json{{"ok", true}};
+  });
+  s.del(R"(/control/roles/([^/]+))", [this](const httplib::Request& req) {
+    if (!sim_.cluster().remove_role(req.matches[1])) {
+      throw ControlError(404, "no such role: " + std::string(req.matches[1]));
+    }
+    return json{{"ok", true}};
+  });
+  s.post("/control/users", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    User u;
+    u.userid = j.value("userid", std::string());
+    if (u.userid.find('@') == std::string::npos) {
+      throw ControlError(400, "a user is {\"userid\": \"USER@REALM\", ...}");
+    }
+    u.password = j.value("password", std::string());
+    u.enabled = j.value("enabled", true);
+    u.totp = optional_string(j, "totp");
+    if (j.contains("acls") && !j["acls"].is_null()) {
+      u.acls = std::vector<Acl>{};
+      for (const auto& a : j["acls"]) {
+        u.acls->push_back(acl_from(a));
+      }
+    }
+    sim_.cluster().add_user(std::move(u));
     return json{{"ok", true}};
   });
   s.post("/control/clock/advance", [this](const httplib::Request& req) {

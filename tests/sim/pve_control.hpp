@@ -2,23 +2,37 @@
 // The simulator's control API (plain HTTP on 127.0.0.1), for programs that
 // run the simulator as a separate process: the demo and the benchmarks.
 //
-//   GET    /control/state                         cluster, nodes, guests, hosts
-//   GET    /control/hosts/{node}/counts           {"total", "counts": {"GET /api2/json/...": n},
-//   "requests": [...]} POST   /control/hosts/{node}/counts/reset POST   /control/hosts/{node}/fault
-//   {"kind": "hang", "path_prefix", "count", "delay_ms",
-//                                                  "status", "reason", "every", "oversized_bytes"}
+//   GET    /control/state                   cluster, nodes, guests, hosts
+//   GET    /control/hosts/{node}/counts     {"total", "counts": {"GET /api2/json/...": n},
+//                                            "requests": [...]}
+//   POST   /control/hosts/{node}/counts/reset
+//   POST   /control/hosts/{node}/fault      {"kind": "hang", "path_prefix", "count", "delay_ms",
+//                                            "status", "reason", "every", "oversized_bytes",
+//                                            "drop", "drop_vmids"}; kind also empty_list or
+//                                            drop_entries (the guest lists' lies)
 //   DELETE /control/hosts/{node}/fault
-//   POST   /control/guests                        create: {"vmid", "node", "type", "name",
-//   "status", ...} POST   /control/guests/{vmid}/{action}        start, stop, pause, resume,
-//   delete, rename {"name"},
-//                                                  usage {"cpu", "mem"}, migrate {"node"},
-//                                                  agent {"configured", "running"},
-//                                                  description {"description"}, tags {"tags"}, lock
-//                                                  {"lock"}
-//   POST   /control/clock/advance                 {"seconds": N}
+//   POST   /control/guests                  create: {"vmid", "node", "type", "name",
+//                                            "status", ...}
+//   POST   /control/guests/{vmid}/{action}  start, stop, pause, resume, delete,
+//                                            rename {"name"}, usage {"cpu", "mem"},
+//                                            migrate {"node"}, agent {"configured", "running"},
+//                                            description {"description"}, tags {"tags"},
+//                                            lock {"lock"}, pool {"pool"} ("" or null: none)
+//   GET    /control/acls/{subject}          {"subject", "acls": [...] or null (every privilege)}
+//   PUT    /control/acls/{subject}          replace: [{"path", "role", "privileges",
+//                                            "propagate"}, ...]
+//   POST   /control/acls/{subject}          add one entry {"path", "role", ...}
+//   DELETE /control/acls/{subject}?path=P   remove the entries on P
+//   PUT    /control/roles/{name}            a custom role {"privileges": [...]}
+//   DELETE /control/roles/{name}
+//   POST   /control/users                   add or replace {"userid", "password", "enabled",
+//                                            "totp", "acls"}
+//   POST   /control/clock/advance           {"seconds": N}
 //   POST   /control/nodes/{node}/online | offline
 //
-// Answers are JSON; errors are {"error": "..."} with 400 or 404.
+// {subject} is a user ("ops@pve") or token id ("agent@pve!sync"); the ACL
+// calls act as PveCluster::set_acls, add_acl and remove_acls do. Answers are
+// JSON; errors are {"error": "..."} with 400 or 404.
 
 #include <string>
 

@@ -1,5 +1,7 @@
 // Host faults as a client sees them, their path and count limits, flapping,
-// clearing, and the request counts.
+// clearing, the guest lists' well-formed lies, and the request counts.
+
+#include <set>
 
 #include <doctest/doctest.h>
 
@@ -168,4 +170,98 @@ TEST_CASE("requests are counted per method and path with the query kept separate
   CHECK(h.total_requests() == 0);
   CHECK(h.counts().empty());
   CHECK(h.requests().empty());
+}
+
+namespace {
+
+std::set<int> vmids_of(const json& list) {
+  std::set<int> out;
+  for (const auto& e : list) {
+    if (e.contains("vmid")) {
+      out.insert(e["vmid"].get<int>());
+    }
+  }
+  return out;
+}
+
+// pve1 with VMs 100-103 and CTs 200-201, all running.
+struct LyingCluster : SimCluster {
+  LyingCluster() : SimCluster({.nodes = {"pve1", "pve2"}}) {
+    for (const int vmid : {100, 101, 102, 103, 200, 201}) {
+      cluster().add_guest({.vmid = vmid,
+                           .node = "pve1",
+                           .type = vmid >= 200 ? GuestType::lxc : GuestType::qemu,
+                           .name = "g" + std::to_string(vmid),
+                           .status = GuestStatus::running});
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("empty_list answers the guest lists 200 with no guests and the real headers") {
+  LyingCluster c;
+  const auto honest = c.get("pve1", "/nodes/pve1/qemu");
+  c.host("pve1").set_fault({.kind = FaultKind::empty_list});
+  for (const auto* path :
+       {"/nodes/pve1/qemu", "/nodes/pve1/lxc", "/cluster/resources?type=vm", "/nodes/pve2/qemu"}) {
+    const auto r = c.get("pve1", path);
+    CHECK(r.status == 200);
+    CHECK(r.reason == "OK");
+    CHECK(r.body == "{\"data\":[]}");
+    CHECK(r.header("content-type") == honest.header("content-type"));
+    CHECK(r.header("server") == honest.header("server"));
+  }
+  // Without a type the nodes, storage and sdn entries stay.
+  const auto all = c.get("pve1", "/cluster/resources").json()["data"];
+  CHECK(vmids_of(all).empty());
+  CHECK(all.size() == 2 + 4 + 2);
+  // Other calls do not meet it, and a denied list stays denied.
+  CHECK(c.get("pve1", "/version").status == 200);
+  CHECK(c.get("pve1", "/nodes/pve1/qemu/100/status/current").json()["data"]["status"] == "running");
+  CHECK(c.get("pve1", "/nodes/pve1/qemu", {"Authorization: PVEAPIToken=x@pve!y=z"}).status == 401);
+  // Another host tells the truth.
+  CHECK(c.get("pve2", "/nodes/pve1/qemu").json()["data"].size() == 4);
+  c.host("pve1").clear_fault();
+  CHECK(vmids_of(c.get("pve1", "/nodes/pve1/qemu").json()["data"]) ==
+        std::set<int>{100, 101, 102, 103});
+}
+
+TEST_CASE("empty_list keeps to its path prefix and count like every fault") {
+  LyingCluster c;
+  c.host("pve1").set_fault({.kind = FaultKind::empty_list, .path_prefix = "/nodes/", .count = 2});
+  // /version and /cluster/resources neither match nor count.
+  CHECK(c.get("pve1", "/version").status == 200);
+  CHECK(c.get("pve1", "/cluster/resources?type=vm").json()["data"].size() == 6);
+  CHECK(c.get("pve1", "/nodes/pve1/qemu/100/config").status == 200);
+  CHECK(c.get("pve1", "/nodes/pve1/qemu").json()["data"].empty());
+  CHECK(c.get("pve1", "/nodes/pve1/lxc").json()["data"].empty());
+  CHECK_FALSE(c.host("pve1").fault().has_value());
+  CHECK(c.get("pve1", "/nodes/pve1/lxc").json()["data"].size() == 2);
+}
+
+TEST_CASE("drop_entries leaves out the lowest vmids of each list or the ones given") {
+  LyingCluster c;
+  c.host("pve1").set_fault({.kind = FaultKind::drop_entries, .drop = 2});
+  auto r = c.get("pve1", "/nodes/pve1/qemu");
+  CHECK(r.status == 200);
+  CHECK(vmids_of(r.json()["data"]) == std::set<int>{102, 103});
+  CHECK(vmids_of(c.get("pve1", "/nodes/pve1/lxc").json()["data"]).empty());
+  CHECK(vmids_of(c.get("pve1", "/cluster/resources?type=vm").json()["data"]) ==
+        std::set<int>{102, 103, 200, 201});
+  // Every remaining entry is whole.
+  const auto remaining = r.json()["data"];
+  for (const auto& e : remaining) {
+    CHECK(e["name"] == "g" + std::to_string(e["vmid"].get<int>()));
+    CHECK(e["pid"].is_number());
+  }
+  c.host("pve1").set_fault({.kind = FaultKind::drop_entries, .drop_vmids = {101, 200, 999}});
+  CHECK(vmids_of(c.get("pve1", "/nodes/pve1/qemu").json()["data"]) == std::set<int>{100, 102, 103});
+  CHECK(vmids_of(c.get("pve1", "/nodes/pve1/lxc").json()["data"]) == std::set<int>{201});
+  CHECK(vmids_of(c.get("pve1", "/cluster/resources").json()["data"]) ==
+        std::set<int>{100, 102, 103, 201});
+  c.host("pve1").clear_fault();
+  CHECK(c.get("pve1", "/cluster/resources?type=vm").json()["data"].size() == 6);
+  CHECK(to_string(FaultKind::drop_entries) == "drop_entries");
+  CHECK(parse_fault_kind("empty_list") == FaultKind::empty_list);
 }

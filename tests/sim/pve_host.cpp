@@ -22,6 +22,8 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kJsonType = "application/json;charset=UTF-8";
+// The challenge of a user with one TOTP entry (proxmox-tfa's TfaChallenge).
+constexpr const char* kTotpChallenge = R"({"totp":true})";
 
 // The result of an API call before it is put on the wire.
 struct ApiResult {
@@ -353,6 +355,77 @@ ApiResult access_permissions(const PveCluster& cluster, const Principal& who,
   return ok(permissions_data(cluster, self ? who : principal_of(cluster, userid), path, v));
 }
 
+bool is_lie(FaultKind k) {
+  return k == FaultKind::empty_list || k == FaultKind::drop_entries;
+}
+
+// GET /nodes/{node}/qemu, /nodes/{node}/lxc or /cluster/resources: the
+// requests a lie can meet.
+bool is_guest_list(const WireRequest& req) {
+  if (req.method != "GET" || !req.path.starts_with("/api2/json/")) {
+    return false;
+  }
+  const auto s = split_path(req.path.substr(10));
+  return (s.size() == 3 && s[0] == "nodes" && is_guest_type(s[2])) ||
+         (s.size() == 2 && s[0] == "cluster" && s[1] == "resources");
+}
+
+// The guests a list tells when `lie` is an empty_list or drop_entries fault.
+void tell(const Fault* lie, std::vector<Guest>& listed) {
+  if (lie == nullptr || !is_lie(lie->kind)) {
+    return;
+  }
+  if (lie->kind == FaultKind::empty_list) {
+    listed.clear();
+    return;
+  }
+  std::set<int> left_out = lie->drop_vmids;
+  if (left_out.empty()) {
+    std::vector<int> vmids;
+    for (const auto& g : listed) {
+      vmids.push_back(g.vmid);
+    }
+    std::sort(vmids.begin(), vmids.end());
+    vmids.resize(std::min(vmids.size(), lie->drop));
+    left_out.insert(vmids.begin(), vmids.end());
+  }
+  std::erase_if(listed, [&](const Guest& g) { return left_out.contains(g.vmid); });
+}
+
+// The permission check pveproxy makes before it runs or proxies a call
+// (pve-manager PVE/HTTPServer.pm rest_handler, check_api2_permissions), for
+// the calls whose check names a path; on the receiving node.
+std::optional<ApiResult> permission_denied(const Route& r, const Principal& who,
+                                           const PveVersion& v) {
+  const auto need = [&](const std::string& path,
+                        const std::vector<std::string>& any) -> std::optional<ApiResult> {
+    if (std::any_of(any.begin(), any.end(),
+                    [&](const std::string& p) { return who.has(p, path, v); })) {
+      return std::nullopt;
+    }
+    return fail(403, "Permission check failed (" + path + ", " + join(any, "|") + ")\n");
+  };
+  const auto vms = "/vms/" + r.vmid;
+  switch (r.kind) {
+    case RouteKind::guest_index:
+    case RouteKind::guest_status_index:
+    case RouteKind::guest_config:
+    case RouteKind::status_current:
+    case RouteKind::lxc_interfaces:
+      return need(vms, {"VM.Audit"});
+    case RouteKind::agent_interfaces:
+      return need(vms, guest_agent_audit_privileges(v));
+    case RouteKind::status_action:
+      return need(vms, {"VM.PowerMgmt"});
+    case RouteKind::node_status:
+      return need("/nodes/" + r.node, {"Sys.Audit"});
+    case RouteKind::cluster_status:
+      return need("/", {"Sys.Audit"});
+    default:
+      return std::nullopt;
+  }
+}
+
 }  // namespace
 
 std::string to_string(FaultKind k) {
@@ -374,15 +447,20 @@ std::string to_string(FaultKind k) {
     case FaultKind::status:
       return "status";
     case FaultKind::flap:
+      return "flap";
+    case FaultKind::empty_list:
+      return "empty_list";
+    case FaultKind::drop_entries:
       break;
   }
-  return "flap";
+  return "drop_entries";
 }
 
 std::optional<FaultKind> parse_fault_kind(const std::string& s) {
   for (const auto k :
        {FaultKind::down, FaultKind::hang, FaultKind::slow, FaultKind::reset, FaultKind::truncated,
-        FaultKind::non_json, FaultKind::oversized, FaultKind::status, FaultKind::flap}) {
+        FaultKind::non_json, FaultKind::oversized, FaultKind::status, FaultKind::flap,
+        FaultKind::empty_list, FaultKind::drop_entries}) {
     if (to_string(k) == s) {
       return k;
     }
@@ -493,8 +571,10 @@ void PveHost::record_proxied(const std::string& method, const std::string& path,
 WireResponse PveHost::handle(const WireRequest& req) {
   const auto hit = fault_.take([&](const Fault& f) {
     const auto& prefix = f.path_prefix;
-    return prefix.empty() || req.path.starts_with(prefix) ||
-           (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+    const bool path_matches =
+        prefix.empty() || req.path.starts_with(prefix) ||
+        (!prefix.starts_with("/api2/") && req.path.starts_with("/api2/json" + prefix));
+    return path_matches && (!is_lie(f.kind) || is_guest_list(req));
   });
   if (!hit) {
     return answered(req, answer(req));
@@ -577,6 +657,9 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
       };
       return res;
     }
+    case FaultKind::empty_list:
+    case FaultKind::drop_entries:
+      return answer(req, &f);
     case FaultKind::status:
     case FaultKind::flap:
     case FaultKind::down:
@@ -589,7 +672,7 @@ WireResponse PveHost::fault_response(const Fault& f, FaultKind action, const Wir
   return to_wire(r, PveVersion::parse(version).at_least(8, 4));
 }
 
-WireResponse PveHost::answer(const WireRequest& req) {
+WireResponse PveHost::answer(const WireRequest& req, const Fault* lie) {
   const auto self = cluster_.node(node_);
   const auto version = PveVersion::parse(self ? self->version : "8.4.14");
   const bool message_member = version.at_least(8, 4);
@@ -703,6 +786,12 @@ WireResponse PveHost::answer(const WireRequest& req) {
     }
     ApiResult r = fail(501, "Method '" + m + " " + shown + "' not implemented");
     return to_wire(r, message_member);
+  }
+
+  // --- the call's permission check, here, before any proxying ---
+  who.version = version;
+  if (const auto denial = permission_denied(*route, who.principal, version)) {
+    return to_wire(*denial, message_member);
   }
 
   // --- proxying to the node the call runs on ---
@@ -835,18 +924,24 @@ WireResponse PveHost::answer(const WireRequest& req) {
               listed.push_back(g);
             }
           }
+          tell(lie, listed);
           scramble(listed, [](const Guest& g) { return g.vmid; });
-          for (const auto& g : listed) {
+          for (auto& g : listed) {
             const auto n = std::find_if(nodes.begin(), nodes.end(),
                                         [&](const Node& x) { return x.name == g.node; });
             const bool unknown =
                 n != nodes.end() && !n->online && now - n->offline_since > kUnknownAfter;
+            // The pool shows only to who may audit it (PVE/API2/Cluster.pm resources).
+            if (!g.pool.empty() && !who.has("Pool.Audit", "/pool/" + g.pool)) {
+              g.pool.clear();
+            }
             out.push_back(vm_resource(g, now, unknown));
           }
         }
         for (const auto& n : nodes) {
-          if ((type.empty() || type == "node") && who.has("Sys.Audit", "/nodes/" + n.name)) {
-            out.push_back(node_resource(n, guests(), now));
+          if (type.empty() || type == "node") {
+            out.push_back(
+                node_resource(n, guests(), now, who.has("Sys.Audit", "/nodes/" + n.name)));
           }
         }
         for (const auto& n : nodes) {
@@ -882,6 +977,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
             listed.push_back(g);
           }
         }
+        tell(lie, listed);
         scramble(listed, [](const Guest& g) { return g.vmid; });
         for (const auto& g : listed) {
           out.push_back(route->type == GuestType::qemu ? qemu_list_entry(g, now, typing)
@@ -925,7 +1021,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         if (!g) {
           return no_config();
         }
-        return ok(status_current(*g, now));
+        return ok(status_current(*g, now, typing));
       }
       case RouteKind::agent_interfaces: {
         // PVE 8: VM.Monitor (which also allows guest-exec); PVE 9: any of
@@ -961,7 +1057,7 @@ WireResponse PveHost::answer(const WireRequest& req) {
         if (g->status == GuestStatus::stopped) {
           return ok(nullptr);
         }
-        return ok(lxc_interfaces(*g));
+        return ok(lxc_interfaces(*g, typing));
       }
       case RouteKind::status_action: {
         if (!who.has("VM.PowerMgmt", vms_path)) {
@@ -1003,25 +1099,59 @@ WireResponse PveHost::answer(const WireRequest& req) {
           userid += "@" + realm->second;
         }
         const auto& password = params["password"];
-        bool good = false;
-        if (password.starts_with("PVE:")) {
-          // Renewal: a still valid ticket of the same user is a password.
-          const auto ticket_user = verify_ticket(key, password, now);
-          good = ticket_user && *ticket_user == userid;
-        } else {
-          const auto user = cluster_.user(userid);
-          // A user without a password (one that only owns tokens) cannot log in.
-          good = user && user->enabled && !user->password.empty() &&
-                 constant_time_equals(password, user->password);
-        }
-        if (!good) {
+        const auto user = cluster_.user(userid);
+        // Every failure reads the same (pve-access-control
+        // src/PVE/API2/AccessControl.pm create_ticket).
+        const auto refused = [&] {
           ApiResult r = fail(401, "authentication failure\n");
           r.delay = cluster_.auth_failure_delay();
           return r;
+        };
+        const auto totp_answer = [&](const std::string& response) {
+          return user && user->totp && constant_time_equals(response, "totp:" + *user->totp);
+        };
+        const auto challenge = params.find("tfa-challenge");
+        const auto otp = params.find("otp");
+        if (challenge != params.end()) {
+          // The second step (create_ticket_do): the partial ticket, and the
+          // answer to its challenge as the password.
+          if (otp != params.end() || !user || !user->enabled ||
+              !verify_tfa_ticket(key, challenge->second, userid, now) || !totp_answer(password)) {
+            return refused();
+          }
+        } else if (password.starts_with("PVE:")) {
+          // Renewal: a still valid full ticket of the same user is a password.
+          const auto ticket_user = verify_ticket(key, password, now);
+          if (!ticket_user || *ticket_user != userid) {
+            return refused();
+          }
+        } else {
+          // A user without a password (one that only owns tokens) cannot log in.
+          if (!user || !user->enabled || user->password.empty() ||
+              !constant_time_equals(password, user->password)) {
+            return refused();
+          }
+          if (user->totp && otp != params.end() && !totp_answer(otp->second)) {
+            return refused();
+          }
+          if (user->totp && otp == params.end()) {
+            // The first factor passed: a partial ticket, good for nothing
+            // but the second step (AccessControl.pm authenticate_2nd_new).
+            json partial = {{"username", userid},
+                            {"ticket", make_tfa_ticket(key, userid, kTotpChallenge, now)},
+                            {"CSRFPreventionToken", make_csrf_token(key, userid, now)},
+                            {"NeedTFA", 1}};
+            if (nodes.size() > 1 &&
+                principal_of(cluster_, userid).has("Sys.Audit", "/", who.version)) {
+              partial["clustername"] = cluster_.name();
+            }
+            return ok(partial);
+          }
         }
-        return ok(ticket_data(userid, make_ticket(key, userid, now),
-                              make_csrf_token(key, userid, now), cluster_.name(),
-                              nodes.size() > 1));
+        return ok(ticket_data(
+            userid, make_ticket(key, userid, now), make_csrf_token(key, userid, now),
+            cluster_.name(),
+            nodes.size() > 1 && principal_of(cluster_, userid).has("Sys.Audit", "/", who.version)));
       }
     }
     return fail(501, "Method '" + m + " " + rel + "' not implemented");

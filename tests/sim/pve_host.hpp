@@ -5,6 +5,25 @@
 // cluster state with that node's typing and counted there too), or fail with
 // 595 when it cannot be reached. Faults make it misbehave the way real hosts
 // do; every request it receives is counted.
+//
+// What it promises, as pveproxy does it:
+// - Authentication first (pve-manager PVE/HTTPServer.pm auth_handler): a
+//   token, or a ticket cookie (with a CSRF token for writes). A partial
+//   ticket of a user with two-factor authentication ("PVE:!tfa!...", signed
+//   with the user name as extra data) is a bad ticket for every call: 401.
+// - Then the permission check of the call on the receiving node, before any
+//   proxying (PVE/HTTPServer.pm rest_handler runs check_api2_permissions
+//   first): a guest the caller may not audit is 403 on every per-guest call
+//   and silently left out of /nodes/{node}/qemu, /nodes/{node}/lxc and
+//   /cluster/resources (qemu-server src/PVE/API2/Qemu.pm vmlist, pve-container
+//   src/PVE/API2/LXC.pm vmlist, pve-manager PVE/API2/Cluster.pm resources).
+// - An unknown {node} is 500 "hostname lookup '<node>' failed - failed to get
+//   address info for: <node>: Name or service not known" in the usual error
+//   body (PVE/HTTPServer.pm remote_node_ip -> pve-cluster src/PVE/Cluster.pm
+//   remote_node_ip -> pve-common src/PVE/Network.pm get_ip_from_hostname and
+//   src/PVE/Tools.pm getaddrinfo_all); a known one that cannot be reached 595.
+// - The "well-formed lies" empty_list and drop_entries answer a guest list
+//   with 200 and the real headers, only fewer guests in it.
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +53,11 @@ enum class FaultKind {
   oversized,  // 200 with a valid-looking JSON body of `oversized_bytes` (streamed)
   status,     // `status` with `reason` (500, 501, 595, 596...)
   flap,       // `every` requests answered normally, then `every` with `status`, and so on
+  // Well-formed lies, for the guest lists only (GET /nodes/{node}/qemu,
+  // /nodes/{node}/lxc, /cluster/resources); other requests do not meet them.
+  // A list that would be 200 stays 200, with the real headers:
+  empty_list,    // without any guest: {"data":[]} (resources keeps nodes, storage...)
+  drop_entries,  // without `drop` of its guests (those of `drop_vmids` when given)
 };
 
 std::string to_string(FaultKind k);
@@ -52,6 +77,10 @@ struct Fault {
   std::string reason;                     // "" = the usual phrase for `status`
   std::size_t every = 1;                  // flap
   std::size_t oversized_bytes = 20u << 20;
+  // drop_entries: the guests left out of each list: those of `drop_vmids`
+  // that it holds, or when that is empty the `drop` with the lowest vmids.
+  std::size_t drop = 1;
+  std::set<int> drop_vmids;
 };
 
 struct RecordedRequest {
@@ -115,7 +144,8 @@ class PveHost {
 
   WireResponse handle(const WireRequest& req);
   WireResponse answered(const WireRequest& req, WireResponse res);  // records it
-  WireResponse answer(const WireRequest& req);
+  // `lie`: an empty_list or drop_entries fault to tell in a guest list.
+  WireResponse answer(const WireRequest& req, const Fault* lie = nullptr);
   WireResponse fault_response(const Fault& f, FaultKind action, const WireRequest& req,
                               std::uint64_t epoch);
   void record(RecordedRequest r);

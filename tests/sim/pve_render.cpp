@@ -1,7 +1,9 @@
 #include "tests/sim/pve_render.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace pha::sim {
 
@@ -112,6 +114,27 @@ long long node_mem(const Node& n, const std::vector<Guest>& guests) {
   return std::min(used, n.maxmem - kGiB);
 }
 
+// The six pressure stall averages of a running guest on PVE 9, over the last
+// 10 seconds, as the kernel prints them ("0.00"): a little CPU pressure,
+// the rest idle. Text for a container, numbers for a VM (see the header).
+void add_pressure(json& j, const Guest& g) {
+  const double cpu_some = static_cast<double>((g.vmid * 37) % 100) / 100.0;
+  const auto value = [&](double v) -> json {
+    if (g.type == GuestType::qemu) {
+      return number(v);
+    }
+    char text[16];
+    std::snprintf(text, sizeof text, "%.2f", v);
+    return std::string(text);
+  };
+  j["pressurecpusome"] = value(cpu_some);
+  j["pressurecpufull"] = value(0);
+  j["pressureiosome"] = value(g.disk_rate > 250000 ? 0.12 : 0);
+  j["pressureiofull"] = value(0);
+  j["pressurememorysome"] = value(0);
+  j["pressurememoryfull"] = value(0);
+}
+
 double node_cpu(const Node& n, const std::vector<Guest>& guests) {
   double used = 0.002;
   for (const auto& g : guests) {
@@ -129,7 +152,19 @@ Typing Typing::for_version(const std::string& version) {
   Typing t;
   t.qemu_legacy = !v.at_least(7, 0);
   t.lxc_vmid_string = !v.at_least(8, 2);
+  t.pressure = v.at_least(9, 0);
+  t.lxc_ip_addresses = v.at_least(8, 4);
   return t;
+}
+
+std::string display_name(const Guest& g) {
+  const auto vmid = std::to_string(g.vmid);
+  if (g.type == GuestType::qemu) {
+    return g.name && !g.name->empty() ? *g.name : "VM " + vmid;
+  }
+  std::string name = g.name && !g.name->empty() ? *g.name : "CT" + vmid;
+  std::erase_if(name, [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+  return name;
 }
 
 std::string repo_id(const std::string& version) {
@@ -251,10 +286,11 @@ json qemu_list_entry(const Guest& g, long long now, Typing typing) {
   } else {
     j["vmid"] = g.vmid;
   }
-  if (g.name) {
-    j["name"] = *g.name;
-  }
+  j["name"] = display_name(g);
   if (g.pid != 0) {
+    if (typing.pressure) {
+      add_pressure(j, g);
+    }
     if (typing.qemu_legacy) {
       j["pid"] = std::to_string(g.pid);
     } else {
@@ -292,11 +328,12 @@ json lxc_list_entry(const Guest& g, long long now, Typing typing) {
   } else {
     j["vmid"] = g.vmid;
   }
-  if (g.name) {
-    j["name"] = *g.name;
-  }
+  j["name"] = display_name(g);
   if (g.pid != 0) {
     j["pid"] = g.pid;
+    if (typing.pressure) {
+      add_pressure(j, g);
+    }
   }
   if (g.template_) {
     j["template"] = 1;
@@ -335,9 +372,7 @@ json vm_resource(const Guest& g, long long now, bool unknown) {
             {"type", type},
             {"uptime", uptime_of(g, now)},
             {"vmid", g.vmid}};
-  if (g.name) {
-    j["name"] = *g.name;
-  }
+  j["name"] = display_name(g);
   if (!g.pool.empty()) {
     j["pool"] = g.pool;
   }
@@ -345,9 +380,13 @@ json vm_resource(const Guest& g, long long now, bool unknown) {
   return j;
 }
 
-json node_resource(const Node& n, const std::vector<Guest>& guests, long long now) {
+json node_resource(const Node& n, const std::vector<Guest>& guests, long long now, bool audit) {
   if (!n.online) {
     return {{"id", "node/" + n.name}, {"node", n.name}, {"status", "offline"}, {"type", "node"}};
+  }
+  if (!audit) {
+    return {{"cgroup-mode", 2}, {"id", "node/" + n.name}, {"level", ""},
+            {"node", n.name},   {"status", "online"},     {"type", "node"}};
   }
   return {{"cgroup-mode", 2},
           {"cpu", node_cpu(n, guests)},
@@ -459,7 +498,7 @@ json guest_config(const Guest& g, Typing typing) {
   return j;
 }
 
-json status_current(const Guest& g, long long now) {
+json status_current(const Guest& g, long long now, Typing typing) {
   const auto c = counters_of(g, now);
   const bool up = g.status != GuestStatus::stopped;
   json j = {{"cpu", g.status == GuestStatus::running ? number(g.cpu) : json(0)},
@@ -476,11 +515,12 @@ json status_current(const Guest& g, long long now) {
             {"status", up ? "running" : "stopped"},
             {"uptime", uptime_of(g, now)},
             {"vmid", g.vmid}};
-  if (g.name) {
-    j["name"] = *g.name;
-  }
+  j["name"] = display_name(g);
   if (g.pid != 0) {
     j["pid"] = g.pid;
+    if (typing.pressure) {
+      add_pressure(j, g);
+    }
   }
   if (g.template_) {
     j["template"] = 1;
@@ -535,16 +575,34 @@ json agent_network_interfaces(const Guest& g) {
   return {{"result", {lo, eth0}}};
 }
 
-json lxc_interfaces(const Guest& g) {
-  json eth0 = {{"name", "eth0"}, {"hwaddr", lower(g.mac)}, {"inet6", link_local(g.mac) + "/64"}};
+json lxc_interfaces(const Guest& g, Typing typing) {
+  // One interface as get_interfaces builds it from `ip --json a`: the legacy
+  // inet/inet6 keep the last address of their family.
+  const auto interface = [&](const std::string& name, const std::string& mac,
+                             const std::vector<std::pair<std::string, std::string>>& addresses) {
+    json j = {{"name", name}, {"hwaddr", mac}};
+    json list = json::array();
+    for (const auto& [family, cidr] : addresses) {
+      j[family] = cidr;
+      const auto slash = cidr.find('/');
+      list.push_back({{"ip-address-type", family},
+                      {"ip-address", cidr.substr(0, slash)},
+                      {"prefix", std::stoi(cidr.substr(slash + 1))}});
+    }
+    if (typing.lxc_ip_addresses) {
+      j["ip-addresses"] = list;
+      j["hardware-address"] = mac;
+    }
+    return j;
+  };
+  std::vector<std::pair<std::string, std::string>> eth0;
   if (!g.ipv4.empty()) {
-    eth0["inet"] = g.ipv4;
+    eth0.emplace_back("inet", g.ipv4.find('/') == std::string::npos ? g.ipv4 + "/32" : g.ipv4);
   }
-  return json::array({{{"name", "lo"},
-                       {"hwaddr", "00:00:00:00:00:00"},
-                       {"inet", "127.0.0.1/8"},
-                       {"inet6", "::1/128"}},
-                      eth0});
+  eth0.emplace_back("inet6", link_local(g.mac) + "/64");
+  return json::array(
+      {interface("lo", "00:00:00:00:00:00", {{"inet", "127.0.0.1/8"}, {"inet6", "::1/128"}}),
+       interface("eth0", lower(g.mac), eth0)});
 }
 
 json ticket_data(const std::string& userid, const std::string& ticket, const std::string& csrf,

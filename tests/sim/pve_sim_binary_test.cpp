@@ -1,7 +1,10 @@
-// The pve-sim program: the ready line, the hosts it lists, its control API,
+// The pve-sim program: the ready line, the hosts it lists, its control API
+// (faults and lies, guests, pools, ACL entries, roles, users), its options,
 // and a prompt exit 0 on SIGTERM and SIGINT.
 
 #include <csignal>
+#include <iterator>
+#include <set>
 
 #include <doctest/doctest.h>
 
@@ -182,4 +185,128 @@ TEST_CASE("pve-sim refuses a malformed --acl") {
   const auto r = p.wait(std::chrono::seconds(10));
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("an ACL is PATH:SUBJECT:ROLES") != std::string::npos);
+}
+
+TEST_CASE("pve-sim control API tells lies and takes VM.Audit away at run time") {
+  TempDir dir;
+  RunningSim s(dir, {"--privsep-token", "mon@pve!ro=s2", "--acl", "/vms:mon@pve!ro:PVEAuditor"});
+  const std::string auth = "Authorization: PVEAPIToken=mon@pve!ro=s2";
+  const auto listed = [&](const std::string& path, const std::string& who = kTokenHeader) {
+    std::set<int> out;
+    const auto data = s.api("pve1", path, who).json()["data"];
+    for (const auto& e : data) {
+      if (e.contains("vmid")) {
+        out.insert(e["vmid"].get<int>());
+      }
+    }
+    return out;
+  };
+  const auto all = listed("/cluster/resources?type=vm");
+  REQUIRE(all.size() == 25);
+
+  // The lies, set and cleared like any fault.
+  REQUIRE(s.control("POST", "/control/hosts/pve1/fault", R"({"kind":"empty_list"})").status == 200);
+  CHECK(s.api("pve1", "/cluster/resources?type=vm").body == "{\"data\":[]}");
+  CHECK(s.control("GET", "/control/state").json()["hosts"]["pve1"]["fault"]["kind"] ==
+        "empty_list");
+  const auto lowest = *all.begin();
+  REQUIRE(s.control("POST", "/control/hosts/pve1/fault",
+                    R"({"kind":"drop_entries","path_prefix":"/cluster/resources","drop":1})")
+              .status == 200);
+  auto seen = listed("/cluster/resources?type=vm");
+  CHECK(seen.size() == 24);
+  CHECK_FALSE(seen.contains(lowest));
+  const auto gone = *std::next(all.begin(), 3);
+  REQUIRE(s.control("POST", "/control/hosts/pve1/fault",
+                    R"({"kind":"drop_entries","drop_vmids":[)" + std::to_string(gone) + "]}")
+              .status == 200);
+  seen = listed("/cluster/resources?type=vm");
+  CHECK(seen.size() == 24);
+  CHECK_FALSE(seen.contains(gone));
+  CHECK(s.control("DELETE", "/control/hosts/pve1/fault").status == 200);
+  CHECK(listed("/cluster/resources?type=vm") == all);
+
+  // A guest into a pool whose ACL is the only way to it, and out again.
+  const auto v = std::to_string(lowest);
+  CHECK(s.control("GET", "/control/acls/mon@pve!ro").json()["acls"] ==
+        json::array({{{"path", "/vms"},
+                      {"role", "PVEAuditor"},
+                      {"privileges", json::array()},
+                      {"propagate", true}}}));
+  REQUIRE(
+      s.control("PUT", "/control/acls/mon@pve!ro", R"([{"path":"/pool/vip","role":"PVEAuditor"}])")
+          .status == 200);
+  CHECK(listed("/cluster/resources?type=vm", auth).empty());
+  REQUIRE(s.control("POST", "/control/guests/" + v + "/pool", R"({"pool":"vip"})").status == 200);
+  CHECK(listed("/cluster/resources?type=vm", auth) == std::set<int>{lowest});
+  CHECK(s.api("pve1", "/access/permissions?path=/vms/" + v, auth)
+            .json()["data"]["/vms/" + v]["VM.Audit"] == 0);
+  REQUIRE(s.control("POST", "/control/guests/" + v + "/pool", R"({"pool":null})").status == 200);
+  CHECK(listed("/cluster/resources?type=vm", auth).empty());
+
+  // A custom role that loses VM.Audit; an entry added, then removed.
+  REQUIRE(s.control("PUT", "/control/roles/Reader", R"({"privileges":["VM.Audit"]})").status ==
+          200);
+  REQUIRE(
+      s.control("POST", "/control/acls/mon@pve!ro", R"({"path":"/vms","role":"Reader"})").status ==
+      200);
+  CHECK(listed("/cluster/resources?type=vm", auth) == all);
+  CHECK(s.control("PUT", "/control/roles/Reader", R"({"privileges":["Sys.Audit"]})").status == 200);
+  CHECK(listed("/cluster/resources?type=vm", auth).empty());
+  CHECK(s.control("PUT", "/control/roles/Reader", R"({"privileges":["VM.Audit"]})").status == 200);
+  CHECK(s.control("DELETE", "/control/acls/mon@pve!ro?path=/vms").status == 200);
+  CHECK(listed("/cluster/resources?type=vm", auth).empty());
+  CHECK(s.control("DELETE", "/control/acls/mon@pve!ro?path=/vms").status == 404);
+  CHECK(s.control("DELETE", "/control/roles/Reader").status == 200);
+  CHECK(s.control("DELETE", "/control/roles/Reader").status == 404);
+  // The agent's token: a user entry narrows it.
+  CHECK(s.control("GET", "/control/acls/agent@pve").json()["acls"].is_null());
+  REQUIRE(s.control("PUT", "/control/acls/agent@pve",
+                    R"([{"path":"/vms","role":"PVEAuditor"},{"path":"/vms/)" + v +
+                        R"(","role":"NoAccess"}])")
+              .status == 200);
+  seen = listed("/cluster/resources?type=vm");
+  CHECK(seen.size() == 24);
+  CHECK_FALSE(seen.contains(lowest));
+  CHECK(s.api("pve1", "/nodes/pve1/qemu/" + v + "/status/current").status == 403);
+  CHECK(s.control("PUT", "/control/acls/nosuch@pve!t", "[]").status == 404);
+  CHECK(s.control("PUT", "/control/acls/agent@pve", R"({"path":"/"})").status == 400);
+  s.process.signal(SIGTERM);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+}
+
+TEST_CASE("pve-sim --tfa gives a password user a second factor and --role a custom role") {
+  TempDir dir;
+  RunningSim s(
+      dir, {"--password", "ops@pve:pw-1234", "--tfa", "ops@pve:424242", "--role", "Reader=VM.Audit",
+            "--privsep-token", "mon@pve!ro=s2", "--acl", "/vms:mon@pve!ro:Reader"});
+  const auto login = [&](const std::string& body) {
+    Request r;
+    r.method = "POST";
+    r.url = s.ready["hosts"]["pve1"].get<std::string>() + "/api2/json/access/ticket";
+    r.ca_file = s.ready["ca_file"];
+    r.body = body;
+    r.headers = {"Content-Type: application/x-www-form-urlencoded"};
+    return fetch(r);
+  };
+  const auto partial = login("username=ops%40pve&password=pw-1234").json()["data"];
+  CHECK(partial["NeedTFA"] == 1);
+  const auto ticket = partial["ticket"].get<std::string>();
+  CHECK(s.api("pve1", "/version", "Cookie: PVEAuthCookie=" + ticket).status == 401);
+  CHECK(login("username=ops%40pve&password=pw-1234&otp=totp%3A424242").status == 200);
+  CHECK(s.api("pve1", "/nodes/pve1/qemu", "Authorization: PVEAPIToken=mon@pve!ro=s2")
+            .json()["data"]
+            .size() == s.api("pve1", "/nodes/pve1/qemu").json()["data"].size());
+  // Users appear at run time too.
+  CHECK(s.control("POST", "/control/users",
+                  R"({"userid":"new@pve","password":"pw-5678","totp":"111111"})")
+            .status == 200);
+  CHECK(login("username=new%40pve&password=pw-5678").json()["data"]["NeedTFA"] == 1);
+  CHECK(s.control("POST", "/control/users", R"({"password":"x"})").status == 400);
+  s.process.signal(SIGTERM);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+
+  Process bad(kBinary, {.args = RunningSim::args(dir, {"--tfa", "nobody@pve:1"}),
+                        .env = {{"PATH", "/usr/bin:/bin"}}});
+  CHECK(bad.wait(std::chrono::seconds(10)).exit_code == 1);
 }

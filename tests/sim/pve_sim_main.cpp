@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -101,6 +103,34 @@ void apply_acl(const AclSpec& a, pha::sim::PveSimOptions& options) {
   options.users.push_back({.userid = a.subject, .acls = std::vector<pha::sim::Acl>{a.acl}});
 }
 
+// "user@realm:CODE": the password user gets a TOTP second factor.
+void apply_tfa(const std::string& spec, pha::sim::PveSimOptions& options) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos || spec.find('@') > colon) {
+    throw std::invalid_argument("two-factor is USER@REALM:CODE");
+  }
+  for (auto& u : options.users) {
+    if (u.userid == spec.substr(0, colon)) {
+      u.totp = spec.substr(colon + 1);
+      return;
+    }
+  }
+  throw std::invalid_argument("two-factor for a user without --password: " + spec.substr(0, colon));
+}
+
+// "NAME=PRIV,PRIV": a custom role.
+std::pair<std::string, std::set<std::string>> parse_role(const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw std::invalid_argument("a role is NAME=PRIVILEGE,PRIVILEGE: " + spec);
+  }
+  std::set<std::string> privileges;
+  for (const auto& p : pha::split_list(spec.substr(eq + 1), ',')) {
+    privileges.insert(p);
+  }
+  return {spec.substr(0, eq), privileges};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,6 +143,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> privsep_tokens;
   std::vector<std::string> passwords;
   std::vector<std::string> acls;
+  std::vector<std::string> tfa;
+  std::vector<std::string> roles;
   long long auth_delay_ms = 3000;
   bool legacy = false;
   std::string version = "8.4.14";
@@ -131,6 +163,11 @@ int main(int argc, char** argv) {
                  "ROLES built-in roles or privileges, comma-separated; :0 does not propagate. "
                  "A user's ACLs replace its default of every privilege; a token's apply when it "
                  "is privilege-separated");
+  app.add_option("--tfa", tfa,
+                 "two-factor USER@REALM:CODE (repeatable): the --password user gets a TOTP "
+                 "entry whose code is CODE; a login answers NeedTFA with a partial ticket");
+  app.add_option("--role", roles,
+                 "custom role NAME=PRIVILEGE,PRIVILEGE (repeatable), for --acl ROLES");
   app.add_option("--auth-delay-ms", auth_delay_ms,
                  "delay of failed authentication (Proxmox: 3000)");
   app.add_flag("--legacy", legacy, "answer like PVE 6.4 (string vmids, template \"\")");
@@ -175,7 +212,14 @@ int main(int argc, char** argv) {
     for (const auto& a : acls) {
       apply_acl(parse_acl(a), options);
     }
+    for (const auto& t : tfa) {
+      apply_tfa(t, options);
+    }
     pha::sim::PveSim sim(options);
+    for (const auto& r : roles) {
+      auto [name, privileges] = parse_role(r);
+      sim.cluster().set_role(name, std::move(privileges));
+    }
     pha::sim::PveControlApi control(sim);
     control.start();
 
