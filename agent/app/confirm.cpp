@@ -27,11 +27,13 @@ std::string held_text(const json& held) {
   std::string out = "held changes " + held["id"].get<std::string>() + ":\n";
   for (const auto& h : held.value("holds", json::array())) {
     const auto kind = h.value("kind", std::string());
+    const auto after = h.value("corroborate_after_cycles", 0);
     out += "  " + std::string(kind == "create" ? "creates" : "marks as deleted") + " of VMID " +
            vmid_list(h.value("vmids", json::array())) +
            "\n    why: " + h.value("reason", std::string()) +
-           "\n    written by itself once planned in " +
-           std::to_string(h.value("corroborate_after_cycles", 0)) + " cycles in a row\n";
+           (after > 0 ? "\n    written by itself once planned in " + std::to_string(after) +
+                            " cycles in a row\n"
+                      : "\n    written only when confirmed\n");
   }
   return out;
 }

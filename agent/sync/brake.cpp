@@ -30,9 +30,9 @@ bool subject_to_brake(const PlannedRequest& r, RequestKind kind) {
 std::string hold_reason(RequestKind kind, std::int64_t planned, std::int64_t threshold,
                         std::int64_t rows, std::int64_t emptied_from) {
   const std::string what = kind == RequestKind::create ? " creates" : " deleted marks";
-  if (kind == RequestKind::mark && emptied_from > 0 && planned <= threshold) {
+  if (kind == RequestKind::mark && emptied_from > 0) {
     return "the node's read dropped from " + std::to_string(emptied_from) +
-           " guests to none: " + std::to_string(planned) + what + " wait for corroboration";
+           " guests to none: " + std::to_string(planned) + what + " wait for an operator";
   }
   return std::to_string(planned) + what + " on a node with " + std::to_string(rows) +
          " rows in AccountDB: more than the " + std::to_string(threshold) +
@@ -59,10 +59,16 @@ void brake_kind(const PlanInput& in, RequestKind kind, std::int64_t rows, Plan& 
   if (planned == 0 || (planned <= threshold && !emptied)) {
     return;
   }
-  Hold hold{kind,      hold_reason(kind, planned, threshold, rows, plan.memory.emptied_from),
-            {},        planned,
-            threshold, rows,
-            after};
+  // Nothing but an operator can vouch that every guest of a node is gone:
+  // every view of it (the lists, the cluster, the permissions) can be wrong
+  // together, so repetition corroborates nothing there.
+  Hold hold{kind,
+            hold_reason(kind, planned, threshold, rows, plan.memory.emptied_from),
+            {},
+            planned,
+            threshold,
+            rows,
+            emptied ? 0 : after};
   std::vector<PlannedRequest> kept;
   for (auto& r : plan.requests) {
     if (!subject_to_brake(r, kind)) {
@@ -73,14 +79,16 @@ void brake_kind(const PlanInput& in, RequestKind kind, std::int64_t rows, Plan& 
     held[r.vmid] = {kind, cycles};
     if (in.confirmed.contains({kind, r.vmid})) {
       r.reason += " (held, confirmed by an operator)";
-    } else if (cycles >= after) {
+    } else if (cycles >= after && !emptied) {
       r.reason += " (held, corroborated over " + std::to_string(cycles) + " cycles)";
     } else {
       auto& d = plan.decisions[r.vmid];
       d.kind = GuestDecisionKind::held;
       d.held_cycles = cycles;
-      d.reason = "held: " + hold.reason + " (" + std::to_string(cycles) + " of " +
-                 std::to_string(after) + " cycles)";
+      d.reason =
+          "held: " + hold.reason +
+          (emptied ? " (until an operator confirms it)"
+                   : " (" + std::to_string(cycles) + " of " + std::to_string(after) + " cycles)");
       hold.vmids.push_back(r.vmid);
       plan.held.push_back(std::move(r));
       continue;
@@ -92,8 +100,10 @@ void brake_kind(const PlanInput& in, RequestKind kind, std::int64_t rows, Plan& 
   std::sort(hold.vmids.begin(), hold.vmids.end());  // Proxmox lists in no particular order
   if (!hold.vmids.empty()) {
     plan.warnings.push_back("held: " + hold.reason + "; " + std::to_string(hold.vmids.size()) +
-                            " held until corroborated over " + std::to_string(after) +
-                            " cycles or confirmed (POST /sync/confirm)");
+                            (emptied ? " held until an operator confirms them"
+                                     : " held until corroborated over " + std::to_string(after) +
+                                           " cycles or confirmed") +
+                            " (POST /sync/confirm)");
     plan.holds.push_back(std::move(hold));
   }
 }

@@ -6,8 +6,9 @@
 // holds those requests: when everything is gone, or nothing is there, a
 // fault of the answer is likelier than the change. A held request is written
 // once an operator confirmed it, or once it has been planned and held in
-// MISSING_AFTER_CYCLES cycles in a row. A mark `migrated` is never held: the
-// cluster itself places the guest elsewhere. Pure.
+// MISSING_AFTER_CYCLES cycles in a row, except the marks of a node whose
+// reads dropped to none: those only when confirmed. A mark `migrated` is
+// never held: the cluster itself places the guest elsewhere. Pure.
 
 #include <cstdint>
 

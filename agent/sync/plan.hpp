@@ -150,7 +150,7 @@ struct Hold {
   std::int64_t planned = 0;                // creates or marks the plan wanted
   std::int64_t threshold = 0;              // the most allowed without corroboration
   std::int64_t rows = 0;                   // the node's rows the threshold is a share of
-  int corroborate_after = 0;               // cycles in a row after which it is written
+  int corroborate_after = 0;  // cycles in a row after which it is written; 0: only when confirmed
   bool operator==(const Hold&) const = default;
 };
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/world.hpp"
+#include "tests/sim/pve_render.hpp"
 
 namespace pha::test {
 
@@ -95,8 +96,10 @@ inline void serves_last_state(const RunningAgent& a, const nlohmann::json& vms_b
   CHECK(vms["as_of"] == vms_before["as_of"]);
 }
 
+// The name Proxmox lists (`VM <vmid>`, `CT<vmid>` for a guest without one,
+// tests/sim/pve_render.hpp), which the agent sends as it is.
 inline std::string expected_name(const sim::Guest& g) {
-  return g.name && !g.name->empty() ? *g.name : "VM-" + std::to_string(g.vmid);
+  return sim::display_name(g);
 }
 
 inline std::string expected_status(const sim::Guest& g) {

@@ -159,7 +159,8 @@ TEST_CASE("every fixture that is a guest list parses without rejects") {
     CHECK_MESSAGE(r->rejected.empty(), name);
   }
   for (const auto* name :
-       {"nodes-node-lxc.pve74-vmid-string.json", "nodes-node-lxc.pve8-vmid-string.json"}) {
+       {"nodes-node-lxc.pve74-vmid-string.json", "nodes-node-lxc.pve8-vmid-string.json",
+        "nodes-node-lxc.pve92-pressure-strings-negative-cpu.json"}) {
     auto r = parse_guest_list(fixture(name), GuestType::lxc, "n");
     REQUIRE_MESSAGE(r.ok(), name);
     CHECK_MESSAGE(r->rejected.empty(), name);
@@ -308,6 +309,18 @@ TEST_CASE("a core count no guest can have rejects the entry by name") {
   REQUIRE(cluster.ok());
   CHECK(cluster->guests.empty());
   CHECK(cluster->rejected.size() == 1);
+}
+
+TEST_CASE("a container list recorded from a PVE 9.2.2 node: both running guests are kept") {
+  auto r = parse_guest_list(fixture("nodes-node-lxc.pve92-pressure-strings-negative-cpu.json"),
+                            GuestType::lxc, "pve");
+  REQUIRE(r.ok());
+  CHECK(r->rejected.empty());
+  REQUIRE(r->guests.size() == 2);
+  CHECK(by_vmid(*r, 101).cpu == 0);  // -5.75291683982414e-05, clamped
+  CHECK(by_vmid(*r, 101).running());
+  CHECK(by_vmid(*r, 9002).name == "test-lxc-go-9002");
+  CHECK(r->clamped == std::map<std::string, std::uint64_t>{{"cpu", 1}});
 }
 
 // Issue 32: a container list of a real PVE 9.2.2 node had "cpu": -5.75e-05
