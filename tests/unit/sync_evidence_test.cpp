@@ -307,6 +307,18 @@ TEST_CASE("brake: a read that dropped from N guests to none holds even one delet
   CHECK(count_kind(emptied, RequestKind::mark) == 0);
   REQUIRE(emptied.holds.size() == 1);
   CHECK(emptied.holds[0].reason.find("dropped from 2 guests to none") != std::string::npos);
+  // Repetition corroborates nothing there: only an operator releases them.
+  CHECK(emptied.holds[0].corroborate_after == 0);
+  auto again = in;
+  for (int i = 0; i < 5; ++i) {
+    again.memory = make_plan(again).memory;
+    again.memory.missing = {{101, 5}, {102, 5}};
+  }
+  const auto still = make_plan(again);
+  CHECK(count_kind(still, RequestKind::mark) == 0);
+  CHECK(still.held.size() == 2);
+  again.confirmed = {{RequestKind::mark, 101}};
+  CHECK(count_kind(make_plan(again), RequestKind::mark) == 1);
   // A read that shows guests again ends it.
   auto back = node.input();
   back.memory = emptied.memory;
