@@ -151,6 +151,7 @@ Result<std::vector<std::string>> Agent::reload(LoadedConfig config) {
     }
   }
   log::set_level(log::parse_level(s.log_level));
+  log::set_format(s.log_format == LogFormat::json ? log::Format::json : log::Format::text);
   for (auto& secret : s.secrets()) {
     secrets.push_back(std::move(secret));
   }
