@@ -6,6 +6,7 @@
 #include "agent/core/url.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/upstream/options.hpp"
+#include "agent/upstream/settings_transport.hpp"
 
 namespace pha {
 
@@ -46,7 +47,9 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                  .display = "Proxmox",
                  .health = settings.read(health_settings),
                  .retry = settings.read(retry_policy),
-                 .transport = make_curl_client(proxmox_http_options(*settings.get())),
+                 .transport = std::make_unique<SettingsTransport>(
+                     settings,
+                     [](const Settings& s) { return make_curl_client(proxmox_http_options(s)); }),
                  .wrap = [](std::unique_ptr<HttpClient> inner) -> std::unique_ptr<HttpClient> {
                    return std::make_unique<OnePerHost>(std::move(inner));
                  }},

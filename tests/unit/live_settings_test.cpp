@@ -4,11 +4,15 @@
 // reload for as long as they are subscribed, and the endpoint pool and the
 // host manager apply a changed target list at their next decision. Also
 // what a reload puts in force (start_only.hpp: the start-only settings keep
-// their running value).
+// their running value) and the upstream transports rebuilt from it
+// (settings_transport.hpp).
 
 #include "agent/config/live_settings.hpp"
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -16,6 +20,7 @@
 #include "agent/config/start_only.hpp"
 #include "agent/upstream/endpoint_pool.hpp"
 #include "agent/upstream/host_manager.hpp"
+#include "agent/upstream/settings_transport.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_system.hpp"
 
@@ -238,4 +243,88 @@ TEST_CASE("HTTPS certificate and key: new paths apply - switching HTTPS on or of
   const auto on = keep_start_only(plain, https);
   CHECK(on.restart_needed == std::vector<std::string>{"TLS_CERT_FILE", "TLS_KEY_FILE"});
   CHECK(on.config.settings.tls_cert_file.empty());
+}
+
+namespace {
+
+// Holds a request inside a transport until the test lets it go.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool closed = false;
+  int inside = 0;
+  bool wait_inside(int n) {
+    std::unique_lock lock(mutex);
+    return cv.wait_for(lock, 10s, [&] { return inside >= n; });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex);
+      closed = false;
+    }
+    cv.notify_all();
+  }
+};
+
+// A transport that says which snapshot built it (its UPDATE_INTERVAL).
+struct BuiltTransport final : HttpClient {
+  int built_from = 0;
+  Gate* gate = nullptr;
+  std::atomic<bool> cancelled{false};
+  HttpOutcome send(const HttpRequest&) override {
+    if (gate != nullptr) {
+      std::unique_lock lock(gate->mutex);
+      ++gate->inside;
+      gate->cv.notify_all();
+      gate->cv.wait_for(lock, 10s, [this] { return !gate->closed; });
+    }
+    HttpOutcome o;
+    o.kind = FailureKind::ok;
+    o.status = 200;
+    o.body = std::to_string(built_from);
+    return o;
+  }
+  void cancel() override { cancelled = true; }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "settings transport: rebuilt from the new snapshot after a reload - in flight keeps its own") {
+  LiveSettings live(with_interval(300));
+  Gate gate;
+  std::vector<BuiltTransport*> built;  // owned by the transport while it lives
+  SettingsTransport transport(live, [&](const Settings& s) {
+    auto t = std::make_unique<BuiltTransport>();
+    t->built_from = s.update_interval;
+    t->gate = s.update_interval == 300 ? &gate : nullptr;  // the first snapshot's may hold
+    built.push_back(t.get());
+    return t;
+  });
+  CHECK(transport.builds() == 1);
+  CHECK(transport.send({}).body == "300");
+  CHECK(transport.send({}).body == "300");
+  CHECK(transport.builds() == 1);  // the same snapshot: the same transport and its connections
+
+  // A request in flight when the reload comes finishes on the transport it began on.
+  gate.closed = true;
+  std::string in_flight;
+  std::thread sender([&] { in_flight = transport.send({}).body; });
+  REQUIRE(gate.wait_inside(3));
+  live.replace(LoadedConfig{with_interval(60)});
+  CHECK(transport.send({}).body == "60");  // meanwhile a new request: the new transport
+  gate.open();
+  sender.join();
+  CHECK(in_flight == "300");
+  CHECK(transport.builds() == 2);
+
+  live.replace(LoadedConfig{with_interval(60)});  // every reload is a new snapshot: new connections
+  CHECK(transport.send({}).body == "60");
+  CHECK(transport.builds() == 3);
+
+  transport.cancel();
+  CHECK(built.back()->cancelled);
+  live.replace(LoadedConfig{with_interval(30)});
+  CHECK(transport.send({}).body == "30");
+  CHECK(built.back()->cancelled);  // built after the stop: cancelled at once
 }
