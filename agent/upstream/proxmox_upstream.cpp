@@ -57,12 +57,10 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                   return std::make_unique<HostManager>(settings.read(host_options), monitor, clock,
                                                        std::move(random), std::move(sink));
                 }) {
-  auto options = proxmox_client_options(*settings.get());
-  options.credentials = settings.read(proxmox_credentials);
   auto& hosts = upstream_.policy();
   client_ = std::make_unique<ProxmoxClient>(
-      std::move(options), [this](const HttpRequest& request) { return upstream_.send(request); },
-      clock,
+      settings.read(proxmox_client_options),
+      [this](const HttpRequest& request) { return upstream_.send(request); }, clock,
       ProxmoxFailover{[&hosts] { return hosts.use_local(); },
                       [&hosts] { return hosts.has_usable_peer(); },
                       [&hosts](const std::string& reason) { hosts.local_failed(reason); }});

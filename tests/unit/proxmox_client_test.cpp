@@ -2,6 +2,8 @@
 // authentication, the node name, which calls a read makes, and failures.
 
 #include <algorithm>
+#include <functional>
+#include <mutex>
 
 #include <doctest/doctest.h>
 
@@ -659,4 +661,53 @@ TEST_CASE("an empty node: the VM.Audit hint is definite once the permissions are
   serve_permissions(g.http, "9.0.3", {"VM.Audit", "Sys.Audit", "VM.GuestAgent.Audit"});
   g.client.check_permissions();
   CHECK(g.client.read_guests()->hint.empty());
+}
+
+TEST_CASE("reloaded options: guest types - details - host and the auto node name apply at once") {
+  FakeHttp http;
+  test::FakeClock clock;
+  std::mutex mutex;
+  auto o = token_options();
+  ProxmoxClient client(
+      Live<ProxmoxClientOptions>(std::function<ProxmoxClientOptions()>([&] {
+        std::lock_guard lock(mutex);
+        return o;
+      })),
+      [&http](const HttpRequest& r) { return http.send(r); }, clock);
+  const auto reload = [&](const std::function<void(ProxmoxClientOptions&)>& change) {
+    std::lock_guard lock(mutex);
+    change(o);
+  };
+  serve_node(http);
+  auto first = client.read_guests();
+  REQUIRE_MESSAGE(first.ok(), message_of(first));
+  CHECK(first->requests > 2);  // both lists and the details
+
+  // SIGHUP: SYNC_GUEST_TYPES=qemu, VM_DETAILS=false.
+  reload([](ProxmoxClientOptions& x) {
+    x.sync_lxc = false;
+    x.vm_details = false;
+  });
+  auto second = client.read_guests();
+  REQUIRE_MESSAGE(second.ok(), message_of(second));
+  CHECK(second->requests == 1);
+  CHECK(http.requests().back().url == "https://127.0.0.1:8006/api2/json/nodes/pve/qemu");
+  CHECK_FALSE(find(*second, 100)->notes.has_value());
+
+  // SIGHUP: PROXMOX_HOST on another address, PROXMOX_NODE_NAME=auto.
+  http.on("GET /api2/json/cluster/status",
+          http_answer(200, fixture("cluster-status.pve74-4node.json")));
+  reload([](ProxmoxClientOptions& x) {
+    x.host = *parse_url("https://10.0.0.2:8006", {"https", 8006});
+    x.node_name = "";
+  });
+  CHECK(client.node_name() == "node1");
+  CHECK(http.requests().back().url == "https://10.0.0.2:8006/api2/json/cluster/status");
+  CHECK(client.node_name() == "node1");
+  CHECK(http.count("GET /api2/json/cluster/status") == 1);
+  // Learnt from one host, asked again of another (it may be another node).
+  reload([](ProxmoxClientOptions& x) { x.host = *parse_url("https://10.0.0.3", {"https", 8006}); });
+  CHECK(client.node_name() == "node1");
+  CHECK(http.count("GET /api2/json/cluster/status") == 2);
+  CHECK(http.requests().back().url == "https://10.0.0.3:8006/api2/json/cluster/status");
 }
