@@ -61,6 +61,7 @@ std::string render_env_example() {
     if (spec.secret) {
       out += " Secret (no flag).";
     }
+    out += spec.start_only ? "\n#" + start_only_note(spec) : "";
     out += "\n#" + std::string(spec.env) + "=" + example_value(spec) + "\n";
     if (spec.secret) {
       out += "#" + file_variant(spec) + "=\n";
@@ -91,7 +92,7 @@ std::string render_settings_markdown() {
          {env, flag, cell(shown_default(spec)), cell(describe_allowed(spec))}) {
       out.append("| ").append(column).append(" ");
     }
-    out.append("| ").append(cell(spec.help)).append(" |\n");
+    out.append("| ").append(cell(spec.help)).append(start_only_note(spec)).append(" |\n");
   }
   return out;
 }
@@ -143,9 +144,9 @@ constexpr FlagDoc kModeFlags[] = {
      "Exit 0 when answered, 1 when the agent cannot be reached, refuses or knows no such guest."},
     {"--reload", "PID",
      "Send SIGHUP to the agent PID and wait (at most 30 s) for its verdict, which the agent "
-     "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 78 with "
-     "its errors on standard error when it refused them and kept the old ones, 1 when it could "
-     "not ask or got no answer. For the unit's ExecReload=."},
+     "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 3 when "
+     "all but start-only ones it names, 78 with its errors on standard error when it refused "
+     "them and kept the old ones, 1 when it could not ask or got no answer. For ExecReload=."},
     {"--version", "", "Print the version and exit."},
     {"--help", "", "Print every flag with its environment variable and default, and exit."},
 };
@@ -199,6 +200,7 @@ constexpr TermDoc kExitCodes[] = {
      "--check-required with a required setting missing, or --explain without an answer (the "
      "agent unreachable, the request refused, no such guest)."},
     {"2", "Wrong command-line usage."},
+    {"3", "--reload: applied, but for start-only settings it names (they wait for a start)."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
      "where its value came from (file and line, environment, or flag), the value (*** for "
@@ -210,10 +212,10 @@ constexpr TermDoc kSignals[] = {
      "the state and exit 0. Every wait and backoff ends at once."},
     {"SIGHUP",
      "Read the env file, its drop-ins (new, changed and removed ones) and the environment again, "
-     "the way the start does, and apply what can change at run time (intervals, thresholds, log "
-     "level, hosts, endpoints, whitelist TTL); systemctl reload sends it. A configuration that "
-     "does not validate is rejected with one error log per error (config_reload_rejected, naming "
-     "the file and line) and the old one stays."},
+     "the way the start does, and apply all but the start-only ones (reload_partial names them); "
+     "systemctl reload sends it. A configuration that does not validate is rejected with one "
+     "error log per error (config_reload_rejected, naming the file and line) and the old one "
+     "stays."},
 };
 constexpr TermDoc kFiles[] = {
     {"/etc/proxmox-host-agent/agent.env",
@@ -401,7 +403,7 @@ std::string man_environment() {
     if (spec.secret) {
       out += " Secret: masked everywhere, no flag.";
     }
-    out += "\n";
+    out += start_only_note(spec) + "\n";
   }
   return out;
 }

@@ -660,6 +660,10 @@ std::string describe_allowed(const SettingSpec& spec) {
   return allowed_text(spec);
 }
 
+std::string start_only_note(const SettingSpec& spec) {
+  return spec.start_only ? " Start-only: a reload keeps it until the next start." : "";
+}
+
 bool is_ignored_legacy_key(std::string_view key) {
   return key.starts_with("LOG_FORWARDING_") || key == "LOG_BATCH_SIZE" ||
          key == "LOG_FLUSH_INTERVAL";

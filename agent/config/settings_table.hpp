@@ -70,6 +70,8 @@ const SettingSpec* find_setting(std::string_view env);
 
 // What the setting accepts, in words ("an integer from 10 to 86400").
 std::string describe_allowed(const SettingSpec& spec);
+// " Start-only: ..." for a start-only setting, else "": its mark in the docs.
+std::string start_only_note(const SettingSpec& spec);
 
 // "<ENV>_FILE" for a secret.
 std::string file_variant(const SettingSpec& spec);
