@@ -29,6 +29,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 78;  // EX_CONFIG
+// --reload: applied, except start-only settings that wait for a restart.
+constexpr int kExitRestartNeeded = 3;
 // docs/settings.md "Signals": an in-flight AccountDB request may finish, within 10 s.
 constexpr auto kStopGrace = std::chrono::seconds(10);
 // A reload reads a few small files; past this the agent is stuck (the unit's
@@ -79,6 +81,8 @@ int reload_running_agent(int pid) {
   switch (r.outcome) {
     case pha::ReloadRequest::Outcome::applied:
       return 0;
+    case pha::ReloadRequest::Outcome::partial:
+      return kExitRestartNeeded;
     case pha::ReloadRequest::Outcome::refused:
       return kExitConfig;  // as a start with the same settings would
     case pha::ReloadRequest::Outcome::failed:
@@ -123,12 +127,14 @@ void reload_settings(pha::Agent& agent, const pha::CommandLine& cl, pha::SystemA
     pha::log::warn("config_warning", w);
   }
   const auto files = pha::join_list(fresh.env_files);
-  if (auto applied = agent.reload(std::move(fresh)); !applied) {
+  auto applied = agent.reload(std::move(fresh));
+  if (!applied) {
     verdicts.reloaded(false, {applied.error().message});  // the agent logged why
     return;
   }
-  pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)", {{"env_files", files}});
-  verdicts.reloaded(true, {});
+  pha::log::info("config_reloaded", "configuration reloaded (SIGHUP)",
+                 {{"env_files", files}, {"restart_needed", pha::join_list(*applied)}});
+  verdicts.reloaded(true, {}, std::move(*applied));
 }
 
 // The daemon (or --once): runs until a stop signal, reloading on SIGHUP.

@@ -1,8 +1,9 @@
 #include "agent/app/agent.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
-#include "agent/config/settings_table.hpp"
+#include "agent/config/start_only.hpp"
 #include "agent/core/text.hpp"
 #include "agent/core/version.hpp"
 #include "agent/http/api.hpp"
@@ -118,27 +119,6 @@ void Agent::stop() {
   interrupt_.request_stop();
 }
 
-namespace {
-
-// The start-only settings (SettingSpec::start_only) whose value a reload
-// changes, by name (never by value: WEBHOOK_TOKEN is a secret).
-std::vector<std::string> changed_start_only(const LoadedConfig& before, const LoadedConfig& after) {
-  const auto text = [](const LoadedConfig& c, const std::string& name) {
-    const auto it = c.effective.find(name);
-    return it == c.effective.end() ? std::string() : it->second.text;
-  };
-  std::vector<std::string> changed;
-  for (const auto& spec : settings_table()) {
-    const std::string name(spec.env);
-    if (spec.start_only && text(before, name) != text(after, name)) {
-      changed.push_back(name);
-    }
-  }
-  return changed;
-}
-
-}  // namespace
-
 Status Agent::renew_tls(const Settings& next) {
   if (server_ == nullptr || !server_->tls() || next.tls_cert_file.empty()) {
     return {};  // no HTTPS, or HTTPS switched off: the restart does it (reload_partial)
@@ -155,25 +135,36 @@ Status Agent::renew_tls(const Settings& next) {
   return {};
 }
 
-Status Agent::reload(LoadedConfig config) {
+Result<std::vector<std::string>> Agent::reload(LoadedConfig config) {
   std::lock_guard lock(server_mutex_);
-  const auto& s = config.settings;
-  if (auto tls = renew_tls(s); !tls) {
-    return Error{ErrorKind::invalid, "TLS_CERT_FILE/TLS_KEY_FILE: " + tls.error().message};
+  // The secrets of both, for the masking: a new one that waits for the
+  // restart is still a secret.
+  auto secrets = config.settings.secrets();
+  auto settled = keep_start_only(*settings_.config(), std::move(config));
+  const auto& s = settled.config.settings;
+  const auto& waiting = settled.restart_needed;
+  const bool https_kept =
+      std::find(waiting.begin(), waiting.end(), "TLS_CERT_FILE") != waiting.end();
+  if (!https_kept) {
+    if (auto tls = renew_tls(s); !tls) {
+      return Error{ErrorKind::invalid, "TLS_CERT_FILE/TLS_KEY_FILE: " + tls.error().message};
+    }
   }
   log::set_level(log::parse_level(s.log_level));
-  log::set_secrets(s.secrets());
-  auto changed = changed_start_only(*settings_.config(), config);
-  if (settings_.get()->tls_cert_file.empty() != s.tls_cert_file.empty()) {
-    changed.insert(changed.end(), {"TLS_CERT_FILE", "TLS_KEY_FILE"});  // HTTPS on or off
+  log::set_format(s.log_format == LogFormat::json ? log::Format::json : log::Format::text);
+  for (auto& secret : s.secrets()) {
+    secrets.push_back(std::move(secret));
   }
-  if (!changed.empty()) {
+  log::set_secrets(std::move(secrets));
+  if (!waiting.empty()) {
     log::warn("reload_partial",
-              join_list(changed) + " changed at reload; applied only at the next start",
-              {{"settings", join_list(changed)}});
+              join_list(waiting) + " changed at reload; applied only at the next start, the " +
+                  "running value stays in force until then",
+              {{"settings", join_list(waiting)}});
   }
-  settings_.replace(std::move(config));
-  return {};
+  auto restart_needed = waiting;
+  settings_.replace(std::move(settled.config));
+  return restart_needed;
 }
 
 }  // namespace pha

@@ -24,10 +24,13 @@ class Agent {
   // Safe from any thread; every wait ends at once.
   void stop();
   // Applies a new, already validated configuration (SIGHUP): every part reads
-  // it from its next action on, and a cycle runs at once. The HTTPS
+  // it from its next action on, new upstream requests go out on transports
+  // built from it, and a cycle with it runs at once (right after a cycle
+  // that is running). The start-only settings keep their running value
+  // (start_only.hpp); the answer names those that changed. The HTTPS
   // listener's certificate and key are read again first; a pair that does
   // not load refuses the whole reload (the error says why) and nothing changes.
-  Status reload(LoadedConfig config);
+  Result<std::vector<std::string>> reload(LoadedConfig config);
 
  private:
   int serve(Components& graph);

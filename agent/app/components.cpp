@@ -195,7 +195,10 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
           live.read(
               [](const Settings& s) { return std::chrono::seconds(s.health_check_interval); })),
       reload_(live.on_replace([this] {
-        loop.trigger();  // an operator who reloads has usually just fixed something: sync now
+        // An operator who reloads has usually just fixed something: sync now
+        // (after a running cycle, which began with the old settings).
+        loop.reload();
+        checker.reschedule();
       })) {
   proxmox.monitor().set_change_observer([this](const TargetChange& c) {
     on_target_change(store, StatusComponent::proxmox, c, proxmox.hosts().preferred());

@@ -61,6 +61,7 @@ std::string render_env_example() {
     if (spec.secret) {
       out += " Secret (no flag).";
     }
+    out += spec.start_only ? "\n#" + start_only_note(spec) : "";
     out += "\n#" + std::string(spec.env) + "=" + example_value(spec) + "\n";
     if (spec.secret) {
       out += "#" + file_variant(spec) + "=\n";
@@ -91,17 +92,16 @@ std::string render_settings_markdown() {
          {env, flag, cell(shown_default(spec)), cell(describe_allowed(spec))}) {
       out.append("| ").append(column).append(" ");
     }
-    out.append("| ").append(cell(spec.help)).append(" |\n");
+    out.append("| ").append(cell(spec.help)).append(start_only_note(spec)).append(" |\n");
   }
   return out;
 }
 
 namespace {
 
-// ---- The man page ---------------------------------------------------------
-// What the man page says beyond the settings table: the flags that select a
-// mode (cli.cpp; a unit test compares them with --help), the HTTP endpoints
-// (docs/http-api.md; a unit test compares them), exit codes, signals and files.
+// ---- The man page beyond the settings table: the mode flags (unit-tested
+// against --help), the HTTP endpoints (against docs/http-api.md), exit codes,
+// signals and files.
 
 struct FlagDoc {
   std::string_view flag;
@@ -129,8 +129,8 @@ constexpr FlagDoc kModeFlags[] = {
      "Run one sync cycle, print its report as JSON on standard output (logs go to standard "
      "error); exit 0 if it succeeded, 1 if not."},
     {"--dry-run", "",
-     "Sync as usual but send nothing that writes to AccountDB; the report says what would have "
-     "been sent."},
+     "Sync as usual but send nothing that writes to AccountDB; the report says "
+     "what would have been sent."},
     {"--list-guests", "",
      "Read this node's guests from Proxmox VE once and print them as JSON in AccountDB's field "
      "names, with the number of requests it took; needs only the Proxmox settings; exit 0, or 1 "
@@ -145,9 +145,9 @@ constexpr FlagDoc kModeFlags[] = {
      "Show what the change brake holds, and with its id HOLD write exactly that now. Exit 0/1."},
     {"--reload", "PID",
      "Send SIGHUP to the agent PID and wait (at most 30 s) for its verdict, which the agent "
-     "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 78 with "
-     "its errors on standard error when it refused them and kept the old ones, 1 when it could "
-     "not ask or got no answer. For the unit's ExecReload=."},
+     "records in $RUNTIME_DIRECTORY/reload.json: exit 0 when it applied the new settings, 3 when "
+     "all but start-only ones it names, 78 with its errors on standard error when it refused "
+     "them and kept the old ones, 1 when it could not ask or got no answer. For ExecReload=."},
     {"--version", "", "Print the version and exit."},
     {"--help", "", "Print every flag with its environment variable and default, and exit."},
 };
@@ -202,6 +202,7 @@ constexpr TermDoc kExitCodes[] = {
      "A runtime failure the agent cannot survive, a failed --once or --list-guests, "
      "--check-required with a required setting missing, or --explain or --confirm unanswered."},
     {"2", "Wrong command-line usage."},
+    {"3", "--reload: applied, but for start-only settings it names (they wait for a start)."},
     {"78",
      "Configuration error (EX_CONFIG). Every error found is reported with the setting's name, "
      "where its value came from (file and line, environment, or flag), the value (*** for "
@@ -212,11 +213,10 @@ constexpr TermDoc kSignals[] = {
      "Stop accepting requests, let an in-flight AccountDB request finish (at most 10 s), persist "
      "the state and exit 0. Every wait and backoff ends at once."},
     {"SIGHUP",
-     "Read the env file, its drop-ins (new, changed and removed ones) and the environment again, "
-     "the way the start does, and apply what can change at run time (intervals, thresholds, log "
-     "level, hosts, endpoints, whitelist TTL); systemctl reload sends it. A configuration that "
-     "does not validate is rejected with one error log per error (config_reload_rejected, naming "
-     "the file and line) and the old one stays."},
+     "Read the env file, its drop-ins and the environment again as the start does, and apply "
+     "all but the start-only settings (reload_partial names them); systemctl reload sends it. "
+     "An invalid configuration is rejected (config_reload_rejected, file and line); the old "
+     "stays."},
 };
 constexpr TermDoc kFiles[] = {
     {"/etc/proxmox-host-agent/agent.env",
@@ -404,7 +404,7 @@ std::string man_environment() {
     if (spec.secret) {
       out += " Secret: masked everywhere, no flag.";
     }
-    out += "\n";
+    out += start_only_note(spec) + "\n";
   }
   return out;
 }

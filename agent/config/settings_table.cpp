@@ -417,9 +417,13 @@ const std::array kTable = {
   SettingSpec{.env = "ACCOUNTDB_API_KEY", .section = "AccountDB", .allowed = "the node's API key",
     .help = "This node's AccountDB API key (there is no built-in key).", .secret = true, .required = true,
     .apply = apply_secret},
+  // Start-only: the state files, the whitelist cache and the sync memory are
+  // this node's; another id at run time would write one node's rows with
+  // another node's whitelist and memory.
   SettingSpec{.env = "ACCOUNTDB_NODE_ID", .flag = "--accountdb-node-id", .section = "AccountDB",
     .help = "This node's id in AccountDB.", .kind = ValueKind::integer, .required = true,
-    .start_only = true, .min = 1, .max = 2147483647, .apply = apply_int<&Settings::accountdb_node_id>},
+    .start_only = true, .min = 1, .max = 2147483647, .apply = apply_int<&Settings::accountdb_node_id>,
+    .field = field_of<&Settings::accountdb_node_id>},
   SettingSpec{.env = "ACCOUNTDB_TIMEOUT", .flag = "--accountdb-timeout", .section = "AccountDB",
     .default_value = "30", .help = "Seconds an AccountDB request may take.",
     .kind = ValueKind::integer, .min = 1, .max = 300, .apply = apply_int<&Settings::accountdb_timeout>},
@@ -505,12 +509,17 @@ const std::array kTable = {
     .kind = ValueKind::boolean, .apply = apply_bool<&Settings::auto_recovery>},
 
   // ---- HTTP API ---------------------------------------------------------
+  // Start-only: the listening socket is opened once; moving it at run time
+  // would drop every client's connection (and a privileged port could not
+  // be opened again after the start).
   SettingSpec{.env = "BIND_ADDRESS", .flag = "--bind", .section = "HTTP API",
     .default_value = "0.0.0.0", .allowed = "an IPv4 or IPv6 literal",
-    .help = "Address the agent's HTTP API listens on.", .start_only = true, .apply = apply_bind},
+    .help = "Address the agent's HTTP API listens on.", .start_only = true, .apply = apply_bind,
+    .field = field_of<&Settings::bind_address>},
   SettingSpec{.env = "PORT", .flag = "--port", .section = "HTTP API",
     .default_value = "8000", .help = "Port of the HTTP API; 0 picks a free port and logs it.",
-    .kind = ValueKind::integer, .start_only = true, .min = 0, .max = 65535, .apply = apply_int<&Settings::port>},
+    .kind = ValueKind::integer, .start_only = true, .min = 0, .max = 65535, .apply = apply_int<&Settings::port>,
+    .field = field_of<&Settings::port>},
   SettingSpec{.env = "AGENT_API_TOKEN", .section = "HTTP API", .allowed = "any text",
     .help = "Bearer token for control: the POST endpoints (unset: loopback clients only).", .secret = true,
     .apply = apply_secret},
@@ -525,28 +534,35 @@ const std::array kTable = {
     .default_value = "false",
     .help = "Serve /vms, /vms/{vmid} and /config to every client without a token, as 0.2.0 did (a warning at start).",
     .kind = ValueKind::boolean, .apply = apply_bool<&Settings::agent_open_customer_data>},
-  // Read again at every reload (a renewed certificate); HTTPS on or off only at a start.
+  // Read again at every reload (a renewed certificate, or new paths); HTTPS
+  // on or off only at a start, as the listener is (start_only.hpp).
   SettingSpec{.env = "TLS_CERT_FILE", .flag = "--tls-cert", .section = "HTTP API",
     .allowed = "a readable PEM certificate", .help = "Serve HTTPS with this certificate (with TLS_KEY_FILE).",
-    .apply = apply_path<&Settings::tls_cert_file>},
+    .apply = apply_path<&Settings::tls_cert_file>, .field = field_of<&Settings::tls_cert_file>},
   SettingSpec{.env = "TLS_KEY_FILE", .flag = "--tls-key", .section = "HTTP API",
     .allowed = "a readable PEM private key", .help = "Private key of TLS_CERT_FILE.",
-    .apply = apply_path<&Settings::tls_key_file>},
+    .apply = apply_path<&Settings::tls_key_file>, .field = field_of<&Settings::tls_key_file>},
   SettingSpec{.env = "STATUS_HISTORY_SIZE", .flag = "--status-history-size", .section = "HTTP API",
     .default_value = "10", .help = "Status changes kept in /status history.",
     .kind = ValueKind::integer, .min = 1, .max = 1000, .apply = apply_int<&Settings::status_history_size>},
 
   // ---- Webhooks ---------------------------------------------------------
+  // Start-only, the three of them: the receivers (one queue, one thread and
+  // one breaker each) and the transport they share are built at start, and
+  // the token is what those receivers check; events already queued for a
+  // receiver must not go to another one.
   SettingSpec{.env = "WEBHOOK_URLS", .flag = "--webhook-urls", .section = "Webhooks",
     .allowed = "comma-separated http or https URLs",
     .help = "Receivers of the failover and sync events (empty: none are sent); shown by origin only.",
-    .start_only = true, .apply = apply_webhook_urls, .show = show_webhook_urls},
+    .start_only = true, .apply = apply_webhook_urls, .show = show_webhook_urls,
+    .field = field_of<&Settings::webhook_urls>},
   SettingSpec{.env = "WEBHOOK_TOKEN", .section = "Webhooks", .allowed = "any text",
     .help = "Sent as Authorization: Bearer, and the HMAC-SHA256 key of the X-Signature header.",
-    .secret = true, .start_only = true, .apply = apply_secret},
+    .secret = true, .start_only = true, .apply = apply_secret, .field = field_of<&Settings::webhook_token>},
   SettingSpec{.env = "WEBHOOK_TIMEOUT", .flag = "--webhook-timeout", .section = "Webhooks",
     .default_value = "5", .help = "Seconds one delivery attempt may take.",
-    .kind = ValueKind::integer, .start_only = true, .min = 1, .max = 60, .apply = apply_int<&Settings::webhook_timeout>},
+    .kind = ValueKind::integer, .start_only = true, .min = 1, .max = 60, .apply = apply_int<&Settings::webhook_timeout>,
+    .field = field_of<&Settings::webhook_timeout>},
   SettingSpec{.env = "WEBHOOK_EVENTS", .flag = "--webhook-events", .section = "Webhooks",
     .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed,sync_held",
     .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed, sync_held",
@@ -568,10 +584,12 @@ const std::array kTable = {
   SettingSpec{.env = "LOG_FORMAT", .flag = "--log-format", .section = "Logging and state",
     .default_value = "text", .help = "text, or json: one JSON object per line.",
     .choices = "text,json", .apply = apply_log_format},
+  // Start-only: the state files are read once, at start; another directory
+  // at run time would hold a state the agent never loaded.
   SettingSpec{.env = "STATE_DIR", .flag = "--state-dir", .section = "Logging and state",
     .default_value = "/var/lib/proxmox-host-agent", .allowed = "a writable directory",
     .help = "Where the whitelist cache, sync state and failover events are kept (default: only if writable).",
-    .start_only = true, .apply = apply_path<&Settings::state_dir>},
+    .start_only = true, .apply = apply_path<&Settings::state_dir>, .field = field_of<&Settings::state_dir>},
 };
 // clang-format on
 
@@ -646,6 +664,10 @@ std::string file_variant(const SettingSpec& spec) {
 
 std::string describe_allowed(const SettingSpec& spec) {
   return allowed_text(spec);
+}
+
+std::string start_only_note(const SettingSpec& spec) {
+  return spec.start_only ? " Start-only: a reload keeps it until the next start." : "";
 }
 
 bool is_ignored_legacy_key(std::string_view key) {

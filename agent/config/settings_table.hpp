@@ -18,6 +18,20 @@ namespace pha {
 enum class ValueKind { text, boolean, integer, decimal };
 
 struct SettingSpec;
+
+// The Settings member(s) of one setting, for a reload that keeps the value in
+// force (start_only.hpp): whether two sets of settings agree on it, and
+// copying it from one to the other.
+struct SettingField {
+  bool (*same)(const Settings&, const Settings&) = nullptr;
+  void (*copy)(const Settings& from, Settings& to) = nullptr;
+};
+
+template <auto Member>
+inline constexpr SettingField field_of{
+    [](const Settings& a, const Settings& b) { return a.*Member == b.*Member; },
+    [](const Settings& from, Settings& to) { to.*Member = from.*Member; }};
+
 // Parses `raw` into `out`; returns the normalised text of the value, or what is
 // allowed when `raw` is not.
 using ApplyFn = Result<std::string> (*)(const SettingSpec&, std::string_view raw, Settings& out);
@@ -32,7 +46,9 @@ struct SettingSpec {
   ValueKind kind = ValueKind::text;
   bool secret = false;    // no flag, masked everywhere, has a *_FILE variant
   bool required = false;  // refused when empty after loading
-  // Read once at start: a reload that changes it says it waits for a restart.
+  // Read once at start: a reload keeps the value in force and names the
+  // setting (reload_partial, and --reload's exit code); it applies at the
+  // next start. Such a setting has a `field`.
   bool start_only = false;
   double min = 0;  // integer and decimal kinds
   double max = 0;
@@ -44,6 +60,9 @@ struct SettingSpec {
   // How a value as given is shown in an error; null: as it is. (Secrets are
   // never shown; webhook URLs only by origin.)
   std::string (*show)(std::string_view raw) = nullptr;
+  // Its member of Settings: every start-only setting has one, and so do the
+  // listener's certificate and key (HTTPS goes on or off only at a start).
+  SettingField field;
 };
 
 std::span<const SettingSpec> settings_table();
@@ -51,6 +70,8 @@ const SettingSpec* find_setting(std::string_view env);
 
 // What the setting accepts, in words ("an integer from 10 to 86400").
 std::string describe_allowed(const SettingSpec& spec);
+// " Start-only: ..." for a start-only setting, else "": its mark in the docs.
+std::string start_only_note(const SettingSpec& spec);
 
 // "<ENV>_FILE" for a secret.
 std::string file_variant(const SettingSpec& spec);

@@ -235,6 +235,12 @@ void set_level(Level level) {
   logger()->set_level(to_spdlog(level));
 }
 
+void set_format(Format format) {
+  auto& st = state();
+  std::lock_guard lock(st.mutex);
+  st.format = format;
+}
+
 void set_secrets(std::vector<std::string> secrets) {
   auto& st = state();
   std::lock_guard lock(st.mutex);

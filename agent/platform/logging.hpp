@@ -69,6 +69,8 @@ std::string mask_secrets(std::string_view line, const std::vector<std::string>& 
 // Sets up the process-wide logger writing to stderr (or to `sink_target` in tests).
 void init(const Options& options);
 void set_level(Level level);
+// From the next line on (a reload of LOG_FORMAT).
+void set_format(Format format);
 void set_secrets(std::vector<std::string> secrets);
 Level parse_level(std::string_view name);  // trace..critical; unknown -> info
 

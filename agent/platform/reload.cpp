@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/core/text.hpp"
 #include "agent/platform/files.hpp"
 #include "agent/platform/logging.hpp"
 
@@ -26,7 +27,10 @@ std::optional<ReloadVerdict> read_verdict(const std::string& path) {
 }  // namespace
 
 std::string verdict_json(const ReloadVerdict& v) {
-  return nlohmann::json{{"generation", v.generation}, {"applied", v.applied}, {"errors", v.errors}}
+  return nlohmann::json{{"generation", v.generation},
+                        {"applied", v.applied},
+                        {"errors", v.errors},
+                        {"restart_needed", v.restart_needed}}
       .dump();
 }
 
@@ -46,6 +50,17 @@ std::optional<ReloadVerdict> parse_verdict(std::string_view text) {
     }
     v.errors.push_back(e.get<std::string>());
   }
+  if (j.contains("restart_needed")) {
+    if (!j["restart_needed"].is_array()) {
+      return std::nullopt;
+    }
+    for (const auto& name : j["restart_needed"]) {
+      if (!name.is_string()) {
+        return std::nullopt;
+      }
+      v.restart_needed.push_back(name.get<std::string>());
+    }
+  }
   return v;
 }
 
@@ -64,11 +79,12 @@ std::optional<std::string> reload_verdict_path(const char* runtime_directory) {
 ReloadRecorder::ReloadRecorder(std::optional<std::string> path) : path_(std::move(path)) {}
 
 void ReloadRecorder::started() {
-  write({generation_, true, {}});
+  write({generation_, true, {}, {}});
 }
 
-void ReloadRecorder::reloaded(bool applied, std::vector<std::string> errors) {
-  write({++generation_, applied, std::move(errors)});
+void ReloadRecorder::reloaded(bool applied, std::vector<std::string> errors,
+                              std::vector<std::string> restart_needed) {
+  write({++generation_, applied, std::move(errors), std::move(restart_needed)});
 }
 
 void ReloadRecorder::write(const ReloadVerdict& v) {
@@ -102,8 +118,15 @@ ReloadRequest request_reload(pid_t pid, const std::optional<std::string>& path,
   while (std::chrono::steady_clock::now() < deadline) {
     const auto now = read_verdict(*path);
     if (now && now->generation > before->generation) {
-      if (now->applied) {
+      if (now->applied && now->restart_needed.empty()) {
         return {Outcome::applied, ""};
+      }
+      if (now->applied) {
+        return {Outcome::partial,
+                "the agent applied the new configuration except " + join_list(now->restart_needed) +
+                    ": only a start applies " + (now->restart_needed.size() == 1 ? "it" : "them") +
+                    ", and until then the running value stays in force (systemctl restart "
+                    "proxmox-host-agent)"};
       }
       std::string message = "the agent refused the new configuration and keeps the old one:";
       for (const auto& e : now->errors) {

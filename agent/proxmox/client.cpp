@@ -42,20 +42,20 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
 
 }  // namespace
 
-ProxmoxClient::ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock,
+ProxmoxClient::ProxmoxClient(Live<ProxmoxClientOptions> options, Transport transport, Clock& clock,
                              ProxmoxFailover failover)
     : options_(std::move(options)),
       transport_(std::move(transport)),
       clock_(clock),
-      in_use_(options_.credentials()),
+      in_use_(options_().credentials()),
       failover_(std::move(failover)) {}
 
 std::string ProxmoxClient::url(const std::string& path, const std::string& host) const {
-  return (host.empty() ? options_.host.str() : host) + std::string(kApiPrefix) + path;
+  return (host.empty() ? options().host.str() : host) + std::string(kApiPrefix) + path;
 }
 
 ProxmoxCredentials ProxmoxClient::current_credentials() {
-  auto next = options_.credentials();
+  auto next = options().credentials();
   std::lock_guard lock(ticket_mutex_);
   if (next == in_use_) {
     return in_use_;
@@ -73,10 +73,11 @@ ProxmoxCredentials ProxmoxClient::current_credentials() {
 
 PermissionNeeds ProxmoxClient::permission_needs() const {
   const auto c = credentials();
-  return {.vm_details = options_.vm_details,
-          .sync_qemu = options_.sync_qemu,
-          .node_name_auto = options_.node_name.empty(),
-          .discover_hosts = options_.discover_hosts,
+  const auto o = options();
+  return {.vm_details = o.vm_details,
+          .sync_qemu = o.sync_qemu,
+          .node_name_auto = o.node_name.empty(),
+          .discover_hosts = o.discover_hosts,
           .token_id = c.token_id,
           .user = c.user};
 }
@@ -197,8 +198,9 @@ HttpOutcome ProxmoxClient::send(const HttpRequest& request) {
 
 Error ProxmoxClient::failure(const std::string& method, const std::string& path,
                              const HttpOutcome& o, const ProxmoxCredentials& c) const {
-  Error r{error_kind(o.kind), "", method, options_.host.str() + path_only(path), o.status};
-  const std::string what = method + " " + path + " on " + options_.host.str();
+  const auto host = options().host.str();
+  Error r{error_kind(o.kind), "", method, host + path_only(path), o.status};
+  const std::string what = method + " " + path + " on " + host;
   const std::string reason = o.reason.empty() ? "" : " " + o.reason;
   if (o.kind == FailureKind::auth && o.status == 401) {
     r.message = c.uses_token() ? "Proxmox rejected the API token (401" + reason +
@@ -330,12 +332,15 @@ Result<ClusterStatus> ProxmoxClient::cluster_status() {
 }
 
 std::string ProxmoxClient::node_name() {
-  if (!options_.node_name.empty()) {
-    return options_.node_name;
+  const auto o = options();
+  if (!o.node_name.empty()) {
+    return o.node_name;
   }
-  if (node_name_) {
+  if (node_name_ && node_name_host_ == o.host.str()) {
     return *node_name_;
   }
+  node_name_.reset();  // learnt from another PROXMOX_HOST, which may be another node
+  node_name_host_ = o.host.str();
   auto r = get("/cluster/status");
   Error why{ErrorKind::bad_reply, "/cluster/status has no local node"};
   if (r.ok()) {
@@ -351,7 +356,7 @@ std::string ProxmoxClient::node_name() {
   } else {
     why = r.error();
   }
-  auto host = options_.short_hostname ? options_.short_hostname() : std::string();
+  auto host = o.short_hostname ? o.short_hostname() : std::string();
   log::warn("proxmox_node", "cannot learn the node name from /cluster/status; using the host name",
             {{"node", host}, {"error", why.message}});
   // A permanent answer (no Sys.Audit, an API error, an answer without this

@@ -37,6 +37,9 @@ struct ProxmoxCredentials {
   bool operator==(const ProxmoxCredentials&) const = default;
 };
 
+// The client reads its options at each use (Live<ProxmoxClientOptions>): a
+// reloaded host, node name, guest types or details setting applies from the
+// next request or read on.
 struct ProxmoxClientOptions {
   Url host;  // the node's own API (PROXMOX_HOST)
   // Read at each request: credentials from a reloaded configuration (a
@@ -92,11 +95,12 @@ struct GuestRead {
 class ProxmoxClient {
  public:
   // `failover` decides where the guests are read from; empty: always this node's own API.
-  ProxmoxClient(ProxmoxClientOptions options, Transport transport, Clock& clock,
+  ProxmoxClient(Live<ProxmoxClientOptions> options, Transport transport, Clock& clock,
                 ProxmoxFailover failover = {});
 
   // This node's name: PROXMOX_NODE_NAME, else the local entry of
-  // /cluster/status, else the short host name.
+  // /cluster/status (of PROXMOX_HOST: learnt again when it changes), else
+  // the short host name.
   std::string node_name();
   // Reads this node's guests (the lists of SYNC_GUEST_TYPES, then details).
   Result<GuestRead> read_guests();
@@ -131,7 +135,8 @@ class ProxmoxClient {
   std::map<std::string, std::uint64_t> clamped() const;
 
   std::uint64_t requests() const { return requests_.load(); }
-  const ProxmoxClientOptions& options() const { return options_; }
+  // The options in force (read again at each call).
+  ProxmoxClientOptions options() const { return options_(); }
 
  private:
   struct Details {
@@ -190,7 +195,7 @@ class ProxmoxClient {
   void answered_read();
   std::string url(const std::string& path, const std::string& host = {}) const;
 
-  ProxmoxClientOptions options_;
+  Live<ProxmoxClientOptions> options_;
   Transport transport_;
   Clock& clock_;
   std::atomic<std::uint64_t> requests_{0};
@@ -200,6 +205,7 @@ class ProxmoxClient {
   // (quiet neighbour).
   mutable std::mutex ticket_mutex_;
   std::optional<std::string> node_name_;
+  std::string node_name_host_;  // the PROXMOX_HOST that node_name_ was learnt from
   ProxmoxCredentials in_use_;
   std::optional<Ticket> ticket_;
   Clock::TimePoint ticket_at_{};

@@ -101,7 +101,7 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
   const auto now = clock_.now();
   const auto it = details_.find(key);
   if (it != details_.end() && it->second.status == g.status &&
-      now - it->second.read_at < options_.details_ttl) {
+      now - it->second.read_at < options().details_ttl) {
     g.notes = it->second.notes;
     g.ip_address = it->second.ip;
     return;
@@ -132,15 +132,17 @@ Result<GuestList> ProxmoxClient::read_cluster_guests() {
   }
   auto list = parse_cluster_resources(*res);
   if (!list) {
+    const auto host = options().host.str();
     return Error{ErrorKind::bad_reply,
-                 "GET /cluster/resources on " + options_.host.str() +
+                 "GET /cluster/resources on " + host +
                      ": the answer is not understood: " + list.error().message,
-                 "GET", options_.host.str() + "/cluster/resources"};
+                 "GET", host + "/cluster/resources"};
   }
   return list;
 }
 
 Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
+  const auto opts = options();
   auto cluster = read_cluster_guests();
   if (!cluster.ok()) {
     auto e = cluster.error();
@@ -155,8 +157,8 @@ Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::strin
   r.rejected = cluster->rejected;
   r.rejected_vmids = cluster->rejected_vmids;
   for (auto& g : cluster->guests) {
-    if (g.node != r.node || (g.type == GuestType::qemu && !options_.sync_qemu) ||
-        (g.type == GuestType::lxc && !options_.sync_lxc)) {
+    if (g.node != r.node || (g.type == GuestType::qemu && !opts.sync_qemu) ||
+        (g.type == GuestType::lxc && !opts.sync_lxc)) {
       continue;
     }
     // A guest in state `unknown` (its node is offline for the cluster) is
@@ -235,11 +237,12 @@ Result<bool> ProxmoxClient::may_see(std::int64_t vmid) {
 }
 
 Status ProxmoxClient::read_lists(GuestRead& r, std::size_t& unattributed) {
+  const auto opts = options();
   std::vector<GuestType> types;
-  if (options_.sync_qemu) {
+  if (opts.sync_qemu) {
     types.push_back(GuestType::qemu);
   }
-  if (options_.sync_lxc) {
+  if (opts.sync_lxc) {
     types.push_back(GuestType::lxc);
   }
   for (auto type : types) {
@@ -251,9 +254,9 @@ Status ProxmoxClient::read_lists(GuestRead& r, std::size_t& unattributed) {
     auto list = parse_guest_list(*res, type, r.node);
     if (!list) {
       return Error{ErrorKind::bad_reply,
-                   "GET " + path + " on " + options_.host.str() +
+                   "GET " + path + " on " + opts.host.str() +
                        ": the answer is not understood: " + list.error().message,
-                   "GET", options_.host.str() + path};
+                   "GET", opts.host.str() + path};
     }
     for (const auto& rejected : list->rejected) {
       r.rejected.push_back(std::string(to_string(type)) + " " + rejected);
@@ -311,7 +314,7 @@ Result<GuestRead> ProxmoxClient::read_guests() {
                           "be among them";
   }
   r.complete = r.incomplete_reason.empty();
-  if (options_.vm_details) {
+  if (options().vm_details) {
     std::set<GuestKey> present;
     for (auto& g : r.guests) {
       present.insert({g.type, g.vmid});

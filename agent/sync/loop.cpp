@@ -40,6 +40,12 @@ void SyncLoop::trigger() {
   sync_interrupt_.wake();
 }
 
+void SyncLoop::reload() {
+  rerun_ = true;  // before the wake: the loop reads it after dropping the wake
+  sync_interrupt_.wake();
+  heartbeat_interrupt_.wake();
+}
+
 LoopTimings SyncLoop::timings() const {
   return timings_();
 }
@@ -59,10 +65,13 @@ void SyncLoop::sync_thread() {
     // Every event of the cycle carries its number (CYCLE= in the journal).
     const log::ScopedFields cycle({{"cycle", cycles_.load() + 1}});
     syncing_ = true;
+    rerun_ = false;  // a reload before this point is served by this cycle
     const auto report = engine_.run_cycle(dry_run_);
     syncing_ = false;
-    // Triggers that arrived during the cycle were served by it.
+    // Triggers that arrived during the cycle were served by it; a reload
+    // during it was not (the cycle began with the old settings).
     sync_interrupt_.clear_wake();
+    const bool rerun = rerun_.load();
     ++cycles_;
     {
       std::lock_guard lock(mutex_);
@@ -70,7 +79,9 @@ void SyncLoop::sync_thread() {
     }
     const auto t = timings();
     Clock::Duration wait{};
-    if (report.accountdb_unreachable) {
+    if (rerun) {
+      wait = Clock::Duration::zero();
+    } else if (report.accountdb_unreachable) {
       wait = reconnect_delay(t.retry_max_delay, ++probes, random());
     } else if (report.accountdb_auth_failed) {
       probes = 0;
@@ -93,11 +104,17 @@ void SyncLoop::sync_thread() {
 }
 
 void SyncLoop::heartbeat_thread() {
+  auto since = clock_.now();  // of the last heartbeat (or the start)
   while (!heartbeat_interrupt_.stop_requested()) {
-    const auto wait = jittered(timings().heartbeat_interval, random());
-    if (clock_.wait_for(heartbeat_interrupt_, wait) == WakeReason::stopped) {
+    const auto due = since + jittered(timings().heartbeat_interval, random());
+    const auto woke = clock_.wait_until(heartbeat_interrupt_, due);
+    if (woke == WakeReason::stopped) {
       break;
     }
+    if (woke == WakeReason::woken) {
+      continue;  // a reload: the wait since the last one, with the new interval
+    }
+    since = clock_.now();
     if (engine_.accountdb_down() || dry_run_) {
       continue;  // the reconnect schedule probes AccountDB instead
     }

@@ -4,7 +4,8 @@
 // schedule (5 s, doubling, capped at RETRY_MAX_DELAY) instead; a 401 waits
 // the cap. A separate heartbeat timer (heartbeat) pauses while AccountDB is down.
 // Every wait ends at once on stop; trigger() runs a cycle now, and triggers
-// that arrive while a cycle runs are merged into it.
+// that arrive while a cycle runs are merged into it. reload() is not merged:
+// the cycle it asks for begins after it, with the settings it put in force.
 
 #include <atomic>
 #include <functional>
@@ -39,6 +40,10 @@ class SyncLoop {
   void start();
   void stop();     // ends every wait at once and joins the threads
   void trigger();  // run a cycle now (merged with one that is running)
+  // New settings are in force (SIGHUP): a cycle with them now, or right
+  // after the one that is running (which began with the old ones); the
+  // heartbeat's wait is measured again with the new interval.
+  void reload();
   // Called after each heartbeat with whether it succeeded. Set before start().
   void set_heartbeat_observer(std::function<void(bool)> observer) {
     on_heartbeat_ = std::move(observer);
@@ -74,6 +79,7 @@ class SyncLoop {
   std::atomic<std::uint64_t> cycles_{0};
   std::atomic<bool> syncing_{false};
   std::atomic<std::int64_t> next_cycle_at_{0};
+  std::atomic<bool> rerun_{false};  // reload() asked for a cycle that has not begun yet
   Clock::TimePoint last_progress_{};
 };
 

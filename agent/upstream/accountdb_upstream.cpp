@@ -1,6 +1,7 @@
 #include "agent/upstream/accountdb_upstream.hpp"
 
 #include "agent/upstream/options.hpp"
+#include "agent/upstream/settings_transport.hpp"
 
 namespace pha {
 
@@ -10,7 +11,9 @@ AccountDbUpstream::AccountDbUpstream(const LiveSettings& settings, Clock& clock,
                  .display = "AccountDB",
                  .health = settings.read(health_settings),
                  .retry = settings.read(retry_policy),
-                 .transport = make_curl_client(accountdb_http_options(*settings.get())),
+                 .transport = std::make_unique<SettingsTransport>(
+                     settings,
+                     [](const Settings& s) { return make_curl_client(accountdb_http_options(s)); }),
                  .wrap = {}},
                 clock, interrupt,
                 [&](UpstreamMonitor& monitor, const std::function<double()>& /*random*/) {

@@ -23,12 +23,20 @@ void HealthChecker::stop() {
   }
 }
 
+void HealthChecker::reschedule() {
+  interrupt_.wake();
+}
+
 void HealthChecker::run() {
   while (!interrupt_.stop_requested()) {
     check_();
     ++checks_;
-    const Clock::Duration wait = jittered(interval_(), random_());
-    if (clock_.wait_for(interrupt_, wait) == WakeReason::stopped) {
+    const auto since = clock_.now();
+    WakeReason woke = WakeReason::woken;
+    while (woke == WakeReason::woken) {  // reschedule(): the interval read again
+      woke = clock_.wait_until(interrupt_, since + jittered(interval_(), random_()));
+    }
+    if (woke == WakeReason::stopped) {
       break;
     }
   }

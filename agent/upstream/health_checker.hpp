@@ -24,6 +24,10 @@ class HealthChecker {
 
   void start();
   void stop();  // ends the wait at once; a running check finishes first
+  // The interval may have changed (a reload): the wait since the last check
+  // is measured again with it, so a shorter one takes effect now rather
+  // than after the old wait.
+  void reschedule();
   std::uint64_t checks() const { return checks_.load(); }
 
  private:

@@ -6,6 +6,7 @@
 #include "agent/core/url.hpp"
 #include "agent/platform/logging.hpp"
 #include "agent/upstream/options.hpp"
+#include "agent/upstream/settings_transport.hpp"
 
 namespace pha {
 
@@ -46,7 +47,9 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                  .display = "Proxmox",
                  .health = settings.read(health_settings),
                  .retry = settings.read(retry_policy),
-                 .transport = make_curl_client(proxmox_http_options(*settings.get())),
+                 .transport = std::make_unique<SettingsTransport>(
+                     settings,
+                     [](const Settings& s) { return make_curl_client(proxmox_http_options(s)); }),
                  .wrap = [](std::unique_ptr<HttpClient> inner) -> std::unique_ptr<HttpClient> {
                    return std::make_unique<OnePerHost>(std::move(inner));
                  }},
@@ -54,12 +57,10 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                   return std::make_unique<HostManager>(settings.read(host_options), monitor, clock,
                                                        std::move(random), std::move(sink));
                 }) {
-  auto options = proxmox_client_options(*settings.get());
-  options.credentials = settings.read(proxmox_credentials);
   auto& hosts = upstream_.policy();
   client_ = std::make_unique<ProxmoxClient>(
-      std::move(options), [this](const HttpRequest& request) { return upstream_.send(request); },
-      clock,
+      settings.read(proxmox_client_options),
+      [this](const HttpRequest& request) { return upstream_.send(request); }, clock,
       ProxmoxFailover{[&hosts] { return hosts.use_local(); },
                       [&hosts] { return hosts.has_usable_peer(); },
                       [&hosts](const std::string& reason) { hosts.local_failed(reason); }});

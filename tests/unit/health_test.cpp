@@ -1,10 +1,15 @@
 // Circuit breakers and target health on a fake clock (docs/failover.md
 // "Breakers" and "Target health"), and the upstream monitor that feeds them.
 
+#include <atomic>
+#include <functional>
+#include <thread>
+
 #include <doctest/doctest.h>
 
 #include "agent/http/api.hpp"
 #include "agent/upstream/circuit_breaker.hpp"
+#include "agent/upstream/health_checker.hpp"
 #include "agent/upstream/host_manager.hpp"
 #include "agent/upstream/target_health.hpp"
 #include "agent/upstream/upstream_monitor.hpp"
@@ -306,4 +311,40 @@ TEST_CASE("monitor: set_targets keeps the health of targets that stay") {
   CHECK(targets[0].health.failure_count == 1);
   CHECK(targets[0].info.weight == 3);
   CHECK(targets[1].health.calls == 0);
+}
+
+TEST_CASE("health checker: a reload's reschedule measures the wait again with the new interval") {
+  test::FakeClock clock;
+  std::atomic<int> rounds{0};
+  std::atomic<long long> interval_s{300};
+  HealthChecker checker(
+      clock, [&] { ++rounds; },
+      Live<std::chrono::seconds>(std::function<std::chrono::seconds()>(
+          [&] { return std::chrono::seconds(interval_s.load()); })));
+  checker.start();
+  REQUIRE(clock.await_waiters(1));
+  CHECK(rounds == 1);  // one round at start
+  clock.advance(20s);
+  REQUIRE(clock.await_waiters(1));
+  CHECK(rounds == 1);
+
+  interval_s = 10;  // SIGHUP: HEALTH_CHECK_INTERVAL=10
+  checker.reschedule();
+  // 20 s since the last round is more than 10 s (+10 %): the next one is due now.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (rounds < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(rounds == 2);
+  REQUIRE(clock.await_waiters(1));
+  clock.advance(8s);  // below the shortest jittered new interval
+  REQUIRE(clock.await_waiters(1));
+  CHECK(rounds == 2);
+  clock.advance(4s);
+  const auto later = std::chrono::steady_clock::now() + 10s;
+  while (rounds < 3 && std::chrono::steady_clock::now() < later) {
+    std::this_thread::yield();
+  }
+  CHECK(rounds == 3);
+  checker.stop();
 }

@@ -2,6 +2,8 @@
 // authentication, the node name, which calls a read makes, and failures.
 
 #include <algorithm>
+#include <functional>
+#include <mutex>
 
 #include <doctest/doctest.h>
 
@@ -754,4 +756,73 @@ TEST_CASE("the fallback read reports a guest of an offline node as the skeleton 
   CHECK(r->guests[0].vmid == 1002);
   CHECK(r->guests[0].unknown);  // no values: the plan sends nothing for it
   CHECK(r->guests[0].status == "unknown");
+}
+
+TEST_CASE("reloaded options: guest types - details - host and the auto node name apply at once") {
+  FakeHttp http;
+  test::FakeClock clock;
+  std::mutex mutex;
+  auto o = token_options();
+  ProxmoxClient client(
+      Live<ProxmoxClientOptions>(std::function<ProxmoxClientOptions()>([&] {
+        std::lock_guard lock(mutex);
+        return o;
+      })),
+      [&http](const HttpRequest& r) { return http.send(r); }, clock);
+  const auto reload = [&](const std::function<void(ProxmoxClientOptions&)>& change) {
+    std::lock_guard lock(mutex);
+    change(o);
+  };
+  serve_node(http);
+  auto first = client.read_guests();
+  REQUIRE_MESSAGE(first.ok(), message_of(first));
+  CHECK(first->requests > 2);  // both lists and the details
+
+  // SIGHUP: SYNC_GUEST_TYPES=qemu, VM_DETAILS=false.
+  reload([](ProxmoxClientOptions& x) {
+    x.sync_lxc = false;
+    x.vm_details = false;
+  });
+  const auto lxc_lists = http.count(kLxc);
+  const auto qemu_lists = http.count(kQemu);
+  auto second = client.read_guests();
+  REQUIRE_MESSAGE(second.ok(), message_of(second));
+  // One list, no details; the read shrank, so the permissions are asked too.
+  CHECK(http.count(kLxc) == lxc_lists);
+  CHECK(http.count(kQemu) == qemu_lists + 1);
+  CHECK(second->detail_requests == 0);
+  CHECK_FALSE(find(*second, 100)->notes.has_value());
+
+  // SIGHUP: PROXMOX_HOST on another address, PROXMOX_NODE_NAME=auto.
+  http.on("GET /api2/json/cluster/status",
+          http_answer(200, fixture("cluster-status.pve74-4node.json")));
+  reload([](ProxmoxClientOptions& x) {
+    x.host = *parse_url("https://10.0.0.2:8006", {"https", 8006});
+    x.node_name = "";
+  });
+  CHECK(client.node_name() == "node1");
+  CHECK(http.requests().back().url == "https://10.0.0.2:8006/api2/json/cluster/status");
+  CHECK(client.node_name() == "node1");
+  CHECK(http.count("GET /api2/json/cluster/status") == 1);
+  // Learnt from one host, asked again of another (it may be another node).
+  reload([](ProxmoxClientOptions& x) { x.host = *parse_url("https://10.0.0.3", {"https", 8006}); });
+  CHECK(client.node_name() == "node1");
+  CHECK(http.count("GET /api2/json/cluster/status") == 2);
+  CHECK(http.requests().back().url == "https://10.0.0.3:8006/api2/json/cluster/status");
+}
+
+TEST_CASE("a node Proxmox does not know is a wrong PROXMOX_NODE_NAME - said as such") {
+  Fixture f(token_options());
+  f.http.on(kQemu, http_answer(500, R"({"data":null})",
+                               "hostname lookup 'pve' failed - failed to get address info for: "
+                               "pve: Name or service not known"));
+  auto r = f.client.read_guests();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("check PROXMOX_NODE_NAME") != std::string::npos);
+  CHECK(is_unknown_node_answer(HttpOutcome{
+      .kind = FailureKind::server, .status = 500, .reason = "hostname lookup 'x' failed - ..."}));
+  CHECK_FALSE(is_unknown_node_answer(
+      HttpOutcome{.kind = FailureKind::server, .status = 500, .reason = "Internal Server Error"}));
+  CHECK_FALSE(is_unknown_node_answer(HttpOutcome{
+      .kind = FailureKind::server, .status = 595, .reason = "hostname lookup 'x' failed"}));
 }

@@ -28,6 +28,22 @@ TEST_CASE("reload verdict: the JSON round-trips and anything else is no verdict"
   }
 }
 
+TEST_CASE("reload verdict: the start-only settings that wait for a restart round-trip") {
+  const ReloadVerdict v{3, true, {}, {"PORT", "WEBHOOK_TOKEN"}};
+  const auto back = parse_verdict(verdict_json(v));
+  REQUIRE(back);
+  CHECK(back->applied);
+  CHECK(back->restart_needed == v.restart_needed);
+
+  // An agent of an older version writes none: nothing waits.
+  const auto older = parse_verdict(R"({"generation":2,"applied":true,"errors":[]})");
+  REQUIRE(older);
+  CHECK(older->restart_needed.empty());
+  CHECK_FALSE(
+      parse_verdict(R"({"generation":2,"applied":true,"errors":[],"restart_needed":"PORT"})"));
+  CHECK_FALSE(parse_verdict(R"({"generation":2,"applied":true,"errors":[],"restart_needed":[1]})"));
+}
+
 TEST_CASE("reload verdict: the path is reload.json in the first RuntimeDirectory") {
   CHECK_FALSE(reload_verdict_path(nullptr));
   CHECK_FALSE(reload_verdict_path(""));
@@ -55,6 +71,11 @@ TEST_CASE("reload verdict: the recorder starts at generation 0 and counts each r
   CHECK(read()->generation == 2);
   CHECK(read()->applied);
   CHECK(read()->errors.empty());
+
+  recorder.reloaded(true, {}, {"STATE_DIR"});
+  CHECK(read()->generation == 3);
+  CHECK(read()->applied);
+  CHECK(read()->restart_needed == std::vector<std::string>{"STATE_DIR"});
 
   ReloadRecorder nowhere(std::nullopt);  // outside a unit: records nothing, never fails
   CHECK_NOTHROW(nowhere.started());

@@ -2,6 +2,10 @@
 // triggers, the reconnect schedule, the heartbeat, and a prompt stop.
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -149,6 +153,95 @@ TEST_CASE("triggers that arrive during a cycle are merged into it") {
   // After the second cycle the loop waits for the interval: no third cycle.
   REQUIRE(h.clock.await_waiters(2));
   CHECK(h.cycles() == 2);
+  loop.stop();
+}
+
+TEST_CASE(
+    "a reload during a cycle runs a cycle of its own right after it - with the new settings") {
+  Harness h;
+  // A stopped, whitelisted guest: created only under CREATE_STOPPED_VMS=true.
+  h.pve.on("GET /api2/json/nodes/pve/qemu",
+           http_answer(200, R"({"data":[{"vmid":101,"name":"a","status":"stopped","cpus":1,)"
+                            R"("maxmem":536870912,"maxdisk":0,"cpu":0,"mem":0,"uptime":0}]})"));
+  h.adb.on("GET /vm-access/node/34/whitelist/agent", http_answer(200, "[101]"));
+  h.adb.on("PUT /vms/agent/-101", http_answer(200, R"({"id":7})"));
+  std::mutex gate_mutex;
+  std::condition_variable gate;
+  bool open = false;
+  std::atomic<int> e_calls{0};
+  h.adb.on("GET /proxmox-nodes/agent-vms/34", [&](const HttpRequest&) {
+    if (++e_calls == 2) {  // the second cycle blocks until the test has reloaded
+      std::unique_lock lock(gate_mutex);
+      gate.wait_for(lock, 10s, [&] { return open; });
+    }
+    return http_answer(200, R"({"vms":[],"count":0})");
+  });
+  SyncLoop loop(*h.engine, *h.accountdb, h.clock, timings(), false, h.observer());
+  loop.start();
+  REQUIRE(h.await_cycles(1));
+  REQUIRE(h.clock.await_waiters(2));
+  loop.trigger();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (e_calls.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();  // bounded by the deadline, not by a count of turns
+  }
+  REQUIRE(e_calls.load() >= 2);
+  // SIGHUP while the second cycle runs with the old snapshot: the new one is
+  // in force, and a trigger from the API comes at once too.
+  auto changed = h.s;
+  changed.create_stopped_vms = true;
+  h.live->replace(LoadedConfig{changed});
+  loop.reload();
+  loop.trigger();
+  {
+    std::lock_guard lock(gate_mutex);
+    open = true;
+  }
+  gate.notify_all();
+  // A third cycle without any time passing: the reload's own.
+  REQUIRE(h.await_cycles(3));
+  CHECK(h.reports[1].stats.created == 0);  // the running cycle kept its snapshot
+  CHECK(h.reports[2].stats.created == 1);  // the reload's cycle has the new one
+  CHECK(h.adb.count("PUT /vms/agent/-101") == 1);
+  // Then the interval again: the trigger was merged, nothing more runs.
+  REQUIRE(h.clock.await_waiters(2));
+  CHECK(h.cycles() == 3);
+  CHECK(loop.next_cycle_at() >= h.clock.unix_now() + 270);
+  loop.stop();
+}
+
+TEST_CASE("a reload between cycles runs one cycle now - the heartbeat takes a shorter interval") {
+  Harness h;
+  LoopTimings t = timings();
+  std::mutex t_mutex;
+  SyncLoop loop(*h.engine, *h.accountdb, h.clock,
+                Live<LoopTimings>(std::function<LoopTimings()>([&] {
+                  std::lock_guard lock(t_mutex);
+                  return t;
+                })),
+                false, h.observer());
+  loop.start();
+  REQUIRE(h.await_cycles(1));
+  REQUIRE(h.clock.await_waiters(2));
+  h.clock.advance(30s);  // half the old heartbeat interval
+  REQUIRE(h.clock.await_waiters(2));
+  {
+    std::lock_guard lock(t_mutex);
+    t.heartbeat_interval = 10s;  // SIGHUP: HEARTBEAT_INTERVAL=10
+  }
+  loop.reload();
+  REQUIRE(h.await_cycles(2));
+  REQUIRE(h.clock.await_waiters(2));
+  CHECK(h.cycles() == 2);
+  // The wait since the start, measured with the new interval, is over:
+  // the heartbeat goes at the next tick, not 60 s after the last.
+  h.clock.advance(1s);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (h.adb.count("POST /proxmox-nodes/heartbeat") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(h.adb.count("POST /proxmox-nodes/heartbeat") == 1);
   loop.stop();
 }
 
