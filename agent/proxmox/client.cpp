@@ -42,6 +42,10 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
 
 }  // namespace
 
+bool is_unknown_node_answer(const HttpOutcome& o) {
+  return o.status == 500 && o.reason.starts_with("hostname lookup '");
+}
+
 ProxmoxClient::ProxmoxClient(Live<ProxmoxClientOptions> options, Transport transport, Clock& clock,
                              ProxmoxFailover failover)
     : options_(std::move(options)),
@@ -207,6 +211,9 @@ Error ProxmoxClient::failure(const std::string& method, const std::string& path,
                                      "): check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
                                : "Proxmox rejected the login of " + c.user + " (401" + reason +
                                      "): check PROXMOX_USER and PROXMOX_PASSWORD";
+  } else if (is_unknown_node_answer(o)) {
+    r.message = "Proxmox does not know the node of " + method + " " + path_only(path) + " (500 " +
+                o.reason + "): check PROXMOX_NODE_NAME";
   } else if (o.kind == FailureKind::auth) {
     r.message = "permission denied for " + method + " " + path + " (" + std::to_string(o.status) +
                 reason +

@@ -65,9 +65,17 @@ struct ProxmoxFailover {
   std::function<void(const std::string& reason)> local_failed;  // the local read failed
 };
 
+// Whether an answer is Proxmox saying that it does not know the node a
+// /nodes/{node}/ path names: 500 "hostname lookup '<node>' failed - ..."
+// (pve-manager PVE/HTTPServer.pm remote_node_ip). That is a wrong node name
+// (PROXMOX_NODE_NAME, or a renamed node): the same answer from every host,
+// so neither a retry nor a failover helps; the upstream classifies it as a
+// client failure (agent/upstream/proxmox_upstream.cpp).
+bool is_unknown_node_answer(const HttpOutcome& o);
+
 // Where a read of the node's guests came from: /nodes/{node}/qemu+lxc of the
 // node's own API, or /cluster/resources from a peer (the fallback), where a
-// guest of an offline node is reported with its last known values.
+// guest of an offline node is reported as a skeleton without values.
 enum class GuestSource { node, cluster };
 std::string_view to_string(GuestSource s);
 

@@ -38,6 +38,25 @@ class OnePerHost final : public HttpClient {
   std::map<std::string, std::shared_ptr<std::mutex>> per_host_;
 };
 
+// Proxmox's own words about an answer: a node it does not know is a wrong
+// setting, not a host in trouble (client.hpp is_unknown_node_answer), so it
+// is neither retried nor held against the host, and nothing fails over.
+class ProxmoxAnswers final : public HttpClient {
+ public:
+  explicit ProxmoxAnswers(std::unique_ptr<HttpClient> inner) : inner_(std::move(inner)) {}
+  HttpOutcome send(const HttpRequest& request) override {
+    auto o = inner_->send(request);
+    if (is_unknown_node_answer(o)) {
+      o.kind = FailureKind::client;
+    }
+    return o;
+  }
+  void cancel() override { inner_->cancel(); }
+
+ private:
+  std::unique_ptr<HttpClient> inner_;
+};
+
 }  // namespace
 
 ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Interrupt& interrupt,
@@ -51,7 +70,8 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                      settings,
                      [](const Settings& s) { return make_curl_client(proxmox_http_options(s)); }),
                  .wrap = [](std::unique_ptr<HttpClient> inner) -> std::unique_ptr<HttpClient> {
-                   return std::make_unique<OnePerHost>(std::move(inner));
+                   return std::make_unique<OnePerHost>(
+                       std::make_unique<ProxmoxAnswers>(std::move(inner)));
                  }},
                 clock, interrupt, [&](UpstreamMonitor& monitor, std::function<double()> random) {
                   return std::make_unique<HostManager>(settings.read(host_options), monitor, clock,

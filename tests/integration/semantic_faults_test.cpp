@@ -272,3 +272,28 @@ TEST_CASE(
   CHECK(a.get_json("/status")["sync"]["held"].is_null());
   CHECK(a.post("/sync/confirm", control, nlohmann::json{{"hold", id}}.dump())->status == 404);
 }
+
+// A renamed node, or a PROXMOX_NODE_NAME that names none: Proxmox answers
+// 500 "hostname lookup 'pve9' failed" from every host. A wrong setting, not
+// a host outage: no retry, no failover to the cluster's view of a node that
+// does not exist, nothing written, and the cycle says which setting.
+TEST_CASE("semantic proxmox: a node name Proxmox does not know - no failover and nothing written") {
+  World w;
+  for (const auto vmid : w.running) {
+    w.adb.add_row({.vmid = vmid, .name = "row", .status = "running", .proxmox_node_id = kNode});
+  }
+  RunningAgent a(w, semantic_env({{"PROXMOX_NODE_NAME", "pve9"},
+                                  {"PROXMOX_HOSTS", w.pve.host("pve2").url()}}));
+  REQUIRE(a.wait_cycles(1));
+  const auto s = cycle(a);
+  INFO(s.dump());
+  CHECK(last_status(s) == "error");
+  CHECK(last_message(a).find("PROXMOX_NODE_NAME") != std::string::npos);
+  CHECK(a.get_json("/failover/events")["events"].empty());
+  CHECK(w.pve.host("pve1").count("GET /api2/json/nodes/pve9/qemu") == 2);  // once a cycle: no retry
+  CHECK(w.pve.host("pve2").count("GET /api2/json/cluster/resources") == 0);
+  CHECK(w.puts() == 0);
+  for (const auto& r : w.rows()) {
+    CHECK(r.status == "running");
+  }
+}
