@@ -17,8 +17,9 @@
 //     cluster still places here or, for `deleted`, the user or token may not
 //     see, and `migrated` only when the cluster places it on another node;
 //   - the creates and the `deleted` marks written without an operator's
-//     confirmation or MISSING_AFTER_CYCLES held cycles stay within the brake's
-//     threshold, and none of those marks while reads dropped to none.
+//     confirmation or max(2, MISSING_AFTER_CYCLES) held cycles stay within the
+//     brake's threshold, and while reads dropped to none no `deleted` mark is
+//     written without a confirmation.
 
 #include <algorithm>
 #include <map>
@@ -209,11 +210,12 @@ void check_brake(const pha::PlanInput& in, const pha::Plan& plan, pha::RequestKi
     }
     const auto held = plan.memory.held.find(r.vmid);
     const bool corroborated = held != plan.memory.held.end() && held->second.kind == kind &&
-                              held->second.cycles >= in.settings.missing_after_cycles;
-    if (!in.confirmed.contains({kind, r.vmid}) && !corroborated) {
+                              held->second.cycles >= std::max(2, in.settings.missing_after_cycles);
+    const bool confirmed = in.confirmed.contains({kind, r.vmid});
+    require(kind != pha::RequestKind::mark || plan.memory.emptied_from == 0 || confirmed,
+            "while reads dropped to none, a deleted mark only when an operator confirmed it");
+    if (!confirmed && !corroborated) {
       ++unvouched;
-      require(kind != pha::RequestKind::mark || plan.memory.emptied_from == 0,
-              "no unvouched deleted mark while reads dropped to none");
     }
   }
   // The threshold depends on the node's rows, at least brake_min: a bound

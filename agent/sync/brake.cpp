@@ -52,7 +52,8 @@ int cycles_held(const PlanInput& in, std::int64_t vmid, RequestKind kind) {
 void brake_kind(const PlanInput& in, RequestKind kind, std::int64_t rows, Plan& plan,
                 std::map<std::int64_t, HeldChange>& held) {
   const auto threshold = brake_threshold(in.settings, rows);
-  const int after = std::max(1, in.settings.missing_after_cycles);
+  // Corroborated means seen again: at least a second cycle.
+  const int after = std::max(2, in.settings.missing_after_cycles);
   const auto planned = std::count_if(plan.requests.begin(), plan.requests.end(),
                                      [kind](const auto& r) { return subject_to_brake(r, kind); });
   const bool emptied = kind == RequestKind::mark && plan.memory.emptied_from > 0;

@@ -766,6 +766,33 @@ void missing_after(Stage& st) {
   CHECK(vm["accountdb"]["missing"]["reads"] == 1);
 }
 
+// ---- The change brake ------------------------------------------------------
+
+// Three guests gone (MISSING_AFTER_CYCLES=1): with the start's
+// CHANGE_BRAKE_MIN=1000 their marks would go out; with 2 they are held.
+void brake_min(Stage& st) {
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE(st.w.pve.cluster().remove_guest(static_cast<int>(st.w.running[i])));
+  }
+  const auto s = st.applied_cycle("CHANGE_BRAKE_MIN", "2");
+  const auto& held = s["sync"]["held"];
+  REQUIRE_MESSAGE(held.is_object(), s.dump());
+  CHECK(held["holds"][0]["threshold"] == 2);
+  CHECK(held["holds"][0]["vmids"].size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(row_status(st, st.w.running[i]) != "deleted");
+  }
+}
+
+// The same three: half of the node's rows may go at once, so they do.
+void brake_percent(Stage& st) {
+  const auto s = st.applied_cycle("CHANGE_BRAKE_PERCENT", "50");
+  CHECK_MESSAGE(s["sync"]["held"].is_null(), s.dump());
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(row_status(st, st.w.running[i]) == "deleted");
+  }
+}
+
 void update_interval(Stage& st) {
   st.applied("UPDATE_INTERVAL", "10");
   const auto s = st.cycle();
@@ -1241,6 +1268,7 @@ constexpr std::string_view kHttp = "http api";
 constexpr std::string_view kHttps = "https listener";
 constexpr std::string_view kWebhooks = "webhooks";
 constexpr std::string_view kLogging = "logging and state";
+constexpr std::string_view kBrake = "change brake";
 
 const RowTest kRows[] = {
     {"PROXMOX_VERIFY_SSL", kTransport, verify_ssl},
@@ -1276,6 +1304,9 @@ const RowTest kRows[] = {
     {"HEARTBEAT_INTERVAL", kSync, heartbeat_interval},
     {"WHITELIST_TTL", kSync, whitelist_ttl},
     {"WHITELIST_MAX_STALE", kSync, whitelist_max_stale},
+
+    {"CHANGE_BRAKE_MIN", kBrake, brake_min},
+    {"CHANGE_BRAKE_PERCENT", kBrake, brake_percent},
 
     {"RETRY_BASE_DELAY", kResilience, retry_base_delay},
     {"RETRY_MAX_ATTEMPTS", kResilience, retry_max_attempts},
@@ -1318,7 +1349,7 @@ const RowTest kRows[] = {
 
 const std::set<std::string_view> kGroups = {kTransport, kClient,     kPassword, kAccountDb,
                                             kSync,      kResilience, kMinute,   kHttp,
-                                            kHttps,     kWebhooks,   kLogging};
+                                            kHttps,     kWebhooks,   kLogging,  kBrake};
 
 // Runs the rows of `group` in order, each under its setting's name; then
 // the checks that needed time, around one cycle.
@@ -1426,6 +1457,20 @@ TEST_CASE("reload effects: the sync - creates - changes - marks - schedule - whi
   st.file["MISSING_AFTER_CYCLES"] = "1";
   st.start();
   run_rows(st, kSync);
+}
+
+TEST_CASE("reload effects: the change brake - its floor and its share") {
+  World w;
+  REQUIRE(w.running.size() >= 6);  // three gone are at most half the rows
+  Stage st(w);
+  st.file["CHANGE_BRAKE_MIN"] = "1000";
+  st.file["CHANGE_BRAKE_PERCENT"] = "20";
+  st.file["MISSING_AFTER_CYCLES"] = "1";
+  st.file["PROXMOX_NODE_NAME"] = "pve1";
+  st.start();
+  st.cycle();
+  REQUIRE(w.rows().size() == w.running.size());
+  run_rows(st, kBrake);
 }
 
 TEST_CASE("reload effects: resilience - retries - breakers - health - failover and recovery") {
