@@ -39,8 +39,8 @@ int run_list_guests(const Settings& settings) {
   Interrupt interrupt;
   const LiveSettings live(settings);
   ProxmoxUpstream upstream(live, clock, interrupt);
-  // What the token may see decides whether the read is complete (and the hint).
-  upstream.client().check_permissions();
+  // The read asks what the token may see once its lists came: that decides
+  // whether it is complete (and the hint).
   const auto read = upstream.client().read_guests();
   if (read) {
     log::info("guests_read", "read the node's guests",

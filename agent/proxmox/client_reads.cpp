@@ -297,15 +297,13 @@ Result<GuestRead> ProxmoxClient::read_guests() {
   // A list shorter than the last one may be a lost privilege, not gone
   // guests (Proxmox filters lists by VM.Audit and answers 200): ask what the
   // user or token may do before believing it. While VM.Audit is known to be
-  // missing, every read asks, so that its return counts at once. (Otherwise
-  // the cycle asks when it is due, before the read.)
+  // missing, every read asks, so that its return counts at once. And a read
+  // before any check (--list-guests) asks, now that the credentials worked.
   if ((last_node_read_ && r.guests.size() < *last_node_read_) || lacks_vm_audit()) {
-    {
-      std::lock_guard lock(permissions_mutex_);
-      permissions_due_ = CheckDue::now;
-    }
-    check_permissions();
+    std::lock_guard lock(permissions_mutex_);
+    permissions_due_ = CheckDue::now;
   }
+  check_permissions();  // only when due
   last_node_read_ = r.guests.size();
   r.incomplete_reason = visibility_gap();
   if (r.incomplete_reason.empty() && unattributed > 0) {

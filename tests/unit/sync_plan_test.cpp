@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "agent/sync/plan.hpp"
+#include "tests/unit/plan_test_data.hpp"
 
 using namespace pha;
 
@@ -13,36 +14,11 @@ constexpr std::int64_t kNow = 1'800'000'000;
 
 Guest guest(std::int64_t vmid, const std::string& status = "running",
             const std::string& name = "") {
-  Guest g;
-  g.type = GuestType::qemu;
-  g.vmid = vmid;
-  g.node = "pve1";
-  g.name = name.empty() ? "vm-" + std::to_string(vmid) : name;
-  g.status = status;
-  g.cpus = 2;
-  g.cpu = status == "running" ? 0.10 : 0;
-  g.maxmem = 2048LL << 20;
-  g.maxdisk = 32LL << 30;
-  g.uptime = status == "running" ? 100 : 0;
-  return g;
+  return test::plan_guest(vmid, status, name);
 }
 
-// The row AccountDB would hold after a successful put_vm of `g`.
 AccountDbRow row_of(const Guest& g, std::int64_t id) {
-  const auto r = to_record(g);
-  AccountDbRow row;
-  row.id = id;
-  row.vmid = r.vmid;
-  row.name = r.name;
-  row.status = r.status;
-  row.cpu_cores = r.cpu_cores;
-  row.cpu_usage_percent = r.cpu_usage_percent;
-  row.memory_mb = r.memory_mb;
-  row.disk_gb = r.disk_gb;
-  row.ip_address = r.ip_address;
-  row.created_at = "2026-11-01T00:00:00.000000+00:00";
-  row.updated_at = "2026-11-01T00:00:00.000000+00:00";
-  return row;
+  return test::stored_row(g, id);
 }
 
 PlanInput input(std::vector<Guest> guests, std::set<std::int64_t> whitelist,
