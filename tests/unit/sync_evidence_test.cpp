@@ -199,7 +199,8 @@ TEST_CASE("evidence: an entry the read could not understand is unknown - never c
   CHECK(p.requests.empty());
 }
 
-TEST_CASE("brake: the threshold is max(CHANGE_BRAKE_MIN, CHANGE_BRAKE_PERCENT of the rows)") {
+TEST_CASE(
+    "brake: the threshold is the larger of CHANGE_BRAKE_MIN and CHANGE_BRAKE_PERCENT of the rows") {
   PlanSettings s;
   s.brake_min = 3;
   s.brake_percent = 20;
