@@ -342,6 +342,41 @@ TEST_CASE("the page renders /status with the data as text and refreshes itself")
   CHECK(text(element(dom, "updated")).find("updated ") == 0);
 }
 
+TEST_CASE("the page shows what the change brake holds and why a read does not count") {
+  auto status = canned_status();
+  status["sync"]["held"] = {
+      {"id", "h0123456789ab"},
+      {"since", kNow - 600},
+      {"holds",
+       {{{"kind", "mark_deleted"},
+         {"reason", std::string("the node's read dropped from 12 guests to none ") + kHostile},
+         {"vmids", {101, 102}},
+         {"planned", 2},
+         {"threshold", 3},
+         {"rows", 12},
+         {"corroborate_after_cycles", 0}}}},
+      {"requests", nlohmann::json::array()}};
+  status["sync"]["read"] = {{"counts_for_missing", false},
+                            {"reason", "the Proxmox user or token lacks VM.Audit on /vms"},
+                            {"hidden", nlohmann::json::array()}};
+  StatusServer s({{200, status.dump()}});
+  pha::test::HttplibRunner runner(s.server);
+  REQUIRE(runner.ok());
+  const auto dom = render(runner);
+  const auto held = text(element(dom, "held"));
+  CHECK(held.find("Held by the change brake: 2 deleted marks") != std::string::npos);
+  CHECK(held.find("proxmox-host-agent --confirm h0123456789ab") != std::string::npos);
+  CHECK(held.find("Gone guests are not counted: the Proxmox user or token lacks VM.Audit") !=
+        std::string::npos);
+  CHECK(element(dom, "held").find(kHostileEscaped) != std::string::npos);
+  CHECK(dom.find("data-pwned") == std::string::npos);
+  // Without a hold and with a read that counts, there is nothing to say.
+  StatusServer quiet({{200, canned_status().dump()}});
+  pha::test::HttplibRunner quiet_runner(quiet.server);
+  REQUIRE(quiet_runner.ok());
+  CHECK(render(quiet_runner).find(" id=\"held\"") == std::string::npos);
+}
+
 TEST_CASE("the page asks for a token when /status answers 401") {
   StatusServer s({{401, R"({"error":"unauthorized","message":"token required"})"}});
   pha::test::HttplibRunner runner(s.server);
