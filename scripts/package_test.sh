@@ -450,6 +450,7 @@ EOF
   ct systemctl start $unit || { ct journalctl -u $unit --no-pager | tail -n 30 >&2; fail "systemctl start failed"; }
   # A new node: the change brake holds the creates until an operator
   # confirms them (or MISSING_AFTER_CYCLES cycles agree): --confirm as the README says.
+  ((expected > 3)) || fail "the simulator's node has $expected guests to create: not more than CHANGE_BRAKE_MIN"
   wait_for 60 "the first cycle holds the creates of the new node" status_has '.sync.held != null'
   local hold
   ct $pkg --env-file /etc/$pkg/agent.env --port "$(agent_port)" --confirm >"$work/$s-held.txt" ||
