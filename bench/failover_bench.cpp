@@ -79,6 +79,8 @@ struct Setup {
     settings.accountdb_api_key = kKey;
     settings.accountdb_node_id = 1;
     settings.create_stopped_vms = true;
+    settings.change_brake_min =
+        100000;  // the first cycle creates, as after an operator's --confirm
     live = std::make_unique<LiveSettings>(settings);
     proxmox = std::make_unique<ProxmoxUpstream>(*live, clock, interrupt);
     accountdb = std::make_unique<AccountDbUpstream>(*live, clock, interrupt);

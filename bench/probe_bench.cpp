@@ -83,6 +83,7 @@ class Cluster {
     s.accountdb_api_key = bench::kKey;
     s.accountdb_node_id = 1;
     s.health_check_peers = peers;
+    s.change_brake_min = 100000;  // the first cycle creates, as after an operator's --confirm
     LiveSettings live(s);
     SystemClock clock;
     Interrupt interrupt;

@@ -296,6 +296,9 @@ SizeRun run_size(std::size_t guests, const Options& opt) {
                                             {"ACCOUNTDB_API_KEY", kKey},
                                             {"ACCOUNTDB_NODE_ID", "1"},
                                             {"CREATE_STOPPED_VMS", "true"},
+                                            // The first population is what is measured,
+                                            // as after an operator's --confirm.
+                                            {"CHANGE_BRAKE_MIN", "100000"},
                                             {"UPDATE_INTERVAL", "3600"},
                                             {"WHITELIST_TTL", "3600"},
                                             {"HEARTBEAT_INTERVAL", "3600"},
