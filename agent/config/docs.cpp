@@ -260,8 +260,8 @@ std::string roff(std::string_view s) {
   return out;
 }
 
-// A value that may be a long list without spaces (a default such as
-// WEBHOOK_EVENTS's): a break point after each comma, so troff can wrap it.
+// A long list without spaces (WEBHOOK_EVENTS's default): a break point after
+// each comma; its entry is set ragged right (.na), which groff 1.23 needs.
 std::string roff_list(std::string_view s) {
   std::string out;
   for (char c : roff(s)) {
@@ -396,7 +396,7 @@ std::string man_environment() {
       out += ".SS " + roff(section) + "\n";
     }
     out += ".TP\n" + setting_tag(spec) + "\n" + roff(spec.help) + "\n.br\n";
-    out += "Allowed: " + roff(describe_allowed(spec)) +
+    out += ".na\nAllowed: " + roff(describe_allowed(spec)) +
            ". Default: " + roff_list(shown_default(spec)) + ".";
     if (spec.required) {
       out += " Required.";
@@ -404,7 +404,7 @@ std::string man_environment() {
     if (spec.secret) {
       out += " Secret: masked everywhere, no flag.";
     }
-    out += start_only_note(spec) + "\n";
+    out += start_only_note(spec) + "\n.ad\n";
   }
   return out;
 }

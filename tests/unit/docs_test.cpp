@@ -366,8 +366,8 @@ TEST_CASE("docs/accountdb.md names each call with the method and path the client
 
 TEST_CASE("the man page is plain man(7): known requests only - a title - every section") {
   const auto man = render_man_page();
-  const std::set<std::string> requests = {".\\\"", ".TH", ".SH", ".SS", ".TP", ".PP", ".br",
-                                          ".nf",   ".fi", ".RS", ".RE", ".BR", ".nh", ".ad"};
+  const std::set<std::string> requests = {".\\\"", ".TH", ".SH", ".SS", ".TP", ".PP", ".br", ".nf",
+                                          ".fi",   ".RS", ".RE", ".BR", ".nh", ".ad", ".na"};
   std::istringstream in(man);
   std::string line;
   while (std::getline(in, line)) {
