@@ -515,3 +515,15 @@ TEST_CASE("power actions through the API change the cluster state") {
   CHECK(r.status == 500);
   CHECK(r.reason == "VM 100 already running");
 }
+
+TEST_CASE("--port puts every node on that port - as a real node listens on 8006") {
+  int port = 0;
+  {
+    SimCluster probe({.nodes = {"pve1"}});  // a port that is free now
+    port = probe.host("pve1").port();
+  }
+  SimCluster c({.nodes = {"pve1", "pve2"}, .port = port});
+  CHECK(c.host("pve1").port() == port);
+  CHECK(c.host("pve2").port() == port);
+  CHECK(c.get("pve2", "/version").status == 200);
+}

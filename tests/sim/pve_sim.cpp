@@ -68,13 +68,13 @@ PveSim::~PveSim() {
 }
 
 void PveSim::start_hosts(bool shared_port) {
-  int port = 0;
+  int port = options_.port;
   for (std::size_t i = 0; i < options_.nodes.size(); ++i) {
     const auto& node = options_.nodes[i];
     const auto& cert = certs_.at(node);
     PveHostOptions ho;
     ho.bind_address = shared_port ? loopback(i) : "127.0.0.1";
-    ho.port = shared_port ? port : 0;
+    ho.port = shared_port || i == 0 ? port : 0;
     ho.also_ipv6_loopback = options_.also_ipv6_loopback && i == 0;
     ho.cert_pem_path = cert.cert_pem_path;
     ho.key_pem_path = cert.key_pem_path;

@@ -41,6 +41,7 @@ struct PveSimOptions {
   // on a real cluster (falls back to one port each on 127.0.0.1 when the
   // machine does not allow that). false: one port each on 127.0.0.1.
   bool shared_port = true;
+  int port = 0;  // the first node's port (with a shared port, every node's); 0: a free one
   bool also_ipv6_loopback = false;
   std::vector<ApiToken> tokens;
   std::vector<User> users;

@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
   std::string version = "8.4.14";
   std::string cluster_name = "pve-cluster";
   bool one_port_each = false;
+  int port = 0;
   app.add_option("--nodes", nodes, "number of nodes (pve1..pveN)")->check(CLI::Range(1, 64));
   app.add_option("--guests", guests, "guests generated from the seed");
   app.add_option("--seed", seed, "seed of the generated guests");
@@ -177,6 +178,10 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-name", cluster_name, "cluster name");
   app.add_flag("--one-port-each", one_port_each,
                "every node on 127.0.0.1 with its own port (default: 127.0.0.N, one port)");
+  app.add_option("--port", port,
+                 "the first node's port, as a real node's 8006 (with a shared port, every "
+                 "node's; default: a free one)")
+      ->check(CLI::Range(0, 65535));
   CLI11_PARSE(app, argc, argv);
 
   // Signals are taken with sigwait below: block them before any thread starts.
@@ -200,6 +205,7 @@ int main(int argc, char** argv) {
     options.cluster_name = cluster_name;
     options.auth_failure_delay = std::chrono::milliseconds(auth_delay_ms);
     options.shared_port = !one_port_each;
+    options.port = port;
     for (const auto& t : tokens) {
       options.tokens.push_back(parse_token(t, false));
     }
