@@ -198,7 +198,7 @@ int run(int argc, char** argv) {
     return pha::run_explain(config.settings, cl.explain_vmid);
   }
   if (cl.mode == pha::Mode::confirm) {
-    return pha::run_confirm(config.settings, cl.confirm_hold);
+    return pha::run_confirm(config.settings, cl.confirm_hold, cl.env_file);
   }
 
   return run_agent(cl, std::move(config), access);

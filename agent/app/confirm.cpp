@@ -38,7 +38,8 @@ std::string held_text(const json& held) {
   return out;
 }
 
-int run_confirm(const Settings& s, const std::string& hold) {
+int run_confirm(const Settings& s, const std::string& hold,
+                const std::optional<std::string>& env_file) {
   const auto& reader = !s.agent_read_token.empty() ? s.agent_read_token : s.agent_api_token;
   const auto status = ask_local_agent(s, "GET", "/status", reader);
   if (status.status != 200 || !status.body.is_object()) {
@@ -49,7 +50,8 @@ int run_confirm(const Settings& s, const std::string& hold) {
   std::fputs(held_text(held).c_str(), stdout);
   if (hold.empty()) {
     if (held.is_object() && held.contains("id")) {
-      std::printf("to write them now: proxmox-host-agent --confirm %s\n",
+      const auto from = env_file ? " --env-file " + *env_file : std::string();
+      std::printf("to write them now: proxmox-host-agent%s --confirm %s\n", from.c_str(),
                   held["id"].get<std::string>().c_str());
     }
     return 0;

@@ -136,3 +136,37 @@ TEST_CASE("explain: --explain sends AGENT_READ_TOKEN - /vms/{vmid} refuses a req
   CHECK(r.exit_code == 1);
   CHECK_MESSAGE(has(r.err, "403: the bearer token is not valid"), r.err);
 }
+
+// The operator's form of POST /sync/confirm (docs/settings.md "Modes and
+// flags"): what is held, a command to write it that reads the same env file,
+// and that command taking exactly the hold it names.
+TEST_CASE("confirm: --confirm shows the first population held - and --confirm HOLD writes it") {
+  World w;
+  const std::string token = "control-token-control-token";
+  RunningAgent a(w, {{"CHANGE_BRAKE_MIN", "3"}, {"AGENT_API_TOKEN", token}});
+  REQUIRE(a.wait_cycles(1));
+  const auto id = a.get_json("/status")["sync"]["held"].value("id", std::string());
+  REQUIRE(!id.empty());
+  const auto env_file = w.dir.write("operator.env", "PORT=" + std::to_string(a.port()) + "\n");
+  auto e = w.env();
+  e.erase("PORT");  // the environment would win over the env file
+  e["AGENT_API_TOKEN"] = token;
+  auto confirm = [&](std::vector<std::string> args) {
+    return run_process(PHA_AGENT_BINARY, {std::move(args), e, w.dir.path()}, 30s);
+  };
+
+  auto r = confirm({"--env-file", env_file, "--confirm"});
+  INFO(r.out, r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(has(r.out, "proxmox-host-agent --env-file " + env_file + " --confirm " + id));
+  CHECK(w.rows().empty());
+
+  CHECK(confirm({"--env-file", env_file, "--confirm", "h000000000000"}).exit_code == 1);
+  const auto before = a.get_json("/status")["sync"]["cycle_count"].get<std::uint64_t>();
+  r = confirm({"--env-file", env_file, "--confirm", id});
+  CHECK(r.exit_code == 0);
+  CHECK(has(r.out, "confirmed " + id));
+  REQUIRE(a.wait_cycles(before + 1));
+  CHECK(w.rows().size() == w.running.size());
+  w.check_no_duplicates();
+}
