@@ -261,8 +261,7 @@ void Components::check_redundancy() {
   notifier.redundancy("accountdb", endpoints, endpoint_in_use);
   const bool cycled = store.sync().last_attempt_time.has_value();
   if (const auto waiting = waiting_for(cycled, hosts, endpoints)) {
-    store.set_state(StatusComponent::startup, Severity::starting,
-                    "starting: waiting for " + *waiting);
+    store.set_state(StatusComponent::startup, Severity::starting, "waiting for " + *waiting);
   } else {
     store.clear_state(StatusComponent::startup);
   }

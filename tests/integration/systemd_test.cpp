@@ -225,6 +225,13 @@ TEST_CASE(
   CHECK(next_in >= 268);
   CHECK(next_in <= 330);
   CHECK(line.find(test::kKey) == std::string::npos);
+  // The state is said once: "starting: waiting for ...", never "starting: starting: ...".
+  for (const auto& n : socket.seen()) {
+    const auto s = n.status();
+    for (const std::string state : {"starting", "warning", "error"}) {
+      CHECK_MESSAGE(!s.starts_with(state + ": " + state), s);
+    }
+  }
 
   // Pings while the loop runs: at least three, none further apart than the 4 s watchdog.
   while (count_of(socket.seen(), "WATCHDOG=1") < 3) {
