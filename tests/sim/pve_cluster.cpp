@@ -185,9 +185,7 @@ std::string PveCluster::name() const {
 
 long long PveCluster::now() const {
   std::lock_guard lock(mutex_);
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch() + offset_)
-      .count();
+  return now_locked();
 }
 
 void PveCluster::advance(std::chrono::seconds d) {
@@ -404,8 +402,12 @@ void PveCluster::generate(std::size_t count, std::uint64_t seed, int first_vmid,
 }
 
 void PveCluster::add_guest(Guest guest) {
-  const auto t = now();
   std::lock_guard lock(mutex_);
+  add_guest_locked(std::move(guest));
+}
+
+void PveCluster::add_guest_locked(Guest guest) {
+  const auto t = now_locked();
   if (guests_.count(guest.vmid) != 0) {
     throw std::invalid_argument("VM " + std::to_string(guest.vmid) + " already exists");
   }
@@ -489,10 +491,14 @@ bool PveCluster::update_guest(int vmid, const std::function<void(Guest&)>& chang
   return true;
 }
 
+long long PveCluster::now_locked() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch() + offset_)
+      .count();
+}
+
 void PveCluster::start_locked(Guest& g) {
-  const auto t = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch() + offset_)
-                     .count();
+  const auto t = now_locked();
   g.status = GuestStatus::running;
   g.started_at = t;
   next_pid_ += 17;
@@ -513,58 +519,6 @@ void PveCluster::start_locked(Guest& g) {
   g.agent_running = g.agent_configured;
 }
 
-bool PveCluster::start(int vmid) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr || g->template_) {
-    return false;
-  }
-  if (g->status == GuestStatus::stopped) {
-    start_locked(*g);
-  } else {
-    g->status = GuestStatus::running;
-  }
-  return true;
-}
-
-bool PveCluster::stop(int vmid) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr) {
-    return false;
-  }
-  g->status = GuestStatus::stopped;
-  g->pid = 0;
-  g->mem = 0;
-  g->cpu = 0;
-  if (g->type == GuestType::lxc) {
-    g->disk = 0;
-  }
-  g->agent_running = false;
-  return true;
-}
-
-bool PveCluster::pause(int vmid) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr || g->status != GuestStatus::running) {
-    return false;
-  }
-  g->status = GuestStatus::paused;
-  g->cpu = 0;
-  return true;
-}
-
-bool PveCluster::resume(int vmid) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr || g->status != GuestStatus::paused) {
-    return false;
-  }
-  g->status = GuestStatus::running;
-  return true;
-}
-
 bool PveCluster::rename(int vmid, std::optional<std::string> name) {
   return update_guest(vmid, [&](Guest& g) { g.name = std::move(name); });
 }
@@ -578,22 +532,6 @@ bool PveCluster::set_usage(int vmid, std::optional<double> cpu, std::optional<lo
       g.mem = std::clamp(*mem, 0LL, g.maxmem);
     }
   });
-}
-
-bool PveCluster::migrate(int vmid, const std::string& node) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr ||
-      std::none_of(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.name == node; })) {
-    return false;
-  }
-  g->node = node;
-  g->lock.clear();
-  if (g->status != GuestStatus::stopped) {
-    next_pid_ += 17;
-    g->pid = next_pid_;  // a new process on the target node
-  }
-  return true;
 }
 
 bool PveCluster::set_agent(int vmid, bool configured, bool running) {

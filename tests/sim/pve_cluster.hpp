@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/sim/pve_tasks.hpp"
+
 namespace pha::sim {
 
 class PveHost;
@@ -194,14 +196,52 @@ class PveCluster {
 
   // Power and configuration changes, as Proxmox would make them.
   // Each returns false when there is no such guest (or the change is impossible).
-  bool start(int vmid);   // stopped/paused -> running (new pid and uptime when it was stopped)
-  bool stop(int vmid);    // -> stopped, usage zero
-  bool pause(int vmid);   // running -> paused
-  bool resume(int vmid);  // paused -> running
+  //
+  // The guest operations (pve_cluster_ops.cpp) also leave the tasks a real
+  // node records (pve_tasks.hpp), started by `user` (the UPID's user: a user
+  // or an API token's full id), on the node named below, with id = the
+  // vmid, ended at once with status "OK"; qm*/vz* for a VM or a container:
+  //   start -> qmstart/vzstart, stop -> qmstop/vzstop, shutdown ->
+  //   qmshutdown/vzshutdown, pause -> qmpause/vzsuspend, resume ->
+  //   qmresume/vzresume (on the guest's node);
+  //   reboot -> qmreboot, then qmstart by root@pam (qmeventd restarts it);
+  //   a container's vzreboot alone;
+  //   create -> qmcreate/vzcreate on its node (and a start task by the same
+  //   user when created running);
+  //   clone -> qmclone/vzclone on the SOURCE's node with the source's vmid;
+  //   migrate -> qmigrate/vzmigrate on the SOURCE node, and when the guest
+  //   runs a qmstart/vzstart by root@pam on the target;
+  //   destroy -> qmdestroy/vzdestroy;
+  //   config_task -> qmconfig (the asynchronous POST .../qemu/{vmid}/config).
+  // No task: power_off (the guest powers itself off or crashes), rename,
+  // set_description, tags, lock, pool, usage and agent changes (the
+  // synchronous PUT .../config, as `qm set` and `pct set`), add_guest and
+  // remove_guest (the state as it was before the simulated history).
+  bool start(int vmid, const std::string& user = kRootUser);  // stopped/paused -> running
+  bool stop(int vmid, const std::string& user = kRootUser);   // -> stopped, usage zero
+  bool shutdown(int vmid, const std::string& user = kRootUser);
+  bool reboot(int vmid, const std::string& user = kRootUser);  // running only; new pid
+  bool pause(int vmid, const std::string& user = kRootUser);   // running -> paused
+  bool resume(int vmid, const std::string& user = kRootUser);  // paused -> running
+  // -> stopped without a task (qemu-server src/qmeventd runs `qm cleanup`,
+  // which is no worker: src/PVE/CLI/qm.pm cleanup).
+  bool power_off(int vmid);
+  // Adds the guest as add_guest does (throws the same) and records its creation.
+  void create(Guest guest, const std::string& user = kRootUser);
+  // A stopped copy as `newid` on `node` ("" = the source's), named `name`
+  // (nullopt: "Copy-of-VM-<name or vmid>" for a VM, the same hostname for a
+  // container); false when newid exists or the node is unknown.
+  bool clone(int vmid, int newid, const std::string& node = "",
+             std::optional<std::string> name = std::nullopt, const std::string& user = kRootUser);
+  // A running guest cannot be destroyed (false), as a real node refuses.
+  bool destroy(int vmid, const std::string& user = kRootUser);
+  // The qmconfig task of an asynchronous configuration change; false for a container.
+  bool config_task(int vmid, const std::string& user = kRootUser);
   bool rename(int vmid, std::optional<std::string> name);
   // cpu is kept within 0..1, or -0.01..1 for a container (see Guest::cpu).
   bool set_usage(int vmid, std::optional<double> cpu, std::optional<long long> mem);
-  bool migrate(int vmid, const std::string& node);
+  // To its own node (which a real node refuses): nothing changes, no task.
+  bool migrate(int vmid, const std::string& node, const std::string& user = kRootUser);
   bool set_agent(int vmid, bool configured, bool running);
   bool set_description(int vmid, std::optional<std::string> description);
   bool set_tags(int vmid, const std::string& tags);
@@ -212,6 +252,23 @@ class PveCluster {
   // The pool of a guest; nullopt when it is in none or does not exist.
   std::optional<std::string> pool_of(int vmid) const;
   int next_vmid() const;
+
+  // --- tasks (pve_tasks.hpp) ---
+  // A task of its own (a failed migration, a backup...): `node` must exist;
+  // starttime 0 means now; without endtime it runs until end_task. pid and
+  // pstart are filled in. Returns its UPID; throws std::invalid_argument for
+  // an unknown node.
+  std::string add_task(Task task);
+  // Ends a running task now; false when none has this UPID.
+  bool end_task(const std::string& upid, const std::string& status = "OK");
+  std::vector<Task> tasks() const;  // every task of every node
+  std::vector<Task> active_tasks(const std::string& node) const;
+  std::vector<Task> archived_tasks(const std::string& node) const;
+  // The list each node broadcast, as GET /cluster/tasks reads it: as it was
+  // `task_broadcast_lag` seconds ago (default 0, see pve_tasks.hpp).
+  std::vector<nlohmann::json> task_broadcasts() const;
+  void set_task_broadcast_lag(std::chrono::seconds lag);
+  std::chrono::seconds task_broadcast_lag() const;
 
   // --- users and tokens ---
   void add_user(User user);
@@ -253,7 +310,14 @@ class PveCluster {
 
  private:
   Guest* find(int vmid);
+  void add_guest_locked(Guest guest);
+  long long now_locked() const;
   void start_locked(Guest& g);
+  void stop_locked(Guest& g);
+  // Records a finished task of `type` about `vmid` (0: none) on `node`.
+  std::string task_locked(const std::string& node, const std::string& type, int vmid,
+                          const std::string& user);
+  std::string add_task_locked(Task task);
 
   mutable std::mutex mutex_;
   std::string name_;
@@ -267,6 +331,8 @@ class PveCluster {
   std::string ticket_key_;
   std::map<std::string, PveHost*> hosts_;
   long long next_pid_ = 0;
+  TaskFiles tasks_;
+  std::chrono::seconds task_lag_{0};
 };
 
 }  // namespace pha::sim

@@ -14,6 +14,7 @@
 #include "tests/sim/pve_access.hpp"
 #include "tests/sim/pve_auth.hpp"
 #include "tests/sim/pve_render.hpp"
+#include "tests/sim/pve_tasks.hpp"
 
 namespace pha::sim {
 
@@ -31,6 +32,7 @@ struct ApiResult {
   json data;            // success
   std::string message;  // error, as raised (usually ending in "\n")
   json errors;          // parameter errors
+  json attributes;      // result attributes beside `data` on success ({"total": n})
   bool empty_body = false;
   std::chrono::milliseconds delay{0};
 };
@@ -71,7 +73,11 @@ WireResponse to_wire(const ApiResult& r, bool message_member) {
   w.delay = r.delay;
   if (r.status == 200) {
     w.reason = "OK";
-    w.body = json{{"data", r.data}}.dump();
+    json body = {{"data", r.data}};
+    if (r.attributes.is_object()) {
+      body.update(r.attributes);
+    }
+    w.body = body.dump();
     w.headers.emplace_back("Content-Type", kJsonType);
     return w;
   }
@@ -137,15 +143,6 @@ void scramble(std::vector<T>& v, Key key) {
   });
 }
 
-std::string upid(const std::string& node, const std::string& type, int vmid,
-                 const std::string& user, long long now) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "UPID:%s:%08X:%08X:%08llX:%s:%d:%s:", node.c_str(),
-                static_cast<unsigned>(100000 + vmid), static_cast<unsigned>(vmid * 7919),
-                static_cast<unsigned long long>(now), type.c_str(), vmid, user.c_str());
-  return buf;
-}
-
 std::string html_page() {
   std::string page =
       "<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html; "
@@ -166,9 +163,11 @@ enum class RouteKind {
   cluster_index,
   cluster_status,
   cluster_resources,
+  cluster_tasks,
   nodes,
   node_index,
   node_status,
+  node_tasks,
   guest_list,
   guest_index,
   guest_config,
@@ -220,6 +219,10 @@ std::optional<Route> resolve(const std::string& method, const std::vector<std::s
       r.kind = RouteKind::cluster_status;
       return r;
     }
+    if (n == 2 && s[1] == "tasks") {
+      r.kind = RouteKind::cluster_tasks;  // no parameters (PVE/API2/Cluster.pm tasks)
+      return r;
+    }
     if (n == 2 && s[1] == "resources") {
       r.kind = RouteKind::cluster_resources;
       r.params = {"type"};
@@ -262,6 +265,12 @@ std::optional<Route> resolve(const std::string& method, const std::vector<std::s
   }
   if (n == 3 && s[2] == "status" && get) {
     r.kind = RouteKind::node_status;
+    return r;
+  }
+  if (n == 3 && s[2] == "tasks" && get) {
+    r.kind = RouteKind::node_tasks;  // PVE/API2/Tasks.pm node_tasks
+    r.params = {"start",  "limit",  "userfilter", "typefilter", "vmid",
+                "errors", "source", "since",      "until",      "statusfilter"};
     return r;
   }
   if (n < 3 || !is_guest_type(s[2])) {
@@ -424,6 +433,57 @@ std::optional<ApiResult> permission_denied(const Route& r, const Principal& who,
     default:
       return std::nullopt;
   }
+}
+
+// POST .../status/{action} on a guest: the change and the task it leaves
+// (pve_cluster.hpp), answered with the task's UPID. The checks made before
+// the worker is forked: qemu-server src/PVE/API2/Qemu.pm vm_reboot,
+// vm_suspend, vm_resume; pve-container src/PVE/API2/LXC/Status.pm.
+ApiResult power_action(PveCluster& cluster, const Guest& g, const std::string& action,
+                       const std::string& user) {
+  const bool qemu = g.type == GuestType::qemu;
+  const auto vmid = g.vmid;
+  const auto not_running = "VM " + std::to_string(vmid) + " not running\n";
+  std::string type = (qemu ? "qm" : "vz") + action;
+  if (action == "start") {
+    cluster.start(vmid, user);
+  } else if (action == "stop") {
+    cluster.stop(vmid, user);
+  } else if (action == "shutdown") {
+    cluster.shutdown(vmid, user);
+  } else if (action == "suspend") {
+    type = qemu ? "qmpause" : "vzsuspend";
+    if (!cluster.pause(vmid, user)) {
+      return fail(500, not_running);
+    }
+  } else if (action == "resume") {
+    if (g.status == GuestStatus::stopped) {
+      return fail(500, not_running);
+    }
+    if (g.status == GuestStatus::running) {
+      // Resuming a running VM is a task that changes nothing.
+      return ok(cluster.add_task({.node = g.node,
+                                  .type = type,
+                                  .id = std::to_string(vmid),
+                                  .user = user,
+                                  .endtime = cluster.now(),
+                                  .status = "OK"}));
+    }
+    cluster.resume(vmid, user);
+  } else if (action == "reboot") {
+    if (g.status == GuestStatus::paused && qemu) {
+      return fail(500, "VM is paused - cannot shutdown\n");
+    }
+    if (!cluster.reboot(vmid, user)) {
+      return fail(500, not_running);
+    }
+  }
+  for (const auto& t : cluster.archived_tasks(g.node)) {
+    if (t.type == type && t.id == std::to_string(vmid) && t.user == user) {
+      return ok(upid_of(t));
+    }
+  }
+  return fail(500, "task of " + type + " not found\n");
 }
 
 }  // namespace
@@ -857,6 +917,9 @@ WireResponse PveHost::answer(const WireRequest& req, const Fault* lie) {
         vmid = static_cast<int>(*v);
       }
     }
+    if (route->kind == RouteKind::node_tasks) {
+      errors.update(node_task_param_errors(params));
+    }
     if (route->kind == RouteKind::ticket && m == "POST") {
       for (const auto* required : {"username", "password"}) {
         if (params.count(required) == 0) {
@@ -957,6 +1020,17 @@ WireResponse PveHost::answer(const WireRequest& req, const Fault* lie) {
           }
         }
         return ok(out);
+      }
+      case RouteKind::cluster_tasks:
+        return ok(cluster_tasks_data(cluster_.task_broadcasts(),
+                                     {who.userid, who.has("Sys.Audit", "/")}));
+      case RouteKind::node_tasks: {
+        const auto list = node_tasks_data(cluster_.active_tasks(target),
+                                          cluster_.archived_tasks(target), node_task_query(params),
+                                          {who.userid, who.has("Sys.Audit", "/nodes/" + target)});
+        ApiResult r = ok(list.data);
+        r.attributes = {{"total", list.total}};
+        return r;
       }
       case RouteKind::nodes:
         return ok(nodes_data(nodes, guests(), now));
@@ -1067,27 +1141,15 @@ WireResponse PveHost::answer(const WireRequest& req, const Fault* lie) {
         if (!g) {
           return no_config();
         }
-        const auto& a = route->action;
-        const std::string prefix = route->type == GuestType::qemu ? "qm" : "vz";
-        if (a == "start") {
+        if (route->action == "start") {
           if (g->template_) {
             return fail(500, "you can't start a vm if it's a template\n");
           }
           if (g->status != GuestStatus::stopped) {
             return fail(500, "VM " + std::to_string(vmid) + " already running\n");
           }
-          cluster_.start(vmid);
-        } else if (a == "stop" || a == "shutdown") {
-          cluster_.stop(vmid);
-        } else if (a == "suspend") {
-          cluster_.pause(vmid);
-        } else if (a == "resume") {
-          cluster_.resume(vmid);
-        } else if (a == "reboot") {
-          cluster_.stop(vmid);
-          cluster_.start(vmid);
         }
-        return ok(upid(target, prefix + a, vmid, who.userid, now));
+        return power_action(cluster_, *g, route->action, who.userid);
       }
       case RouteKind::ticket: {
         if (m == "GET") {
