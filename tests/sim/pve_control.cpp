@@ -1,5 +1,6 @@
 #include "tests/sim/pve_control.hpp"
 
+#include <functional>
 #include <stdexcept>
 
 #include <httplib.h>
@@ -98,21 +99,66 @@ Guest guest_from(PveSim& sim, const json& j) {
   return g;
 }
 
+// The power and life-cycle actions, which leave tasks by "user" (default root@pam).
+std::optional<bool> task_action(PveCluster& c, int vmid, const std::string& action, const json& j) {
+  const auto user = j.value("user", kRootUser);
+  if (action == "start") {
+    return c.start(vmid, user);
+  }
+  if (action == "stop") {
+    return c.stop(vmid, user);
+  }
+  if (action == "shutdown") {
+    return c.shutdown(vmid, user);
+  }
+  if (action == "reboot") {
+    return c.reboot(vmid, user);
+  }
+  if (action == "pause") {
+    return c.pause(vmid, user);
+  }
+  if (action == "resume") {
+    return c.resume(vmid, user);
+  }
+  if (action == "poweroff") {
+    return c.power_off(vmid);  // from inside the guest, or a crash: no task
+  }
+  if (action == "destroy") {
+    return c.destroy(vmid, user);
+  }
+  if (action == "delete") {
+    // A running guest is stopped first, as one must before destroying it.
+    const auto g = c.guest(vmid);
+    return g && (g->status == GuestStatus::stopped || c.stop(vmid, user)) && c.destroy(vmid, user);
+  }
+  if (action == "clone") {
+    return c.clone(vmid, j.value("newid", c.next_vmid()), j.value("node", std::string()),
+                   optional_string(j, "name"), user);
+  }
+  if (action == "migrate") {
+    return c.migrate(vmid, j.value("node", std::string()), user);
+  }
+  return std::nullopt;
+}
+
+// rename and description: the synchronous PUT (no task), or with "async":
+// true the POST of a VM's config, which leaves a qmconfig task.
+bool config_action(PveCluster& c, int vmid, const json& j, const std::function<bool()>& change) {
+  if (j.value("async", false)) {
+    const auto g = c.guest(vmid);
+    return g && g->type == GuestType::qemu && change() &&
+           c.config_task(vmid, j.value("user", kRootUser));
+  }
+  return change();
+}
+
 void guest_action(PveSim& sim, int vmid, const std::string& action, const json& j) {
   auto& c = sim.cluster();
   bool done = false;
-  if (action == "start") {
-    done = c.start(vmid);
-  } else if (action == "stop") {
-    done = c.stop(vmid);
-  } else if (action == "pause") {
-    done = c.pause(vmid);
-  } else if (action == "resume") {
-    done = c.resume(vmid);
-  } else if (action == "delete") {
-    done = c.remove_guest(vmid);
+  if (const auto tasked = task_action(c, vmid, action, j)) {
+    done = *tasked;
   } else if (action == "rename") {
-    done = c.rename(vmid, optional_string(j, "name"));
+    done = config_action(c, vmid, j, [&] { return c.rename(vmid, optional_string(j, "name")); });
   } else if (action == "usage") {
     std::optional<double> cpu;
     std::optional<long long> mem;
@@ -123,13 +169,12 @@ void guest_action(PveSim& sim, int vmid, const std::string& action, const json& 
       mem = j["mem"].get<long long>();
     }
     done = c.set_usage(vmid, cpu, mem);
-  } else if (action == "migrate") {
-    done = c.migrate(vmid, j.value("node", std::string()));
   } else if (action == "agent") {
     const bool running = j.value("running", true);
     done = c.set_agent(vmid, j.value("configured", running), running);
   } else if (action == "description") {
-    done = c.set_description(vmid, optional_string(j, "description"));
+    done = config_action(
+        c, vmid, j, [&] { return c.set_description(vmid, optional_string(j, "description")); });
   } else if (action == "tags") {
     done = c.set_tags(vmid, j.value("tags", std::string()));
   } else if (action == "lock") {
@@ -144,6 +189,38 @@ void guest_action(PveSim& sim, int vmid, const std::string& action, const json& 
   if (!done) {
     throw ControlError(404, "guest " + std::to_string(vmid) + ": " + action + " not possible");
   }
+}
+
+// {"node", "type", "id", "user", "starttime", "endtime", "status", "running"}
+Task task_from(PveSim& sim, const json& j) {
+  Task t;
+  t.node = j.value("node", sim.node_names().front());
+  t.type = j.value("type", std::string());
+  t.id = j.contains("id") && j["id"].is_number() ? std::to_string(j["id"].get<long long>())
+                                                 : j.value("id", std::string());
+  t.user = j.value("user", kRootUser);
+  t.starttime = j.value("starttime", 0LL);
+  if (t.type.empty() || t.type.find_first_of(": /") != std::string::npos ||
+      t.id.find_first_of(": /") != std::string::npos) {
+    throw ControlError(400,
+                       "a task is {\"type\": \"qmigrate\", \"id\", \"node\", \"user\", "
+                       "\"status\", \"starttime\", \"endtime\", \"running\"}");
+  }
+  if (!j.value("running", false)) {
+    t.endtime = j.value("endtime", t.starttime == 0 ? sim.cluster().now() : t.starttime);
+    t.status = j.value("status", std::string("OK"));
+  }
+  return t;
+}
+
+json task_json(const Task& t) {
+  json j = {{"upid", upid_of(t)}, {"node", t.node}, {"type", t.type},
+            {"id", t.id},         {"user", t.user}, {"starttime", t.starttime}};
+  if (t.endtime) {
+    j["endtime"] = *t.endtime;
+    j["status"] = t.status;
+  }
+  return j;
 }
 
 // {"path", "role", "privileges": [...], "propagate"}
@@ -237,10 +314,15 @@ PveControlApi::PveControlApi(PveSim& sim) : sim_(sim) {
     return json{{"ok", true}};
   });
   s.post("/control/guests", [this](const httplib::Request& req) {
-    auto g = guest_from(sim_, control_object(req));
+    const auto j = control_object(req);
+    auto g = guest_from(sim_, j);
     const int vmid = g.vmid;
     try {
-      sim_.cluster().add_guest(std::move(g));
+      if (j.value("silent", false)) {
+        sim_.cluster().add_guest(std::move(g));
+      } else {
+        sim_.cluster().create(std::move(g), j.value("user", kRootUser));
+      }
     } catch (const std::invalid_argument& e) {
       throw ControlError(400, e.what());
     }
@@ -249,6 +331,33 @@ PveControlApi::PveControlApi(PveSim& sim) : sim_(sim) {
   s.post(R"(/control/guests/(\d+)/([a-z]+))", [this](const httplib::Request& req) {
     guest_action(sim_, std::stoi(req.matches[1]), req.matches[2], control_object(req));
     return json{{"ok", true}};
+  });
+  s.get("/control/tasks", [this](const httplib::Request&) {
+    json out = json::array();
+    for (const auto& t : sim_.cluster().tasks()) {
+      out.push_back(task_json(t));
+    }
+    return json{{"tasks", out}, {"broadcast_lag", sim_.cluster().task_broadcast_lag().count()}};
+  });
+  s.post("/control/tasks", [this](const httplib::Request& req) {
+    try {
+      return json{{"upid", sim_.cluster().add_task(task_from(sim_, control_object(req)))}};
+    } catch (const std::invalid_argument& e) {
+      throw ControlError(404, e.what());
+    }
+  });
+  s.post("/control/tasks/end", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    if (!sim_.cluster().end_task(j.value("upid", std::string()),
+                                 j.value("status", std::string("OK")))) {
+      throw ControlError(404, "no running task " + j.value("upid", std::string()));
+    }
+    return json{{"ok", true}};
+  });
+  s.put("/control/tasks/lag", [this](const httplib::Request& req) {
+    const auto j = control_object(req);
+    sim_.cluster().set_task_broadcast_lag(std::chrono::seconds(j.value("seconds", 0LL)));
+    return json{{"ok", true}, {"broadcast_lag", j.value("seconds", 0LL)}};
   });
   s.get(R"(/control/acls/([^/]+))",
         [this](const httplib::Request& req) { return acls_of(sim_.cluster(), req.matches[1]); });

@@ -12,12 +12,27 @@
 //                                            drop_entries (the guest lists' lies)
 //   DELETE /control/hosts/{node}/fault
 //   POST   /control/guests                  create: {"vmid", "node", "type", "name",
-//                                            "status", ...}
-//   POST   /control/guests/{vmid}/{action}  start, stop, pause, resume, delete,
-//                                            rename {"name"}, usage {"cpu", "mem"},
-//                                            migrate {"node"}, agent {"configured", "running"},
-//                                            description {"description"}, tags {"tags"},
-//                                            lock {"lock"}, pool {"pool"} ("" or null: none)
+//                                            "status", ..., "user"}; "silent": true adds
+//                                            it without the qmcreate/vzcreate task
+//   POST   /control/guests/{vmid}/{action}  start, stop, shutdown, reboot, pause, resume,
+//                                            destroy, delete (stops a running one first),
+//                                            clone {"newid", "node", "name"},
+//                                            migrate {"node"}: each leaves its tasks,
+//                                            by {"user"} (default root@pam);
+//                                            poweroff (from inside, or a crash: no task);
+//                                            rename {"name"}, description {"description"}
+//                                            (no task; "async": true a qmconfig task),
+//                                            usage {"cpu", "mem"},
+//                                            agent {"configured", "running"},
+//                                            tags {"tags"}, lock {"lock"},
+//                                            pool {"pool"} ("" or null: none)
+//   GET    /control/tasks                   {"tasks": [...], "broadcast_lag"}
+//   POST   /control/tasks                   a task of one's own: {"type", "id", "node",
+//                                            "user", "status" ("OK", "WARNINGS: 1", an
+//                                            error), "starttime", "endtime", "running"}
+//                                            -> {"upid"}
+//   POST   /control/tasks/end               {"upid", "status"}: a running task ends now
+//   PUT    /control/tasks/lag               {"seconds"}: how old /cluster/tasks is (0)
 //   GET    /control/acls/{subject}          {"subject", "acls": [...] or null (every privilege)}
 //   PUT    /control/acls/{subject}          replace: [{"path", "role", "privileges",
 //                                            "propagate"}, ...]

@@ -178,6 +178,46 @@ TEST_CASE(
   CHECK_FALSE(u.json()["data"].contains("/"));
 }
 
+TEST_CASE("pve-sim control API leaves tasks adds raw ones and sets the broadcast lag") {
+  TempDir dir;
+  RunningSim s(dir);
+  REQUIRE(s.control("POST", "/control/guests",
+                    R"({"vmid":4300,"node":"pve1","status":"running","user":"ops@pve"})")
+              .status == 200);
+  REQUIRE(s.control("POST", "/control/guests/4300/migrate", R"({"node":"pve2"})").status == 200);
+  REQUIRE(s.control("POST", "/control/guests/4300/poweroff").status == 200);
+  REQUIRE(s.control("POST", "/control/guests/4300/rename", R"({"name":"x"})").status == 200);
+  REQUIRE(s.control("POST", "/control/guests/4300/rename", R"({"name":"y","async":true})").status ==
+          200);
+  const auto types = [&](const std::string& node) {
+    std::vector<std::string> out;
+    const auto list = s.api(node, "/nodes/" + node + "/tasks").json();
+    for (const auto& e : list["data"]) {
+      out.push_back(e["type"].get<std::string>() + ":" + e["user"].get<std::string>());
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(types("pve1") == V{"qmigrate:root@pam", "qmstart:ops@pve", "qmcreate:ops@pve"});
+  CHECK(types("pve2") == V{"qmconfig:root@pam", "qmstart:root@pam"});
+  const auto added = s.control("POST", "/control/tasks",
+                               R"({"node":"pve1","type":"qmigrate","id":4300,"running":true})");
+  REQUIRE(added.status == 200);
+  const auto upid = added.json()["upid"].get<std::string>();
+  CHECK(s.api("pve1", "/nodes/pve1/tasks?source=active").json()["data"][0]["upid"] == upid);
+  CHECK(s.control("POST", "/control/tasks/end",
+                  json{{"upid", upid}, {"status", "migration aborted"}}.dump())
+            .status == 200);
+  CHECK(s.api("pve1", "/nodes/pve1/tasks?errors=1").json()["data"][0]["status"] ==
+        "migration aborted");
+  CHECK(s.control("POST", "/control/tasks", R"({"node":"nosuch","type":"x"})").status == 404);
+  CHECK(s.control("PUT", "/control/tasks/lag", R"({"seconds":3600})").status == 200);
+  CHECK(s.api("pve1", "/cluster/tasks").json()["data"].empty());
+  CHECK(s.control("GET", "/control/tasks").json()["tasks"].size() == 6);
+  s.process.signal(SIGTERM);
+  CHECK(s.process.wait(std::chrono::seconds(10)).exit_code == 0);
+}
+
 TEST_CASE("pve-sim refuses a malformed --acl") {
   TempDir dir;
   Process p(kBinary, {.args = RunningSim::args(dir, {"--acl", "vms:agent@pve!sync:PVEAuditor"}),
