@@ -10,7 +10,7 @@
 #     clean root of the suite (both cached by content; the unit tests run in
 #     the build of the suite this machine does not run);
 #  2. in that root: lintian (no errors; warnings only the known ones, each
-#     with its reason below and in the README), the man page renders without
+#     with its reason below and in docs/packaging.md), the man page renders without
 #     a warning, and the file list is the expected one;
 #  3. scripts/repo.sh publishes -1 in a signed apt repository (throw-away
 #     key), served over HTTP on the host's loopback;
@@ -55,7 +55,7 @@ build=${PHA_BUILD_DIR:-build}
 suites=("$@")
 ((${#suites[@]})) || suites=("${pha_suites[@]}")
 
-# lintian warnings kept on purpose (README, "The package's checks").
+# lintian warnings kept on purpose (docs/packaging.md "Checks").
 KNOWN_WARNINGS=(
   # agent.env holds secrets once configured: 0640 (tmpfiles.d gives it the group).
   non-standard-file-perm
@@ -253,7 +253,7 @@ static_checks() {
     grep -vxF -f <(printf '%s\n' "${KNOWN_WARNINGS[@]}") || true)
   if [[ -n $unknown ]]; then
     echo "$out" >&2
-    fail "new lintian warnings: $(tr '\n' ' ' <<<"$unknown")- fix them, or add them with a reason to KNOWN_WARNINGS and the README"
+    fail "new lintian warnings: $(tr '\n' ' ' <<<"$unknown")- fix them, or add them with a reason to KNOWN_WARNINGS and docs/packaging.md"
   fi
   note "lintian: $(grep -c '^E:' <<<"$out" || true) errors, $(grep -c '^W:' <<<"$out" || true) warnings ($(grep '^W:' <<<"$out" | awk '{print $3}' | sort -u | tr '\n' ' '))"
 

@@ -1,9 +1,8 @@
 // Writes the files derived from the settings table.
 //
-//   pha-gen-docs SOURCE_DIR             rewrites .env.example and the settings tables in
-//                                       README.md and docs/settings.md (between their
-//                                       markers); the unit tests fail when any is out of
-//                                       date. Run it with:
+//   pha-gen-docs SOURCE_DIR             rewrites .env.example and the settings table of
+//                                       docs/settings.md (between its markers); the unit
+//                                       tests fail when either is out of date. Run it with:
 //                                       cmake --build build --target update-docs
 //   pha-gen-docs --man FILE             writes the man page proxmox-host-agent(8); the build
 //                                       does this (target man-page), so it cannot drift
@@ -53,9 +52,6 @@ int update_settings_table(const std::string& path) {
 
 int update_source_dir(const std::string& dir) {
   if (write_or_complain(dir + "/.env.example", pha::render_env_example()) != 0) {
-    return 1;
-  }
-  if (update_settings_table(dir + "/README.md") != 0) {
     return 1;
   }
   return update_settings_table(dir + "/docs/settings.md");

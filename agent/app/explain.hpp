@@ -2,7 +2,7 @@
 // --explain VMID: asks the running agent (GET /vms/{vmid} on 127.0.0.1, the
 // configured port, https when TLS is on) why a guest is or is not in
 // AccountDB, and prints the answer for a person (docs/http-api.md "GET
-// /vms/{vmid}", README "Answering support questions").
+// /vms/{vmid}", docs/operating.md).
 
 #include <cstdint>
 #include <string>

@@ -1,6 +1,6 @@
 #pragma once
 // Renderings of the settings table: the .env example that ships as the
-// package's agent.env, the README's settings table, the man page
+// package's agent.env, the settings table of docs/settings.md, the man page
 // proxmox-host-agent(8), and --print-config.
 
 #include <string>

@@ -1,7 +1,7 @@
 #pragma once
 // One table describes every setting: its environment variable, its flag,
 // default, allowed values, whether it is secret, and its help text. The CLI
-// flags, validation, --print-config, masking, .env.example, the README table
+// flags, validation, --print-config, masking, .env.example, the table of docs/settings.md
 // and the man page are all derived from it.
 
 #include <span>

@@ -32,7 +32,7 @@ void log_missing(const MissingPrivilege& m, const std::string& who, const std::s
     fields.push_back({"note", m.note});
   }
   const auto message = who + " lacks " + m.privilege + " on " + m.path + ": " + m.effect;
-  // Going without VM.Monitor is what the README advises on PVE 8: no warning.
+  // Going without VM.Monitor is what docs/proxmox.md "Privileges" advises on PVE 8: no warning.
   if (m.advised) {
     log::warn("proxmox_privilege_missing", message, fields);
   } else {

@@ -1,7 +1,7 @@
 #pragma once
 // What the agent needs of its Proxmox user or API token, and which of it is
 // missing: a pure function of the GET /access/permissions answer, the
-// Proxmox VE version and the settings (README "A read-only API token").
+// Proxmox VE version and the settings (docs/proxmox.md "Privileges").
 //
 //   VM.Audit on /vms, propagated     the guest lists (without it they are empty)
 //   Sys.Audit on /                   /cluster/status: the node name (auto) and discovery

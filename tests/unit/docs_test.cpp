@@ -78,20 +78,6 @@ TEST_CASE(".env.example is exactly what the settings table renders") {
   CHECK_MESSAGE(*file == render_env_example(), kRegenerate);
 }
 
-TEST_CASE("the README's settings table is exactly what the settings table renders") {
-  const auto readme = slurp(std::string(PHA_SOURCE_DIR) + "/README.md");
-  REQUIRE(readme.has_value());
-  const std::string begin = "<!-- settings-table:begin -->\n";
-  const std::string end = "<!-- settings-table:end -->";
-  const auto b = readme->find(begin);
-  const auto e = readme->find(end);
-  REQUIRE(b != std::string::npos);
-  REQUIRE(e != std::string::npos);
-  CHECK_MESSAGE(
-      readme->substr(b + begin.size(), e - b - begin.size()) == render_settings_markdown(),
-      kRegenerate);
-}
-
 TEST_CASE(".env.example parses - comments every setting out - and names every key") {
   const auto text = render_env_example();
   auto commented = parse_env_file(text, ".env.example");
