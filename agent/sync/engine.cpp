@@ -249,7 +249,10 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
   }
 }
 
-// 1. Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
+// The steps of a cycle, in the order of docs/sync.md "The cycle" (which
+// defines them), to conclude() below.
+
+// Connection: node_info, unless it succeeded within the last UPDATE_INTERVAL.
 Status SyncEngine::connect(CycleReport& report, const Settings& settings, std::int64_t now) {
   report.owner_id = owner_id_;
   if (last_connect_ok_ && now - *last_connect_ok_ < settings.update_interval) {
@@ -271,7 +274,7 @@ Status SyncEngine::connect(CycleReport& report, const Settings& settings, std::i
   return {};
 }
 
-// 2. Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
+// Whitelist: cached while younger than WHITELIST_TTL; an error is never "empty".
 WhitelistView SyncEngine::cycle_whitelist(CycleReport& report, std::int64_t now) {
   bool due = false;
   {
@@ -306,7 +309,7 @@ WhitelistView SyncEngine::cycle_whitelist(CycleReport& report, std::int64_t now)
   return view;
 }
 
-// 3. Guests: a failed read is never an empty node. First, when due, what
+// The Proxmox read: a failed read is never an empty node. First, when due, what
 // the token may do (logged and shown; it never fails the cycle), so that
 // a guest agent call it may not make is explained before it is refused.
 Result<GuestRead> SyncEngine::cycle_guests(CycleReport& report) {
@@ -348,7 +351,7 @@ Result<GuestRead> SyncEngine::cycle_guests(CycleReport& report) {
   return guests;
 }
 
-// 5. What AccountDB has. (4, the filter, is part of the plan.)
+// What AccountDB has: list_vms. (The filter is part of the plan.)
 Result<std::vector<AccountDbRow>> SyncEngine::cycle_rows(CycleReport& report) {
   auto rows = accountdb_.list_vms();
   if (!rows.ok() && rows.error().kind == ErrorKind::auth) {
@@ -359,7 +362,7 @@ Result<std::vector<AccountDbRow>> SyncEngine::cycle_rows(CycleReport& report) {
   return rows;
 }
 
-// 6. Plan; a cluster lookup only when some guest is gone long enough.
+// The plan; a cluster lookup only when some guest is gone long enough.
 Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
   auto plan = make_plan(in);
   if (!plan.mark_candidates.empty() && look_up_candidates(plan.mark_candidates, in, report)) {
@@ -378,7 +381,7 @@ Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
   return plan;
 }
 
-// 7. Send (or, in a dry run, only say what would be sent).
+// Send (or, in a dry run, only say what would be sent).
 void SyncEngine::deliver(const Plan& plan, CycleReport& report) {
   if (report.dry_run) {
     for (const auto& p : plan.requests) {
@@ -393,7 +396,7 @@ void SyncEngine::deliver(const Plan& plan, CycleReport& report) {
   persist_memory();
 }
 
-// 8. Report: the status and the one-line message of a cycle that ran.
+// Report: the status and the one-line message of a cycle that ran.
 void SyncEngine::conclude(CycleReport& report) {
   report.success = true;
   report.finished_at = clock_.unix_now();

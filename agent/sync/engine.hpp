@@ -1,8 +1,7 @@
 #pragma once
-// One sync cycle (docs/sync.md "The cycle"): connection (node_info), whitelist
-// (whitelist or whitelist_legacy, cached), the Proxmox read, what AccountDB has
-// (list_vms), the plan, sending (put_vm, at most 4 in flight), and the report. Failures of steps
-// 1-5 fail the cycle; failed put_vm requests only make it a warning.
+// One sync cycle. Its steps, their order and which of them fail the cycle
+// are defined once, in docs/sync.md "The cycle"; the private functions below
+// carry them out in that order. A failed put_vm only makes the cycle a warning.
 
 #include <atomic>
 #include <cstdint>
@@ -62,7 +61,7 @@ struct CycleStats {
 nlohmann::json to_json(const CycleStats& s);
 
 struct CycleReport {
-  bool success = false;  // steps 1-5 succeeded (some put_vm may still have failed)
+  bool success = false;  // every step that must succeed did (some put_vm may still have failed)
   Severity status = Severity::error;
   std::string message;
   bool dry_run = false;
