@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "agent/app/peer_ask.hpp"
 #include "agent/config/docs.hpp"
 #include "agent/core/version.hpp"
 #include "agent/notify/webhook_options.hpp"
@@ -200,6 +201,7 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
         loop.reload();
         checker.reschedule();
       })) {
+  engine.set_peer_ask(make_peer_ask(live));
   proxmox.monitor().set_change_observer([this](const TargetChange& c) {
     on_target_change(store, StatusComponent::proxmox, c, proxmox.hosts().preferred());
     check_redundancy();
@@ -303,6 +305,14 @@ void Components::on_cycle(const CycleReport& r) {
   if (r.accounts && !r.dry_run) {  // a cycle that planned
     auto fields = to_json(r.held);
     notifier.hold(r.held.id, fields.is_null() ? nlohmann::json::object() : fields);
+  }
+  for (const auto& n : r.not_handed_over) {
+    notifier.not_handed_over(
+        {{"vmid", n.vmid},
+         {"from", n.failure.from},
+         {"to", r.node},
+         {"row_id", n.failure.row_id ? nlohmann::json(*n.failure.row_id) : nlohmann::json(nullptr)},
+         {"reason", n.failure.why}});
   }
   store.record_cycle(r);
   if (r.owner_id) {

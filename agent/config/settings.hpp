@@ -59,8 +59,12 @@ struct Settings {
   int missing_after_cycles = 3;
   int full_resync_interval = 3600;  // 0 = never
   double cpu_change_threshold = 5;
-  int change_brake_min = 3;          // CHANGE_BRAKE_MIN
-  double change_brake_percent = 20;  // CHANGE_BRAKE_PERCENT
+  int change_brake_min = 3;            // CHANGE_BRAKE_MIN
+  double change_brake_percent = 20;    // CHANGE_BRAKE_PERCENT
+  std::string peer_handover = "auto";  // PEER_HANDOVER: auto, true, false
+  int peer_port = 0;                   // 0: port
+  std::string peer_scheme = "auto";    // auto, http, https
+  int peer_timeout = 2;
 
   // Resilience
   int health_check_interval = 30;
@@ -102,6 +106,13 @@ struct Settings {
   std::string state_dir;  // empty = no state is persisted
 
   bool uses_token_auth() const { return !proxmox_token_id.empty(); }
+  // Whether a guest that migrated here is handed its row by the agent of the
+  // node it left (PEER_HANDOVER, auto: with a read token the agents share).
+  bool handover_enabled() const {
+    return peer_handover == "true" || (peer_handover == "auto" && !agent_read_token.empty());
+  }
+  // The base URL of the agent of the node at `ip` (an IPv4 or IPv6 literal).
+  std::string peer_url(const std::string& ip) const;
   // Secret values, for the log masking filter.
   std::vector<std::string> secrets() const;
 };
@@ -109,8 +120,8 @@ struct Settings {
 std::string_view to_string(Strategy s);
 
 // The events a webhook receiver may get (WEBHOOK_EVENTS), in the order shown.
-inline constexpr std::array<std::string_view, 7> kWebhookEventNames = {
+inline constexpr std::array<std::string_view, 8> kWebhookEventNames = {
     "failover",       "recovery",    "redundancy", "sync_failed",
-    "sync_recovered", "auth_failed", "sync_held"};
+    "sync_recovered", "auth_failed", "sync_held",  "guest_row_not_handed_over"};
 
 }  // namespace pha

@@ -354,6 +354,17 @@ Result<std::string> apply_log_format(const SettingSpec& spec, std::string_view r
   return *c;
 }
 
+// A choice kept as the text of the choice.
+template <auto Member>
+Result<std::string> apply_choice(const SettingSpec& spec, std::string_view raw, Settings& out) {
+  const auto c = match_choice(spec, raw);
+  if (!c) {
+    return not_allowed(spec);
+  }
+  out.*Member = *c;
+  return *c;
+}
+
 Result<std::string> apply_secret(const SettingSpec& spec, std::string_view raw, Settings& out);
 
 // clang-format off
@@ -468,6 +479,21 @@ const std::array kTable = {
     .default_value = "20", .help = "Share of the node's rows a cycle may create, or mark deleted, at once when that is more than CHANGE_BRAKE_MIN; more wait for corroboration or POST /sync/confirm.",
     .kind = ValueKind::decimal, .min = 0, .max = 100, .apply = apply_decimal<&Settings::change_brake_percent>},
 
+  // A guest that moves between the nodes of a cluster keeps its row: the
+  // agent of the node it left names the row (docs/sync.md "Guests that move").
+  SettingSpec{.env = "PEER_HANDOVER", .flag = "--peer-handover", .section = "Sync",
+    .default_value = "auto", .help = "Ask the agent of the node a guest migrated from for its row, and write that row (auto: when AGENT_READ_TOKEN is set, which the fleet's agents share).",
+    .choices = "auto,true,false", .apply = apply_choice<&Settings::peer_handover>},
+  SettingSpec{.env = "PEER_PORT", .flag = "--peer-port", .section = "Sync",
+    .default_value = "0", .help = "Port of the other nodes' agents (0: this agent's PORT).",
+    .kind = ValueKind::integer, .min = 0, .max = 65535, .apply = apply_int<&Settings::peer_port>},
+  SettingSpec{.env = "PEER_SCHEME", .flag = "--peer-scheme", .section = "Sync",
+    .default_value = "auto", .help = "Scheme of the other nodes' agents (auto: https when TLS_CERT_FILE is set, as this agent's).",
+    .choices = "auto,http,https", .apply = apply_choice<&Settings::peer_scheme>},
+  SettingSpec{.env = "PEER_TIMEOUT", .flag = "--peer-timeout", .section = "Sync",
+    .default_value = "2", .help = "Seconds the agent of another node has to answer for a guest's row before the guest is created anew.",
+    .kind = ValueKind::integer, .min = 1, .max = 30, .apply = apply_int<&Settings::peer_timeout>},
+
   // ---- Resilience -------------------------------------------------------
   SettingSpec{.env = "HEALTH_CHECK_INTERVAL", .flag = "--health-check-interval", .section = "Resilience",
     .default_value = "30", .help = "Seconds between health rounds (the probed Proxmox hosts, /cluster/status, AccountDB's recovery).",
@@ -564,8 +590,8 @@ const std::array kTable = {
     .kind = ValueKind::integer, .start_only = true, .min = 1, .max = 60, .apply = apply_int<&Settings::webhook_timeout>,
     .field = field_of<&Settings::webhook_timeout>},
   SettingSpec{.env = "WEBHOOK_EVENTS", .flag = "--webhook-events", .section = "Webhooks",
-    .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed,sync_held",
-    .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed, sync_held",
+    .default_value = "failover,recovery,redundancy,sync_failed,sync_recovered,auth_failed,sync_held,guest_row_not_handed_over",
+    .allowed = "comma-separated: failover, recovery, redundancy, sync_failed, sync_recovered, auth_failed, sync_held, guest_row_not_handed_over",
     .help = "Which events are sent.", .apply = apply_webhook_events},
   SettingSpec{.env = "WEBHOOK_QUEUE_SIZE", .flag = "--webhook-queue-size", .section = "Webhooks",
     .default_value = "100", .help = "Events waiting per receiver; when full the oldest is dropped and counted.",

@@ -202,6 +202,13 @@ Response Api::vm(const std::string& id) const {
   }
   // A missing guest has no Proxmox values any more: only its VMID and its row's story.
   json body = found != v->guests.end() ? guests_json({*found}).at(0) : json{{"vmid", *vmid}};
+  if (found == v->guests.end()) {
+    // What the agent last knew of it: the row's name, the type last read
+    // (for the agent of the node it moved to: docs/sync.md "Guests that move").
+    body["name"] = account->decision.name;
+    body["type"] =
+        account->decision.type ? json(to_string(*account->decision.type)) : json(nullptr);
+  }
   body["as_of"] = v->as_of;
   body["in_proxmox"] = found != v->guests.end();
   body["node"] = v->node;

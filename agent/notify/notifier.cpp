@@ -124,6 +124,10 @@ void Notifier::hold(const std::string& id, const nlohmann::json& fields) {
   publish(e);
 }
 
+void Notifier::not_handed_over(const nlohmann::json& fields) {
+  publish(WebhookEvent{"guest_row_not_handed_over", fields});
+}
+
 void Notifier::outcome(const std::string& upstream, const std::string& target,
                        const Observation& o) {
   std::optional<WebhookEvent> e;

@@ -18,6 +18,8 @@
 // - sync_held: the change brake holds changes it did not hold before (a new
 //   hold id); again only for another set of changes, or after a cycle that
 //   held nothing.
+// - guest_row_not_handed_over: a guest that migrated here got a new row,
+//   because the agent of the node it left did not name its row (each time).
 
 #include <cstdint>
 #include <map>
@@ -72,6 +74,8 @@ class Notifier {
   void failover(const FailoverEvent& e);
   void cycle(bool success, const std::string& message, std::int64_t finished_at);
   void hold(const std::string& id, const nlohmann::json& fields);
+  // A guest that migrated here whose row was not handed over.
+  void not_handed_over(const nlohmann::json& fields);
   void outcome(const std::string& upstream, const std::string& target, const Observation& o);
   // The redundancy of an upstream's targets with `in_use` the one in use.
   void redundancy(const std::string& upstream, const std::vector<TargetView>& targets,

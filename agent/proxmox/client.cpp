@@ -338,6 +338,14 @@ Result<ClusterStatus> ProxmoxClient::cluster_status() {
   return parse_cluster_status(*r);
 }
 
+Result<TaskList> ProxmoxClient::cluster_tasks() {
+  auto r = call("GET", "/cluster/tasks", "", {.retry = false, .any_target = true});
+  if (!r.ok()) {
+    return r.error();
+  }
+  return parse_task_list(*r);
+}
+
 std::string ProxmoxClient::node_name() {
   const auto o = options();
   if (!o.node_name.empty()) {

@@ -25,6 +25,7 @@
 #include "agent/proxmox/guest.hpp"
 #include "agent/proxmox/parse.hpp"
 #include "agent/proxmox/permissions.hpp"
+#include "agent/proxmox/tasks.hpp"
 
 namespace pha {
 
@@ -126,6 +127,9 @@ class ProxmoxClient {
   Status check_health(const std::string& host = {});
   // GET /cluster/status from any host (discovery).
   Result<ClusterStatus> cluster_status();
+  // GET /cluster/tasks from any host, one attempt: the cluster's recent
+  // tasks (tasks.hpp), asked when a guest is new to the node.
+  Result<TaskList> cluster_tasks();
   // What the user or token may do (permissions.hpp), when due: once, again
   // after the credentials changed, and once more after a good read
   // when Proxmox could not be reached for it. GET /version and

@@ -364,7 +364,11 @@ Result<std::vector<AccountDbRow>> SyncEngine::cycle_rows(CycleReport& report) {
 
 // The plan; a cluster lookup only when some guest is gone long enough.
 Plan SyncEngine::cycle_plan(PlanInput in, CycleReport& report) {
+  recall_handovers(in);
   auto plan = make_plan(in);
+  if (!plan.handover_candidates.empty() && look_up_handovers(plan, in, report)) {
+    plan = make_plan(in);
+  }
   if (!plan.mark_candidates.empty() && look_up_candidates(plan.mark_candidates, in, report)) {
     plan = make_plan(in);
   }

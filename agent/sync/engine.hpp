@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -89,6 +91,13 @@ struct CycleReport {
   std::vector<std::int64_t> hidden;  // rows whose guest the user or token may not see
   // What the change brake held back this cycle (empty: nothing).
   HeldChanges held;
+  // Guests that migrated here whose row was not handed over this cycle
+  // (docs/sync.md "Guests that move"): created anew, and said so.
+  struct NotHandedOver {
+    std::int64_t vmid = 0;
+    HandoverFailure failure;
+  };
+  std::vector<NotHandedOver> not_handed_over;
 };
 // The --once report: {"status", "message", "stats", "guests", "planned"}.
 nlohmann::json to_json(const CycleReport& r);
@@ -98,6 +107,10 @@ struct WhitelistFetch {
   std::optional<std::string> persist_error;  // fetched, but not written to the state file
   WhitelistStatus status;                    // after the fetch
 };
+
+// Asks the agent at `url` (a base URL) for GET /vms/{vmid}: the answer's
+// body, or why there is none (docs/sync.md "Guests that move").
+using PeerAsk = std::function<Result<nlohmann::json>(const std::string& url, std::int64_t vmid)>;
 
 class SyncEngine {
  public:
@@ -110,6 +123,9 @@ class SyncEngine {
 
   // Reads the persisted whitelist and sync state; returns notes for the log.
   std::vector<std::string> load_state();
+  // How the agents of the other nodes are asked for a guest's row; unset:
+  // no guest is handed over.
+  void set_peer_ask(PeerAsk ask) { ask_peer_ = std::move(ask); }
   CycleReport run_cycle(bool dry_run);
 
   bool accountdb_down() const { return accountdb_down_.load(); }
@@ -140,6 +156,18 @@ class SyncEngine {
   bool look_up_candidates(const std::vector<std::int64_t>& candidates, PlanInput& in,
                           CycleReport& report);
   void record_holds(const Plan& plan, CycleReport& report);
+  // For the plan's guests without a row that migrated here: the row the
+  // agent of the node they left names; false when nothing new was learnt.
+  bool look_up_handovers(const Plan& plan, PlanInput& in, CycleReport& report);
+  // The rows found (or not) for guests that migrated here, until they have
+  // a row of their own here.
+  void recall_handovers(PlanInput& in) const;
+  // The row the agent of node `from` names for guest `vmid`, checked.
+  Result<Handover> ask_source(std::int64_t vmid, const std::string& from, const PlanInput& in,
+                              std::optional<ClusterStatus>& cluster);
+  // The handover (or why not) of `vmid`: remembered, in the plan's input, logged.
+  void record_handover(std::int64_t vmid, const std::string& from, const Result<Handover>& h,
+                       PlanInput& in, CycleReport& report);
   void remember_write(const PlannedRequest& req, std::optional<std::int64_t> row_id);
   void deliver(const Plan& plan, CycleReport& report);
   void conclude(CycleReport& report);
@@ -173,6 +201,14 @@ class SyncEngine {
   mutable std::mutex held_mutex_;
   HeldChanges held_;
   Confirmed confirmed_;
+  PeerAsk ask_peer_;
+  // Per guest without a row that was looked up: the row handed over, why
+  // not, or neither (no migration to it): asked once while it stays so.
+  struct HandoverSeen {
+    std::optional<Handover> handover;
+    std::optional<HandoverFailure> failure;
+  };
+  std::map<std::int64_t, HandoverSeen> handover_seen_;
 };
 
 }  // namespace pha

@@ -228,6 +228,19 @@ bool row_elsewhere(const PlanInput& in, std::int64_t vmid) {
          });
 }
 
+// A guest that migrated here, written to the row the agent of the node it
+// left named: the row (and its customer) follows it (docs/sync.md "Guests
+// that move").
+GuestDecision& plan_handover(const Guest& guest, const GuestRecord& record, const Handover& h,
+                             Plan& plan) {
+  auto& d = decide(plan, guest.vmid, nullptr, GuestDecisionKind::update);
+  d.row_id = h.row_id;
+  d.reason = "moved from " + h.from + ": its row " + std::to_string(h.row_id) + " follows it";
+  plan.requests.push_back(
+      {RequestKind::update, h.row_id, guest.vmid, to_accountdb_json(record), d.reason});
+  return d;
+}
+
 // A kept guest without a row: created, or kept out by a create rule.
 GuestDecision& plan_create(const Guest& guest, const GuestRecord& record, const PlanInput& in,
                            Plan& plan) {
@@ -238,15 +251,27 @@ GuestDecision& plan_create(const Guest& guest, const GuestRecord& record, const 
     return d;
   }
   const auto rule = create_rule(guest, in);
+  if (rule != KeptOutBy::not_whitelisted) {
+    plan.handover_candidates.push_back(guest.vmid);
+    if (const auto h = in.handovers.find(guest.vmid); h != in.handovers.end()) {
+      return plan_handover(guest, record, h->second, plan);
+    }
+  }
   auto& d =
       decide(plan, guest.vmid, nullptr,
              rule == KeptOutBy::none ? GuestDecisionKind::create : GuestDecisionKind::kept_out);
   d.kept_out_by = rule;
+  if (const auto f = in.handover_failures.find(guest.vmid); f != in.handover_failures.end()) {
+    d.reason = "moved from " + f->second.from + ", but its row was not handed over (" +
+               f->second.why + ")";
+  }
   if (rule != KeptOutBy::none) {
     plan.stats.filtered++;
     return d;
   }
-  d.reason = "new";
+  if (d.reason.empty()) {
+    d.reason = "new";
+  }
   plan.requests.push_back(
       {RequestKind::create, -guest.vmid, guest.vmid, to_accountdb_json(record), "new"});
   return d;
@@ -459,6 +484,7 @@ Plan make_plan(const PlanInput& in) {
     active_rows += is_marked(*row) ? 0 : 1;
   }
   plan.memory.rows = known_rows(by_vmid, unlisted);
+  name_guests(in, plan);
   apply_brake(in, active_rows, plan);
   return plan;
 }

@@ -16,6 +16,7 @@
 
 #include "agent/accountdb/types.hpp"
 #include "agent/proxmox/guest.hpp"
+#include "agent/sync/handover.hpp"
 
 namespace pha {
 
@@ -46,7 +47,11 @@ struct SyncMemory {
   // agent knows").
   std::map<std::int64_t, AccountDbRow> rows;
   std::map<std::int64_t, HeldChange> held;  // vmid -> its held create or mark
-  std::int64_t last_read_guests = 0;        // guests of the last complete read
+  // The type of each known row's guest as last read: what the agent can say
+  // of a guest that left the node, to the agent it moved to (docs/sync.md
+  // "Guests that move").
+  std::map<std::int64_t, GuestType> types;
+  std::int64_t last_read_guests = 0;  // guests of the last complete read
   // While complete reads show no guest after showing some: how many the
   // last one before showed (0 otherwise).
   std::int64_t emptied_from = 0;
@@ -92,6 +97,12 @@ struct PlanInput {
   // cluster shows nowhere (GET /access/permissions?path=/vms/{vmid}); a
   // candidate without an answer waits. nullopt: not looked up (yet).
   std::optional<std::map<std::int64_t, bool>> visible;
+  // Guests that migrated here whose row the agent of the node they left
+  // named, checked (handover.hpp): written to that row, not created.
+  std::map<std::int64_t, Handover> handovers;
+  // Guests that migrated here whose row could not be taken over: created as
+  // today, and said so.
+  std::map<std::int64_t, HandoverFailure> handover_failures;
 };
 
 struct PlannedRequest {
@@ -127,7 +138,11 @@ std::string_view to_string(KeptOutBy k);
 
 struct GuestDecision {
   std::int64_t vmid = 0;
-  bool present = true;                 // in this read
+  bool present = true;  // in this read
+  // The guest's name and type: as read, or for a row absent from the read,
+  // the row's name and the type last read (nullopt when never read).
+  std::string name;
+  std::optional<GuestType> type;
   std::optional<bool> whitelisted;     // in a known whitelist; nullopt: the whitelist is unknown
   std::optional<std::int64_t> row_id;  // its AccountDB row (the newest of duplicates)
   std::string row_status;              // that row's status, "" without one
@@ -170,6 +185,9 @@ struct Plan {
   // Rows whose guest has been gone long enough, waiting for a cluster lookup
   // to tell migrated from deleted.
   std::vector<std::int64_t> mark_candidates;
+  // Guests of the read without a row that a row may follow from another
+  // node (not kept out by the whitelist), not yet looked up.
+  std::vector<std::int64_t> handover_candidates;
   SyncMemory memory;  // the memory after this cycle, before any put_vm is sent
   PlanStats stats;
   // One per guest of the read and per row absent from it, by VMID.
@@ -179,6 +197,10 @@ struct Plan {
 };
 
 Plan make_plan(const PlanInput& input);
+
+// Part of make_plan: each decision's name and type, and the type of each
+// known row's guest, remembered for when it has left the node (handover.cpp).
+void name_guests(const PlanInput& in, Plan& plan);
 
 // The fields of a guest that differ from its stored row, by the comparison
 // rules of docs/sync.md "Only changes" (null on our side is no difference, a CPU dead band).

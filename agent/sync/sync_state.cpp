@@ -70,10 +70,15 @@ nlohmann::json memory_json(const SyncMemory& m) {
   for (const auto& [vmid, h] : m.held) {
     held[std::to_string(vmid)] = {{"kind", to_string(h.kind)}, {"cycles", h.cycles}};
   }
+  nlohmann::json types = nlohmann::json::object();
+  for (const auto& [vmid, t] : m.types) {
+    types[std::to_string(vmid)] = to_string(t);
+  }
   return {{"last_sent", sent},
           {"missing", missing},
           {"rows", rows},
           {"held", held},
+          {"types", types},
           {"last_read_guests", m.last_read_guests},
           {"emptied_from", m.emptied_from}};
 }
@@ -107,6 +112,15 @@ bool memory_from_json(const nlohmann::json& j, SyncMemory& m) {
       }
       m.held[std::stoll(k)] = {kind == "create" ? RequestKind::create : RequestKind::mark,
                                v.at("cycles").get<int>()};
+    }
+    if (const auto t = j.find("types"); t != j.end()) {
+      for (const auto& [k, v] : t->items()) {
+        const auto type = v.get<std::string>();
+        if (type != "qemu" && type != "lxc") {
+          throw std::out_of_range("unknown guest type");
+        }
+        m.types[std::stoll(k)] = type == "qemu" ? GuestType::qemu : GuestType::lxc;
+      }
     }
     m.last_read_guests = j.value("last_read_guests", std::int64_t{0});
     m.emptied_from = j.value("emptied_from", std::int64_t{0});

@@ -1248,6 +1248,117 @@ void state_dir(Stage& st) {
   CHECK(st.config_value("STATE_DIR") == old_dir);
 }
 
+// ---- Peers (docs/sync.md "Guests that move") ------------------------------------
+
+// A stand-in for the agent of pve2, on pve2's address: for a guest the test
+// moved from pve2, it names the row the test seeded for it, after `delay`.
+struct FakePeer {
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::atomic<int> asked{0};
+  std::atomic<int> delay_ms{0};
+  std::mutex mutex;
+  std::map<long long, json> answers;  // vmid -> the body
+
+  FakePeer() {
+    server.Get(R"(/vms/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+      ++asked;
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(delay_ms.load()));  // the peer's slowness
+      std::lock_guard lock(mutex);
+      const auto it = answers.find(std::stoll(req.matches[1]));
+      if (it == answers.end()) {
+        res.status = 404;
+        return;
+      }
+      res.set_content(it->second.dump(), "application/json");
+    });
+    port = server.bind_to_any_port("127.0.0.2");
+    REQUIRE(port > 0);
+    thread = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~FakePeer() {
+    server.stop();
+    thread.join();
+  }
+};
+FakePeer* g_peer = nullptr;  // the peers group's, while it runs
+
+// Moves a running guest of pve2 to pve1, with a row on another node (owner
+// 7) that the fake peer names: returns its VMID and that row's id.
+std::pair<long long, long long> move_here(Stage& st) {
+  for (const auto& g : st.w.pve.cluster().guests_on("pve2")) {
+    if (g.status != sim::GuestStatus::running || g.template_) {
+      continue;
+    }
+    sim::AdbRow r;
+    r.vmid = g.vmid;
+    r.name = listed_name(g);
+    r.status = "running";
+    r.proxmox_node_id = 99;
+    r.owner_id = 7;
+    const auto row = st.w.adb.add_row(r).id;
+    {
+      std::lock_guard lock(g_peer->mutex);
+      g_peer->answers[g.vmid] = {{"vmid", g.vmid},
+                                 {"name", r.name},
+                                 {"type", g.type == sim::GuestType::qemu ? "qemu" : "lxc"},
+                                 {"accountdb", {{"row_id", row}}}};
+    }
+    REQUIRE(st.w.pve.cluster().migrate(g.vmid, "pve1"));
+    return {g.vmid, row};
+  }
+  FAIL("pve2 has no running guest left to move");
+  return {};
+}
+
+bool handed_over(const Stage& st, long long row) {
+  const auto r = st.w.adb.row(row);
+  return r && r->proxmox_node_id == kNode && r->owner_id == 7;
+}
+
+// Off, then on: the reload's cycle asks pve2's agent and writes its row.
+void peer_handover(Stage& st) {
+  const auto [vmid, row] = move_here(st);
+  st.applied_cycle("PEER_HANDOVER", "true");
+  CHECK(g_peer->asked > 0);
+  CHECK(handed_over(st, row));
+  CHECK(st.w.adb.count("PUT /vms/agent/-" + std::to_string(vmid)) == 0);
+}
+
+// A peer slower than PEER_TIMEOUT (1 s) is not waited for; with 3 s it is.
+void peer_timeout(Stage& st) {
+  g_peer->delay_ms = 1500;
+  const auto [slow, slow_row] = move_here(st);
+  st.cycle();
+  CHECK_FALSE(handed_over(st, slow_row));
+  const auto [vmid, row] = move_here(st);
+  st.applied_cycle("PEER_TIMEOUT", "3");
+  CHECK(handed_over(st, row));
+  g_peer->delay_ms = 0;
+}
+
+// Another port: the next guest's row is asked there (nobody answers).
+void peer_port(Stage& st) {
+  const auto before = g_peer->asked.load();
+  const auto [vmid, row] = move_here(st);
+  st.applied_cycle("PEER_PORT", "1");
+  CHECK(g_peer->asked == before);
+  CHECK_FALSE(handed_over(st, row));
+  st.setup({{"PEER_PORT", std::to_string(g_peer->port)}});
+}
+
+// https: the plain-HTTP peer cannot answer a TLS handshake.
+void peer_scheme(Stage& st) {
+  const auto [vmid, row] = move_here(st);
+  st.applied_cycle("PEER_SCHEME", "https");
+  CHECK_FALSE(handed_over(st, row));
+  const auto why = st.agent->get_json("/vms/" + std::to_string(vmid))["accountdb"]["reason"];
+  CHECK_MESSAGE(contains(why.dump(), "https://127.0.0.2:" + std::to_string(g_peer->port)), why);
+  st.setup({{"PEER_SCHEME", "auto"}});
+}
+
 // ---- The table -------------------------------------------------------------------
 
 using Step = void (*)(Stage&);
@@ -1269,6 +1380,7 @@ constexpr std::string_view kHttps = "https listener";
 constexpr std::string_view kWebhooks = "webhooks";
 constexpr std::string_view kLogging = "logging and state";
 constexpr std::string_view kBrake = "change brake";
+constexpr std::string_view kPeers = "peers";
 
 const RowTest kRows[] = {
     {"PROXMOX_VERIFY_SSL", kTransport, verify_ssl},
@@ -1304,6 +1416,11 @@ const RowTest kRows[] = {
     {"HEARTBEAT_INTERVAL", kSync, heartbeat_interval},
     {"WHITELIST_TTL", kSync, whitelist_ttl},
     {"WHITELIST_MAX_STALE", kSync, whitelist_max_stale},
+
+    {"PEER_HANDOVER", kPeers, peer_handover},
+    {"PEER_TIMEOUT", kPeers, peer_timeout},
+    {"PEER_PORT", kPeers, peer_port},
+    {"PEER_SCHEME", kPeers, peer_scheme},
 
     {"CHANGE_BRAKE_MIN", kBrake, brake_min},
     {"CHANGE_BRAKE_PERCENT", kBrake, brake_percent},
@@ -1347,9 +1464,9 @@ const RowTest kRows[] = {
     {"STATE_DIR", kLogging, state_dir},
 };
 
-const std::set<std::string_view> kGroups = {kTransport, kClient,     kPassword, kAccountDb,
-                                            kSync,      kResilience, kMinute,   kHttp,
-                                            kHttps,     kWebhooks,   kLogging,  kBrake};
+const std::set<std::string_view> kGroups = {kTransport,  kClient, kPassword, kAccountDb, kSync,
+                                            kResilience, kMinute, kHttp,     kHttps,     kWebhooks,
+                                            kLogging,    kBrake,  kPeers};
 
 // Runs the rows of `group` in order, each under its setting's name; then
 // the checks that needed time, around one cycle.
@@ -1546,4 +1663,24 @@ TEST_CASE("reload effects: logging and state - debug - format - level - state di
   Stage st(w);
   st.start();
   run_rows(st, kLogging);
+}
+
+TEST_CASE("reload effects: peers - handover - timeout - port - scheme") {
+  World w;
+  FakePeer peer;
+  g_peer = &peer;
+  std::vector<long long> all = w.running;
+  for (const auto& g : w.pve.cluster().guests_on("pve2")) {
+    all.push_back(g.vmid);
+  }
+  w.adb.set_whitelist(kNode, all);
+  Stage st(w);
+  st.file["PROXMOX_NODE_NAME"] = "pve1";
+  st.file["PEER_HANDOVER"] = "false";
+  st.file["PEER_PORT"] = std::to_string(peer.port);
+  st.file["PEER_TIMEOUT"] = "1";
+  st.start();
+  st.cycle();
+  run_rows(st, kPeers);
+  g_peer = nullptr;
 }

@@ -139,7 +139,16 @@ class RunningAgent {
     for (const auto& k : unset) {
       e.erase(k);
     }
-    process_ = std::make_unique<Process>(PHA_AGENT_BINARY, ProcessOptions{args, e, w.dir.path()});
+    start(e, w.dir.path(), std::move(args));
+  }
+  // An agent of another world (several agents, one per node): `env` whole,
+  // started in `cwd`.
+  RunningAgent(Env env, const std::string& cwd) { start(std::move(env), cwd, {}); }
+  ~RunningAgent() { stop(); }
+
+ private:
+  void start(Env e, const std::string& cwd, std::vector<std::string> args) {
+    process_ = std::make_unique<Process>(PHA_AGENT_BINARY, ProcessOptions{args, e, cwd});
     REQUIRE_MESSAGE(process_->wait_for_output("\"event\":\"http_listening\"", 20s),
                     process_->err_so_far());
     const auto err = process_->err_so_far();
@@ -153,15 +162,16 @@ class RunningAgent {
     REQUIRE_MESSAGE(line.contains("port"), err);
     port_ = line["port"].get<int>();
     REQUIRE(port_ > 0);
+    host_ = e["BIND_ADDRESS"].empty() ? "127.0.0.1" : e["BIND_ADDRESS"];
   }
-  ~RunningAgent() { stop(); }
 
+ public:
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://" + host_ + ":" + std::to_string(port_); }
   Process& process() { return *process_; }
 
   httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
+    httplib::Client c(host_, port_);
     c.set_connection_timeout(5s);
     c.set_read_timeout(20s);
     return c;
@@ -219,8 +229,18 @@ class RunningAgent {
   std::unique_ptr<Process> process_;
   ProcessResult result_;
   int port_ = 0;
+  std::string host_ = "127.0.0.1";
   httplib::Headers default_headers_;
 };
+
+// The name a real node lists for a simulated guest: its own, else "VM
+// <vmid>" for QEMU and "CT<vmid>" for a container (tests/sim/ renders it so).
+inline std::string listed_name(const sim::Guest& g) {
+  if (g.name && !g.name->empty()) {
+    return *g.name;
+  }
+  return (g.type == sim::GuestType::qemu ? "VM " : "CT") + std::to_string(g.vmid);
+}
 
 // The last lines the agent logged, for failure messages.
 inline std::string log_tail(RunningAgent& a, std::size_t bytes = 3000) {
