@@ -234,6 +234,7 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
     }
     memory_.last_sent[req.vmid] = now;
     remember_write(req, outcomes[i].row_id);
+    note_handover_outcome(req, outcomes[i].row_id, report);
     switch (req.kind) {
       case RequestKind::create:
         report.stats.created++;

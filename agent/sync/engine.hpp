@@ -168,6 +168,10 @@ class SyncEngine {
   // The handover (or why not) of `vmid`: remembered, in the plan's input, logged.
   void record_handover(std::int64_t vmid, const std::string& from, const Result<Handover>& h,
                        PlanInput& in, CycleReport& report);
+  // A handover written to a row that no longer existed (AccountDB inserted
+  // the guest as a new row): reported as a row not handed over.
+  void note_handover_outcome(const PlannedRequest& req, std::optional<std::int64_t> row_id,
+                             CycleReport& report);
   void remember_write(const PlannedRequest& req, std::optional<std::int64_t> row_id);
   void deliver(const Plan& plan, CycleReport& report);
   void conclude(CycleReport& report);

@@ -297,6 +297,12 @@ TEST_CASE("handover: a peer that answers wrongly touches no other row - at most 
       }
     }
     CHECK(created <= 1);
+    if (what == "a row id that does not exist") {
+      // AccountDB inserted it: the agent keeps that row and says so.
+      CHECK(created == 1);
+      CHECK(b.process().err_so_far().find("\"event\":\"guest_row_not_handed_over\"") !=
+            std::string::npos);
+    }
     peer.stop();
     serve.join();
   }
