@@ -15,9 +15,7 @@ std::vector<std::string> Settings::secrets() const {
 
 std::string Settings::peer_url(const std::string& ip) const {
   const bool https = peer_scheme == "https" || (peer_scheme == "auto" && !tls_cert_file.empty());
-  const auto host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-  return std::string(https ? "https" : "http") + "://" + host + ":" +
-         std::to_string(peer_port != 0 ? peer_port : port);
+  return Url{https ? "https" : "http", ip, peer_port != 0 ? peer_port : port, ""}.str();
 }
 
 std::string_view to_string(Strategy s) {

@@ -27,20 +27,14 @@ std::optional<ProxmoxTask> read_task(const nlohmann::json& e) {
   if (!e.is_object()) {
     return std::nullopt;
   }
-  // The id is text ("101"); a number is taken as its text.
-  nlohmann::json entry = e;
-  if (const auto it = entry.find("id"); it != entry.end() && it->is_number_integer()) {
-    *it = std::to_string(it->get<std::int64_t>());
-  }
-  const auto& f = entry;
-  auto upid = string_field(f, "upid");
-  auto node = string_field(f, "node");
-  auto type = string_field(f, "type");
-  auto id = string_field(f, "id");
-  auto user = string_field(f, "user");
-  auto status = string_field(f, "status");
-  auto start = int_field(f, "starttime");
-  auto end = int_field(f, "endtime");
+  auto upid = string_field(e, "upid");
+  auto node = string_field(e, "node");
+  auto type = string_field(e, "type");
+  auto id = string_field(e, "id");
+  auto user = string_field(e, "user");
+  auto status = string_field(e, "status");
+  auto start = int_field(e, "starttime");
+  auto end = int_field(e, "endtime");
   if (!upid || !node || !type || !id || !user || !status || !start || !end || !upid->has_value() ||
       !node->has_value() || !type->has_value() || !start->has_value()) {
     return std::nullopt;
@@ -54,15 +48,9 @@ std::optional<ProxmoxTask> read_task(const nlohmann::json& e) {
   t.status = status->value_or("");
   t.starttime = **start;
   t.endtime = *end;
-  // The shape of a task's own status (GET .../tasks/{upid}/status) says
-  // "stopped" and puts the result in exitstatus.
-  if (auto exit = string_field(f, "exitstatus");
-      exit && exit->has_value() && t.status == "stopped") {
-    t.status = **exit;
-  }
-  // A running task carries status "RUNNING" (with source=active) or none:
-  // it has not ended either way.
-  if (t.status == "RUNNING" || t.status == "running") {
+  // A running task carries status "RUNNING" (/nodes/{node}/tasks with
+  // source=active) or none (/cluster/tasks): it has not ended either way.
+  if (t.status == "RUNNING") {
     t.status.clear();
     t.endtime.reset();
   }
@@ -88,11 +76,11 @@ Result<TaskList> parse_task_list(std::string_view body) {
 }
 
 std::optional<std::string> migrated_from(const std::vector<ProxmoxTask>& tasks, std::int64_t vmid,
-                                         std::string_view here, std::int64_t since) {
+                                         std::string_view here) {
   const ProxmoxTask* newest = nullptr;
   for (const auto& t : tasks) {
     if (t.is_migration() && (t.finished_ok() || !t.endtime) && t.vmid() == vmid && t.node != here &&
-        t.starttime >= since && (newest == nullptr || t.starttime > newest->starttime)) {
+        (newest == nullptr || t.starttime > newest->starttime)) {
       newest = &t;
     }
   }

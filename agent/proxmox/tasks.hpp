@@ -44,9 +44,8 @@ Result<TaskList> parse_task_list(std::string_view body);
 
 // The node guest `vmid` migrated from to reach `here`: the newest migration
 // of it on another node that finished OK or still runs (the guest shows on
-// the target before the task ends), not before `since` (unix seconds).
-// nullopt when the list shows none.
+// the target before the task ends). nullopt when the list shows none.
 std::optional<std::string> migrated_from(const std::vector<ProxmoxTask>& tasks, std::int64_t vmid,
-                                         std::string_view here, std::int64_t since = 0);
+                                         std::string_view here);
 
 }  // namespace pha
