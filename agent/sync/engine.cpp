@@ -232,21 +232,27 @@ void SyncEngine::send(const std::vector<PlannedRequest>& requests, CycleReport& 
                               std::string(to_string(req.kind)) + "): " + outcomes[i].error);
       continue;
     }
-    memory_.last_sent[req.vmid] = now;
-    remember_write(req, outcomes[i].row_id);
-    note_handover_outcome(req, outcomes[i].row_id, report);
-    switch (req.kind) {
-      case RequestKind::create:
-        report.stats.created++;
-        break;
-      case RequestKind::update:
-        report.stats.updated++;
-        break;
-      case RequestKind::mark:
-        report.stats.marked_missing++;
-        memory_.missing.erase(req.vmid);
-        break;
-    }
+    landed(req, outcomes[i].row_id, now, report);
+  }
+}
+
+void SyncEngine::landed(const PlannedRequest& req, std::optional<std::int64_t> row_id,
+                        std::int64_t now, CycleReport& report) {
+  memory_.last_sent[req.vmid] = now;
+  if (const auto recreated = remember_write(req, row_id)) {
+    note_handover_outcome(req, *recreated, report);
+  }
+  switch (req.kind) {
+    case RequestKind::create:
+      report.stats.created++;
+      break;
+    case RequestKind::update:
+      report.stats.updated++;
+      break;
+    case RequestKind::mark:
+      report.stats.marked_missing++;
+      memory_.missing.erase(req.vmid);
+      break;
   }
 }
 

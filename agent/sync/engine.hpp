@@ -168,15 +168,20 @@ class SyncEngine {
   // The handover (or why not) of `vmid`: remembered, in the plan's input, logged.
   void record_handover(std::int64_t vmid, const std::string& from, const Result<Handover>& h,
                        PlanInput& in, CycleReport& report);
-  // A handover written to a row that no longer existed (AccountDB inserted
-  // the guest as a new row): reported as a row not handed over.
-  void note_handover_outcome(const PlannedRequest& req, std::optional<std::int64_t> row_id,
-                             CycleReport& report);
-  void remember_write(const PlannedRequest& req, std::optional<std::int64_t> row_id);
+  // A handover written to a row that no longer existed: AccountDB stored
+  // the guest as row `new_row`; reported as a row not handed over.
+  void note_handover_outcome(const PlannedRequest& req, std::int64_t new_row, CycleReport& report);
+  // Remembers a write that landed; the new row's id when AccountDB stored an
+  // update as a new row (the row id no longer existed).
+  std::optional<std::int64_t> remember_write(const PlannedRequest& req,
+                                             std::optional<std::int64_t> row_id);
   void deliver(const Plan& plan, CycleReport& report);
   void conclude(CycleReport& report);
   CycleReport fail(CycleReport r, const std::string& message);
   void send(const std::vector<PlannedRequest>& requests, CycleReport& report);
+  // A put_vm that landed: the memory and the cycle's counts.
+  void landed(const PlannedRequest& req, std::optional<std::int64_t> row_id, std::int64_t now,
+              CycleReport& report);
   void persist_memory();
   // Fetches (whitelist, or whitelist_legacy) and stores the whitelist.
   WhitelistFetch fetch_whitelist(std::int64_t now);

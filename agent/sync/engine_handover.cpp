@@ -81,25 +81,22 @@ void SyncEngine::record_handover(std::int64_t vmid, const std::string& from,
             {{"vmid", vmid}, {"from", from}, {"to", in.node}, {"reason", h.error().message}});
 }
 
-void SyncEngine::note_handover_outcome(const PlannedRequest& req,
-                                       std::optional<std::int64_t> row_id, CycleReport& report) {
-  if (req.kind != RequestKind::update || !row_id || *row_id == req.id) {
-    return;
-  }
+void SyncEngine::note_handover_outcome(const PlannedRequest& req, std::int64_t new_row,
+                                       CycleReport& report) {
   const auto seen = handover_seen_.find(req.vmid);
   if (seen == handover_seen_.end() || !seen->second.handover ||
       seen->second.handover->row_id != req.id) {
-    return;
+    return;  // an ordinary update of a row deleted in AccountDB (row_recreated)
   }
   const auto& from = seen->second.handover->from;
   const auto why = "row " + std::to_string(req.id) + ", which the agent of " + from +
                    " named, did not exist: AccountDB stored the guest as the new row " +
-                   std::to_string(*row_id);
+                   std::to_string(new_row);
   report.not_handed_over.push_back({req.vmid, HandoverFailure{from, req.id, why}});
   log::warn("guest_row_not_handed_over",
             "VMID " + std::to_string(req.vmid) + " moved here from " + from +
                 ", but its row was not handed over: " + why,
-            {{"vmid", req.vmid}, {"from", from}, {"row_id", req.id}, {"new_row_id", *row_id}});
+            {{"vmid", req.vmid}, {"from", from}, {"row_id", req.id}, {"new_row_id", new_row}});
 }
 
 bool SyncEngine::look_up_handovers(const Plan& plan, PlanInput& in, CycleReport& report) {

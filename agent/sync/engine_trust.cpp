@@ -70,7 +70,8 @@ nlohmann::json to_json(const HeldChanges& h) {
 
 // A write that landed: the row as it now is, for the next cycle that
 // list_vms leaves it out of; a held change is done, and a confirmation used.
-void SyncEngine::remember_write(const PlannedRequest& req, std::optional<std::int64_t> row_id) {
+std::optional<std::int64_t> SyncEngine::remember_write(const PlannedRequest& req,
+                                                       std::optional<std::int64_t> row_id) {
   memory_.held.erase(req.vmid);
   {
     std::lock_guard lock(held_mutex_);
@@ -78,9 +79,10 @@ void SyncEngine::remember_write(const PlannedRequest& req, std::optional<std::in
   }
   const auto id = row_id ? *row_id : req.id;
   if (id <= 0) {
-    return;  // a create whose answer named no row: the next list_vms will
+    return std::nullopt;  // a create whose answer named no row: the next list_vms will
   }
-  if (req.kind == RequestKind::update && id != req.id) {
+  const bool recreated = req.kind == RequestKind::update && id != req.id;
+  if (recreated) {
     // The server inserts when no row has the id: the row was deleted in AccountDB.
     log::warn("row_recreated",
               "VMID " + std::to_string(req.vmid) + ": row " + std::to_string(req.id) +
@@ -106,6 +108,7 @@ void SyncEngine::remember_write(const PlannedRequest& req, std::optional<std::in
   if (b.contains("cpu_usage_percent") && b["cpu_usage_percent"].is_number()) {
     row.cpu_usage_percent = std::round(b["cpu_usage_percent"].get<double>() * 10.0) / 10.0;
   }
+  return recreated ? std::optional<std::int64_t>(id) : std::nullopt;
 }
 
 bool SyncEngine::look_up_candidates(const std::vector<std::int64_t>& candidates, PlanInput& in,
