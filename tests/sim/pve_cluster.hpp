@@ -314,6 +314,8 @@ class PveCluster {
   long long now_locked() const;
   void start_locked(Guest& g);
   void stop_locked(Guest& g);
+  // stop and shutdown: the guest stopped, and the task ("stop", "shutdown") left.
+  bool stop_with_task(int vmid, const std::string& action, const std::string& user);
   // Records a finished task of `type` about `vmid` (0: none) on `node`.
   std::string task_locked(const std::string& node, const std::string& type, int vmid,
                           const std::string& user);

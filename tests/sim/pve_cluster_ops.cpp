@@ -146,26 +146,23 @@ bool PveCluster::start(int vmid, const std::string& user) {
   return true;
 }
 
-bool PveCluster::stop(int vmid, const std::string& user) {
+bool PveCluster::stop_with_task(int vmid, const std::string& action, const std::string& user) {
   std::lock_guard lock(mutex_);
   auto* g = find(vmid);
   if (g == nullptr) {
     return false;
   }
   stop_locked(*g);
-  task_locked(g->node, prefix(*g) + "stop", vmid, user);
+  task_locked(g->node, prefix(*g) + action, vmid, user);
   return true;
 }
 
+bool PveCluster::stop(int vmid, const std::string& user) {
+  return stop_with_task(vmid, "stop", user);
+}
+
 bool PveCluster::shutdown(int vmid, const std::string& user) {
-  std::lock_guard lock(mutex_);
-  auto* g = find(vmid);
-  if (g == nullptr) {
-    return false;
-  }
-  stop_locked(*g);
-  task_locked(g->node, prefix(*g) + "shutdown", vmid, user);
-  return true;
+  return stop_with_task(vmid, "shutdown", user);
 }
 
 bool PveCluster::reboot(int vmid, const std::string& user) {
