@@ -178,10 +178,19 @@ TEST_CASE("handover: a guest that migrates keeps its one row and its customer on
   CHECK(v["accountdb"]["reason"].get<std::string>().find("moved from pve1") != std::string::npos);
 
   // The old node does not fight the move: its next cycles neither mark nor
-  // recreate the row.
+  // recreate the row. And once every guest of pve2 has a row or was looked
+  // up, its cycles read the cluster's task list no more (docs/sync.md "Guests
+  // that move": once per cycle with new candidates, none in a steady state).
+  const auto task_reads = [&] {
+    return c.pve.host("pve1").count("GET /api2/json/cluster/tasks") +
+           c.pve.host("pve2").count("GET /api2/json/cluster/tasks");
+  };
+  const auto tasks_read = task_reads();
+  CHECK(tasks_read >= 1);
   cycle_now(a);
   cycle_now(a);
   cycle_now(b);
+  CHECK(task_reads() == tasks_read);
   now = c.rows_of(vmid);
   REQUIRE(now.size() == 1);
   CHECK(now.front().proxmox_node_id == 2);

@@ -1351,9 +1351,11 @@ void peer_port(Stage& st) {
 
 // https: the plain-HTTP peer cannot answer a TLS handshake.
 void peer_scheme(Stage& st) {
+  const auto before = g_peer->asked.load();
   const auto [vmid, row] = move_here(st);
   st.applied_cycle("PEER_SCHEME", "https");
   CHECK_FALSE(handed_over(st, row));
+  CHECK(g_peer->asked == before);  // a TLS handshake is no request the peer can answer
   const auto why = st.agent->get_json("/vms/" + std::to_string(vmid))["accountdb"]["reason"];
   CHECK_MESSAGE(contains(why.dump(), "https://127.0.0.2:" + std::to_string(g_peer->port)), why);
   st.setup({{"PEER_SCHEME", "auto"}});
