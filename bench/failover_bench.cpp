@@ -1,24 +1,31 @@
 // What failover costs a sync cycle (docs/failover.md "Proxmox hosts",
-// "AccountDB endpoints"): the cycles run in-process as the
+// "AccountDB endpoints", "Hedged requests"): the cycles run in-process as the
 // long-running agent runs them, against a three-node Proxmox simulator and
 // two AccountDB endpoints over one state. For each fault of the primary
 // Proxmox host (refused connections; a host that accepts and never answers)
-// and of the first AccountDB endpoint (refused), the first cycle after the
-// fault and the two after it, beside the steady cycle without a fault.
+// and of the first AccountDB endpoint (refused; accepts and never answers),
+// the first cycle after the fault and the two after it, beside the steady
+// cycle without a fault, once with hedging off (HEDGE_BUDGET_PERCENT=0: the
+// agent before hedged requests) and once at the defaults, in the same run.
 // A primary that silently drops packets is a listening socket whose accept
 // queue is full (the kernel then drops new SYNs): measured on a fresh agent
 // against one whose primary refuses from the start, the first cycle of both
 // being a fallback read that creates every row.
+// Then a steady run without a fault (a cycle every second for STEADY
+// seconds): the hedges sent, as a share of the requests.
 //
-//   build/bench/failover_bench [GUESTS]     (default: 300)
+//   build/bench/failover_bench [GUESTS] [STEADY]     (defaults: 300, 600)
 
 #include <arpa/inet.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
+#include <thread>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -52,7 +59,7 @@ struct Setup {
   std::unique_ptr<AccountDbUpstream> accountdb;
   std::unique_ptr<SyncEngine> engine;
 
-  explicit Setup(std::size_t guests, const std::string& primary = "")
+  explicit Setup(std::size_t guests, bool hedging, const std::string& primary = "")
       : pve({.dir = dir.path(),
              .nodes = {"pve1", "pve2", "pve3"},
              .auth_failure_delay = 10ms,
@@ -81,6 +88,7 @@ struct Setup {
     settings.create_stopped_vms = true;
     settings.change_brake_min =
         100000;  // the first cycle creates, as after an operator's --confirm
+    settings.hedge_budget_percent = hedging ? settings.hedge_budget_percent : 0;
     live = std::make_unique<LiveSettings>(settings);
     proxmox = std::make_unique<ProxmoxUpstream>(*live, clock, interrupt);
     accountdb = std::make_unique<AccountDbUpstream>(*live, clock, interrupt);
@@ -108,8 +116,7 @@ struct Setup {
   }
 };
 
-struct Row {
-  std::string fault;
+struct Cycles {
   double steady = 0;
   double first = 0;
   double second = 0;
@@ -117,13 +124,19 @@ struct Row {
   std::string in_use;
 };
 
-Row measure(Setup& s, const std::string& name, const std::function<void()>& inject,
-            bool accountdb) {
-  Row r;
-  r.fault = name;
+struct Row {
+  std::string fault;
+  Cycles off;  // hedging off
+  Cycles on;   // the defaults
+};
+
+using Inject = std::function<void(Setup&)>;
+
+Cycles measure(Setup& s, const Inject& inject, bool accountdb) {
+  Cycles r;
   s.cycle_ms();  // warm: connections and caches
   r.steady = s.cycle_ms();
-  inject();
+  inject(s);
   r.first = s.cycle_ms();
   r.second = s.cycle_ms();
   r.third = s.cycle_ms();
@@ -169,50 +182,118 @@ class Blackhole {
   std::vector<int> fillers_;
 };
 
+// A fresh agent whose primary drops packets, against one whose primary
+// refuses from the start: the first cycle of both is a fallback read.
+Cycles silent_primary(std::size_t guests, bool hedging) {
+  Cycles r;
+  {
+    Setup fresh(guests, hedging);
+    fresh.pve.host("pve1").set_fault({.kind = sim::FaultKind::down});
+    r.steady = fresh.cycle_ms();
+  }
+  Blackhole hole;
+  Setup fresh(guests, hedging, hole.url());
+  r.first = fresh.cycle_ms();
+  r.second = fresh.cycle_ms();
+  r.third = fresh.cycle_ms();
+  r.in_use = fresh.proxmox->hosts().preferred();
+  return r;
+}
+
+struct Steady {
+  double seconds = 0;
+  std::uint64_t cycles = 0;
+  std::uint64_t requests = 0;  // every attempt of both upstreams, hedges included
+  HedgeStats proxmox;
+  HedgeStats accountdb;
+};
+
+Steady steady_run(std::size_t guests, std::chrono::seconds length) {
+  Setup s(guests, true);
+  s.cycle_ms();
+  const auto before = s.proxmox->monitor().connection_health().total_calls +
+                      s.accountdb->monitor().connection_health().total_calls;
+  const auto p0 = s.proxmox->hedging().stats();
+  const auto a0 = s.accountdb->hedging().stats();
+  Steady out;
+  const auto start = std::chrono::steady_clock::now();
+  auto next = start;
+  while (std::chrono::steady_clock::now() - start < length) {
+    s.cycle_ms();
+    ++out.cycles;
+    next += 1s;
+    std::this_thread::sleep_until(next);
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.requests = s.proxmox->monitor().connection_health().total_calls +
+                 s.accountdb->monitor().connection_health().total_calls - before;
+  const auto p1 = s.proxmox->hedging().stats();
+  const auto a1 = s.accountdb->hedging().stats();
+  out.proxmox = {p1.sent - p0.sent, p1.won - p0.won, p1.refused - p0.refused};
+  out.accountdb = {a1.sent - a0.sent, a1.won - a0.won, a1.refused - a0.refused};
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::size_t guests = argc > 1 ? static_cast<std::size_t>(std::stoul(argv[1])) : 300;
-  Setup s(guests);
-  s.cycle_ms();  // the first cycle creates every row
+  const std::chrono::seconds steady_length(argc > 2 ? std::stol(argv[2]) : 600);
+  const std::vector<std::tuple<std::string, Inject, bool>> faults = {
+      {"Proxmox primary refuses connections",
+       [](Setup& s) { s.pve.host("pve1").set_fault({.kind = sim::FaultKind::down}); }, false},
+      {"Proxmox primary accepts and never answers",
+       [](Setup& s) { s.pve.host("pve1").set_fault({.kind = sim::FaultKind::hang}); }, false},
+      {"AccountDB first endpoint refuses connections",
+       [](Setup& s) { s.adb.set_fault({.kind = sim::AdbFaultKind::down}, 0); }, true},
+      {"AccountDB first endpoint accepts and never answers",
+       [](Setup& s) { s.adb.set_fault({.kind = sim::AdbFaultKind::hang}, 0); }, true},
+  };
   std::vector<Row> rows;
-  rows.push_back(measure(
-      s, "Proxmox primary refuses connections",
-      [&s] { s.pve.host("pve1").set_fault({.kind = sim::FaultKind::down}); }, false));
-  rows.push_back(measure(
-      s, "Proxmox primary accepts and never answers",
-      [&s] { s.pve.host("pve1").set_fault({.kind = sim::FaultKind::hang}); }, false));
-  rows.push_back(measure(
-      s, "AccountDB first endpoint refuses connections",
-      [&s] { s.adb.set_fault({.kind = sim::AdbFaultKind::down}, 0); }, true));
-  // Fresh agents whose first cycle is a fallback read: refused vs blackholed primary.
-  double refused_first = 0;
-  {
-    Setup fresh(guests);
-    fresh.pve.host("pve1").set_fault({.kind = sim::FaultKind::down});
-    refused_first = fresh.cycle_ms();
+  Setup off(guests, false);
+  Setup on(guests, true);
+  off.cycle_ms();  // the first cycle creates every row
+  on.cycle_ms();
+  for (const auto& [name, inject, accountdb] : faults) {
+    rows.push_back({name, measure(off, inject, accountdb), measure(on, inject, accountdb)});
   }
-  Row silent;
-  silent.fault = "Proxmox primary drops packets (fresh agent, vs refused from the start)";
-  {
-    Blackhole hole;
-    Setup fresh(guests, hole.url());
-    silent.steady = refused_first;
-    silent.first = fresh.cycle_ms();
-    silent.second = fresh.cycle_ms();
-    silent.third = fresh.cycle_ms();
-    silent.in_use = fresh.proxmox->hosts().preferred();
-  }
-  rows.push_back(silent);
-  std::printf("%zu guests on the node; PROXMOX_TIMEOUT %d s, PROXMOX_CONNECT_TIMEOUT %d s\n\n",
-              s.pve.cluster().guests_on("pve1").size(), s.settings.proxmox_timeout,
-              s.settings.proxmox_connect_timeout);
+  rows.push_back({"Proxmox primary drops packets (fresh agent, vs refused from the start)",
+                  silent_primary(guests, false), silent_primary(guests, true)});
+  const auto steady = steady_run(guests, steady_length);
+
+  const auto& settings = on.settings;
   std::printf(
-      "| fault | steady cycle ms (no fault) | first cycle ms | added | second cycle ms | third "
-      "cycle ms | in use after |\n|---|---|---|---|---|---|---|\n");
+      "%zu guests on the node; PROXMOX_TIMEOUT %d s, PROXMOX_CONNECT_TIMEOUT %d s, "
+      "ACCOUNTDB_TIMEOUT %d s; hedging: HEDGE_DELAY_MIN %d ms, HEDGE_DELAY_MAX %d ms, "
+      "HEDGE_BUDGET_PERCENT %g\n\n",
+      on.pve.cluster().guests_on("pve1").size(), settings.proxmox_timeout,
+      settings.proxmox_connect_timeout, settings.accountdb_timeout, settings.hedge_delay_min,
+      settings.hedge_delay_max, settings.hedge_budget_percent);
+  std::printf(
+      "| fault | steady cycle ms | first cycle ms, hedging off (before) | added | first cycle ms, "
+      "hedging on (after) | added | second, third cycle ms (after) | in use after |\n"
+      "|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
-    std::printf("| %s | %.0f | %.0f | %+.0f | %.0f | %.0f | %s |\n", r.fault.c_str(), r.steady,
-                r.first, r.first - r.steady, r.second, r.third, r.in_use.c_str());
+    std::printf("| %s | %.0f | %.0f | %+.0f | %.0f | %+.0f | %.0f, %.0f | %s |\n", r.fault.c_str(),
+                r.on.steady, r.off.first, r.off.first - r.off.steady, r.on.first,
+                r.on.first - r.on.steady, r.on.second, r.on.third, r.on.in_use.c_str());
   }
+  const auto sent = steady.proxmox.sent + steady.accountdb.sent;
+  const auto first_attempts = steady.requests - sent;
+  std::printf(
+      "\nSteady run without a fault: %.0f s, %llu cycles, %llu requests (Proxmox and "
+      "AccountDB attempts)\n\n"
+      "| hedges sent (Proxmox, AccountDB) | won | refused by the budget | extra requests |\n"
+      "|---|---|---|---|\n"
+      "| %llu (%llu, %llu) | %llu | %llu | %.2f %% |\n",
+      steady.seconds, static_cast<unsigned long long>(steady.cycles),
+      static_cast<unsigned long long>(steady.requests), static_cast<unsigned long long>(sent),
+      static_cast<unsigned long long>(steady.proxmox.sent),
+      static_cast<unsigned long long>(steady.accountdb.sent),
+      static_cast<unsigned long long>(steady.proxmox.won + steady.accountdb.won),
+      static_cast<unsigned long long>(steady.proxmox.refused + steady.accountdb.refused),
+      first_attempts == 0
+          ? 0.0
+          : 100.0 * static_cast<double>(sent) / static_cast<double>(first_attempts));
   return 0;
 }

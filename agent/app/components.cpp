@@ -342,6 +342,10 @@ ApiContext Components::api_context(const http::Server& server) {
     return std::vector<std::pair<std::string, double>>{{"proxmox", proxmox.budget().tokens()},
                                                        {"accountdb", accountdb.budget().tokens()}};
   };
+  ctx.hedges = [this] {
+    return std::vector<std::pair<std::string, HedgeStats>>{
+        {"proxmox", proxmox.hedging().stats()}, {"accountdb", accountdb.hedging().stats()}};
+  };
   ctx.version = kVersion;
   ctx.started_at = clock.unix_now();
   ctx.dry_run = run.dry_run;

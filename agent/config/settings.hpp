@@ -79,6 +79,9 @@ struct Settings {
   int retry_max_attempts = 3;
   double retry_base_delay = 1;
   int retry_max_delay = 120;
+  int hedge_delay_min = 50;         // milliseconds
+  int hedge_delay_max = 400;        // milliseconds
+  double hedge_budget_percent = 5;  // 0: no hedging
 
   // The agent's HTTP API
   std::string bind_address;

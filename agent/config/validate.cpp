@@ -227,6 +227,10 @@ class Validator {
       error("RETRY_BASE_DELAY", format_decimal(s.retry_base_delay), origin_of("RETRY_BASE_DELAY"),
             "must not exceed RETRY_MAX_DELAY (" + std::to_string(s.retry_max_delay) + ")");
     }
+    if (s.hedge_delay_min > s.hedge_delay_max) {
+      error("HEDGE_DELAY_MIN", std::to_string(s.hedge_delay_min), origin_of("HEDGE_DELAY_MIN"),
+            "must not exceed HEDGE_DELAY_MAX (" + std::to_string(s.hedge_delay_max) + ")");
+    }
     if (s.proxmox_connect_timeout > s.proxmox_timeout) {
       error("PROXMOX_CONNECT_TIMEOUT", std::to_string(s.proxmox_connect_timeout),
             origin_of("PROXMOX_CONNECT_TIMEOUT"),

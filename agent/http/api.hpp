@@ -18,6 +18,7 @@
 #include "agent/core/clock.hpp"
 #include "agent/core/result.hpp"
 #include "agent/http/server.hpp"
+#include "agent/net/hedge.hpp"
 #include "agent/notify/webhook.hpp"
 #include "agent/platform/thread_guard.hpp"
 #include "agent/proxmox/permissions.hpp"
@@ -48,6 +49,8 @@ struct ApiContext {
   FailoverLog* failover_log = nullptr;  // /failover/events
   // Retry budget tokens by upstream name, for /metrics.
   std::function<std::vector<std::pair<std::string, double>>()> retry_budgets;
+  // Hedged requests per upstream (agent/net/hedge.hpp).
+  std::function<std::vector<std::pair<std::string, HedgeStats>>()> hedges;
   std::string version;
   std::int64_t started_at = 0;
   bool dry_run = false;

@@ -242,6 +242,17 @@ void failover_metrics(MetricsWriter& m, const ApiContext& ctx) {
   for (const auto& [name, tokens] : ctx.retry_budgets()) {
     m.sample("retry_budget_tokens", {{"upstream", name}}, tokens);
   }
+  if (!ctx.hedges) {
+    return;
+  }
+  m.family("hedges_total", "counter",
+           "Hedged requests per upstream: sent, won (their answer was used), refused (the "
+           "budget was spent).");
+  for (const auto& [name, h] : ctx.hedges()) {
+    m.sample("hedges_total", {{"upstream", name}, {"result", "sent"}}, count(h.sent));
+    m.sample("hedges_total", {{"upstream", name}, {"result", "won"}}, count(h.won));
+    m.sample("hedges_total", {{"upstream", name}, {"result", "refused"}}, count(h.refused));
+  }
 }
 
 void webhook_metrics(MetricsWriter& m, const WebhookStats& hooks) {

@@ -193,10 +193,11 @@ class CurlClient final : public HttpClient {
       curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
     }
     // libcurl calls this about once a second even while it waits: cancel()
-    // ends a transfer that way.
+    // and an abandoned hedged attempt end a transfer that way.
+    h.stops = {&cancelled_, abandon_flag()};
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, static_cast<void*>(&cancelled_));
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, static_cast<void*>(&h.stops));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &h.transfer);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);

@@ -96,7 +96,11 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* use
 
 int on_progress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/, curl_off_t /*ultotal*/,
                 curl_off_t /*ulnow*/) {
-  return static_cast<const std::atomic<bool>*>(user)->load(std::memory_order_acquire) ? 1 : 0;
+  const auto* stops = static_cast<const Stops*>(user);
+  const auto set = [](const std::atomic<bool>* f) {
+    return f != nullptr && f->load(std::memory_order_acquire);
+  };
+  return set(stops->client) || set(stops->attempt) ? 1 : 0;
 }
 
 }  // namespace pha::curl_handle

@@ -56,9 +56,17 @@ struct Transfer {
 };
 
 // One easy handle of the pool; the callbacks point into it, so it never moves.
+// What ends a transfer early: the client's cancel() and the abandonment of
+// the hedged attempt it belongs to (http.hpp AbandonScope), if any.
+struct Stops {
+  const std::atomic<bool>* client = nullptr;
+  const std::atomic<bool>* attempt = nullptr;
+};
+
 struct Handle {
   CURL* easy = nullptr;
   Transfer transfer;
+  Stops stops;
   TlsCheck tls;
   std::array<char, CURL_ERROR_SIZE> error{};
 

@@ -117,4 +117,26 @@ std::string HttpOutcome::header(std::string_view lower_name) const {
   return it == headers.end() ? std::string() : it->second;
 }
 
+namespace {
+thread_local std::shared_ptr<const std::atomic<bool>> t_abandon;
+}  // namespace
+
+AbandonScope::AbandonScope(std::shared_ptr<const std::atomic<bool>> flag)
+    : previous_(std::move(t_abandon)) {
+  t_abandon = std::move(flag);
+}
+
+AbandonScope::~AbandonScope() {
+  t_abandon = std::move(previous_);
+}
+
+const std::atomic<bool>* abandon_flag() {
+  return t_abandon.get();
+}
+
+bool abandoned() {
+  const auto* f = abandon_flag();
+  return f != nullptr && f->load(std::memory_order_acquire);
+}
+
 }  // namespace pha

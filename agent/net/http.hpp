@@ -3,9 +3,11 @@
 // every caller must look at. Every outcome is classified once, here, into a
 // failure kind of docs/failover.md "Failure kinds".
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +58,9 @@ struct HttpRequest {
   // the one in `url`. false: only the host in `url` (Proxmox `/nodes/{node}/`
   // calls, which a peer would forward back to that node anyway).
   bool any_target = false;
+  // A hedge (agent/net/hedge.hpp) of a request to this target (a URL):
+  // the selection policy leaves that target out.
+  std::string hedge_of;
 };
 
 struct HttpOutcome {
@@ -86,6 +91,25 @@ class HttpClient {
   // ones fail at once (a `network` failure). Safe from any thread.
   virtual void cancel() {}
 };
+
+// A hedged attempt (agent/net/hedge.hpp) runs on a thread of its own.
+// Once its race is decided without it, it is abandoned: the transport ends
+// its transfer soon after (libcurl's progress callback, at most about a
+// second), no retry follows, and its outcome is neither counted nor held
+// against the target. A thread outside a race is never abandoned.
+class AbandonScope {
+ public:
+  explicit AbandonScope(std::shared_ptr<const std::atomic<bool>> flag);
+  ~AbandonScope();
+  AbandonScope(const AbandonScope&) = delete;
+  AbandonScope& operator=(const AbandonScope&) = delete;
+
+ private:
+  std::shared_ptr<const std::atomic<bool>> previous_;
+};
+// The flag of the race the current thread runs an attempt for (null outside one).
+const std::atomic<bool>* abandon_flag();
+bool abandoned();
 
 // How the upstreams' clients send: one request, through whatever retry and
 // failover the application wires in (agent/upstream/failover_router.hpp), or a

@@ -282,6 +282,7 @@ Result<std::string> ProxmoxClient::call(const std::string& method, const std::st
     req.retry = how.retry;
     req.health_check = how.health_check;
     req.any_target = how.any_target;
+    req.hedge_of = how.hedge_of;
     if (c.uses_token()) {
       req.headers.emplace_back("Authorization", "PVEAPIToken=" + c.token_id + "=" + c.token_secret);
     } else {

@@ -21,6 +21,7 @@
 #include "agent/core/live.hpp"
 #include "agent/core/result.hpp"
 #include "agent/core/url.hpp"
+#include "agent/net/hedge.hpp"
 #include "agent/net/http.hpp"
 #include "agent/proxmox/guest.hpp"
 #include "agent/proxmox/parse.hpp"
@@ -64,6 +65,9 @@ struct ProxmoxFailover {
   std::function<bool()> use_local;                              // read from the node's own API now?
   std::function<bool()> can_fall_back;                          // is there a peer to ask?
   std::function<void(const std::string& reason)> local_failed;  // the local read failed
+  // The Proxmox upstream's hedging: the node's lists are hedged with the
+  // cluster-wide read of a peer. Null: no hedging.
+  HedgePolicy* hedging = nullptr;
 };
 
 // Whether an answer is Proxmox saying that it does not know the node a
@@ -116,7 +120,8 @@ class ProxmoxClient {
   // GET /cluster/resources?type=vm: where every guest of the cluster is (any
   // node answers it from replicated state). Used to tell migrated guests from
   // deleted ones, and as the fallback source when the local API is down.
-  Result<GuestList> read_cluster_guests();
+  // `hedge_of`: a host to leave out (the one a hedged read races against).
+  Result<GuestList> read_cluster_guests(const std::string& hedge_of = {});
   // GET /api2/json{path} with authentication; re-logs in once on a 401 with
   // a ticket. The body, or why not.
   Result<std::string> get(const std::string& path);
@@ -164,10 +169,24 @@ class ProxmoxClient {
     bool health_check = false;  // HttpRequest::health_check
     bool any_target = false;    // HttpRequest::any_target: cluster-wide state
     std::string host;           // the base URL; empty: PROXMOX_HOST
+    std::string hedge_of;       // HttpRequest::hedge_of
   };
   Result<std::string> call(const std::string& method, const std::string& path,
                            const std::string& form_body, const CallOptions& how);
-  Result<GuestRead> read_from_cluster(GuestRead r, const std::string& local_error);
+  // `fetched`: the cluster's answer when a hedged read already has it.
+  Result<GuestRead> read_from_cluster(GuestRead r, const std::string& local_error,
+                                      std::optional<Result<GuestList>> fetched = {});
+  // The node's lists, hedged with the cluster-wide read of a peer: the
+  // lists' status, and the cluster's answer when the hedge was sent.
+  struct RacedLists {
+    Status lists;
+    std::optional<Result<GuestList>> cluster;
+    bool cluster_won = false;
+  };
+  RacedLists race_lists(GuestRead& read, std::size_t& unattributed);
+  // A read of the node's own lists: whether it can show every guest (the
+  // permission check), and the guests' details.
+  void believe_lists(GuestRead& read, std::size_t unattributed);
   // A best-effort GET (guest details): one attempt, outside the retry budget.
   Result<std::string> get_once(const std::string& path);
   HttpOutcome send(const HttpRequest& request);
@@ -235,6 +254,7 @@ class ProxmoxClient {
   CheckDue permissions_due_ = CheckDue::now;
   bool unknown_logged_ = false;
   PermissionStatus permissions_;
+  Flights flights_;  // last: hedged reads use the members above
 };
 
 }  // namespace pha

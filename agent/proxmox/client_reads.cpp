@@ -19,6 +19,17 @@ std::string type_path(GuestType t) {
   return std::string(to_string(t));
 }
 
+// The two sides of a hedged read of the node's guests.
+struct NodeLists {
+  Status status;
+  GuestRead read;
+  std::size_t unattributed = 0;
+};
+struct Either {
+  std::optional<NodeLists> lists;
+  std::optional<Result<GuestList>> cluster;
+};
+
 }  // namespace
 
 std::string_view to_string(GuestSource s) {
@@ -125,8 +136,9 @@ void ProxmoxClient::read_details(Guest& g, GuestRead& read) {
   }
 }
 
-Result<GuestList> ProxmoxClient::read_cluster_guests() {
-  auto res = call("GET", "/cluster/resources?type=vm", "", {.any_target = true});
+Result<GuestList> ProxmoxClient::read_cluster_guests(const std::string& hedge_of) {
+  auto res =
+      call("GET", "/cluster/resources?type=vm", "", {.any_target = true, .hedge_of = hedge_of});
   if (!res.ok()) {
     return res.error();
   }
@@ -141,9 +153,10 @@ Result<GuestList> ProxmoxClient::read_cluster_guests() {
   return list;
 }
 
-Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error) {
+Result<GuestRead> ProxmoxClient::read_from_cluster(GuestRead r, const std::string& local_error,
+                                                   std::optional<Result<GuestList>> fetched) {
   const auto opts = options();
-  auto cluster = read_cluster_guests();
+  auto cluster = fetched ? std::move(*fetched) : read_cluster_guests();
   if (!cluster.ok()) {
     auto e = cluster.error();
     if (!local_error.empty()) {
@@ -269,31 +282,63 @@ Status ProxmoxClient::read_lists(GuestRead& r, std::size_t& unattributed) {
   return {};
 }
 
-Result<GuestRead> ProxmoxClient::read_guests() {
-  GuestRead r;
-  const auto start = clock_.now();
-  const auto before = requests_.load();
-  const auto& failover = failover_;
-  r.node = node_name();
-  auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
-    if (out) {
-      out->requests = requests_ - before;
-      out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+ProxmoxClient::RacedLists ProxmoxClient::race_lists(GuestRead& read, std::size_t& unattributed) {
+  auto* hedging = failover_.hedging;
+  const auto host = options().host.str();
+  const std::string kind = "GET node lists";
+  const bool may = hedging != nullptr && failover_.can_fall_back && failover_.can_fall_back();
+  const auto delay = may ? hedging->delay(host, kind) : std::nullopt;
+  if (!delay) {
+    return {read_lists(read, unattributed), {}};
+  }
+  auto raced = race<Either>(
+      flights_, clock_, *delay, [hedging] { return hedging->take(); },
+      [this, node = read.node, hedging, host, kind] {
+        NodeLists l;
+        l.read.node = node;
+        const auto t0 = clock_.now();
+        l.status = read_lists(l.read, l.unattributed);
+        if (l.status.ok()) {
+          hedging->answered(
+              host, kind, std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - t0));
+        }
+        return Either{std::move(l), std::nullopt};
+      },
+      [this, host] {
+        return Either{std::nullopt, read_cluster_guests(host)};
+      },
+      [](const Either& e) {
+        if (e.lists) {
+          return e.lists->status.ok() || !is_host_failure(e.lists->status.error().kind);
+        }
+        return e.cluster->ok();
+      });
+  RacedLists out;
+  if (raced.second) {
+    out.cluster = std::move(raced.second->cluster);
+  }
+  if (raced.winner == 1) {
+    hedging->won();
+    out.cluster_won = true;
+    if (failover_.local_failed) {
+      // As good as a timeout: the node's API is not answering while a peer does.
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(raced.first_ran);
+      failover_.local_failed("timeout: no answer from the node's own API within " +
+                             std::to_string(ms.count()) +
+                             " ms, while a peer answered the hedged cluster-wide read");
     }
     return out;
-  };
-  if (failover.use_local && !failover.use_local()) {
-    return finish(read_from_cluster(std::move(r), ""));
   }
-  std::size_t unattributed = 0;
-  if (auto listed = read_lists(r, unattributed); !listed) {
-    const auto& e = listed.error();
-    if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
-      failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
-      return finish(read_from_cluster(std::move(r), e.message));
-    }
-    return e;
-  }
+  auto& lists = *raced.first->lists;
+  read.guests = std::move(lists.read.guests);
+  read.rejected = std::move(lists.read.rejected);
+  read.rejected_vmids = std::move(lists.read.rejected_vmids);
+  unattributed = lists.unattributed;
+  out.lists = std::move(lists.status);
+  return out;
+}
+
+void ProxmoxClient::believe_lists(GuestRead& r, std::size_t unattributed) {
   // A list shorter than the last one may be a lost privilege, not gone
   // guests (Proxmox filters lists by VM.Audit and answers 200): ask what the
   // user or token may do before believing it. While VM.Audit is known to be
@@ -323,6 +368,38 @@ Result<GuestRead> ProxmoxClient::read_guests() {
   if (r.guests.empty()) {
     r.hint = empty_node_hint(r.node);
   }
+}
+
+Result<GuestRead> ProxmoxClient::read_guests() {
+  GuestRead r;
+  const auto start = clock_.now();
+  const auto before = requests_.load();
+  const auto& failover = failover_;
+  r.node = node_name();
+  auto finish = [&](Result<GuestRead> out) -> Result<GuestRead> {
+    if (out) {
+      out->requests = requests_ - before;
+      out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - start);
+    }
+    return out;
+  };
+  if (failover.use_local && !failover.use_local()) {
+    return finish(read_from_cluster(std::move(r), ""));
+  }
+  std::size_t unattributed = 0;
+  auto raced = race_lists(r, unattributed);
+  if (raced.cluster_won) {
+    return finish(read_from_cluster(std::move(r), "", std::move(raced.cluster)));
+  }
+  if (const auto& listed = raced.lists; !listed) {
+    const auto& e = listed.error();
+    if (is_host_failure(e.kind) && failover.can_fall_back && failover.can_fall_back()) {
+      failover.local_failed(std::string(to_string(e.kind)) + ": " + e.message);
+      return finish(read_from_cluster(std::move(r), e.message, std::move(raced.cluster)));
+    }
+    return e;
+  }
+  believe_lists(r, unattributed);
   answered_read();
   return finish(std::move(r));
 }

@@ -11,6 +11,7 @@ AccountDbUpstream::AccountDbUpstream(const LiveSettings& settings, Clock& clock,
                  .display = "AccountDB",
                  .health = settings.read(health_settings),
                  .retry = settings.read(retry_policy),
+                 .hedge = settings.read(hedge_settings),
                  .transport = std::make_unique<SettingsTransport>(
                      settings,
                      [](const Settings& s) { return make_curl_client(accountdb_http_options(s)); }),

@@ -22,6 +22,7 @@ class AccountDbUpstream {
   UpstreamMonitor& monitor() { return upstream_.monitor(); }
   EndpointPool& pool() { return upstream_.policy(); }
   const RetryBudget& budget() const { return upstream_.budget(); }
+  HedgePolicy& hedging() { return upstream_.hedging(); }
 
   // The recovery checks (docs/failover.md "AccountDB endpoints"): node_info on each endpoint that
   // failed since its last success and whose breaker lets a request through.

@@ -109,7 +109,7 @@ Routed route_request(const RouteContext& ctx, const HttpRequest& request, const 
     target = order.front();
   }
   bool woken = false;
-  while (target) {
+  while (target && !abandoned()) {
     // A half-open breaker lets one trial through: another request may have
     // taken it since next() looked. Best-effort requests do not feed the
     // breaker, so they must not take its trial either.
@@ -127,6 +127,12 @@ Routed route_request(const RouteContext& ctx, const HttpRequest& request, const 
     forced = false;
     ++routed.attempts;
     tried.insert(*target);
+    if (abandoned()) {
+      // A hedged race went another way: nothing more to learn or to try.
+      routed.outcome = std::move(outcome);
+      routed.target = *target;
+      break;
+    }
     if (!single_shot) {
       ctx.budget.record(outcome.kind);
     }

@@ -408,7 +408,13 @@ void HostManager::reset() {
 
 RoutePlan HostManager::plan(const HttpRequest& request) const {
   if (request.any_target) {
-    return {.base = primary(), .order = order()};
+    auto hosts = order();
+    if (!request.hedge_of.empty()) {
+      std::erase_if(hosts, [&](const std::string& h) {
+        return url_origin(h) == url_origin(request.hedge_of);
+      });
+    }
+    return {.base = primary(), .order = std::move(hosts)};
   }
   const auto host = matching_base(request.url, hosts());
   return {.base = host, .order = {host}, .revisit = !has_usable_peer()};

@@ -61,6 +61,12 @@ RetryPolicy retry_policy(const Settings& s) {
   return p;
 }
 
+HedgeSettings hedge_settings(const Settings& s) {
+  return {.delay_min = std::chrono::milliseconds(s.hedge_delay_min),
+          .delay_max = std::chrono::milliseconds(s.hedge_delay_max),
+          .budget_percent = s.hedge_budget_percent};
+}
+
 HttpClientOptions proxmox_http_options(const Settings& s) {
   HttpClientOptions o;
   o.upstream = "Proxmox";

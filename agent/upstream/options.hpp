@@ -10,6 +10,7 @@
 #include "agent/config/settings.hpp"
 #include "agent/core/backoff.hpp"
 #include "agent/net/curl_client.hpp"
+#include "agent/net/hedge.hpp"
 #include "agent/proxmox/client.hpp"
 #include "agent/upstream/endpoint_pool.hpp"
 #include "agent/upstream/host_manager.hpp"
@@ -21,6 +22,7 @@ namespace pha {
 std::string short_hostname();
 
 RetryPolicy retry_policy(const Settings& s);
+HedgeSettings hedge_settings(const Settings& s);
 HttpClientOptions proxmox_http_options(const Settings& s);
 ProxmoxCredentials proxmox_credentials(const Settings& s);
 ProxmoxClientOptions proxmox_client_options(const Settings& s);

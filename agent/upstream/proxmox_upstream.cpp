@@ -66,6 +66,7 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
                  .display = "Proxmox",
                  .health = settings.read(health_settings),
                  .retry = settings.read(retry_policy),
+                 .hedge = settings.read(hedge_settings),
                  .transport = std::make_unique<SettingsTransport>(
                      settings,
                      [](const Settings& s) { return make_curl_client(proxmox_http_options(s)); }),
@@ -83,7 +84,8 @@ ProxmoxUpstream::ProxmoxUpstream(const LiveSettings& settings, Clock& clock, Int
       [this](const HttpRequest& request) { return upstream_.send(request); }, clock,
       ProxmoxFailover{[&hosts] { return hosts.use_local(); },
                       [&hosts] { return hosts.has_usable_peer(); },
-                      [&hosts](const std::string& reason) { hosts.local_failed(reason); }});
+                      [&hosts](const std::string& reason) { hosts.local_failed(reason); },
+                      &upstream_.hedging()});
 }
 
 void ProxmoxUpstream::health_round() {

@@ -22,6 +22,7 @@ class ProxmoxUpstream {
   UpstreamMonitor& monitor() { return upstream_.monitor(); }
   HostManager& hosts() { return upstream_.policy(); }
   const RetryBudget& budget() const { return upstream_.budget(); }
+  HedgePolicy& hedging() { return upstream_.hedging(); }
 
   // One health round (docs/failover.md "Health checks"): /cluster/status from
   // the host in use for membership and discovery; GET /version, one at a

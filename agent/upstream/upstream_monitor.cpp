@@ -103,6 +103,11 @@ void UpstreamMonitor::record(Target& t, const Observation& o, bool for_health,
   }
 }
 
+void UpstreamMonitor::abandoned(const HttpRequest& request) {
+  std::lock_guard lock(mutex_);
+  find(request.url).in_flight--;
+}
+
 void UpstreamMonitor::end(const HttpRequest& request, const HttpOutcome& outcome) {
   std::vector<TargetChange> changes;
   ChangeObserver observer;
@@ -240,7 +245,11 @@ void UpstreamMonitor::reset() {
 HttpOutcome ObservingClient::send(const HttpRequest& request) {
   monitor_.begin(request);
   auto outcome = inner_->send(request);
-  monitor_.end(request, outcome);
+  if (abandoned()) {
+    monitor_.abandoned(request);  // neither an answer nor a failure of the target
+  } else {
+    monitor_.end(request, outcome);
+  }
   return outcome;
 }
 

@@ -92,6 +92,8 @@ class UpstreamMonitor {
   // counted but say nothing about the target's health.
   void begin(const HttpRequest& request);
   void end(const HttpRequest& request, const HttpOutcome& outcome);
+  // An attempt abandoned by its hedged race (http.hpp AbandonScope) instead of `end`.
+  void abandoned(const HttpRequest& request);
   // A request that never reached the transport (e.g. a breaker refused it).
   void observe(const std::string& url, const Observation& o);
 

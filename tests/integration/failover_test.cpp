@@ -115,9 +115,40 @@ TEST_CASE("failover: an open breaker keeps the dead primary out until its period
   CHECK(w.is_peer(a.get_json("/status")["proxmox"]["host"]));
 }
 
-TEST_CASE("failover: a hung primary costs one timeout and later cycles do not wait on it") {
+// The hedged read (docs/failover.md "Hedged requests"): after HEDGE_DELAY_MAX
+// (400 ms, no history of the lists yet) a peer's cluster-wide read answers.
+TEST_CASE(
+    "failover: a hung primary is answered from a peer in under a second - later cycles do not wait "
+    "on it") {
   Cluster w;
   RunningAgent a(w, w.failover_env());
+  REQUIRE(a.wait_cycles(1));
+  w.pve.host("pve1").set_fault({.kind = sim::FaultKind::hang});
+  const auto first = cycle(a);
+  CHECK(first["sync"]["last_result"]["status"] != "error");
+  CHECK(w.is_peer(first["proxmox"]["host"]));
+  const auto first_ms = first["sync"]["last_result"]["duration_ms"].get<double>();
+  CHECK(first_ms < 1000.0);
+  const auto metrics = a.get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find(
+            "proxmox_host_agent_hedges_total{upstream=\"proxmox\",result=\"won\"} 1") !=
+        std::string::npos);
+  const auto ev = events_of(a);
+  REQUIRE(!ev.empty());
+  CHECK(ev.back()["reason"].get<std::string>().find("no answer from the node's own API") !=
+        std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    const auto later = cycle(a);
+    CHECK(later["sync"]["last_result"]["duration_ms"].get<double>() < 1000.0);
+  }
+  w.pve.host("pve1").clear_fault();
+}
+
+// The agent before hedged requests, and with HEDGE_BUDGET_PERCENT=0 today.
+TEST_CASE("failover: without hedging a hung primary costs one timeout and only one") {
+  Cluster w;
+  RunningAgent a(w, w.failover_env({{"HEDGE_BUDGET_PERCENT", "0"}}));
   REQUIRE(a.wait_cycles(1));
   w.pve.host("pve1").set_fault({.kind = sim::FaultKind::hang});
   const auto first = cycle(a);

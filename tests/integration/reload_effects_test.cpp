@@ -967,6 +967,72 @@ void primary_bonus(Stage& st) {
   CHECK(matches(pve1_of(st, st.status()), 0));
 }
 
+// ---- Hedged requests ----------------------------------------------------------
+// pve1's qemu list answers after 1.5 s, once: a cycle with it hedged (a
+// peer's cluster-wide read answers first) takes well under that.
+
+constexpr auto kSlowList = std::chrono::milliseconds(1500);
+
+double hedges_sent(Stage& st) {
+  return st.metric("proxmox_host_agent_hedges_total",
+                   {{"upstream", "proxmox"}, {"result", "sent"}});
+}
+
+void slow_list(Stage& st) {
+  st.w.pve.host("pve1").set_fault({.kind = sim::FaultKind::slow,
+                                   .path_prefix = "/nodes/pve1/qemu",
+                                   .count = 1,
+                                   .delay = kSlowList});
+}
+
+// A lost race fails the node over to the cluster-wide read: back to it.
+void back_to_pve1(Stage& st) {
+  REQUIRE(st.agent->post("/failover/reset")->status == 200);
+}
+
+// With ten answers of the node's lists (fast ones) the delay is the floor:
+// 50 ms at the start (the slow list is hedged), 5 s after the reload (it is
+// waited for).
+void hedge_delay_min(Stage& st) {
+  for (int i = 0; i < 10; ++i) {
+    st.cycle();
+  }
+  slow_list(st);
+  const auto sent = hedges_sent(st);
+  const auto hedged = st.cycle();
+  CHECK(last_result(hedged)["duration_ms"] < 1000);
+  CHECK(hedges_sent(st) == sent + 1);
+  back_to_pve1(st);
+  slow_list(st);
+  const auto s = st.applied_cycle("HEDGE_DELAY_MIN", "5000");
+  CHECK_FALSE_MESSAGE(failed(s), message_of(s));
+  CHECK(last_result(s)["duration_ms"] >= 1400);
+  CHECK(hedges_sent(st) == sent + 1);
+}
+
+// The lists' 99th percentile is now the slow answer (1.5 s): the delay
+// follows it up to the ceiling, 60 s at the start; 200 ms after the reload.
+void hedge_delay_max(Stage& st) {
+  st.setup({{"HEDGE_DELAY_MIN", "50"}});
+  slow_list(st);
+  const auto sent = hedges_sent(st);
+  const auto s = st.applied_cycle("HEDGE_DELAY_MAX", "200");
+  CHECK_FALSE_MESSAGE(failed(s), message_of(s));
+  CHECK(last_result(s)["duration_ms"] < 1000);
+  CHECK(hedges_sent(st) == sent + 1);
+  back_to_pve1(st);
+}
+
+// A budget of 0 turns hedging off: the slow list is waited for.
+void hedge_budget(Stage& st) {
+  slow_list(st);
+  const auto sent = hedges_sent(st);
+  const auto s = st.applied_cycle("HEDGE_BUDGET_PERCENT", "0");
+  CHECK_FALSE_MESSAGE(failed(s), message_of(s));
+  CHECK(last_result(s)["duration_ms"] >= 1400);
+  CHECK(hedges_sent(st) == sent);
+}
+
 // ---- What only time shows: TTLs and ages of a minute --------------------------
 // Reloaded early; a minute later one cycle shows what the old values would have done.
 
@@ -1383,6 +1449,7 @@ constexpr std::string_view kWebhooks = "webhooks";
 constexpr std::string_view kLogging = "logging and state";
 constexpr std::string_view kBrake = "change brake";
 constexpr std::string_view kPeers = "peers";
+constexpr std::string_view kHedging = "hedging";
 
 const RowTest kRows[] = {
     {"PROXMOX_VERIFY_SSL", kTransport, verify_ssl},
@@ -1438,6 +1505,10 @@ const RowTest kRows[] = {
     {"HEALTH_CHECK_PEERS", kResilience, health_check_peers},
     {"PRIMARY_BONUS", kResilience, primary_bonus},
 
+    {"HEDGE_DELAY_MIN", kHedging, hedge_delay_min},
+    {"HEDGE_DELAY_MAX", kHedging, hedge_delay_max},
+    {"HEDGE_BUDGET_PERCENT", kHedging, hedge_budget},
+
     {"VM_DETAILS_TTL", kMinute, vm_details_ttl},
     {"FULL_RESYNC_INTERVAL", kMinute, full_resync},
     {"HOST_CLEANUP_AGE", kMinute, host_cleanup_age},
@@ -1468,7 +1539,7 @@ const RowTest kRows[] = {
 
 const std::set<std::string_view> kGroups = {kTransport,  kClient, kPassword, kAccountDb, kSync,
                                             kResilience, kMinute, kHttp,     kHttps,     kWebhooks,
-                                            kLogging,    kBrake,  kPeers};
+                                            kLogging,    kBrake,  kPeers,    kHedging};
 
 // Runs the rows of `group` in order, each under its setting's name; then
 // the checks that needed time, around one cycle.
@@ -1685,4 +1756,13 @@ TEST_CASE("reload effects: peers - handover - timeout - port - scheme") {
   st.cycle();
   run_rows(st, kPeers);
   g_peer = nullptr;
+}
+
+TEST_CASE("reload effects: hedged requests - delay floor and ceiling - budget") {
+  World w;
+  Stage st(w);
+  st.file["HEDGE_DELAY_MAX"] = "60000";
+  st.file["MARK_MISSING_VMS"] = "false";  // a cluster-wide read is no evidence anyway
+  st.start();
+  run_rows(st, kHedging);
 }

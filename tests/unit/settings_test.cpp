@@ -217,12 +217,14 @@ TEST_CASE("every numeric range boundary: just inside is accepted - just outside 
       return integer ? std::to_string(static_cast<long long>(v)) : format_decimal(v);
     };
     for (double inside : {spec.min, spec.max}) {
-      auto l = load(with(
-          minimal_env(),
-          {{name, text(inside)},
-           {"RETRY_MAX_DELAY", "3600"},
-           {"PROXMOX_TIMEOUT", name == "PROXMOX_TIMEOUT" ? text(inside) : "120"},
-           {"PROXMOX_CONNECT_TIMEOUT", name == "PROXMOX_CONNECT_TIMEOUT" ? text(inside) : "1"}}));
+      auto l = load(
+          with(minimal_env(),
+               {{name, text(inside)},
+                {"RETRY_MAX_DELAY", "3600"},
+                {"PROXMOX_TIMEOUT", name == "PROXMOX_TIMEOUT" ? text(inside) : "120"},
+                {"PROXMOX_CONNECT_TIMEOUT", name == "PROXMOX_CONNECT_TIMEOUT" ? text(inside) : "1"},
+                {"HEDGE_DELAY_MAX", name == "HEDGE_DELAY_MAX" ? text(inside) : "60000"},
+                {"HEDGE_DELAY_MIN", name == "HEDGE_DELAY_MIN" ? text(inside) : "1"}}));
       CHECK_MESSAGE(l.ok(), text(inside), " ", l.all_errors());
     }
     for (double outside : {spec.min - step, spec.max + step}) {
