@@ -73,6 +73,7 @@ int Agent::serve(Components& graph) {
                         "; first sync running");
   graph.webhooks.start();
   graph.loop.start();
+  graph.changes.start();
   graph.checker.start();
   // /health's rule: the watchdog and /health never disagree on "stuck".
   wait_for_stop([this, &graph, &server] {
@@ -85,6 +86,7 @@ int Agent::serve(Components& graph) {
   }
   server.stop();  // no new requests; a running job ends with the interrupt
   graph.checker.stop();
+  graph.changes.stop();
   graph.loop.stop();
   graph.webhooks.stop();
   log::info("agent_stopped", "stopped");

@@ -21,6 +21,17 @@ LoopTimings loop_timings(const Settings& s) {
           std::chrono::seconds(s.retry_max_delay)};
 }
 
+ChangeTimings change_timings(const Settings& s) {
+  const auto seconds = [](double v) {
+    return std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(v));
+  };
+  ChangeTimings t;
+  t.poll = seconds(s.change_poll_interval);
+  t.settle = seconds(s.change_settle);
+  t.min_interval = seconds(s.change_min_interval);
+  return t;
+}
+
 std::string state_path_of(const Settings& s, const std::string& name) {
   return s.state_dir.empty() ? std::string() : s.state_dir + "/" + name;
 }
@@ -186,6 +197,7 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
       engine(live, proxmox.client(), accountdb.client(), clock),
       loop(engine, accountdb.client(), clock, live.read(loop_timings), run.dry_run,
            [this](const CycleReport& r) { on_cycle(r); }),
+      changes(proxmox.client(), loop, clock, live.read(change_timings)),
       checker(
           clock,
           [this] {
@@ -215,6 +227,7 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
       notifier.outcome(m->name(), target, o);
     });
   }
+  loop.set_cycle_start_observer([this] { changes.cycle_started(); });
   loop.set_heartbeat_observer([this](bool ok) {
     if (ok) {
       store.record_heartbeat();
@@ -299,6 +312,7 @@ void Components::publish_status(bool after_cycle) {
 
 // On the loop's thread, after each cycle.
 void Components::on_cycle(const CycleReport& r) {
+  changes.cycle_ended(r.success);
   log_cycle(r);
   // Before the cycle shows in /status: its events are queued by then.
   notifier.cycle(r.success, r.message, r.finished_at);
@@ -342,6 +356,7 @@ ApiContext Components::api_context(const http::Server& server) {
     return std::vector<std::pair<std::string, double>>{{"proxmox", proxmox.budget().tokens()},
                                                        {"accountdb", accountdb.budget().tokens()}};
   };
+  ctx.changes = [this] { return changes.status(); };
   ctx.hedges = [this] {
     return std::vector<std::pair<std::string, HedgeStats>>{
         {"proxmox", proxmox.hedging().stats()}, {"accountdb", accountdb.hedging().stats()}};

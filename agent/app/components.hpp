@@ -17,6 +17,7 @@
 #include "agent/notify/notifier.hpp"
 #include "agent/notify/webhook.hpp"
 #include "agent/status/store.hpp"
+#include "agent/sync/changes.hpp"
 #include "agent/sync/engine.hpp"
 #include "agent/sync/loop.hpp"
 #include "agent/upstream/accountdb_upstream.hpp"
@@ -58,6 +59,7 @@ class Components {
   AccountDbUpstream accountdb;
   SyncEngine engine;
   SyncLoop loop;
+  ChangeWatcher changes;
   HealthChecker checker;
 
  private:

@@ -65,6 +65,9 @@ struct Settings {
   int peer_port = 0;                   // 0: port
   std::string peer_scheme = "auto";    // auto, http, https
   int peer_timeout = 2;
+  double change_poll_interval = 2;  // seconds; 0: no change-driven sync
+  double change_settle = 1;         // seconds
+  double change_min_interval = 5;   // seconds
 
   // Resilience
   int health_check_interval = 30;

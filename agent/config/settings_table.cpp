@@ -35,7 +35,7 @@ Result<std::string> apply_int(const SettingSpec& spec, std::string_view raw, Set
 template <auto Member>
 Result<std::string> apply_decimal(const SettingSpec& spec, std::string_view raw, Settings& out) {
   const auto v = parse_decimal(raw);
-  if (!v || *v < spec.min || *v > spec.max) {
+  if (!v || ((*v < spec.min || *v > spec.max) && !(spec.zero_allowed && *v == 0))) {
     return not_allowed(spec);
   }
   out.*Member = *v;
@@ -479,6 +479,17 @@ const std::array kTable = {
     .default_value = "20", .help = "Share of the node's rows a cycle may create, or mark deleted, at once when that is more than CHANGE_BRAKE_MIN; more wait for corroboration or POST /sync/confirm.",
     .kind = ValueKind::decimal, .min = 0, .max = 100, .apply = apply_decimal<&Settings::change_brake_percent>},
 
+  // Change-driven sync (docs/sync.md "Changes seen between cycles").
+  SettingSpec{.env = "CHANGE_POLL_INTERVAL", .flag = "--change-poll-interval", .section = "Sync",
+    .default_value = "2", .help = "Seconds between reads of the cluster's task list (GET /cluster/tasks; and every 10 s of /cluster/resources): a guest change seen there starts a cycle (0: off, only UPDATE_INTERVAL).",
+    .kind = ValueKind::decimal, .min = 0.5, .max = 300, .zero_allowed = true, .apply = apply_decimal<&Settings::change_poll_interval>},
+  SettingSpec{.env = "CHANGE_SETTLE", .flag = "--change-settle", .section = "Sync",
+    .default_value = "1", .help = "Seconds between the first change seen and the cycle it starts (changes seen meanwhile join it).",
+    .kind = ValueKind::decimal, .min = 0, .max = 60, .apply = apply_decimal<&Settings::change_settle>},
+  SettingSpec{.env = "CHANGE_MIN_INTERVAL", .flag = "--change-min-interval", .section = "Sync",
+    .default_value = "5", .help = "Seconds at least between the start of the last cycle and one a change starts: a burst of changes is a few cycles.",
+    .kind = ValueKind::decimal, .min = 1, .max = 3600, .apply = apply_decimal<&Settings::change_min_interval>},
+
   // A guest that moves between the nodes of a cluster keeps its row: the
   // agent of the node it left names the row (docs/sync.md "Guests that move").
   SettingSpec{.env = "PEER_HANDOVER", .flag = "--peer-handover", .section = "Sync",
@@ -671,7 +682,8 @@ std::string allowed_text(const SettingSpec& spec) {
       return std::string(spec.zero_allowed ? "0 or " : "") + "an integer from " +
              format_decimal(spec.min) + " to " + format_decimal(spec.max);
     case ValueKind::decimal:
-      return "a number from " + format_decimal(spec.min) + " to " + format_decimal(spec.max);
+      return std::string(spec.zero_allowed ? "0 or " : "") + "a number from " +
+             format_decimal(spec.min) + " to " + format_decimal(spec.max);
     case ValueKind::text:
       break;
   }

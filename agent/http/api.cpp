@@ -406,11 +406,25 @@ json Api::status_json() const {
             {"is_syncing", loop.syncing},
             {"last_result", std::move(last_result)},
             {"read", read_json(sync)},
+            {"changes", changes_json()},
             {"held", to_json(sync.held)},
             {"held_cycles", sync.held_cycles},
             {"connection_health", connection_health_json(ctx_.accountdb->connection_health())}}},
           {"whitelist", whitelist_json()},
           {"webhooks", webhooks_json()}};
+}
+
+// docs/http-api.md "GET /status" sync.changes; docs/sync.md "Changes seen between cycles".
+json Api::changes_json() const {
+  const auto c = ctx_.changes ? ctx_.changes() : ChangeStatus{};
+  return {{"watching", c.watching},
+          {"last_seen", opt(c.last_seen)},
+          {"last_change", c.last_change.empty() ? json(nullptr) : json(c.last_change)},
+          {"pending_since", opt(c.pending_since)},
+          {"due_in_seconds", opt(c.due_in_seconds)},
+          {"behind_seconds", c.behind_seconds},
+          {"seen", c.changes},
+          {"cycles", c.cycles}};
 }
 
 json Api::webhooks_json() const {

@@ -23,6 +23,7 @@
 #include "agent/platform/thread_guard.hpp"
 #include "agent/proxmox/permissions.hpp"
 #include "agent/status/store.hpp"
+#include "agent/sync/changes.hpp"
 #include "agent/sync/whitelist_cache.hpp"
 #include "agent/upstream/endpoint_pool.hpp"
 #include "agent/upstream/failover_log.hpp"
@@ -49,6 +50,8 @@ struct ApiContext {
   FailoverLog* failover_log = nullptr;  // /failover/events
   // Retry budget tokens by upstream name, for /metrics.
   std::function<std::vector<std::pair<std::string, double>>()> retry_budgets;
+  // Change-driven sync (agent/sync/changes.hpp); empty: not watching.
+  std::function<ChangeStatus()> changes;
   // Hedged requests per upstream (agent/net/hedge.hpp).
   std::function<std::vector<std::pair<std::string, HedgeStats>>()> hedges;
   std::string version;
@@ -112,6 +115,7 @@ class Api {
   nlohmann::json accountdb_json(const Settings& s) const;
   nlohmann::json whitelist_json() const;
   nlohmann::json webhooks_json() const;
+  nlohmann::json changes_json() const;
 
   ApiContext ctx_;
 };

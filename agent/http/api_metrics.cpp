@@ -77,6 +77,26 @@ void sync_metrics(MetricsWriter& m, const ApiContext& ctx, const SyncInfo& sync)
   m.sample("guest_write_errors_total", count(sync.totals.write_errors));
 }
 
+// Change-driven sync (docs/sync.md "Changes seen between cycles").
+void change_metrics(MetricsWriter& m, const ApiContext& ctx) {
+  const auto c = ctx.changes ? ctx.changes() : ChangeStatus{};
+  m.family("sync_behind_seconds", "gauge",
+           "How far AccountDB is believed to be behind Proxmox: the age of the oldest change "
+           "seen and not yet synced (0 when none is pending).");
+  m.sample("sync_behind_seconds", c.behind_seconds);
+  m.family("changes_seen_total", "counter",
+           "Guest changes seen between cycles, by signal: a task that ended, or a status or "
+           "name in /cluster/resources.");
+  m.sample("changes_seen_total", {{"signal", "task"}}, count(c.task_changes));
+  m.sample("changes_seen_total", {{"signal", "status"}}, count(c.status_changes));
+  m.family("change_cycles_total", "counter", "Cycles started by a change seen.");
+  m.sample("change_cycles_total", count(c.cycles));
+  m.family("change_polls_total", "counter",
+           "Reads of /cluster/tasks and /cluster/resources for changes, by result.");
+  m.sample("change_polls_total", {{"result", "ok"}}, count(c.polls - c.poll_errors));
+  m.sample("change_polls_total", {{"result", "error"}}, count(c.poll_errors));
+}
+
 // What the agent believes of its answers (docs/sync.md "Evidence"): whether
 // the last read counted towards gone guests, the guests hidden from the
 // user or token, what the change brake holds, and values clamped.
@@ -346,6 +366,7 @@ std::string Api::metrics_text() const {
   m.sample("live", live.ok ? 1 : 0);
   sync_metrics(m, ctx_, sync);
   trust_metrics(m, ctx_, sync);
+  change_metrics(m, ctx_);
   whitelist_metrics(m, ctx_, sync);
   upstream_metrics(m, ctx_);
   redundancy_metrics(m, ctx_);

@@ -66,6 +66,9 @@ void SyncLoop::sync_thread() {
     const log::ScopedFields cycle({{"cycle", cycles_.load() + 1}});
     syncing_ = true;
     rerun_ = false;  // a reload before this point is served by this cycle
+    if (on_cycle_start_) {
+      on_cycle_start_();
+    }
     const auto report = engine_.run_cycle(dry_run_);
     syncing_ = false;
     // Triggers that arrived during the cycle were served by it; a reload

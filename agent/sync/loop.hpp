@@ -44,6 +44,10 @@ class SyncLoop {
   // after the one that is running (which began with the old ones); the
   // heartbeat's wait is measured again with the new interval.
   void reload();
+  // Called on the loop's thread as each cycle begins. Set before start().
+  void set_cycle_start_observer(std::function<void()> observer) {
+    on_cycle_start_ = std::move(observer);
+  }
   // Called after each heartbeat with whether it succeeded. Set before start().
   void set_heartbeat_observer(std::function<void(bool)> observer) {
     on_heartbeat_ = std::move(observer);
@@ -68,6 +72,7 @@ class SyncLoop {
   Clock& clock_;
   bool dry_run_;
   CycleObserver on_cycle_;
+  std::function<void()> on_cycle_start_;
   std::function<void(bool)> on_heartbeat_;
   mutable std::mutex mutex_;
   Live<LoopTimings> timings_;

@@ -1033,6 +1033,65 @@ void hedge_budget(Stage& st) {
   CHECK(hedges_sent(st) == sent);
 }
 
+// ---- Change-driven sync -------------------------------------------------------
+// A guest task on pve1 (the guest outside the whitelist, started and
+// stopped in turn) is the change; /status sync.changes says what was seen
+// and when its cycle is due.
+
+void toggle_outside(Stage& st) {
+  auto& c = st.w.pve.cluster();
+  const auto vmid = static_cast<int>(st.w.outside);
+  REQUIRE((c.stop(vmid) || c.start(vmid)));
+}
+
+// Waits until a change is seen after `seen_before`; /status then.
+json change_seen(Stage& st, std::uint64_t seen_before) {
+  json out;
+  REQUIRE(st.agent->wait_status(
+      [&](const json& s) {
+        out = s;
+        return s["sync"]["changes"]["seen"].get<std::uint64_t>() > seen_before;
+      },
+      std::chrono::seconds(15)));
+  return out;
+}
+
+// Off at the start (nothing is read between cycles); 0.5 s: a task starts a cycle.
+void change_poll_interval(Stage& st) {
+  CHECK(st.status()["sync"]["changes"]["watching"] == false);
+  const auto s = st.applied_cycle("CHANGE_POLL_INTERVAL", "0.5");
+  const auto cycles = s["sync"]["cycle_count"].get<std::uint64_t>();
+  toggle_outside(st);
+  CHECK(st.agent->wait_cycles(cycles + 1, std::chrono::seconds(15)));
+  CHECK(st.status()["sync"]["changes"]["cycles"].get<std::uint64_t>() >= 1);
+}
+
+// 30 s (set after the row before): a change waits that long; 0.2 s after the reload.
+void change_settle(Stage& st) {
+  const auto before = st.status()["sync"]["cycle_count"].get<std::uint64_t>();
+  st.setup({{"CHANGE_SETTLE", "30"}});  // its cycle covers what was pending
+  REQUIRE(st.agent->wait_cycles(before + 1));
+  REQUIRE(st.agent->wait_status([](const json& s) { return s["sync"]["is_syncing"] == false; }));
+  const auto seen = st.status()["sync"]["changes"]["seen"].get<std::uint64_t>();
+  toggle_outside(st);
+  const auto waiting = change_seen(st, seen);
+  CHECK(waiting["sync"]["changes"]["due_in_seconds"].get<double>() > 20);
+  const auto s = st.applied_cycle("CHANGE_SETTLE", "0.2");  // this cycle covers it
+  const auto cycles = s["sync"]["cycle_count"].get<std::uint64_t>();
+  toggle_outside(st);
+  CHECK(st.agent->wait_cycles(cycles + 1, std::chrono::seconds(15)));
+}
+
+// 1 s at the start; 60 s after the reload: the change waits for the minute.
+void change_min_interval(Stage& st) {
+  const auto s = st.applied_cycle("CHANGE_MIN_INTERVAL", "60");
+  const auto seen = s["sync"]["changes"]["seen"].get<std::uint64_t>();
+  toggle_outside(st);
+  const auto waiting = change_seen(st, seen);
+  CHECK(waiting["sync"]["changes"]["due_in_seconds"].get<double>() > 50);
+  CHECK(waiting["sync"]["changes"]["behind_seconds"].get<double>() >= 0);
+}
+
 // ---- What only time shows: TTLs and ages of a minute --------------------------
 // Reloaded early; a minute later one cycle shows what the old values would have done.
 
@@ -1450,6 +1509,7 @@ constexpr std::string_view kLogging = "logging and state";
 constexpr std::string_view kBrake = "change brake";
 constexpr std::string_view kPeers = "peers";
 constexpr std::string_view kHedging = "hedging";
+constexpr std::string_view kChanges = "changes";
 
 const RowTest kRows[] = {
     {"PROXMOX_VERIFY_SSL", kTransport, verify_ssl},
@@ -1485,6 +1545,10 @@ const RowTest kRows[] = {
     {"HEARTBEAT_INTERVAL", kSync, heartbeat_interval},
     {"WHITELIST_TTL", kSync, whitelist_ttl},
     {"WHITELIST_MAX_STALE", kSync, whitelist_max_stale},
+
+    {"CHANGE_POLL_INTERVAL", kChanges, change_poll_interval},
+    {"CHANGE_SETTLE", kChanges, change_settle},
+    {"CHANGE_MIN_INTERVAL", kChanges, change_min_interval},
 
     {"PEER_HANDOVER", kPeers, peer_handover},
     {"PEER_TIMEOUT", kPeers, peer_timeout},
@@ -1539,7 +1603,7 @@ const RowTest kRows[] = {
 
 const std::set<std::string_view> kGroups = {kTransport,  kClient, kPassword, kAccountDb, kSync,
                                             kResilience, kMinute, kHttp,     kHttps,     kWebhooks,
-                                            kLogging,    kBrake,  kPeers,    kHedging};
+                                            kLogging,    kBrake,  kPeers,    kHedging,   kChanges};
 
 // Runs the rows of `group` in order, each under its setting's name; then
 // the checks that needed time, around one cycle.
@@ -1765,4 +1829,14 @@ TEST_CASE("reload effects: hedged requests - delay floor and ceiling - budget") 
   st.file["MARK_MISSING_VMS"] = "false";  // a cluster-wide read is no evidence anyway
   st.start();
   run_rows(st, kHedging);
+}
+
+TEST_CASE("reload effects: change-driven sync - poll interval - settle - minimum interval") {
+  World w;
+  Stage st(w);
+  st.file["CHANGE_POLL_INTERVAL"] = "0";
+  st.file["CHANGE_SETTLE"] = "0.2";
+  st.file["CHANGE_MIN_INTERVAL"] = "1";
+  st.start();
+  run_rows(st, kChanges);
 }
