@@ -13,7 +13,8 @@
 //     that VMID on this node, or that the agent knows and list_vms shows for
 //     no other VMID;
 //   - no mark for a guest the read shows (or listed but did not understand),
-//     none before MISSING_AFTER_CYCLES complete reads without it, none that the
+//     none before MISSING_AFTER_CYCLES complete reads without it (unless a
+//     destroy or migration task vouches for the one that counts), none that the
 //     cluster still places here or, for `deleted`, the user or token may not
 //     see, and `migrated` only when the cluster places it on another node;
 //   - the creates and the `deleted` marks written without an operator's
@@ -130,6 +131,9 @@ pha::PlanInput answers(Bytes& b, const pha::SyncMemory& memory, std::int64_t now
       (*in.visible)[101 + b.below(kVmids)] = b.flag();
     }
   }
+  for (int i = b.below(3); i > 0; --i) {
+    in.gone_by_task.insert(101 + b.below(kVmids));  // a destroy or migration task ended
+  }
   for (int i = b.below(4); i > 0; --i) {
     in.confirmed.insert(
         {b.flag() ? pha::RequestKind::create : pha::RequestKind::mark, 101 + b.below(kVmids)});
@@ -177,9 +181,11 @@ void check_request(const pha::PlanInput& in, const pha::Plan& plan, const pha::P
       require(r.id > 0 && listed_for(in, r.id, vmid), "a mark goes to a row list_vms shows");
       require(!present, "no mark for a guest the read shows");
       const auto missing = plan.memory.missing.find(vmid);
+      const bool vouched = in.gone_by_task.contains(vmid) && in.read_counts_for_missing;
       require(missing != plan.memory.missing.end() &&
-                  missing->second >= in.settings.missing_after_cycles,
-              "a mark only after MISSING_AFTER_CYCLES complete reads without it");
+                  (missing->second >= in.settings.missing_after_cycles || vouched),
+              "a mark only after MISSING_AFTER_CYCLES complete reads without it, or one that "
+              "a destroy or migration task vouches for");
       require(in.cluster_locations.has_value() && in.visible.has_value(),
               "a mark only after the cluster and permission lookups");
       const auto where = in.cluster_locations->find(vmid);

@@ -40,7 +40,7 @@ if [[ $mode == smoke ]]; then
     echo "bench: $build is not configured; build the project first" >&2
     exit 1
   fi
-  cmake --build "$build" --target sync_bench failover_bench probe_bench >/dev/null
+  cmake --build "$build" --target sync_bench failover_bench freshness_bench probe_bench >/dev/null
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
   echo "== bench smoke: sync_bench (100 guests, wrk 1 s)"
@@ -53,6 +53,9 @@ if [[ $mode == smoke ]]; then
   "$build/bench/failover_bench" 30 5 | tee "$out/failover.md"
   grep -q '^| AccountDB first endpoint refuses' "$out/failover.md"
   grep -q '^| [0-9]* ([0-9]*, [0-9]*) |' "$out/failover.md"
+  echo "== bench smoke: freshness_bench (8 operations in 10 s, UPDATE_INTERVAL 10 s)"
+  "$build/bench/freshness_bench" 8 10 5 10 | tee "$out/freshness.md"
+  grep -q '^| start (1) | yes |' "$out/freshness.md"
   echo "== bench smoke: probe_bench (3 nodes)"
   "$build/bench/probe_bench" 3 2>/dev/null | tee "$out/probe.md"
   grep -q '^| 3 | 2 (default) |' "$out/probe.md"
@@ -70,7 +73,7 @@ echo "== configure + build ($build, Release)"
 # Without PHA_WERROR: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651)
 # in std::string code; the test command builds with warnings as errors.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHA_WERROR=OFF "${launcher[@]}" >/dev/null
-cmake --build "$build" -j "$(nproc)" --target sync_bench failover_bench probe_bench proxmox-host-agent \
+cmake --build "$build" -j "$(nproc)" --target sync_bench failover_bench freshness_bench probe_bench proxmox-host-agent \
   mem_floor
 
 results=bench/results
@@ -95,6 +98,17 @@ echo "== failover_bench (300 guests, a 10-minute steady run)"
   echo
   cat "$tmp/failover.md"
 } >"$results/failover.md"
+echo "== freshness_bench (48 operations over 5 minutes, change-driven and periodic only)"
+"$build/bench/freshness_bench" | tee "$tmp/freshness.md"
+{
+  echo "# Freshness: how far AccountDB is behind Proxmox"
+  echo
+  echo "Written by \`bash scripts/bench.sh\` (\`$build/bench/freshness_bench\`) on $(date -u '+%Y-%m-%d'),"
+  echo "commit \`$(git rev-parse --short HEAD)\`, on the machine of [README.md](README.md)."
+  echo "What the figures mean: [docs/sync.md](../../docs/sync.md) \"Changes seen between cycles\"."
+  echo
+  cat "$tmp/freshness.md"
+} >"$results/freshness.md"
 echo "== probe_bench (health-check load on clusters of 3, 10 and 50 nodes)"
 "$build/bench/probe_bench" 2>/dev/null | tee "$tmp/probe.md"
 echo "== http_server_bench (wrk on /status: the server before Boost.Beast and now)"

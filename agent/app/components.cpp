@@ -214,6 +214,7 @@ Components::Components(const LiveSettings& live, Clock& clock_in, Interrupt& int
         checker.reschedule();
       })) {
   engine.set_peer_ask(make_peer_ask(live));
+  engine.set_gone_by_task([this] { return changes.gone_by_task(); });
   proxmox.monitor().set_change_observer([this](const TargetChange& c) {
     on_target_change(store, StatusComponent::proxmox, c, proxmox.hosts().preferred());
     check_redundancy();

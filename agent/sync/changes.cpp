@@ -133,6 +133,18 @@ ChangeStatus ChangeWatcher::status() const {
   return s;
 }
 
+std::set<std::int64_t> ChangeWatcher::gone_by_task() const {
+  std::lock_guard lock(mutex_);
+  std::set<std::int64_t> out;
+  const auto now = clock_.now();
+  for (const auto& [vmid, at] : gone_) {
+    if (now - at < std::chrono::hours(1)) {
+      out.insert(vmid);
+    }
+  }
+  return out;
+}
+
 void ChangeWatcher::seen(const std::string& what, bool task) {
   std::lock_guard lock(mutex_);
   schedule_.seen(clock_.now());
@@ -165,6 +177,16 @@ void ChangeWatcher::poll_tasks() {
     log::debug("change_seen", "a guest task ended",
                {{"type", t.type}, {"vmid", t.id}, {"node", t.node}});
     seen(t.type + " of " + t.id + " on " + t.node, true);
+    const bool leaves = t.is_migration() || t.type == "qmdestroy" || t.type == "vzdestroy";
+    if (leaves && t.node == node && t.finished_ok() && t.vmid()) {
+      std::lock_guard lock(mutex_);
+      gone_[*t.vmid()] = clock_.now();
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = clock_.now();
+    std::erase_if(gone_, [&](const auto& e) { return now - e.second >= std::chrono::hours(1); });
   }
   // The list holds the last 25 tasks of each node: forget what left it.
   std::set<std::string> listed;

@@ -108,6 +108,9 @@ class ChangeWatcher {
   void cycle_started();
   void cycle_ended(bool success);
   ChangeStatus status() const;
+  // The guests of this node whose destroy or migration away ended OK in the
+  // last hour, as the task list showed them (plan.hpp PlanInput::gone_by_task).
+  std::set<std::int64_t> gone_by_task() const;
 
  private:
   void run();
@@ -125,6 +128,7 @@ class ChangeWatcher {
   ChangeSchedule schedule_;
   ChangeStatus status_;
   std::set<std::string> seen_tasks_;
+  std::map<std::int64_t, Clock::TimePoint> gone_;  // by VMID: when its task was seen
   std::optional<GuestStates> states_;
   std::int64_t started_at_ = 0;  // unix seconds
   std::optional<Clock::TimePoint> last_tasks_poll_;

@@ -475,6 +475,9 @@ CycleReport SyncEngine::run_cycle(bool dry_run) {
   }
   in.now = now;
   in.node = guests->node;
+  if (gone_by_task_) {
+    in.gone_by_task = gone_by_task_();
+  }
   deliver(cycle_plan(std::move(in), report), report);
   report.accounts = ledger_.snapshot();
   conclude(report);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,11 @@ class SyncEngine {
   // How the agents of the other nodes are asked for a guest's row; unset:
   // no guest is handed over.
   void set_peer_ask(PeerAsk ask) { ask_peer_ = std::move(ask); }
+  // The guests whose destroy or migration away the task list showed (the
+  // change watcher's); each cycle's plan gets them (PlanInput::gone_by_task).
+  void set_gone_by_task(std::function<std::set<std::int64_t>()> gone) {
+    gone_by_task_ = std::move(gone);
+  }
   CycleReport run_cycle(bool dry_run);
 
   bool accountdb_down() const { return accountdb_down_.load(); }
@@ -211,6 +217,7 @@ class SyncEngine {
   HeldChanges held_;
   Confirmed confirmed_;
   PeerAsk ask_peer_;
+  std::function<std::set<std::int64_t>()> gone_by_task_;
   // Per guest without a row that was looked up: the row handed over, why
   // not, or neither (no migration to it): asked once while it stays so.
   struct HandoverSeen {

@@ -360,7 +360,10 @@ void plan_gone(std::int64_t vmid, const AccountDbRow& row, const PlanInput& in, 
   if (in.whitelist.known) {
     d.whitelisted = in.whitelist.filters() && in.whitelist.vmids.contains(vmid);
   }
-  if (!s.mark_missing || count < s.missing_after_cycles || marked) {
+  // A destroy or migration task of the guest is Proxmox's own word that
+  // it left: it vouches for the first complete read it is absent from.
+  const bool vouched = in.read_counts_for_missing && in.gone_by_task.contains(vmid);
+  if (!s.mark_missing || (count < s.missing_after_cycles && !vouched) || marked) {
     return;
   }
   if (!in.cluster_locations || !in.visible) {

@@ -103,6 +103,10 @@ struct PlanInput {
   // Guests that migrated here whose row could not be taken over: created as
   // today, and said so.
   std::map<std::int64_t, HandoverFailure> handover_failures;
+  // Guests whose destroy or migration away from this node Proxmox's own task
+  // list shows ended OK (docs/sync.md "Guests that are gone"): gone from a
+  // complete read, they need no further reads to be marked.
+  std::set<std::int64_t> gone_by_task;
 };
 
 struct PlannedRequest {

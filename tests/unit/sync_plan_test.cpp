@@ -306,6 +306,33 @@ TEST_CASE("gone guests: counted over complete reads - marked deleted or migrated
   CHECK(make_plan(in).mark_candidates.empty());
 }
 
+TEST_CASE(
+    "gone guests: a destroy task vouches for the first complete read - not for a partial one") {
+  const auto g = guest(101, "running", "db-1");
+  auto in = input({guest(102)}, {101, 102}, {row_of(g, 7), row_of(guest(102), 8)});
+  in.settings.missing_after_cycles = 3;
+  in.memory.last_sent[102] = kNow;
+  in.gone_by_task = {101};
+  // A read that does not count: the task alone marks nothing.
+  in.read_counts_for_missing = false;
+  CHECK(make_plan(in).mark_candidates.empty());
+  in.read_counts_for_missing = true;
+  const auto p = make_plan(in);
+  CHECK(p.memory.missing.at(101) == 1);
+  REQUIRE(p.mark_candidates == std::vector<std::int64_t>{101});
+  // The cluster and the permissions still have their say.
+  in.cluster_locations = std::map<std::int64_t, std::string>{{101, "pve1"}};
+  in.visible = std::map<std::int64_t, bool>{{101, true}};
+  CHECK(make_plan(in).requests.empty());  // the cluster still has it here
+  in.cluster_locations = std::map<std::int64_t, std::string>{{102, "pve1"}};
+  in.visible = std::map<std::int64_t, bool>{{101, false}};
+  CHECK(make_plan(in).requests.empty());  // hidden, not gone
+  in.visible = std::map<std::int64_t, bool>{{101, true}};
+  const auto marked = make_plan(in);
+  REQUIRE(marked.requests.size() == 1);
+  CHECK(marked.requests[0].body["status"] == "deleted");
+}
+
 TEST_CASE("a guest that comes back starts its missing count again") {
   const auto g = guest(101);
   auto in = input({g}, {101}, {row_of(g, 7)});
