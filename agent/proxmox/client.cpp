@@ -82,6 +82,7 @@ PermissionNeeds ProxmoxClient::permission_needs() const {
           .sync_qemu = o.sync_qemu,
           .node_name_auto = o.node_name.empty(),
           .discover_hosts = o.discover_hosts,
+          .watch_tasks = o.watch_tasks,
           .token_id = c.token_id,
           .user = c.user};
 }

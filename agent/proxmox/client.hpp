@@ -54,6 +54,7 @@ struct ProxmoxClientOptions {
   bool vm_details = true;
   std::chrono::seconds details_ttl{3600};
   bool discover_hosts = true;  // PROXMOX_DISCOVER_HOSTS: a reason to need Sys.Audit
+  bool watch_tasks = false;    // CHANGE_POLL_INTERVAL > 0: another one
   // The short host name, the last resort for the node name (injected for tests).
   std::function<std::string()> short_hostname;
 };

@@ -55,19 +55,29 @@ std::string monitor_fix(const PermissionNeeds& n) {
 }
 
 std::string sys_audit_effect(const PermissionNeeds& n) {
-  const std::string name = "the node name is the short host name, not /cluster/status's";
-  const std::string discovery = "no failover hosts are discovered";
-  if (n.node_name_auto && n.discover_hosts) {
-    return name + ", and " + discovery;
+  std::vector<std::string> effects;
+  if (n.node_name_auto) {
+    effects.emplace_back("the node name is the short host name, not /cluster/status's");
   }
-  return n.node_name_auto ? name : discovery;
+  if (n.discover_hosts) {
+    effects.emplace_back("no failover hosts are discovered");
+  }
+  if (n.watch_tasks) {
+    effects.emplace_back(
+        "the task list is empty, so changes wait for the status read or the periodic cycle");
+  }
+  std::string out;
+  for (std::size_t i = 0; i < effects.size(); ++i) {
+    out += (i == 0 ? "" : (i + 1 == effects.size() ? ", and " : ", ")) + effects[i];
+  }
+  return out;
 }
 
 std::vector<Need> needs_of(int major, const PermissionNeeds& n) {
   std::vector<Need> out;
   out.push_back(
       {{"VM.Audit"}, "/vms", true, "the guest lists are empty: nothing syncs", auditor_fix(n)});
-  if (n.node_name_auto || n.discover_hosts) {
+  if (n.node_name_auto || n.discover_hosts || n.watch_tasks) {
     out.push_back({{"Sys.Audit"}, "/", false, sys_audit_effect(n), auditor_fix(n)});
   }
   if (n.vm_details && n.sync_qemu) {

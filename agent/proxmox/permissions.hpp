@@ -4,13 +4,14 @@
 // Proxmox VE version and the settings (docs/proxmox.md "Privileges").
 //
 //   VM.Audit on /vms, propagated     the guest lists (without it they are empty)
-//   Sys.Audit on /                   /cluster/status: the node name (auto) and discovery
+//   Sys.Audit on /                   /cluster/status: the node name (auto) and discovery;
+//                                    /cluster/tasks: the change signal (CHANGE_POLL_INTERVAL)
 //   with VM_DETAILS and QEMU guests, propagated on /vms:
 //     PVE >= 9: VM.GuestAgent.Audit (or .Unrestricted)   the guest agent's addresses
 //     PVE <  9: VM.Monitor                               the same; it also allows guest-exec
 //
 // A privilege the agent does not need (VM.Monitor on PVE 9, Sys.Audit with a
-// fixed node name and no discovery) is never reported.
+// fixed node name, no discovery and no change signal) is never reported.
 
 #include <cstdint>
 #include <optional>
@@ -26,6 +27,7 @@ struct PermissionNeeds {
   bool sync_qemu = true;       // SYNC_GUEST_TYPES holds qemu
   bool node_name_auto = true;  // PROXMOX_NODE_NAME=auto: /cluster/status names the node
   bool discover_hosts = true;  // PROXMOX_DISCOVER_HOSTS
+  bool watch_tasks = false;    // CHANGE_POLL_INTERVAL > 0: /cluster/tasks
   // Who the privileges are for, for the pveum command of the fix.
   std::string token_id;  // user@realm!name; empty: a password login of `user`
   std::string user;

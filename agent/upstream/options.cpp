@@ -99,6 +99,7 @@ ProxmoxClientOptions proxmox_client_options(const Settings& s) {
   o.vm_details = s.vm_details;
   o.details_ttl = std::chrono::seconds(s.vm_details_ttl);
   o.discover_hosts = s.proxmox_discover_hosts;
+  o.watch_tasks = s.change_poll_interval > 0;
   o.short_hostname = short_hostname;
   return o;
 }

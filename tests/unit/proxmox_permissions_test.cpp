@@ -88,6 +88,19 @@ TEST_CASE("missing privileges by version - grants and VM_DETAILS") {
   }
 }
 
+TEST_CASE("Sys.Audit is needed for the change signal too - the task list") {
+  const auto granted = on_root({"VM.Audit", "VM.GuestAgent.Audit"});
+  PermissionNeeds n = kToken;
+  n.node_name_auto = false;
+  n.discover_hosts = false;
+  n.watch_tasks = true;
+  const auto m = missing_privileges(granted, 9, n);
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].privilege == "Sys.Audit");
+  CHECK(m[0].effect ==
+        "the task list is empty, so changes wait for the status read or the periodic cycle");
+}
+
 TEST_CASE("Sys.Audit is needed only for the node name and discovery") {
   const auto granted = on_root({"VM.Audit", "VM.GuestAgent.Audit"});
   PermissionNeeds n = kToken;
