@@ -27,6 +27,7 @@ void ChangeSchedule::cycle_ended(bool success) {
   if (success && running_since_) {
     pending_since_ = seen_during_;
   }
+  failures_ = success ? 0 : std::min(failures_ + 1, kMaxBackoffDoublings);
   running_since_.reset();
   seen_during_.reset();
 }
@@ -37,7 +38,9 @@ std::optional<Clock::TimePoint> ChangeSchedule::due(const ChangeTimings& t) cons
   }
   auto at = *pending_since_ + t.settle;
   if (last_cycle_) {
-    at = std::max(at, *last_cycle_ + t.min_interval);
+    // After failed cycles the interval doubles: an outage is not a reason
+    // to ask every few seconds (the loop's own schedule goes on as well).
+    at = std::max(at, *last_cycle_ + t.min_interval * (1 << failures_));
   }
   return at;
 }

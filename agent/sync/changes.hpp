@@ -52,7 +52,8 @@ class ChangeSchedule {
   // A cycle began at `at`; it read Proxmox after what was seen before `at`.
   void cycle_started(Clock::TimePoint at);
   // It ended: a good one covers the changes seen before it began; a failed
-  // one leaves them pending (the next cycle is due as soon as the timings allow).
+  // one leaves them pending, and each failure in a row doubles the minimum
+  // interval before the next cycle for them (up to 64 times).
   void cycle_ended(bool success);
   // When the cycle for the pending changes is due; none when nothing is pending.
   std::optional<Clock::TimePoint> due(const ChangeTimings& t) const;
@@ -63,6 +64,8 @@ class ChangeSchedule {
   std::optional<Clock::TimePoint> last_cycle_;     // the start of the last cycle
   std::optional<Clock::TimePoint> running_since_;  // the start of the cycle running now
   std::optional<Clock::TimePoint> seen_during_;    // the first change seen while it runs
+  static constexpr int kMaxBackoffDoublings = 6;
+  int failures_ = 0;  // failed cycles in a row
 };
 
 // What one poll of /cluster/tasks shows: the tasks that ended since the last

@@ -92,7 +92,7 @@ TEST_CASE("changes: a change seen during a cycle waits for the next one") {
   CHECK(*s.due(kTimings) == t0 + 6s);
 }
 
-TEST_CASE("changes: a failed cycle leaves the change pending") {
+TEST_CASE("changes: a failed cycle leaves the change pending - failures in a row back off") {
   test::FakeClock clock;
   ChangeSchedule s;
   const auto t0 = clock.now();
@@ -100,7 +100,20 @@ TEST_CASE("changes: a failed cycle leaves the change pending") {
   s.cycle_started(t0 + 1s);
   s.cycle_ended(false);
   REQUIRE(s.pending_since().has_value());
-  CHECK(*s.due(kTimings) == t0 + 6s);
+  CHECK(*s.due(kTimings) == t0 + 11s);  // 1 s + 2 x 5 s
+  s.cycle_started(t0 + 11s);
+  s.cycle_ended(false);
+  CHECK(*s.due(kTimings) == t0 + 31s);  // 11 s + 4 x 5 s
+  for (int i = 0; i < 10; ++i) {
+    s.cycle_started(t0 + 31s);
+    s.cycle_ended(false);
+  }
+  CHECK(*s.due(kTimings) == t0 + 31s + 64 * 5s);  // at most 64 times
+  s.cycle_started(t0 + 400s);
+  s.cycle_ended(true);
+  CHECK_FALSE(s.due(kTimings).has_value());
+  s.seen(t0 + 401s);
+  CHECK(*s.due(kTimings) == t0 + 405s);  // a success ends the backoff
 }
 
 TEST_CASE("changes: guest tasks that ended on this node are changes - once each") {
