@@ -97,10 +97,12 @@ TEST_CASE(
     "PVE 9 privilege-separated token with only VM.Audit: VM.GuestAgent.Audit missing - once") {
   World w;
   w.pve.cluster().set_all_versions("9.0.3");
-  // A fixed node name and no discovery: Sys.Audit is not needed either.
-  RunningAgent a(
-      w, privsep_token(w, {{.path = "/vms", .privileges = {"VM.Audit"}}},
-                       {{"PROXMOX_NODE_NAME", "pve1"}, {"PROXMOX_DISCOVER_HOSTS", "false"}}));
+  // A fixed node name, no discovery and no change signal (the task list):
+  // Sys.Audit is not needed either.
+  RunningAgent a(w, privsep_token(w, {{.path = "/vms", .privileges = {"VM.Audit"}}},
+                                  {{"PROXMOX_NODE_NAME", "pve1"},
+                                   {"PROXMOX_DISCOVER_HOSTS", "false"},
+                                   {"CHANGE_POLL_INTERVAL", "0"}}));
   REQUIRE(a.wait_cycles(1));
   for (int i = 0; i < 2; ++i) {
     CHECK(last_result_ok(cycle(a)));
