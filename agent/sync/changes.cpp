@@ -157,15 +157,15 @@ void ChangeWatcher::seen(const std::string& what, bool task) {
   ++(task ? status_.task_changes : status_.status_changes);
 }
 
+void ChangeWatcher::count_poll(bool ok) {
+  std::lock_guard lock(mutex_);
+  ++status_.polls;
+  status_.poll_errors += ok ? 0 : 1;
+}
+
 void ChangeWatcher::poll_tasks() {
   auto tasks = proxmox_.cluster_tasks();
-  {
-    std::lock_guard lock(mutex_);
-    ++status_.polls;
-    if (!tasks) {
-      ++status_.poll_errors;
-    }
-  }
+  count_poll(tasks.ok());
   if (!tasks) {
     if (!std::exchange(tasks_failed_logged_, true)) {
       log::warn("change_poll_failed",
@@ -201,13 +201,7 @@ void ChangeWatcher::poll_tasks() {
 
 void ChangeWatcher::poll_status() {
   auto list = proxmox_.read_cluster_guests();
-  {
-    std::lock_guard lock(mutex_);
-    ++status_.polls;
-    if (!list) {
-      ++status_.poll_errors;
-    }
-  }
+  count_poll(list.ok());
   if (!list) {
     return;
   }

@@ -119,6 +119,7 @@ class ChangeWatcher {
   void run();
   void poll_tasks();
   void poll_status();
+  void count_poll(bool ok);  // /status polls and poll_errors
   void seen(const std::string& what, bool task);
 
   ProxmoxClient& proxmox_;

@@ -134,10 +134,13 @@ TEST_CASE(
   CHECK(metrics->body.find(
             "proxmox_host_agent_hedges_total{upstream=\"proxmox\",result=\"won\"} 1") !=
         std::string::npos);
+  // The lost race failed the node over at once: an automatic event from pve1
+  // to the peer that answered (newest first).
   const auto ev = events_of(a);
   REQUIRE(!ev.empty());
-  CHECK(ev.back()["reason"].get<std::string>().find("no answer from the node's own API") !=
-        std::string::npos);
+  CHECK(ev[0]["kind"] == "automatic");
+  CHECK(ev[0]["from"] == w.host("pve1"));
+  CHECK(ev[0]["to"] == first["proxmox"]["host"]);
   for (int i = 0; i < 3; ++i) {
     const auto later = cycle(a);
     CHECK(later["sync"]["last_result"]["duration_ms"].get<double>() < 1000.0);
